@@ -1,0 +1,44 @@
+# One entry point for people and CI: `make serve`, `make test`, `make bench`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+CONFIG ?= callhook.toml
+
+.PHONY: serve test lint unit bench install dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+dev: $(STAMP)
+
+## serve: set up and run the hub on embedded defaults (SQLite file, in-process bus)
+serve: $(VENV)/.installed
+	$(BIN)/callhook serve --config $(CONFIG) --init
+
+## lint: formatting, lint and types
+lint: $(STAMP)
+	$(BIN)/ruff format --check callhook tests bench
+	$(BIN)/ruff check callhook tests bench
+	$(BIN)/mypy
+
+## test: set up, lint, and run the whole suite
+test: lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+## bench: run every benchmark; each ends with `RATIO <name> <value>`
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

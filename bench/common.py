@@ -1,0 +1,158 @@
+"""Shared benchmark plumbing: processes pinned to cores, readiness, load generation, tables.
+
+These machines are shared and noisy, so every benchmark measures its own baseline in the
+same run and reports a ratio (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_CPU = 0
+CLIENT_CPU = 1 if (os.cpu_count() or 1) > 1 else 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(cmd: Sequence[str], *, cpu: int | None = SERVER_CPU, cwd: Path | None = None,
+          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a server process, pinned to one core (taskset semantics via sched_setaffinity)."""
+
+    def pin() -> None:
+        if cpu is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {cpu})
+
+    return subprocess.Popen(
+        list(cmd), cwd=cwd, env=env, preexec_fn=pin,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"server exited: {err[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def run_wrk(url: str, *, seconds: int, connections: int, script: str | None = None) -> float:
+    """Requests/s measured by wrk on the client core; non-2xx responses make it fail."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script or "")
+        f.write(
+            "\nlocal bad = 0\nresponse = function(status, headers, body)\n"
+            "  if status >= 300 then bad = bad + 1 end\nend\n"
+            "done = function(summary, latency, requests)\n"
+            '  io.write(string.format("NON2XX %d\\n", summary.errors.status))\nend\n'
+        )
+        path = f.name
+    cmd += ["-s", path, url]
+
+    def pin() -> None:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {CLIENT_CPU})
+
+    out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=pin, check=True).stdout
+    os.unlink(path)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    bad = re.search(r"NON2XX (\d+)", out)
+    if not m:
+        raise RuntimeError(f"cannot read wrk output:\n{out}")
+    if bad and int(bad.group(1)) > 0:
+        raise RuntimeError(f"wrk saw {bad.group(1)} non-2xx responses:\n{out}")
+    return float(m.group(1))
+
+
+async def _asyncio_load(
+    host: str, port: int, targets: Callable[[int], str], seconds: float, connections: int
+) -> float:
+    """Fallback generator: keep-alive GETs on `connections` sockets; returns requests/s."""
+    count = 0
+    stop_at = time.monotonic() + seconds
+
+    async def conn(n: int) -> None:
+        nonlocal count
+        reader, writer = await asyncio.open_connection(host, port)
+        i = n
+        try:
+            while time.monotonic() < stop_at:
+                target = targets(i)
+                i += connections
+                writer.write(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                if status >= 300:
+                    raise RuntimeError(f"status {status} for {target}")
+                m = re.search(rb"content-length: (\d+)", head, re.I)
+                await reader.readexactly(int(m.group(1)) if m else 0)
+                count += 1
+        finally:
+            writer.close()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(conn(n) for n in range(connections)))
+    return count / (time.monotonic() - t0)
+
+
+def load(host: str, port: int, *, targets: Callable[[int], str], wrk_script: str,
+         seconds: int = 8, connections: int = 64) -> tuple[float, str]:
+    """Requests/s and the tool used: wrk when installed, else the asyncio generator."""
+    if wrk_available():
+        return run_wrk(f"http://{host}:{port}/", seconds=seconds, connections=connections,
+                       script=wrk_script), "wrk"
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {CLIENT_CPU})
+    rate = asyncio.run(_asyncio_load(host, port, targets, seconds, connections))
+    return rate, "asyncio"
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    line = "  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True))
+    out = [title, line, "-" * len(line)]
+    for r in rows:
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    return "\n".join(out)
+
+
+def python() -> str:
+    return sys.executable

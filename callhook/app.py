@@ -1,0 +1,195 @@
+"""Composition root: builds store, bus, correlator, pipeline and servers; owns the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from callhook import __version__
+from callhook.api import events as events_api
+from callhook.bus.memory import MemoryBus
+from callhook.config import Settings
+from callhook.correlate import CorrelationSettings, Correlator
+from callhook.directory import Tenant
+from callhook.errors import HubError, error_json
+from callhook.events import Event
+from callhook.ingest.routes import IngestEndpoint, Receive, Scope, Send, TenantResolver
+from callhook.ops import Metrics
+from callhook.pipeline import Pipeline
+from callhook.security import RateLimiter
+from callhook.store import directory as dirstore
+from callhook.store.log import EventLog
+from callhook.store.sqlite import SQLiteStore
+
+log = logging.getLogger("callhook")
+
+# Paths that belong to the hub itself; any other path carrying `key=value` pairs is a phone.
+_OWN_PREFIXES = ("/api/", "/ws", "/static/", "/docs", "/redoc")
+_OWN_PATHS = {"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/favicon.ico"}
+
+
+class Hub:
+    """One callhook node: everything long-lived is built here and nowhere else."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store = SQLiteStore(settings.server.database, durability=settings.server.durability)
+        self.log = EventLog(self.store)
+        self.bus = MemoryBus()
+        self.tenants: dict[str, Tenant] = {}
+        c = settings.correlation
+        self.correlator = Correlator(
+            self.tenants.get,
+            CorrelationSettings(
+                merge_window=c.merge_window,
+                session_timeout=c.session_timeout,
+                ring_timeout=c.ring_timeout,
+                min_ring_seconds=c.min_ring_seconds,
+                max_sessions_per_tenant=c.max_sessions_per_tenant,
+            ),
+        )
+        self.pipeline = Pipeline(self.log, self.correlator)
+        self.resolver = TenantResolver()
+        self.auth_limiter = RateLimiter(limit=10, window=60)
+        self._api_keys: dict[str, tuple[str | None, float]] = {}
+        self.ready = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ingest = IngestEndpoint(self.pipeline, self.resolver, self.metrics)
+        self.api = self._build_api()
+
+    # lifespan --------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.store.open()
+        await self.apply_config()
+        sessions, presence = await self.log.load_state()
+        self.correlator.restore(sessions, presence)
+        self.log.commit_hooks.append(self._on_commit)
+        await self.bus.start()
+        self._tasks.append(asyncio.create_task(self._ticker(), name="correlator-tick"))
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.bus.stop()
+        await self.store.close()
+
+    async def apply_config(self) -> dirstore.ApplyReport:
+        """Make the database's directory match the config file, then reload the read model."""
+        hashes = await self.store.read(lambda c: dirstore.hash_passwords(self.settings, c))
+        report = await self.store.write(
+            lambda c, _st: dirstore.apply_config(c, self.settings, hashes)
+        )
+        await self.reload_directory()
+        if not report.unchanged:
+            log.info(
+                "config applied",
+                extra={"added": report.added, "changed": report.changed, "removed": report.removed},
+            )
+        return report
+
+    async def reload_directory(self) -> None:
+        tenants = await self.store.read(dirstore.load_tenants)
+        self.tenants.clear()
+        self.tenants.update(tenants)
+        self.resolver.load(self.tenants)
+
+    async def tenant_of_api_key(self, key: str) -> str | None:
+        cached = self._api_keys.get(key)
+        now = time.monotonic()
+        if cached and now - cached[1] < 30:  # revocation takes effect within 30 s
+            return cached[0]
+        tenant = await self.store.read(lambda c: dirstore.tenant_of_api_key(c, key))
+        if tenant is not None:
+            if len(self._api_keys) > 10_000:
+                self._api_keys.clear()
+            self._api_keys[key] = (tenant, now)
+        return tenant
+
+    def _on_commit(self, events: list[Event]) -> None:
+        for ev in events:
+            self.metrics.events_appended.labels(ev.topic).inc()
+        self.bus.publish(events)
+
+    async def _ticker(self) -> None:
+        interval = self.settings.correlation.tick_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.pipeline.tick()
+            except Exception:
+                log.exception("correlator tick failed")
+
+    # HTTP ------------------------------------------------------------------------------
+    def _build_api(self) -> FastAPI:
+        api = FastAPI(
+            title="callhook",
+            version=__version__,
+            description="Call event hub: REST API. Authenticate with `Authorization: Bearer`.",
+            docs_url="/docs",
+            redoc_url=None,
+        )
+        api.state.hub = self
+        api.include_router(events_api.router, prefix="/api/v1")
+
+        @api.exception_handler(HubError)
+        async def _hub_error(request: Request, exc: HubError) -> Response:
+            return JSONResponse(exc.body(), status_code=exc.status)
+
+        @api.exception_handler(RequestValidationError)
+        async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+            first = exc.errors()[0] if exc.errors() else {}
+            loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+            field = ".".join(loc) or None
+            msg = str(first.get("msg", "invalid request"))
+            return Response(
+                error_json("invalid", msg, field), status_code=422, media_type="application/json"
+            )
+
+        @api.get("/healthz", tags=["ops"], summary="Liveness")
+        async def healthz() -> dict[str, Any]:
+            return {"status": "ok", "version": __version__}
+
+        @api.get("/readyz", tags=["ops"], summary="Readiness: database and workers")
+        async def readyz() -> Response:
+            ok = self.ready
+            if ok:
+                try:
+                    await asyncio.wait_for(self.store.read(lambda c: c.execute("SELECT 1")), 5)
+                except Exception:
+                    ok = False
+            body = {"status": "ready" if ok else "not-ready"}
+            return JSONResponse(body, status_code=200 if ok else 503)
+
+        @api.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+        async def metrics() -> Response:
+            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+        return api
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The main listener: phone ingest first (hot path), everything else to FastAPI."""
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/ingest/") or (
+                path not in _OWN_PATHS and not path.startswith(_OWN_PREFIXES) and "=" in path
+            ):
+                await self.ingest(scope, receive, send)
+                return
+            if len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) > 8192:
+                await self.ingest(scope, receive, send)  # renders the 414
+                return
+        await self.api(scope, receive, send)

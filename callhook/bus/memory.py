@@ -1,0 +1,33 @@
+"""In-process bus: committed events go straight to local subscribers, in commit order."""
+
+from __future__ import annotations
+
+import logging
+
+from callhook.bus import Subscriber
+from callhook.events import Event
+
+log = logging.getLogger("callhook.bus")
+
+
+class MemoryBus:
+    """The default bus of a single node."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def publish(self, events: list[Event]) -> None:
+        for fn in self._subscribers:
+            try:
+                fn(events)
+            except Exception:  # one broken consumer must not stop the others
+                log.exception("bus subscriber failed")
+
+    def subscribe(self, fn: Subscriber) -> None:
+        self._subscribers.append(fn)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self._subscribers.clear()

@@ -1,0 +1,253 @@
+"""The session table: which session a phone's report belongs to, timers, and closed calls.
+
+Every lookup is a dict access on the report's own keys, never a scan of all sessions:
+call id, the phone's current call, the (tenant, number pair) of an internal call, the caller
+of a ringing call (ring groups whose phones see different call ids) and a transfer target.
+Deadlines live in a lazy heap. Closed sessions stay findable for `dedup_window`, so late or
+repeated reports of a finished call are recognised instead of starting a new one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from typing import TypeVar
+
+from callhook.correlate.state import DONE, CorrelationSettings, Leg, Session
+from callhook.normalise import CallReport
+
+_K = TypeVar("_K")
+_MAX_PER_KEY = 8  # sessions remembered per pair/caller key; older ones just stop merging
+_NOT_A_NUMBER = frozenset({"anonymous", "unknown", "private", "restricted", "unavailable"})
+
+
+def _compatible(a: str, b: str) -> bool:
+    """Two legs can be the two ends of one call unless both say they called (or were called)."""
+    return not a or not b or a != b
+
+
+def mergeable_caller(number: str) -> bool:
+    """Withheld numbers are shared by unrelated callers; never merge ring legs on them."""
+    return any(c.isdigit() for c in number) and number.lower() not in _NOT_A_NUMBER
+
+
+class SessionTable:
+    """Open and recently closed sessions, with the indexes that route reports to them."""
+
+    def __init__(self, settings: CorrelationSettings) -> None:
+        self.settings = settings
+        self.by_call: dict[tuple[str, str], Session] = {}
+        self.by_phone: dict[tuple[str, str], Session] = {}
+        self.by_pair: dict[tuple[str, str, str], list[Session]] = {}
+        self.by_caller: dict[tuple[str, str], list[Session]] = {}
+        self.by_transfer: dict[tuple[str, str], Session] = {}
+        self.open: dict[str, dict[str, Session]] = {}  # tenant -> id -> session, oldest first
+        self._heap: list[tuple[float, int, Session]] = []
+        self._tiebreak = itertools.count()
+        self._closed: deque[Session] = deque()
+        self._open_count = 0
+
+    # -- finding a report's session ------------------------------------------------------
+    def find(self, tenant: str, rep: CallReport, now: float) -> Session | None:
+        """The session `rep` belongs to (possibly closed: then it is a late report), or None."""
+        if rep.call_id:
+            s = self.by_call.get((tenant, rep.call_id))
+            if s is not None:
+                return s
+        s = self.by_phone.get((tenant, rep.phone))
+        if s is not None and self._same_call(s, rep):
+            return s
+        if not rep.own:
+            return None
+        return (
+            self._transfer_match(tenant, rep, now)
+            or self._pair_match(tenant, rep, now)
+            or self._ring_match(tenant, rep, now)
+        )
+
+    def _same_call(self, s: Session, rep: CallReport) -> bool:
+        """Is `rep` (no known call id) about the phone's latest call `s`?"""
+        leg = s.legs.get(rep.phone)
+        if leg is None or (rep.call_id and leg.call_id):
+            return False
+        if leg.remote and rep.remote and leg.remote != rep.remote:
+            return False
+        if s.closed:
+            # A repeated end, or Terminate after Missed, of the call that just ended; any other
+            # report from the phone after its call closed begins a new call.
+            return rep.phase in ("hangup", "missed") and (rep.duration or 0) == (leg.duration or 0)
+        if rep.phase in ("ring", "dial"):
+            return leg.state not in DONE  # a repeat or late start; after its end, a new call
+        return True
+
+    def _transfer_match(self, tenant: str, rep: CallReport, now: float) -> Session | None:
+        s = self.by_transfer.get((tenant, rep.own))
+        if s is None or s.closed or rep.role == "caller" or rep.phone in s.legs:
+            return None
+        # The target rings just after the transfer; the window restarts at the transferor's end.
+        since = s.transfer_until - self.settings.merge_window if s.transfer_until else s.last_activity
+        return s if now - since <= self.settings.merge_window else None
+
+    def _pair_match(self, tenant: str, rep: CallReport, now: float) -> Session | None:
+        """The other end of an internal call: a leg of phone `remote` whose remote is us."""
+        if not rep.remote or rep.remote == rep.own:
+            return None
+        a, b = (rep.own, rep.remote) if rep.own < rep.remote else (rep.remote, rep.own)
+        for s in reversed(self.by_pair.get((tenant, a, b), ())):
+            if rep.phone in s.legs:
+                continue
+            if s.closed and now - s.closed_at > self.settings.merge_window:
+                continue
+            other = s.legs.get(rep.remote)
+            if other is not None and other.remote == rep.own and _compatible(other.role, rep.role):
+                return s
+        return None
+
+    def _ring_match(self, tenant: str, rep: CallReport, now: float) -> Session | None:
+        """A ring group: the same caller ringing several phones (or dialling, seen first from
+        the called side) within merge_window, before anyone answered."""
+        if rep.role == "target":
+            caller = rep.remote
+        elif rep.role == "caller":
+            caller = rep.own
+        else:
+            return None
+        if not caller or not mergeable_caller(caller):
+            return None
+        window = self.settings.merge_window
+        for s in reversed(self.by_caller.get((tenant, caller), ())):
+            if s.closed or s.answered or rep.phone in s.legs or now - s.created_at > window:
+                continue
+            if rep.role == "caller" and any(leg.role == "caller" for leg in s.legs.values()):
+                continue
+            return s
+        return None
+
+    # -- indexing --------------------------------------------------------------------------
+    def add(self, s: Session) -> None:
+        """Register a new (or restored) open session."""
+        self.open.setdefault(s.tenant, {})[s.session_id] = s
+        self._open_count += 1
+
+    def index_leg(self, s: Session, leg: Leg) -> None:
+        """Make `leg`'s call id, phone and number pair lead to `s`."""
+        t = s.tenant
+        if leg.call_id and leg.call_id not in s.idx_calls:
+            self.by_call[(t, leg.call_id)] = s
+            s.idx_calls.append(leg.call_id)
+        self.by_phone[(t, leg.phone)] = s
+        if leg.phone not in s.idx_phones:
+            s.idx_phones.append(leg.phone)
+        if leg.number and leg.remote and leg.number != leg.remote:
+            a, b = sorted((leg.number, leg.remote))
+            if (a, b) not in s.idx_pairs:
+                s.idx_pairs.append((a, b))
+                _push(self.by_pair.setdefault((t, a, b), []), s)
+
+    def index_caller(self, s: Session) -> None:
+        """Let other phones ringing for the same caller join `s` (ring group)."""
+        if s.caller and not s.idx_callers and mergeable_caller(s.caller):
+            s.idx_callers.append(s.caller)
+            _push(self.by_caller.setdefault((s.tenant, s.caller), []), s)
+
+    def index_transfer(self, s: Session, target: str) -> None:
+        self.by_transfer[(s.tenant, target)] = s
+        if target not in s.transfer_targets:
+            s.transfer_targets.append(target)
+
+    # -- timers ----------------------------------------------------------------------------
+    def schedule(self, s: Session, deadline: float) -> None:
+        """Set `s`'s deadline; only an earlier one needs a new heap entry (lazy heap)."""
+        s.deadline = deadline
+        if deadline < s.heap_at:
+            s.heap_at = deadline
+            heapq.heappush(self._heap, (deadline, next(self._tiebreak), s))
+
+    def due(self, now: float) -> list[Session]:
+        """Open sessions whose deadline has passed."""
+        out: list[Session] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, _, s = heapq.heappop(heap)
+            if s.closed or at != s.heap_at:
+                continue  # stale entry
+            if s.deadline <= now:
+                s.heap_at = float("inf")
+                out.append(s)
+            else:
+                s.heap_at = s.deadline
+                heapq.heappush(heap, (s.deadline, next(self._tiebreak), s))
+        # Closed sessions leave entries behind; rebuild before they outnumber the open ones.
+        if len(heap) > 2 * self._open_count + 1024:
+            self._heap = [(s.heap_at, next(self._tiebreak), s) for s in self._iter_open()]
+            heapq.heapify(self._heap)
+        return out
+
+    def _iter_open(self) -> list[Session]:
+        return [s for by_id in self.open.values() for s in by_id.values() if s.heap_at < float("inf")]
+
+    # -- closing and forgetting ----------------------------------------------------------------
+    def oldest(self, tenant: str) -> Session | None:
+        by_id = self.open.get(tenant)
+        return next(iter(by_id.values())) if by_id else None
+
+    def count(self, tenant: str) -> int:
+        by_id = self.open.get(tenant)
+        return len(by_id) if by_id else 0
+
+    def retire(self, s: Session, now: float) -> None:
+        """`s` has closed: keep it findable for dedup_window, then forget it."""
+        by_id = self.open.get(s.tenant)
+        if by_id is not None and by_id.pop(s.session_id, None) is not None:
+            self._open_count -= 1
+            if not by_id:
+                del self.open[s.tenant]
+        s.closed_at = now
+        self._closed.append(s)
+        if len(self._closed) > self.settings.max_closed_sessions:
+            self._forget(self._closed.popleft())
+
+    def purge(self, now: float) -> None:
+        """Forget closed sessions older than dedup_window (they close in time order)."""
+        horizon = now - self.settings.dedup_window
+        closed = self._closed
+        while closed and closed[0].closed_at < horizon:
+            self._forget(closed.popleft())
+
+    def _forget(self, s: Session) -> None:
+        t = s.tenant
+        for cid in s.idx_calls:
+            if self.by_call.get((t, cid)) is s:
+                del self.by_call[(t, cid)]
+        for phone in s.idx_phones:
+            if self.by_phone.get((t, phone)) is s:
+                del self.by_phone[(t, phone)]
+        for a, b in s.idx_pairs:
+            _drop(self.by_pair, (t, a, b), s)
+        for caller in s.idx_callers:
+            _drop(self.by_caller, (t, caller), s)
+        for target in s.transfer_targets:
+            if self.by_transfer.get((t, target)) is s:
+                del self.by_transfer[(t, target)]
+
+    def __len__(self) -> int:
+        return self._open_count
+
+
+def _push(bucket: list[Session], s: Session) -> None:
+    bucket.append(s)
+    if len(bucket) > _MAX_PER_KEY:
+        del bucket[0]
+
+
+def _drop(index: dict[_K, list[Session]], key: _K, s: Session) -> None:
+    bucket = index.get(key)
+    if bucket is None:
+        return
+    try:
+        bucket.remove(s)
+    except ValueError:
+        pass
+    if not bucket:
+        del index[key]

@@ -1,0 +1,170 @@
+"""What correlation remembers: settings, sessions (calls) and legs (one phone's part), and
+their JSON-able form for persistence across restarts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+# Leg states. A leg is live until it reaches one of DONE.
+RINGING, DIALING, ESTABLISHED, NEW = "ringing", "dialing", "established", "new"
+ENDED, NOANSWER, FAILED = "ended", "noanswer", "failed"
+DONE: frozenset[str] = frozenset({ENDED, NOANSWER, FAILED})
+
+
+@dataclass(slots=True)
+class CorrelationSettings:
+    """Correlation tunables (seconds unless said otherwise)."""
+
+    merge_window: float = 5.0  # two phones' legs of one internal call / ring group
+    session_timeout: float = 4 * 3600  # idle open session closed with end_reason "timeout"
+    ring_timeout: float = 180  # ringing nobody answered: decided "missed" by tick()
+    min_ring_seconds: float = 5.0  # unanswered and rang less: "abandoned", else "missed"
+    max_sessions_per_tenant: int = 50_000  # oldest closed with end_reason "evicted"
+    dedup_window: float = 30.0  # repeats of a device event / reports for a closed call
+    max_legs_per_session: int = 32  # phones (targets) one session tracks
+    max_dedup_entries: int = 100_000  # device-event repeat memory, all tenants
+    max_presence_per_tenant: int = 100_000  # extensions with presence state
+    max_closed_sessions: int = 100_000  # closed sessions kept dedup_window for late reports
+
+
+@dataclass(slots=True)
+class Changes:
+    """State changed since the last drain, to persist with the events in one transaction."""
+
+    sessions: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
+    presence: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass(slots=True, eq=False)
+class Leg:
+    """One phone's part in a session."""
+
+    phone: str  # phone key (normalise.phone_identity)
+    number: str  # its own number, "" when unknown
+    role: str = ""  # "caller", "target" or "" (unknown)
+    state: str = NEW
+    call_id: str = ""
+    remote: str = ""
+    ring_start: float | None = None
+    answer_time: float | None = None
+    end_time: float | None = None
+    duration: int | None = None
+    held: bool | None = None  # last hold transition reported by this phone
+    transferred: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _LEG_FIELDS}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Leg:
+        return cls(**{k: d[k] for k in _LEG_FIELDS if k in d})
+
+
+_LEG_FIELDS = tuple(f.name for f in fields(Leg))
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """One call: every phone's leg of it, and which lifecycle events were already emitted."""
+
+    tenant: str
+    session_id: str
+    cdr_id: str
+    created_at: float
+    last_activity: float
+    call_id: str = ""
+    caller: str = ""
+    callee: str = ""
+    caller_display_name: str = ""
+    view: int = 0  # who set caller/callee: 0 a guess, 1 a called phone, 2 the caller's phone
+    direction: str = ""
+    start_time: float | None = None
+    ring_start: float | None = None
+    answer_time: float | None = None
+    end_time: float | None = None
+    answered_by: str = ""  # number of the phone that answered
+    fail_code: int | None = None
+    status: str = ""
+    end_reason: str = ""
+    closed: bool = False
+    transfer_until: float | None = None  # transferor hung up: wait this long for the target
+    legs: dict[str, Leg] = field(default_factory=dict)
+    emitted: set[str] = field(default_factory=set)  # lifecycle keys sent (once per session)
+    reroutes: set[str] = field(default_factory=set)
+    transfer_targets: list[str] = field(default_factory=list)
+    extensions: tuple[str, ...] = ()
+    # Bookkeeping, rebuilt on restore: timer and the index keys this session holds.
+    deadline: float = math.inf
+    heap_at: float = math.inf
+    closed_at: float = 0.0
+    idx_calls: list[str] = field(default_factory=list)
+    idx_phones: list[str] = field(default_factory=list)
+    idx_pairs: list[tuple[str, str]] = field(default_factory=list)
+    idx_callers: list[str] = field(default_factory=list)
+
+    @property
+    def answered(self) -> bool:
+        return self.answer_time is not None
+
+    def state(self) -> str:
+        """Coarse state for active-call views."""
+        if self.closed:
+            return "ended"
+        if self.answer_time is None:
+            return "ringing" if self.has_ringing() else "dialing"
+        if self.transfer_until is not None:
+            return "transferring"
+        if any(leg.held for leg in self.legs.values()):
+            return "held"
+        return "established"
+
+    def has_ringing(self) -> bool:
+        return any(leg.state == RINGING for leg in self.legs.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {name: getattr(self, name) for name in _SESSION_FIELDS}
+        d["legs"] = [leg.to_dict() for leg in self.legs.values()]
+        d["emitted"] = sorted(self.emitted)
+        d["reroutes"] = sorted(self.reroutes)
+        d["transfer_targets"] = list(self.transfer_targets)
+        d["extensions"] = list(self.extensions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Session:
+        s = cls(**{k: d[k] for k in _SESSION_FIELDS if k in d})
+        for item in d.get("legs", ()):
+            leg = Leg.from_dict(item)
+            s.legs[leg.phone] = leg
+        s.emitted = set(d.get("emitted", ()))
+        s.reroutes = set(d.get("reroutes", ()))
+        s.transfer_targets = list(d.get("transfer_targets", ()))
+        s.extensions = tuple(d.get("extensions", ()))
+        return s
+
+
+_SESSION_FIELDS = (
+    "tenant",
+    "session_id",
+    "cdr_id",
+    "created_at",
+    "last_activity",
+    "call_id",
+    "caller",
+    "callee",
+    "caller_display_name",
+    "view",
+    "direction",
+    "start_time",
+    "ring_start",
+    "answer_time",
+    "end_time",
+    "answered_by",
+    "fail_code",
+    "status",
+    "end_reason",
+    "closed",
+    "transfer_until",
+)

@@ -1,0 +1,131 @@
+"""The canonical event: PortSIP's message format plus callhook's `topic`, `seq`, `event_id`.
+
+Wire format: seeds/002 ("Going Real-Time with PortSIP PBX Pub/Sub"). `time` is a string of
+Unix seconds, SIP addresses are `sip:EXT@domain`, ids are numeric strings.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+# topic -> keys it carries (SPEC §2). Keys are unique across topics.
+TOPICS: dict[str, tuple[str, ...]] = {
+    "extension_events": (
+        "extension_register",
+        "call_start",
+        "call_established",
+        "call_ended",
+        "call_noanswer",
+        "call_fail",
+        "call_reroute",
+        "call_hold",
+        "call_unhold",
+        "target_add",
+        "target_ringing",
+        "target_noanswer",
+        "target_fail",
+        "target_ended",
+        "dnd_on",
+        "dnd_off",
+        "forward_on",
+        "forward_off",
+    ),
+    "device_events": ("off_hook", "on_hook", "boot_completed", "syslog_on", "syslog_off", "action_url"),
+    "cdr_events": ("call_cdr",),
+    "queue_events": ("queue_status", "queue_member_state"),
+    "trunk_events": ("trunk_connected", "trunk_disconnected"),
+    "webhook_events": ("endpoint_failing", "endpoint_disabled", "endpoint_recovered"),
+}
+
+KEY_TOPIC: dict[str, str] = {key: topic for topic, keys in TOPICS.items() for key in keys}
+
+
+def topic_of(key: str) -> str:
+    """The topic a key belongs to; KeyError for an unknown key."""
+    return KEY_TOPIC[key]
+
+
+class _IdGen:
+    """Numeric string ids, unique and roughly time-ordered (snowflake-like, like PortSIP's)."""
+
+    _EPOCH_MS = 1_600_000_000_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._n = 0
+        self._node = int.from_bytes(os.urandom(2), "big") & 0x3FF
+
+    def next(self) -> str:
+        with self._lock:
+            ms = int(time.time() * 1000)
+            if ms <= self._last_ms:
+                ms = self._last_ms
+                self._n += 1
+                if self._n >= 4096:  # 4096 ids per millisecond; borrow from the next one
+                    ms += 1
+                    self._n = 0
+            else:
+                self._n = 0
+            self._last_ms = ms
+            return str(((ms - self._EPOCH_MS) << 22) | (self._node << 12) | self._n)
+
+
+_ids = _IdGen()
+
+
+def new_id() -> str:
+    """A new numeric-string id (session_id, cdr_id, event_id, tenant_id ...)."""
+    return _ids.next()
+
+
+@dataclass(slots=True)
+class Event:
+    """One canonical event. `body` holds the PortSIP message fields (incl. `event_type`).
+
+    `extensions` and `queue` say whom the event concerns, for routing and permissions; they
+    are not part of the wire body. `seq` and `event_id` are set by the event log on append.
+    """
+
+    tenant: str
+    key: str
+    body: dict[str, Any]
+    extensions: tuple[str, ...] = ()
+    queue: str | None = None
+    session_id: str | None = None
+    seq: int = 0
+    event_id: str = ""
+    created_at: float = field(default_factory=time.time)
+    meta: dict[str, Any] = field(default_factory=dict)  # pipeline-internal, never stored
+
+    @property
+    def topic(self) -> str:
+        return KEY_TOPIC.get(self.key, "device_events")
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON object sent to subscribers and stored in the log."""
+        out = dict(self.body)
+        out["event_type"] = self.key
+        out["topic"] = self.topic
+        out["seq"] = self.seq
+        out["event_id"] = self.event_id
+        return out
+
+    def wire_bytes(self) -> bytes:
+        return orjson.dumps(self.wire())
+
+
+def unix_time(ts: float | None = None) -> str:
+    """PortSIP's `time`: Unix seconds as a string."""
+    return str(int(time.time() if ts is None else ts))
+
+
+def sip_uri(number: str, domain: str) -> str:
+    """`sip:102@domain` for an extension number."""
+    return f"sip:{number}@{domain}"

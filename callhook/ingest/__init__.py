@@ -1,0 +1,1 @@
+"""Phone ingest: Action URL request shapes -> PhoneEvent."""

@@ -1,0 +1,218 @@
+"""Phone event -> what it means from that one phone's point of view (SPEC §2 table).
+
+Pure and table-driven: `normalise()` turns a `PhoneEvent` into a `CallReport` (a phone's view
+of one call, merged into sessions by `callhook.correlate`) or a `DeviceReport` (registration,
+DND/forwarding, hook and device events, unrecognised requests). No tenant, no state, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from callhook.ingest.model import PhoneEvent
+
+Phase = Literal["ring", "dial", "answer", "hangup", "missed", "hold", "unhold", "transfer"]
+Role = Literal["caller", "target", ""]
+
+
+@dataclass(frozen=True, slots=True)
+class CallRule:
+    """How one phone call event reads: its phase, what it says about the phone's role, and
+    the canonical keys a phone reporting it alone yields (SPEC §2, in order)."""
+
+    phase: Phase
+    role: Role
+    keys: tuple[str, ...]
+    reason: str = ""
+
+
+# SPEC §2 "Phone events map as follows". A Missed Call is always an incoming call at that phone.
+CALL_RULES: Final[dict[str, CallRule]] = {
+    "incoming_call": CallRule("ring", "target", ("call_start", "target_add", "target_ringing")),
+    "outgoing_call": CallRule("dial", "caller", ("call_start",)),
+    "establish_call": CallRule("answer", "", ("call_established",)),
+    "terminate_call": CallRule("hangup", "", ("call_ended", "call_cdr")),
+    "missed_call": CallRule("missed", "target", ("call_noanswer", "target_noanswer", "call_cdr")),
+    "hold_call": CallRule("hold", "", ("call_hold",)),
+    "resume_call": CallRule("unhold", "", ("call_unhold",)),
+    "blind_transfer": CallRule("transfer", "", ("call_reroute",), "blind_transfer"),
+    "attended_transfer": CallRule("transfer", "", ("call_reroute",), "attended_transfer"),
+}
+
+# Phone events that are not about a call: phone event -> canonical key (topic from events.TOPICS).
+DEVICE_KEYS: Final[dict[str, str]] = {
+    "registration": "extension_register",
+    "sign_off": "extension_register",
+    "dnd_on": "dnd_on",
+    "dnd_off": "dnd_off",
+    "forward_on": "forward_on",
+    "forward_off": "forward_off",
+    "off_hook": "off_hook",
+    "on_hook": "on_hook",
+    "booting_completed": "boot_completed",
+    "syslog_on": "syslog_on",
+    "syslog_off": "syslog_off",
+}
+
+# `$calldirection` (seed 000: "the phone is calling party or called party") -> role.
+_DIRECTION_ROLES: Final[dict[str, Role]] = {
+    "incoming": "target",
+    "in": "target",
+    "outgoing": "caller",
+    "out": "caller",
+}
+
+# A phone does not say how long its registration lasts; PortSIP's examples use 300 s, phones
+# commonly 3600 s. Presence only shows it, nothing expires on it.
+REGISTRATION_EXPIRES: Final = 3600
+# Bounds what one report can make the correlator remember (values come from the network).
+MAX_VALUE_CHARS: Final = 256
+DEVICE_FIELDS: Final = (
+    "mac",
+    "phone_ip",
+    "product",
+    "program_version",
+    "hardware_version",
+    "language",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallReport:
+    """One phone's view of one moment of one call."""
+
+    event: str  # phone event (PHONE_EVENTS)
+    phase: Phase
+    phone: str  # identity of the reporting phone: its number, else mac:/ip:
+    own: str  # the phone's own number ("" when it did not say)
+    remote: str  # the other party's number ("" when unknown)
+    role: Role  # "caller", "target" (the called phone) or "" (unknown)
+    call_id: str
+    duration: int | None  # `$duration`, talk seconds
+    display_local: str = ""
+    display_remote: str = ""
+    reason: str = ""  # call_reroute reason
+    fail_code: int | None = None
+    device: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReport:
+    """A phone event that is not about a call, with the phone's identity and details."""
+
+    event: str | None  # phone event, None when unrecognised
+    key: str  # canonical key (DEVICE_KEYS value, or "action_url")
+    phone: str
+    own: str
+    device: dict[str, str]
+    contact: dict[str, Any] | None = None  # extension_register only
+    removed: bool = False  # sign_off: the contact is removed
+    raw: dict[str, Any] | None = None  # action_url only: pairs, event_name, hints
+
+
+def _clip(value: str) -> str:
+    return value if len(value) <= MAX_VALUE_CHARS else value[:MAX_VALUE_CHARS]
+
+
+def _int_or_none(value: str | None, limit: int = 10**9) -> int | None:
+    """A non-negative integer from a phone's string, None when it is not one (never raises)."""
+    if not value or len(value) > 10 or not (value.isascii() and value.isdigit()):
+        return None
+    n = int(value)
+    return n if n <= limit else None
+
+
+def phone_identity(variables: dict[str, str], source_ip: str = "") -> tuple[str, str]:
+    """(phone key, own number): the number when the phone said it, else its MAC or address."""
+    own = _clip(variables.get("local") or variables.get("active_user") or "")
+    if own:
+        return own, own
+    mac = variables.get("mac", "")
+    if mac:
+        return f"mac:{_clip(mac)}", ""
+    return f"ip:{_clip(variables.get('phone_ip') or source_ip)}", ""
+
+
+def user_agent(variables: dict[str, str]) -> str:
+    """Registration `user_agent` as PortSIP shows it: model and firmware."""
+    return " ".join(v for v in (variables.get("product"), variables.get("program_version")) if v)
+
+
+def contact(
+    own: str, variables: dict[str, str], source_ip: str, now: float, removed: bool
+) -> dict[str, Any]:
+    """A PortSIP registration contact (seed 002 `registration_contacts` item) for one phone."""
+    host = _clip(variables.get("phone_ip") or source_ip)
+    mac = variables.get("mac", "")
+    # RFC 4122 lets a UUID's node field be the MAC: a stable instance id per device.
+    instance = (
+        f"<urn:uuid:00000000-0000-1000-8000-{mac.lower()}>"
+        if len(mac) == 12 and mac.isalnum()
+        else ""
+    )
+    uri = f"<sip:{own}@{host}>"
+    if removed:
+        uri += ";expires=0"
+    if instance:
+        uri += f';+sip.instance="{instance}"'
+    t = int(now)
+    return {
+        "contact_uri": uri,
+        "expires": t if removed else t + REGISTRATION_EXPIRES,
+        "instance": instance,
+        "last_update": t,
+        "public_address": host,
+        "received_from": _clip(source_ip or host),
+        "reg_id": 0,
+        "user_agent": _clip(user_agent(variables)),
+    }
+
+
+def normalise(pe: PhoneEvent, now: float) -> CallReport | DeviceReport:
+    """The one-phone meaning of `pe` (never raises)."""
+    v = pe.variables
+    phone, own = phone_identity(v, pe.source_ip)
+    rule = CALL_RULES.get(pe.event) if pe.event else None
+    if rule is not None:
+        role = rule.role or _DIRECTION_ROLES.get(v.get("calldirection", "").lower(), "")
+        device = tuple((k, _clip(v[k])) for k in DEVICE_FIELDS if k in v)
+        return CallReport(
+            event=pe.event or "",
+            phase=rule.phase,
+            phone=phone,
+            own=own,
+            remote=_clip(v.get("remote", "")),
+            role=role,
+            call_id=_clip(v.get("call_id", "")),
+            duration=_int_or_none(v.get("duration")),
+            display_local=_clip(v.get("display_local", "")),
+            display_remote=_clip(v.get("display_remote", "")),
+            reason=rule.reason,
+            # Phones send no failure code; a URL carrying `fail_code` (SIP status) is honoured.
+            fail_code=_fail_code(pe.pairs.get("fail_code")),
+            device=device,
+        )
+    device_info = {k: _clip(v[k]) for k in DEVICE_FIELDS if k in v}
+    if pe.source_ip:
+        device_info["source_ip"] = _clip(pe.source_ip)
+    key = DEVICE_KEYS.get(pe.event) if pe.event else None
+    if key is None:
+        raw: dict[str, Any] = {
+            "event_name": pe.event_name or "",
+            "pairs": dict(pe.pairs),
+            "variables": dict(v),
+            "hints": list(pe.hints),
+            "vendor": pe.vendor,
+        }
+        return DeviceReport(pe.event, "action_url", phone, own, device_info, raw=raw)
+    if key == "extension_register":
+        removed = pe.event == "sign_off"
+        c = contact(own, v, pe.source_ip, now, removed) if own else None
+        return DeviceReport(pe.event, key, phone, own, device_info, contact=c, removed=removed)
+    return DeviceReport(pe.event, key, phone, own, device_info)
+
+
+def _fail_code(value: str | None) -> int | None:
+    code = _int_or_none(value, 699)
+    return code if code is not None and code >= 400 else None

@@ -1,0 +1,71 @@
+"""Operations: structured logging, Prometheus metrics, health and readiness."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any `extra` fields."""
+
+    _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for k, v in record.__dict__.items():
+            if k not in self._skip:
+                out[k] = v
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+def setup_logging(level: str = "info", fmt: str = "auto") -> None:
+    """JSON logs, or readable ones on a terminal (`log_format = "auto"`)."""
+    handler = logging.StreamHandler(sys.stderr)
+    pretty = fmt == "pretty" or (fmt == "auto" and sys.stderr.isatty())
+    if pretty:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access", "uvicorn.error", "websockets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Metrics:
+    """The hub's Prometheus metrics, on a registry of its own (one per hub)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events_ingested = Counter(
+            "callhook_events_ingested", "Phone requests accepted", ["tenant", "event"], registry=r
+        )
+        self.events_appended = Counter(
+            "callhook_events_appended", "Canonical events committed to the log", ["topic"], registry=r
+        )
+        self.ingest_latency = Histogram(
+            "callhook_ingest_seconds",
+            "Phone request to durable acknowledgement",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.started = Gauge("callhook_start_time_seconds", "Start time", registry=r)
+        self.started.set(time.time())
+
+    def ingested(self, tenant: str, event: str) -> None:
+        self.events_ingested.labels(tenant, event).inc()

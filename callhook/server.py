@@ -1,0 +1,55 @@
+"""Run a Hub behind uvicorn until a signal, then shut down in order (uvicorn's way)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+
+from callhook.app import Hub
+from callhook.config import Settings
+
+log = logging.getLogger("callhook")
+
+
+def _host_port(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def serve(settings: Settings, *, on_ready: object = None) -> None:
+    """Start the hub and its listeners; return after a clean shutdown (SIGINT/SIGTERM)."""
+    hub = Hub(settings)
+    await hub.start()
+    host, port = _host_port(settings.server.listen)
+    config = uvicorn.Config(
+        hub.asgi,
+        host=host,
+        port=port,
+        loop="none",
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+        # Phones send one GET per event; a few KiB of headers is plenty.
+        h11_max_incomplete_event_size=16 * 1024,
+    )
+    server = uvicorn.Server(config)
+    log.info("callhook listening", extra={"listen": settings.server.listen})
+    try:
+        await server.serve()
+    finally:
+        await hub.stop()
+
+
+def run(settings: Settings) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(serve(settings))
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        asyncio.run(serve(settings))

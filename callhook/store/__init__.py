@@ -1,0 +1,1 @@
+"""Storage: the event log and everything else callhook keeps."""

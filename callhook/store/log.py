@@ -1,0 +1,220 @@
+"""The durable event log: append (with correlation state, devices, CDRs) and read by seq."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from callhook.events import Event, new_id
+from callhook.store.sqlite import SQLiteStore, WriterState
+
+# In-transaction hook: sees the appended events (seq/event_id set) inside the transaction,
+# so rows it writes (e.g. webhook outbox) commit or roll back with them (STYLE §8).
+TxHook = Callable[[sqlite3.Connection, list[Event]], None]
+# After-commit hook: runs on the event loop, in commit order (e.g. publish to the bus).
+CommitHook = Callable[[list[Event]], None]
+
+
+@dataclass(slots=True)
+class DeviceSeen:
+    """A phone seen on ingest (by MAC)."""
+
+    tenant: str
+    mac: str
+    vendor: str = ""
+    model: str = ""
+    firmware: str = ""
+    hardware: str = ""
+    ip: str = ""
+    extension: str = ""
+    last_event: str = ""
+    seen_at: float = field(default_factory=time.time)
+
+
+@dataclass(slots=True)
+class Append:
+    """Everything one pipeline step writes, committed as one unit."""
+
+    events: list[Event]
+    sessions: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
+    presence: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    device: DeviceSeen | None = None
+
+
+def _ext_column(extensions: tuple[str, ...]) -> str:
+    # ",101,102," so that a LIKE '%,101,%' filter matches whole numbers only
+    return "," + ",".join(extensions) + "," if extensions else ""
+
+
+class EventLog:
+    """Appends events durably and reads them back by (tenant, seq)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self.tx_hooks: list[TxHook] = []
+        self.commit_hooks: list[CommitHook] = []
+
+    async def append(self, batch: Append) -> list[Event]:
+        """Returns the events with `seq` and `event_id` set, after COMMIT."""
+        return await self.store.write(lambda conn, st: self._append(conn, st, batch))
+
+    def _append(self, conn: sqlite3.Connection, st: WriterState, batch: Append) -> list[Event]:
+        events = batch.events
+        rows = []
+        for ev in events:
+            ev.seq = st.next_seq(conn, ev.tenant)
+            if not ev.event_id:
+                ev.event_id = new_id()
+            body = ev.wire_bytes()
+            rows.append(
+                (
+                    ev.tenant,
+                    ev.seq,
+                    ev.event_id,
+                    ev.topic,
+                    ev.key,
+                    ev.session_id,
+                    _ext_column(ev.extensions),
+                    ev.queue,
+                    ev.created_at,
+                    body,
+                )
+            )
+            if ev.key == "call_cdr":
+                self._insert_cdr(conn, ev, body)
+        conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        for tenant, sid, state in batch.sessions:
+            if state is None:
+                conn.execute("DELETE FROM sessions WHERE tenant=? AND session_id=?", (tenant, sid))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO sessions VALUES (?,?,?)",
+                    (tenant, sid, orjson.dumps(state)),
+                )
+        for tenant, ext, state in batch.presence:
+            conn.execute(
+                "INSERT OR REPLACE INTO presence VALUES (?,?,?)", (tenant, ext, orjson.dumps(state))
+            )
+        if batch.device is not None:
+            _upsert_device(conn, batch.device)
+        for hook in self.tx_hooks:
+            hook(conn, events)
+        if events and self.commit_hooks:
+            hooks = list(self.commit_hooks)
+
+            def publish() -> None:
+                for hook in hooks:
+                    hook(events)
+
+            st.after_commit.append(publish)
+        return events
+
+    @staticmethod
+    def _insert_cdr(conn: sqlite3.Connection, ev: Event, body: bytes) -> None:
+        b = ev.body
+
+        def num(v: Any) -> int | None:
+            try:
+                return int(v)
+            except (TypeError, ValueError):
+                return None
+
+        exts = b.get("extensions") or list(ev.extensions)
+        conn.execute(
+            "INSERT OR REPLACE INTO cdrs VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                ev.tenant,
+                str(b.get("cdr_id") or ev.event_id),
+                str(b.get("session_id") or ""),
+                ev.seq,
+                num(b.get("start_time")),
+                num(b.get("end_time")),
+                str(b.get("status") or ""),
+                _ext_column(tuple(str(x) for x in exts)),
+                body,
+            ),
+        )
+
+    # reads -----------------------------------------------------------------------------
+    async def read(
+        self,
+        tenant: str,
+        *,
+        since_seq: int = 0,
+        limit: int = 100,
+        topic: str | None = None,
+        key: str | None = None,
+        extension: str | None = None,
+    ) -> list[bytes]:
+        """Stored wire bodies (JSON bytes) after `since_seq`, oldest first."""
+        sql = "SELECT body FROM events WHERE tenant=? AND seq>?"
+        args: list[Any] = [tenant, since_seq]
+        if topic:
+            sql += " AND topic=?"
+            args.append(topic)
+        if key:
+            sql += " AND key=?"
+            args.append(key)
+        if extension:
+            sql += " AND extensions LIKE ?"
+            args.append(f"%,{extension},%")
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        return await self.store.read(lambda c: [r[0] for r in c.execute(sql, args)])
+
+    async def last_seq(self, tenant: str) -> int:
+        def q(c: sqlite3.Connection) -> int:
+            row = c.execute("SELECT MAX(seq) FROM events WHERE tenant=?", (tenant,)).fetchone()
+            return int(row[0] or 0)
+
+        return await self.store.read(q)
+
+    async def load_state(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Stored correlation state (sessions, presence), to restore the correlator."""
+
+        def q(c: sqlite3.Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            sessions = [orjson.loads(r[0]) for r in c.execute("SELECT state FROM sessions")]
+            presence = [orjson.loads(r[0]) for r in c.execute("SELECT state FROM presence")]
+            return sessions, presence
+
+        return await self.store.read(q)
+
+
+def _upsert_device(conn: sqlite3.Connection, d: DeviceSeen) -> None:
+    # Keep what we knew when this request did not carry a field (phones send what the
+    # admin configured for each event, not every variable every time).
+    conn.execute(
+        """
+        INSERT INTO devices (tenant, mac, vendor, model, firmware, hardware, ip, extension,
+                             last_event, first_seen, last_seen)
+        VALUES (?,?,?,?,?,?,?,?,?,?,?)
+        ON CONFLICT (tenant, mac) DO UPDATE SET
+            vendor = CASE WHEN excluded.vendor != '' THEN excluded.vendor ELSE vendor END,
+            model = CASE WHEN excluded.model != '' THEN excluded.model ELSE model END,
+            firmware = CASE WHEN excluded.firmware != '' THEN excluded.firmware ELSE firmware END,
+            hardware = CASE WHEN excluded.hardware != '' THEN excluded.hardware ELSE hardware END,
+            ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE ip END,
+            extension = CASE WHEN excluded.extension != '' THEN excluded.extension
+                             ELSE extension END,
+            last_event = excluded.last_event,
+            last_seen = excluded.last_seen
+        """,
+        (
+            d.tenant,
+            d.mac,
+            d.vendor,
+            d.model,
+            d.firmware,
+            d.hardware,
+            d.ip,
+            d.extension,
+            d.last_event,
+            d.seen_at,
+            d.seen_at,
+        ),
+    )

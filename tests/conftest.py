@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.hub import Hub  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    """A real `callhook serve` on free ports with the test config."""
+    h = Hub(tmp_path).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """One hub for a module's read-mostly tests (faster than one per test)."""
+    h = Hub(tmp_path_factory.mktemp("hub")).start()
+    try:
+        yield h
+    finally:
+        h.stop()

@@ -1,0 +1,120 @@
+"""Phone ingest through a real hub: every request shape, every vendor's names, every answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from callhook.ingest.model import PHONE_EVENTS
+from callhook.ingest.vendors import VENDOR_EVENT_NAMES
+from tests.support.hub import Hub
+from tests.support.phone import get, pairs, send_raw
+
+TOKEN = "gs-7f3a9c"
+
+
+def test_seed_literal_request_is_accepted_and_readable(shared_hub: Hub) -> None:
+    # The seed's example, Incoming Call: 192.168.40.207/mac=$mac&local=$local, plus our token.
+    before = shared_hub.events(limit=1000)
+    since = before[-1]["seq"] if before else 0
+    r = get(shared_hub.port, f"/token={TOKEN}&event=Incoming%20Call&mac=000B82112233&local=101")
+    assert r.status == 200, r.body
+    assert r.json()["status"] == "ok"
+    events = shared_hub.events(since_seq=since)
+    assert events, "the accepted event must be in the log"
+    start = next(e for e in events if e["event_type"] == "call_start")
+    assert start["topic"] == "extension_events"
+    assert start["callee"] == "sip:101@acme.example.com"
+    assert start["tenant_name"] == "acme"
+    assert isinstance(start["time"], str) and start["time"].isdigit()
+    assert isinstance(start["seq"], int) and start["event_id"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        f"/ingest/{TOKEN}/incoming_call?mac=000B82112233&local=101&remote=0711222333",
+        f"/ingest/{TOKEN}/incoming_call/mac=000B82112233&local=101&remote=0711222333",
+        f"/token={TOKEN}&event=incoming_call&mac=000B82112233&local=101&remote=0711222333",
+        f"/ingest/{TOKEN}/Incoming%20Call?mac=00:0b:82:11:22:33&local=sip:101@pbx&remote=0711222333",
+    ],
+)
+def test_request_shapes(shared_hub: Hub, target: str) -> None:
+    r = get(shared_hub.port, target)
+    assert r.status == 200, r.body
+    assert r.json()["event"] == "incoming_call"
+
+
+def test_pairs_only_from_open_network_is_recorded_raw_with_a_hint(shared_hub: Hub) -> None:
+    # The test tenant allows open ingest from 127.0.0.0/8; the URL a user copied from the seed.
+    r = get(shared_hub.port, "/mac=000B82112233&local=101")
+    assert r.status == 202, r.body
+    assert "url-has-no-event-name" in r.json()["hints"]
+    raw = shared_hub.events(key="action_url", limit=1000)
+    assert any(e.get("pairs", {}).get("mac") == "000B82112233" for e in raw), raw
+
+
+def test_unknown_token_is_404(shared_hub: Hub) -> None:
+    r = get(shared_hub.port, "/token=nope&event=incoming_call&local=101")
+    assert r.status == 404
+    assert r.json()["error"]["code"] == "unknown-token"
+
+
+def test_unrecognised_event_is_202_and_stored(shared_hub: Hub) -> None:
+    r = get(shared_hub.port, f"/ingest/{TOKEN}/Door%20Opened?mac=000B82112233&local=101")
+    assert r.status == 202
+    raw = shared_hub.events(key="action_url", limit=1000)
+    assert any(e.get("event_name") == "Door Opened" for e in raw)
+
+
+def test_url_over_8k_is_414(shared_hub: Hub) -> None:
+    r = get(shared_hub.port, f"/ingest/{TOKEN}/incoming_call?local=101&x=" + "a" * 9000)
+    assert r.status == 414
+
+
+def test_head_and_post_form(shared_hub: Hub) -> None:
+    head = (
+        f"HEAD /ingest/{TOKEN}/dnd_on?local=101 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    ).encode()
+    r = send_raw(shared_hub.port, head)
+    assert r.status == 200 and r.body == b""
+    body = b"local=101&mac=000B82112233"
+    post = (
+        f"POST /ingest/{TOKEN}/dnd_off HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    r = send_raw(shared_hub.port, post)
+    assert r.status == 200, r.body
+    keys = [e["event_type"] for e in shared_hub.events(extension="101", limit=1000)]
+    assert "dnd_on" in keys and "dnd_off" in keys
+
+
+def test_utf8_display_names_survive(shared_hub: Hub) -> None:
+    name = 'José "Pepe" 王小明'
+    values = {"token": TOKEN, "event": "Incoming Call", "local": "102", "remote": "0711999888"}
+    values["display_remote"] = name
+    values["call_id"] = "utf8-call-1"
+    r = get(shared_hub.port, "/" + pairs(values))
+    assert r.status == 200, r.body
+    starts = shared_hub.events(key="call_start", limit=1000)
+    mine = [e for e in starts if e["call_id"] == "utf8-call-1"]
+    assert mine and mine[0]["caller_display_name"] == name
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDOR_EVENT_NAMES))
+def test_every_event_of_every_vendor_is_recognised(shared_hub: Hub, vendor: str) -> None:
+    names = VENDOR_EVENT_NAMES[vendor]
+    assert names, vendor
+    for canonical, name in names.items():
+        values = {"token": TOKEN, "event": name, "vendor": vendor, "local": "101"}
+        values["mac"] = "000B82AABBCC"
+        values["call_id"] = f"{vendor}-{canonical}"
+        r = get(shared_hub.port, "/" + pairs(values))
+        assert r.status == 200, (vendor, name, r.body)
+        assert r.json()["event"] == canonical
+
+
+def test_all_twenty_grandstream_events(shared_hub: Hub) -> None:
+    assert len(PHONE_EVENTS) == 20
+    for event in PHONE_EVENTS:
+        r = get(shared_hub.port, f"/ingest/{TOKEN}/{event}?local=103&call_id=gs-{event}")
+        assert r.status == 200, (event, r.body)

@@ -1,0 +1,1 @@
+"""Test support: a real hub process, phones on raw sockets, recording sinks."""

@@ -1,0 +1,197 @@
+"""Start a real `callhook serve` subprocess on free ports and wait until it is ready."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ADMIN_KEY = "test-admin-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+BASE_CONFIG = """
+[server]
+listen = "127.0.0.1:{port}"
+wsi_listen = "127.0.0.1:{wsi_port}"
+database = "sqlite:///{db}"
+admin_key = "{admin_key}"
+durability = "{durability}"
+log_format = "json"
+
+[correlation]
+tick_interval = 0.2
+
+[[tenant]]
+name = "acme"
+password = "tenant-secret"
+domain = "acme.example.com"
+ingest_token = "gs-7f3a9c"
+open_ingest_networks = ["127.0.0.0/8"]
+
+[[tenant.extension]]
+number = "101"
+password = "secret101"
+display_name = "Alice"
+groups = ["sales"]
+
+[[tenant.extension]]
+number = "102"
+password = "secret102"
+display_name = "Bob"
+groups = ["sales"]
+
+[[tenant.extension]]
+number = "103"
+password = "secret103"
+display_name = "Carol"
+groups = ["support"]
+
+[[tenant.queue]]
+number = "8001"
+members = ["101", "102"]
+managers = ["100"]
+
+[[tenant.trunk]]
+name = "carrier1"
+
+[[tenant]]
+name = "globex"
+password = "globex-secret"
+domain = "globex.example.com"
+ingest_token = "gx-1234"
+
+[[tenant.extension]]
+number = "201"
+password = "secret201"
+display_name = "Homer"
+"""
+
+
+class Hub:
+    """A running `callhook serve` process."""
+
+    def __init__(self, workdir: Path, extra_config: str = "", durability: str = "normal") -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.wsi_port = free_port()
+        self.db = workdir / "callhook.db"
+        self.config_path = workdir / "callhook.toml"
+        self.config_path.write_text(
+            BASE_CONFIG.format(
+                port=self.port,
+                wsi_port=self.wsi_port,
+                db=self.db,
+                admin_key=ADMIN_KEY,
+                durability=durability,
+            )
+            + extra_config
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "hub.log"
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> Hub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLHOOK_")}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "callhook.cli", "serve", "--config", str(self.config_path)],
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(self.base + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"hub not ready after {timeout}s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    # REST helpers ----------------------------------------------------------------------
+    def api(
+        self, method: str, path: str, body: Any = None, key: str = ADMIN_KEY
+    ) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if key:
+            req.add_header("Authorization", f"Bearer {key}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                raw = r.read()
+                status = r.status
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            status = e.code
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def events(self, tenant: str = "acme", **params: Any) -> list[dict[str, Any]]:
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        status, body = self.api("GET", f"/api/v1/tenants/{tenant}/events?{query}")
+        assert status == 200, body
+        assert isinstance(body, list)
+        return body
+
+    def all_events(self, tenant: str = "acme", **params: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        since = 0
+        while True:
+            page = self.events(tenant, since_seq=since, limit=1000, **params)
+            out.extend(page)
+            if len(page) < 1000:
+                return out
+            since = page[-1]["seq"]
