@@ -14,20 +14,36 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from callhook import __version__
+from callhook.api import call_events as call_events_api
+from callhook.api import cdrs as cdrs_api
+from callhook.api import deliveries as deliveries_api
+from callhook.api import directory as directory_api
 from callhook.api import events as events_api
+from callhook.api import keys as keys_api
+from callhook.api import phone_urls as phone_urls_api
+from callhook.api import presence as presence_api
+from callhook.api import tenants as tenants_api
+from callhook.api import webhooks as webhooks_api
+from callhook.api.common import ERRORS
+from callhook.api.middleware import ApiMetrics, BodyLimit, RequestMetrics
 from callhook.bus.memory import MemoryBus
 from callhook.config import Settings
 from callhook.correlate import CorrelationSettings, Correlator
+from callhook.dashboard import routes as dashboard
+from callhook.dashboard.tickets import TicketBook
+from callhook.deliver.service import DeliveryService
 from callhook.directory import Tenant
 from callhook.errors import HubError, error_json
 from callhook.events import Event
 from callhook.ingest.routes import IngestEndpoint, Receive, Scope, Send, TenantResolver
 from callhook.ops import Metrics
 from callhook.pipeline import Pipeline
+from callhook.retention import Retention
 from callhook.security import RateLimiter
 from callhook.store import directory as dirstore
 from callhook.store.log import EventLog
 from callhook.store.sqlite import SQLiteStore
+from callhook.wsi.service import WsiService
 
 log = logging.getLogger("callhook")
 
@@ -61,29 +77,41 @@ class Hub:
         self.resolver = TenantResolver()
         self.auth_limiter = RateLimiter(limit=10, window=60)
         self._api_keys: dict[str, tuple[str | None, float]] = {}
+        self.retention = Retention(self.store, settings.retention, self.metrics.registry)
+        self.api_metrics = ApiMetrics(self.metrics.registry, lambda: len(self.tenants))
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
         self.ingest = IngestEndpoint(self.pipeline, self.resolver, self.metrics)
+        self.dashboard_tickets = TicketBook()  # dashboard login to WSI (dashboard/tickets.py)
+        self.wsi = WsiService(self, self.metrics.registry)
+        self.delivery = DeliveryService(settings, self.store, self.log, self.tenants.get)
         self.api = self._build_api()
 
     # lifespan --------------------------------------------------------------------------
     async def start(self) -> None:
         await self.store.open()
         await self.apply_config()
+        await self.retention.resume(set(self.tenants))
         sessions, presence = await self.log.load_state()
         self.correlator.restore(sessions, presence)
         self.log.commit_hooks.append(self._on_commit)
+        await self.delivery.start()  # outbox hook in place before any event is appended
         await self.bus.start()
+        await self.wsi.start()
         self._tasks.append(asyncio.create_task(self._ticker(), name="correlator-tick"))
+        self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
+        await self.wsi.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.delivery.stop()
+        await self.retention.stop()
         await self.bus.stop()
         await self.store.close()
 
@@ -94,6 +122,7 @@ class Hub:
             lambda c, _st: dirstore.apply_config(c, self.settings, hashes)
         )
         await self.reload_directory()
+        await self.delivery.apply_config()  # rules and webhooks declared in the file
         if not report.unchanged:
             log.info(
                 "config applied",
@@ -106,6 +135,10 @@ class Hub:
         self.tenants.clear()
         self.tenants.update(tenants)
         self.resolver.load(self.tenants)
+
+    def forget_api_keys(self) -> None:
+        """Drop cached key lookups, so a revoked key stops working at once."""
+        self._api_keys.clear()
 
     async def tenant_of_api_key(self, key: str) -> str | None:
         cached = self._api_keys.get(key)
@@ -143,7 +176,22 @@ class Hub:
             redoc_url=None,
         )
         api.state.hub = self
-        api.include_router(events_api.router, prefix="/api/v1")
+        for router in (events_api.router, cdrs_api.router, presence_api.router):
+            api.include_router(router, prefix="/api/v1", responses=ERRORS)
+        for router in (
+            tenants_api.router,
+            directory_api.router,
+            keys_api.router,
+            phone_urls_api.router,
+            webhooks_api.router,
+            call_events_api.router,
+            deliveries_api.router,
+        ):
+            api.include_router(router, prefix="/api/v1")
+        dashboard.install(api)  # the page at /, its assets at /static/, its endpoints
+        # Outermost last: metrics see every answer, 413s included. No CORS: off by default.
+        api.add_middleware(BodyLimit, limit=self.settings.server.max_body_bytes)
+        api.add_middleware(RequestMetrics, metrics=self.api_metrics)
 
         @api.exception_handler(HubError)
         async def _hub_error(request: Request, exc: HubError) -> Response:
@@ -192,4 +240,7 @@ class Hub:
             if len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) > 8192:
                 await self.ingest(scope, receive, send)  # renders the 414
                 return
+        elif scope["type"] == "websocket" and scope["path"] == "/ws":
+            await self.wsi.asgi(scope, receive, send)  # PortSIP WSI on the main port
+            return
         await self.api(scope, receive, send)

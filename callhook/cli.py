@@ -9,6 +9,9 @@ from pathlib import Path
 import click
 
 from callhook import __version__, config
+from callhook.cli_admin import keys, phone_urls_command
+from callhook.simulate.command import simulate
+from callhook.tail import tail
 
 
 def _load(path: str) -> config.Settings:
@@ -90,6 +93,12 @@ def db_upgrade(config_path: str) -> None:
     settings = _load(config_path)
     applied = sqlite.upgrade(settings.server.database)
     click.echo(f"applied migrations {applied}" if applied else "database is up to date")
+
+
+main.add_command(simulate)
+main.add_command(tail)
+main.add_command(phone_urls_command)
+main.add_command(keys)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,9 +18,27 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from callhook.events import KEY_TOPIC, TOPICS
+
 ENV_PREFIX = "CALLHOOK_"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _NUMBER_RE = re.compile(r"^[0-9A-Za-z*#+_.-]{1,32}$")
+
+
+_CALL_EVENT_NAMES = ("dial_in", "dial_out", "answer_incoming", "answer_outgoing", "hangup")
+_SECRET_RE = re.compile(r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")
+
+
+def _check_target_url(v: str) -> str:
+    if not re.match(r"^https?://[^/?#\s$]+", v):
+        raise ValueError("expected an http:// or https:// URL with a host")
+    return v
+
+
+def _check_secret(v: str) -> str:
+    if not _SECRET_RE.match(v):
+        raise ValueError("expected whsec_ followed by base64 of 24 to 64 bytes")
+    return v
 
 
 class ConfigError(Exception):
@@ -110,6 +128,15 @@ class RetentionConfig(_Strict):
     deliveries_days: float = Field(default=14.0, ge=0)
 
 
+class WsiConfig(_Strict):
+    """[wsi]: WebSocket pub/sub limits (docs/wsi.md)."""
+
+    # Unsent bytes allowed per subscriber before it is closed as a slow consumer (1013).
+    max_queue_bytes: int = Field(default=1_048_576, ge=16_384)
+    # Idle connections are pinged this often, and dropped after two silent intervals.
+    ping_interval: float = Field(default=20.0, gt=0, le=3600)
+
+
 class DeliveryConfig(_Strict):
     """[delivery]: webhook timeouts and retry schedule."""
 
@@ -166,6 +193,24 @@ class CallEventConfig(_Strict):
     secret: str = ""
     custom_data: dict[str, str] = {}
 
+    @field_validator("event")
+    @classmethod
+    def _event(cls, v: str) -> str:
+        # The seed's names (callhook/deliver/call_events.py RULE_EVENTS) or any event key.
+        if v not in _CALL_EVENT_NAMES and v not in KEY_TOPIC:
+            raise ValueError(f"expected one of {', '.join(_CALL_EVENT_NAMES)} or an event key")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_target_url(v)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str) -> str:
+        return _check_secret(v) if v else v
+
 
 class WebhookConfig(_Strict):
     """[[tenant.webhook]]: a signed JSON webhook (Standard Webhooks)."""
@@ -178,6 +223,44 @@ class WebhookConfig(_Strict):
     extensions: list[str] = []
     enabled: bool = True
     schedule: list[float] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_target_url(v)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: str) -> str:
+        return _check_secret(v) if v else v
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, v: list[str]) -> list[str]:
+        return [_check_secret(s) for s in v]
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, v: list[str]) -> list[str]:
+        for topic in v:
+            if topic not in TOPICS:
+                raise ValueError(f"unknown topic {topic!r}")
+        return v
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, v: list[str]) -> list[str]:
+        for key in v:
+            if key not in KEY_TOPIC:
+                raise ValueError(f"unknown event key {key!r}")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (not v or any(x < 0 for x in v)):
+            raise ValueError("expected a non-empty list of delays in seconds, each >= 0")
+        return v
 
 
 class TenantConfig(_Strict):
@@ -216,6 +299,7 @@ class Settings(_Strict):
     correlation: CorrelationConfig = CorrelationConfig()
     retention: RetentionConfig = RetentionConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    wsi: WsiConfig = WsiConfig()
     tenant: list[TenantConfig] = []
 
     @field_validator("tenant")
@@ -241,6 +325,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "correlation": CorrelationConfig,
     "retention": RetentionConfig,
     "delivery": DeliveryConfig,
+    "wsi": WsiConfig,
 }
 
 
@@ -272,7 +357,7 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:
     for err in exc.errors():
         loc = err["loc"]
         value: Any = data
-        path = []
+        path: list[str] = []
         for part in loc:
             path.append(f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part))
             try:

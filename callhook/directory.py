@@ -58,4 +58,6 @@ class Tenant:
 
     def queues_of(self, number: str) -> set[str]:
         """Queues `number` is a member or manager of."""
-        return {q.number for q in self.queues.values() if number in q.members or number in q.managers}
+        return {
+            q.number for q in self.queues.values() if number in q.members or number in q.managers
+        }

@@ -68,7 +68,7 @@ _DIRECTION_ROLES: Final[dict[str, Role]] = {
 REGISTRATION_EXPIRES: Final = 3600
 # Bounds what one report can make the correlator remember (values come from the network).
 MAX_VALUE_CHARS: Final = 256
-DEVICE_FIELDS: Final = (
+DEVICE_FIELDS: Final[tuple[str, ...]] = (
     "mac",
     "phone_ip",
     "product",

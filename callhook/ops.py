@@ -56,7 +56,10 @@ class Metrics:
             "callhook_events_ingested", "Phone requests accepted", ["tenant", "event"], registry=r
         )
         self.events_appended = Counter(
-            "callhook_events_appended", "Canonical events committed to the log", ["topic"], registry=r
+            "callhook_events_appended",
+            "Canonical events committed to the log",
+            ["topic"],
+            registry=r,
         )
         self.ingest_latency = Histogram(
             "callhook_ingest_seconds",

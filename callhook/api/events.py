@@ -1,14 +1,18 @@
-"""GET /api/v1/tenants/{tenant}/events: the durable log, read by seq."""
+"""/api/v1/tenants/{tenant}/events: read the durable log by seq; publish PBX events."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+import orjson
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from pydantic import ValidationError
 
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
-from callhook.events import KEY_TOPIC, TOPICS
-from callhook.errors import BadRequest
+from callhook.directory import Tenant
+from callhook.errors import BadRequest, Unprocessable
+from callhook.events import KEY_TOPIC, TOPICS, Event, sip_uri, unix_time
+from callhook.schemas import SCHEMAS
 
 router = APIRouter(tags=["events"])
 
@@ -39,3 +43,68 @@ async def list_events(
     )
     # Stored bodies are already the wire JSON: join them instead of re-encoding.
     return Response(b"[" + b",".join(bodies) + b"]", media_type="application/json")
+
+
+@router.post(
+    "/tenants/{tenant}/events",
+    summary="Publish a canonical event (PBX or adapter); validated per topic/key",
+    status_code=201,
+    responses={422: {"description": "the body does not match the key's schema"}},
+)
+async def publish_event(
+    request: Request,
+    tenant: str,
+    who: Annotated[Principal, Depends(principal)],
+    body: Annotated[dict[str, Any], Body(description="a canonical event: event_type + fields")],
+) -> Response:
+    hub = hub_of(request)
+    require_tenant(hub, who, tenant)
+    key = body.get("event_type") or body.get("key")
+    if not isinstance(key, str) or key not in SCHEMAS:
+        raise Unprocessable(
+            f"event_type must be one of {', '.join(sorted(SCHEMAS))}", field="event_type"
+        )
+    topic = body.get("topic")
+    if topic is not None and topic != KEY_TOPIC[key]:
+        raise Unprocessable(f"{key} belongs to topic {KEY_TOPIC[key]}", field="topic")
+    fields = {k: v for k, v in body.items() if k not in _SERVER_FIELDS}
+    try:
+        model = SCHEMAS[key].model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        raise Unprocessable(err["msg"], field=field) from None
+    event = published_event(hub.tenants[tenant], key, model.model_dump(exclude_none=True))
+    committed = await hub.pipeline.publish(event)
+    out = [{"event_id": e.event_id, "seq": e.seq, "event_type": e.key} for e in committed]
+    return Response(orjson.dumps({"events": out}), status_code=201, media_type="application/json")
+
+
+# Fields the hub owns: never taken from a publisher.
+_SERVER_FIELDS = frozenset(
+    {"event_type", "key", "topic", "seq", "event_id", "tenant_id", "tenant_name"}
+)
+
+
+def published_event(tenant: Tenant, key: str, fields: dict[str, Any]) -> Event:
+    """A validated published event, addressed (extensions/queue) for routing."""
+    body: dict[str, Any] = {**fields, "tenant_id": tenant.tenant_id, "tenant_name": tenant.name}
+    body.setdefault("time", unix_time())
+    extensions: list[str] = []
+    for name in ("extension", "caller", "callee", "aor", "peer_aor"):
+        value = fields.get(name)
+        if isinstance(value, str):
+            number = value.removeprefix("sip:").split("@", 1)[0]
+            if tenant.is_extension(number) and number not in extensions:
+                extensions.append(number)
+            if name == "extension" and tenant.is_extension(number):
+                body["extension"] = sip_uri(number, tenant.domain)
+    queue = fields.get("queue") if isinstance(fields.get("queue"), str) else None
+    return Event(
+        tenant=tenant.name,
+        key=key,
+        body=body,
+        extensions=tuple(extensions),
+        queue=queue,
+        session_id=fields.get("session_id"),
+    )

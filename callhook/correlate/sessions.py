@@ -14,7 +14,7 @@ import itertools
 from collections import deque
 from typing import TypeVar
 
-from callhook.correlate.state import DONE, CorrelationSettings, Leg, Session
+from callhook.correlate.state import DIALING, RINGING, CorrelationSettings, Leg, Session
 from callhook.normalise import CallReport
 
 _K = TypeVar("_K")
@@ -56,29 +56,40 @@ class SessionTable:
             if s is not None:
                 return s
         s = self.by_phone.get((tenant, rep.phone))
-        if s is not None and self._same_call(s, rep):
+        if s is not None and self._same_call(s, rep, now):
             return s
-        if not rep.own:
-            return None
+        if not rep.own or rep.phase == "transfer":
+            return None  # a transfer's remote is its target: no pair to match on
         return (
             self._transfer_match(tenant, rep, now)
             or self._pair_match(tenant, rep, now)
             or self._ring_match(tenant, rep, now)
         )
 
-    def _same_call(self, s: Session, rep: CallReport) -> bool:
-        """Is `rep` (no known call id) about the phone's latest call `s`?"""
+    def _same_call(self, s: Session, rep: CallReport, now: float) -> bool:
+        """Is `rep` (no known call id) about `s`, the latest call of the phone?
+
+        Without call ids, a phone's next call looks like its last one. A start (Incoming or
+        Outgoing Call) the phone already sent is a repeat while it still rings or within
+        merge_window, else a new call; one it had not sent is a late report. After the call
+        closed, anything within merge_window, a phase the phone had not reported, or the
+        same end again (same talk time) is a late report; the rest is the next call.
+        """
         leg = s.legs.get(rep.phone)
         if leg is None or (rep.call_id and leg.call_id):
             return False
-        if leg.remote and rep.remote and leg.remote != rep.remote:
+        if leg.remote and rep.remote and leg.remote != rep.remote and rep.phase != "transfer":
             return False
-        if s.closed:
-            # A repeated end, or Terminate after Missed, of the call that just ended; any other
-            # report from the phone after its call closed begins a new call.
-            return rep.phase in ("hangup", "missed") and (rep.duration or 0) == (leg.duration or 0)
+        window = self.settings.merge_window
         if rep.phase in ("ring", "dial"):
-            return leg.state not in DONE  # a repeat or late start; after its end, a new call
+            if rep.phase not in leg.phases:
+                return not s.closed or now - s.closed_at <= window
+            ringing = not s.closed and leg.state in (RINGING, DIALING)
+            return ringing or now - leg.since <= window
+        if s.closed:
+            if now - s.closed_at <= window or rep.phase not in leg.phases:
+                return True
+            return rep.phase in ("hangup", "missed") and (rep.duration or 0) == (leg.duration or 0)
         return True
 
     def _transfer_match(self, tenant: str, rep: CallReport, now: float) -> Session | None:
@@ -86,18 +97,28 @@ class SessionTable:
         if s is None or s.closed or rep.role == "caller" or rep.phone in s.legs:
             return None
         # The target rings just after the transfer; the window restarts at the transferor's end.
-        since = s.transfer_until - self.settings.merge_window if s.transfer_until else s.last_activity
+        since = (
+            s.transfer_until - self.settings.merge_window if s.transfer_until else s.last_activity
+        )
         return s if now - since <= self.settings.merge_window else None
 
     def _pair_match(self, tenant: str, rep: CallReport, now: float) -> Session | None:
-        """The other end of an internal call: a leg of phone `remote` whose remote is us."""
+        """The other end of an internal call: a leg of phone `remote` whose remote is us.
+
+        Its start (Incoming/Outgoing Call) must come within merge_window of the call's; a
+        later report (answer, hangup...) of a phone whose start was lost still joins while
+        the call is open, or for dedup_window after it closed.
+        """
         if not rep.remote or rep.remote == rep.own:
             return None
         a, b = (rep.own, rep.remote) if rep.own < rep.remote else (rep.remote, rep.own)
+        start = rep.phase in ("ring", "dial")
         for s in reversed(self.by_pair.get((tenant, a, b), ())):
             if rep.phone in s.legs:
                 continue
-            if s.closed and now - s.closed_at > self.settings.merge_window:
+            if s.closed and now - s.closed_at > self.settings.dedup_window:
+                continue
+            if start and not s.closed and now - s.created_at > self.settings.merge_window:
                 continue
             other = s.legs.get(rep.remote)
             if other is not None and other.remote == rep.own and _compatible(other.role, rep.role):
@@ -105,23 +126,41 @@ class SessionTable:
         return None
 
     def _ring_match(self, tenant: str, rep: CallReport, now: float) -> Session | None:
-        """A ring group: the same caller ringing several phones (or dialling, seen first from
-        the called side) within merge_window, before anyone answered."""
-        if rep.role == "target":
-            caller = rep.remote
-        elif rep.role == "caller":
-            caller = rep.own
-        else:
-            return None
+        """A ring group: one caller ringing several phones, whose reports carry different
+        call ids. Joins a session of the same caller (never a withheld number):
+        - a called phone ringing within merge_window of the call's start;
+        - a called phone's later report (Missed after a CANCEL, an answer whose ring was
+          lost) while the call rings, or within merge_window of its answer or end;
+        - the caller's own Outgoing Call when the called side reported first.
+        """
+        if rep.role == "caller":
+            return self._caller_match(tenant, rep, now)
+        caller = rep.remote
         if not caller or not mergeable_caller(caller):
             return None
         window = self.settings.merge_window
         for s in reversed(self.by_caller.get((tenant, caller), ())):
-            if s.closed or s.answered or rep.phone in s.legs or now - s.created_at > window:
+            if rep.phone in s.legs or s.caller == rep.own:
                 continue
-            if rep.role == "caller" and any(leg.role == "caller" for leg in s.legs.values()):
+            if rep.phase == "ring":
+                near = now - s.created_at <= window
+            elif s.closed:
+                near = now - s.closed_at <= window
+            elif s.answer_time is not None:
+                near = now - s.answer_time <= window
+            else:
+                near = True
+            if near:
+                return s
+        return None
+
+    def _caller_match(self, tenant: str, rep: CallReport, now: float) -> Session | None:
+        window = self.settings.merge_window
+        for s in reversed(self.by_caller.get((tenant, rep.own), ())):
+            if rep.phone in s.legs or any(leg.role == "caller" for leg in s.legs.values()):
                 continue
-            return s
+            if now - s.created_at <= window or (s.closed and now - s.closed_at <= window):
+                return s
         return None
 
     # -- indexing --------------------------------------------------------------------------
@@ -145,11 +184,13 @@ class SessionTable:
                 s.idx_pairs.append((a, b))
                 _push(self.by_pair.setdefault((t, a, b), []), s)
 
-    def index_caller(self, s: Session) -> None:
-        """Let other phones ringing for the same caller join `s` (ring group)."""
-        if s.caller and not s.idx_callers and mergeable_caller(s.caller):
-            s.idx_callers.append(s.caller)
-            _push(self.by_caller.setdefault((s.tenant, s.caller), []), s)
+    def index_caller(self, s: Session, caller: str) -> None:
+        """Let other phones called by `caller` join `s` (ring group). A session whose
+        direction is a guess is indexed under both numbers (at most two keys)."""
+        if caller and caller not in s.idx_callers and len(s.idx_callers) < 2:
+            if mergeable_caller(caller):
+                s.idx_callers.append(caller)
+                _push(self.by_caller.setdefault((s.tenant, caller), []), s)
 
     def index_transfer(self, s: Session, target: str) -> None:
         self.by_transfer[(s.tenant, target)] = s
@@ -185,7 +226,9 @@ class SessionTable:
         return out
 
     def _iter_open(self) -> list[Session]:
-        return [s for by_id in self.open.values() for s in by_id.values() if s.heap_at < float("inf")]
+        return [
+            s for by_id in self.open.values() for s in by_id.values() if s.heap_at < float("inf")
+        ]
 
     # -- closing and forgetting ----------------------------------------------------------------
     def oldest(self, tenant: str) -> Session | None:

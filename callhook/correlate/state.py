@@ -53,13 +53,19 @@ class Leg:
     duration: int | None = None
     held: bool | None = None  # last hold transition reported by this phone
     transferred: bool = False
+    phases: set[str] = field(default_factory=set)  # phases this phone reported for the call
+    since: float = 0.0  # when this phone first reported the call
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _LEG_FIELDS}
+        d = {name: getattr(self, name) for name in _LEG_FIELDS}
+        d["phases"] = sorted(self.phases)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Leg:
-        return cls(**{k: d[k] for k in _LEG_FIELDS if k in d})
+        leg = cls(**{k: d[k] for k in _LEG_FIELDS if k in d and k != "phases"})
+        leg.phases = set(d.get("phases", ()))
+        return leg
 
 
 _LEG_FIELDS = tuple(f.name for f in fields(Leg))

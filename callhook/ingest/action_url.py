@@ -48,6 +48,8 @@ class IngestError(Exception):
 
 
 _FORM = "application/x-www-form-urlencoded"
+# Single bytes are tested as ints: `43 in raw` is a memchr, `b"+" in raw` many times slower.
+_NUL, _HASH, _PERCENT, _PLUS, _EQUALS = 0, ord("#"), ord("%"), ord("+"), ord("=")
 # Variables that hold a number or SIP user, from which URIs and display names are stripped.
 _NUMBER_FIELDS = frozenset({"local", "remote", "active_user"})
 _HEX = frozenset("0123456789ABCDEF")
@@ -88,15 +90,15 @@ _SNOM_AMBIGUOUS_EVENTS = frozenset(
 def _refuse_nul(raw: bytes) -> None:
     # Nothing downstream should have to store a NUL (PostgreSQL text refuses it). A decoded
     # NUL can only come from a NUL byte or a `%00`, so one scan of the raw bytes finds it.
-    if b"\x00" in raw or b"%00" in raw:
+    if _NUL in raw or (_PERCENT in raw and b"%00" in raw):
         raise IngestError(400, "bad-encoding", "the URL holds a NUL character")
 
 
 def _decode(raw: bytes, *, plus: bool = True) -> str:
     """Percent-decode as UTF-8 (bad bytes become U+FFFD); `plus`: `+` is a space."""
-    if plus and b"+" in raw:
+    if plus and _PLUS in raw:
         raw = raw.replace(b"+", b" ")
-    if b"%" in raw:
+    if _PERCENT in raw:
         raw = unquote_to_bytes(raw)
     return raw.decode("utf-8", "replace")
 
@@ -111,7 +113,7 @@ def _split_pairs(text: bytes, into: list[tuple[bytes, bytes]]) -> None:
     """Append the `k=v` pairs of `text`, split on `&`; a pair without `=` has an empty value."""
     _refuse_nul(text)
     parts = text.split(b"&")
-    if b"#" in text:
+    if _HASH in text:
         parts = [piece for part in parts for piece in _split_fragment(part)]
     for part in parts:
         key, _, value = part.partition(b"=")
@@ -125,7 +127,7 @@ def _split_fragment(part: bytes) -> list[bytes]:
     pieces = part.split(b"#")
     out = [pieces[0]]
     for piece in pieces[1:]:
-        if b"=" in piece:
+        if _EQUALS in piece:
             out.append(piece)
         else:
             out[-1] += b"#" + piece
@@ -144,7 +146,7 @@ def _route(
             raise IngestError(400, "unrecognised-url", "an /ingest/ URL must name a token")
         rest = segments[2:]
         event_name = None
-        if rest and b"=" not in rest[0]:
+        if rest and _EQUALS not in rest[0]:
             event_name = _decode(rest[0]).strip() or None
             rest = rest[1:]
         start = _first_pairs_segment(rest)
@@ -162,7 +164,7 @@ def _route(
 
 def _first_pairs_segment(segments: list[bytes]) -> int:
     for index, segment in enumerate(segments):
-        if b"=" in segment:
+        if _EQUALS in segment:
             return index
     return len(segments)
 

@@ -79,7 +79,8 @@ def _apply_tenant(
     domain = t.domain or f"{t.name}.local"
     values = (domain, t.ingest_token, hashes[(t.name, "")], json.dumps(t.open_ingest_networks))
     row = conn.execute(
-        "SELECT domain, ingest_token, password_hash, open_ingest_networks FROM tenants WHERE name=?",
+        "SELECT domain, ingest_token, password_hash, open_ingest_networks"
+        " FROM tenants WHERE name=?",
         (t.name,),
     ).fetchone()
     if row is None:
@@ -197,7 +198,9 @@ def load_tenants(conn: sqlite3.Connection) -> dict[str, Tenant]:
     ):
         if tenant in tenants:
             tenants[tenant].queues[number] = Queue(
-                number=number, members=tuple(json.loads(members)), managers=tuple(json.loads(managers))
+                number=number,
+                members=tuple(json.loads(members)),
+                managers=tuple(json.loads(managers)),
             )
     for tenant, name in conn.execute("SELECT tenant, name FROM trunks"):
         if tenant in tenants:

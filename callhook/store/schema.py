@@ -105,12 +105,73 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX cdrs_time ON cdrs(tenant, start_time);
     """,
+    # 2: tenants deleted through the API whose events/CDRs are still being removed
+    """
+    CREATE TABLE tenant_purges (
+        name TEXT PRIMARY KEY,
+        requested_at REAL NOT NULL
+    );
+    """,
+    # 3: webhook / Call Events endpoints, the delivery outbox and its attempt log
+    # (callhook/deliver). Deliveries carry no foreign key: the outbox insert runs inside
+    # the event's transaction and must never fail it; orphans are removed at start.
+    """
+    CREATE TABLE endpoints (
+        endpoint_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL REFERENCES tenants(name) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        url TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        disabled_reason TEXT NOT NULL DEFAULT '',
+        health TEXT NOT NULL DEFAULT 'ok',
+        failing_since REAL,
+        secrets TEXT NOT NULL DEFAULT '[]',
+        spec TEXT NOT NULL DEFAULT '{}',
+        source TEXT NOT NULL DEFAULT 'api',
+        config_key TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX endpoints_tenant ON endpoints(tenant, kind);
+    CREATE TABLE deliveries (
+        delivery_id TEXT PRIMARY KEY,
+        endpoint_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        session_id TEXT,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        schedule_base INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL,
+        last_code INTEGER,
+        last_error TEXT NOT NULL DEFAULT '',
+        context TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (endpoint_id, seq)
+    );
+    CREATE INDEX deliveries_pending ON deliveries(endpoint_id, seq) WHERE status = 'pending';
+    CREATE INDEX deliveries_created ON deliveries(created_at);
+    CREATE TABLE delivery_attempts (
+        delivery_id TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        at REAL NOT NULL,
+        status_code INTEGER,
+        latency_ms REAL,
+        error TEXT NOT NULL DEFAULT '',
+        response TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (delivery_id, n)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
 def current_version(conn: sqlite3.Connection) -> int:
     conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, applied_at REAL)"
     )
     row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
     return int(row[0] or 0)

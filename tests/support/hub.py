@@ -31,6 +31,7 @@ database = "sqlite:///{db}"
 admin_key = "{admin_key}"
 durability = "{durability}"
 log_format = "json"
+{server_extra}
 
 [correlation]
 tick_interval = 0.2
@@ -67,6 +68,7 @@ managers = ["100"]
 
 [[tenant.trunk]]
 name = "carrier1"
+{acme_extra}
 
 [[tenant]]
 name = "globex"
@@ -84,7 +86,17 @@ display_name = "Homer"
 class Hub:
     """A running `callhook serve` process."""
 
-    def __init__(self, workdir: Path, extra_config: str = "", durability: str = "normal") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        extra_config: str = "",
+        durability: str = "normal",
+        *,
+        server_config: str = "",
+        acme_config: str = "",
+    ) -> None:
+        """`server_config` is added to [server], `acme_config` after acme's tables (e.g.
+        `[[tenant.call_event]]` entries), `extra_config` at the end of the file."""
         self.workdir = workdir
         self.port = free_port()
         self.wsi_port = free_port()
@@ -97,6 +109,8 @@ class Hub:
                 db=self.db,
                 admin_key=ADMIN_KEY,
                 durability=durability,
+                server_extra=server_config,
+                acme_extra=acme_config,
             )
             + extra_config
         )
@@ -109,14 +123,14 @@ class Hub:
 
     def start(self, timeout: float = 30.0) -> Hub:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLHOOK_")}
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "callhook.cli", "serve", "--config", str(self.config_path)],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "callhook.cli", "serve", "--config", str(self.config_path)],
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

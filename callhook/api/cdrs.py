@@ -1,0 +1,89 @@
+"""GET /api/v1/tenants/{tenant}/cdrs: call detail records, JSON or CSV, cursor-paginated."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from callhook.api.auth import Principal, hub_of, principal, require_tenant
+from callhook.errors import BadRequest
+from callhook.store import queries
+
+router = APIRouter(tags=["cdrs"])
+
+CSV_COLUMNS = (
+    "cdr_id",
+    "session_id",
+    "call_id",
+    "caller",
+    "callee",
+    "direction",
+    "start_time",
+    "answer_time",
+    "end_time",
+    "ring_seconds",
+    "talk_seconds",
+    "status",
+    "end_reason",
+    "extensions",
+)
+
+
+def _time(value: str | None, name: str) -> int | None:
+    """Unix seconds or ISO 8601 (`2026-11-22` or `2026-11-22T10:00:00+01:00`)."""
+    if value is None or value == "":
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        raise BadRequest(f"{name}: expected Unix seconds or ISO 8601", field=name) from None
+
+
+@router.get(
+    "/tenants/{tenant}/cdrs",
+    summary="Call detail records (JSON, or CSV with Accept: text/csv or format=csv)",
+)
+async def list_cdrs(
+    request: Request,
+    tenant: str,
+    who: Annotated[Principal, Depends(principal)],
+    from_: Annotated[str | None, Query(alias="from", description="start time >=")] = None,
+    to: Annotated[str | None, Query(description="start time <")] = None,
+    extension: Annotated[str | None, Query(max_length=32)] = None,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    cursor: Annotated[int, Query(ge=0, description="next_cursor of the previous page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
+) -> Response:
+    hub = hub_of(request)
+    require_tenant(hub, who, tenant)
+    f = queries.CdrFilter(_time(from_, "from"), _time(to, "to"), extension, status, cursor, limit)
+    rows = await hub.store.read(lambda c: queries.cdrs(c, tenant, f))
+    next_cursor = rows[-1][0] if len(rows) == limit else None
+    as_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
+    if as_csv:
+        return _csv([orjson.loads(b) for _, b in rows], next_cursor)
+    body = b'{"cdrs":[' + b",".join(b for _, b in rows) + b'],"next_cursor":'
+    body += orjson.dumps(next_cursor) + b"}"
+    return Response(body, media_type="application/json")
+
+
+def _csv(cdrs: list[dict[str, Any]], next_cursor: int | None) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for cdr in cdrs:
+        row = []
+        for col in CSV_COLUMNS:
+            value = cdr.get(col, "")
+            row.append(" ".join(map(str, value)) if isinstance(value, list) else value)
+        writer.writerow(row)
+    headers = {"X-Next-Cursor": str(next_cursor)} if next_cursor is not None else {}
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)

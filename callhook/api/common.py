@@ -1,0 +1,111 @@
+"""What the admin API's resource modules share: field rules, error docs, pagination, outcomes."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from callhook.errors import Conflict, NotFound
+
+# The same rules as the config file (callhook/config.py), so both doors accept one language.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+NUMBER_PATTERN = r"^[0-9A-Za-z*#+_.-]{1,32}$"
+# Ingest tokens travel in URL paths and `token=` pairs: no `&`, `=`, `/` or `%`.
+TOKEN_PATTERN = r"^[A-Za-z0-9_.~-]{6,128}$"
+DOMAIN_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$"
+
+
+def _text(value: str) -> str:
+    """Reject text that cannot be stored: lone surrogates (valid JSON, invalid UTF-8), NUL."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid UTF-8 text") from None
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError("expected a network such as 192.168.40.0/24") from None
+
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["acme"])]
+Number = Annotated[str, Field(pattern=NUMBER_PATTERN, examples=["101"])]
+Token = Annotated[str, Field(pattern=TOKEN_PATTERN, examples=["gs-7f3a9c"])]
+Domain = Annotated[str, Field(pattern=DOMAIN_PATTERN, examples=["acme.example.com"])]
+Password = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_text)]
+DisplayName = Annotated[str, Field(max_length=128), AfterValidator(_text)]
+Network = Annotated[
+    str, Field(max_length=64, examples=["192.168.40.0/24"]), AfterValidator(_network)
+]
+
+Cursor = Annotated[
+    str | None, Query(max_length=128, description="`next_cursor` of the previous page")
+]
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
+
+
+class Model(BaseModel):
+    """Request bodies: unknown fields are errors, as in the config file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    """The error of an error response."""
+
+    code: str = Field(examples=["unknown-tenant"])
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error response: `{"error": {"code", "message", "field"}}`."""
+
+    error: ErrorDetail
+
+
+_STATUS_TEXT = {
+    400: "Bad request",
+    401: "Missing or unknown API key",
+    403: "The key may not do this",
+    404: "No such resource",
+    409: "Conflicts with an existing resource",
+    413: "Request body too large",
+    422: "Invalid request; `field` names the culprit",
+    429: "Too many failed authentications",
+}
+
+# Error responses every API route may give, documented once (schemathesis checks them).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _STATUS_TEXT.items()
+}
+
+
+def next_cursor(items: list[dict[str, Any]], key: str, limit: int) -> str | None:
+    """The cursor of the page after `items`, or None when this page is the last."""
+    return str(items[-1][key]) if len(items) == limit and items else None
+
+
+def check_outcome(outcome: str, what: str, *, field: str | None = None) -> None:
+    """Turn a store write outcome into the matching HubError."""
+    if outcome == "exists":
+        raise Conflict(f"{what} already exists", code="exists", field=field)
+    if outcome == "missing":
+        raise NotFound(f"no {what}", code="not-found")
+    if outcome == "token-taken":
+        raise Conflict(
+            "this ingest_token is used by another tenant", code="token-taken", field="ingest_token"
+        )
+    if outcome == "purging":
+        raise Conflict(
+            f"{what} was deleted and its data is still being removed; retry shortly",
+            code="tenant-being-deleted",
+        )

@@ -1,0 +1,58 @@
+"""Presence, active calls and devices: the correlator's live view and the phones seen."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from callhook.api.auth import Principal, hub_of, principal, require_tenant
+from callhook.errors import NotFound
+from callhook.store import queries
+
+router = APIRouter(tags=["presence"])
+
+
+@router.get("/tenants/{tenant}/extensions/{number}/state", summary="Presence of an extension")
+async def extension_state(
+    request: Request, tenant: str, number: str, who: Annotated[Principal, Depends(principal)]
+) -> dict[str, Any]:
+    hub = hub_of(request)
+    require_tenant(hub, who, tenant)
+    if number not in hub.tenants[tenant].extensions:
+        raise NotFound(f"no extension {number!r} in tenant {tenant!r}", code="unknown-extension")
+    state = hub.correlator.presence(tenant, number)
+    return {"extension": number, **state}
+
+
+@router.get("/tenants/{tenant}/presence", summary="Presence of every extension of a tenant")
+async def tenant_presence(
+    request: Request, tenant: str, who: Annotated[Principal, Depends(principal)]
+) -> dict[str, Any]:
+    hub = hub_of(request)
+    require_tenant(hub, who, tenant)
+    exts = sorted(hub.tenants[tenant].extensions)
+    return {"extensions": [{"extension": n, **hub.correlator.presence(tenant, n)} for n in exts]}
+
+
+@router.get("/tenants/{tenant}/calls", summary="Calls (sessions); active=true for open ones")
+async def calls(
+    request: Request,
+    tenant: str,
+    who: Annotated[Principal, Depends(principal)],
+    active: Annotated[bool, Query(description="only open calls (the only kind kept live)")] = True,
+) -> dict[str, Any]:
+    hub = hub_of(request)
+    require_tenant(hub, who, tenant)
+    if not active:
+        raise NotFound("ended calls are CDRs: use GET .../cdrs", code="use-cdrs")
+    return {"calls": hub.correlator.active_calls(tenant)}
+
+
+@router.get("/tenants/{tenant}/devices", summary="Phones seen on ingest, by MAC")
+async def devices(
+    request: Request, tenant: str, who: Annotated[Principal, Depends(principal)]
+) -> dict[str, Any]:
+    hub = hub_of(request)
+    require_tenant(hub, who, tenant)
+    return {"devices": await hub.store.read(lambda c: queries.devices(c, tenant))}

@@ -1,0 +1,248 @@
+"""Admin commands that need no running hub: `phone-urls` and `keys create|list|revoke`.
+
+`phone-urls` reads the tenant's ingest token from the config file (or, for a tenant made
+through the API, from the database). `keys` works on the database directly through the
+store, the same code the REST API uses; a key revoked here stops working on a running hub
+within 30 s (its lookup cache), one revoked through the API at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from callhook import config, phone_urls
+from callhook.store import directory as dirstore
+from callhook.store import tenants as rows
+from callhook.store.sqlite import SQLiteStore, StoreError, sqlite_path
+
+T = TypeVar("T")
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    default=lambda: os.environ.get("CALLHOOK_CONFIG", "callhook.toml"),
+    show_default="callhook.toml",
+    help="TOML config file (env CALLHOOK_CONFIG).",
+)
+
+
+def _settings(path: str) -> config.Settings:
+    try:
+        return config.load(path)
+    except config.ConfigError as exc:
+        raise click.ClickException(f"config error: {exc}") from None
+
+
+def _db_path(settings: config.Settings) -> str:
+    url = settings.server.database
+    if not url.startswith("sqlite:///"):
+        raise click.ClickException(f"{url}: this command works on a SQLite database only")
+    return sqlite_path(url)
+
+
+def _with_store(settings: config.Settings, op: Callable[[SQLiteStore], Awaitable[T]]) -> T:
+    """Open the store (running migrations), run `op`, close it; errors as one line."""
+
+    async def run() -> T:
+        store = SQLiteStore(settings.server.database, durability=settings.server.durability)
+        await store.open()
+        try:
+            return await op(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (StoreError, sqlite3.Error, OSError) as exc:
+        raise click.ClickException(f"database {_db_path(settings)}: {exc}") from None
+
+
+def _token(settings: config.Settings, tenant: str | None) -> tuple[str, str]:
+    """(tenant, ingest token): from the config file, else from the database."""
+    declared = {t.name: t.ingest_token for t in settings.tenant}
+    if tenant is None:
+        if len(declared) != 1:
+            names = ", ".join(declared) or "none in the config"
+            raise click.ClickException(f"which tenant? pass --tenant (tenants: {names})")
+        tenant = next(iter(declared))
+    token = declared.get(tenant)
+    if token is None and Path(_db_path(settings)).exists():
+        found = _with_store(settings, lambda s: s.read(lambda c: rows.get_tenant(c, tenant)))
+        token = found["ingest_token"] if found else None
+    if token is None:
+        raise click.ClickException(f"no tenant {tenant!r} in the config file or the database")
+    if not token:
+        raise click.ClickException(f"tenant {tenant!r} has no ingest_token")
+    return tenant, token
+
+
+def _default_host(settings: config.Settings) -> str:
+    if settings.server.public_url:
+        return settings.server.public_url
+    host, _, port = settings.server.listen.rpartition(":")
+    if host in ("0.0.0.0", "::", "[::]", "127.0.0.1", "localhost"):
+        click.echo(
+            "note: phones cannot reach the listen address; pass --host HOST:PORT"
+            " (or set server.public_url)",
+            err=True,
+        )
+    return f"{host}:{port}"
+
+
+@click.command("phone-urls")
+@config_option
+@click.option("--tenant", help="Tenant name (default: the only tenant in the config).")
+@click.option("--host", help="How phones reach the hub, e.g. 192.0.2.10:8080.")
+@click.option(
+    "--vendor",
+    type=click.Choice([*phone_urls.URL_VENDORS, "all"]),
+    default="grandstream",
+    show_default=True,
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "provisioning", "list", "json"]),
+    default="table",
+    show_default=True,
+    help="provisioning: Yealink .cfg lines, Snom XML, or a labelled list.",
+)
+def phone_urls_command(
+    config_path: str, tenant: str | None, host: str | None, vendor: str, fmt: str
+) -> None:
+    """Print the URL to paste on a phone for each event (no hub needed)."""
+    settings = _settings(config_path)
+    tenant, token = _token(settings, tenant)
+    where = host or _default_host(settings)
+    vendors = phone_urls.URL_VENDORS if vendor == "all" else (vendor,)
+    try:
+        per_vendor = {v: phone_urls.phone_urls(v, where, token) for v in vendors}
+    except phone_urls.PhoneUrlError as exc:
+        raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        out = {v: [dataclasses.asdict(u) for u in urls] for v, urls in per_vendor.items()}
+        click.echo(json.dumps({"tenant": tenant, "host": where, "vendors": out}, indent=2))
+        return
+    for v, urls in per_vendor.items():
+        if fmt == "provisioning":
+            click.echo(phone_urls.provisioning(v, urls), nl=False)
+        elif fmt == "list":
+            for u in urls:
+                click.echo(f"{u.setting}\t{u.url}")
+        else:
+            _table(
+                f"{v}: tenant {tenant}",
+                ("event", "setting or field", "URL"),
+                [
+                    (u.event, u.setting, u.url + ("  (too long)" if u.too_long else ""))
+                    for u in urls
+                ],
+            )
+
+
+def _table(title: str, columns: tuple[str, ...], data: Sequence[tuple[str, ...]]) -> None:
+    console = Console()
+    if not console.is_terminal:  # piped: never wrap a URL that someone will copy
+        widths = [max(len(str(r[i])) for r in [columns, *data]) for i in range(len(columns))]
+        console = Console(width=max(80, sum(widths) + 3 * len(widths) + 1))
+    table = Table(title=title, title_justify="left")
+    for name in columns:
+        table.add_column(name, overflow="fold")
+    for r in data:
+        table.add_row(*r)
+    console.print(table)
+
+
+# keys ----------------------------------------------------------------------------------
+@click.group()
+def keys() -> None:
+    """Tenant API keys, on the database directly (no hub needed)."""
+
+
+async def _ensure_tenant(store: SQLiteStore, settings: config.Settings, tenant: str) -> None:
+    """Tenant rows come from the config at hub start; do the same here if it never ran."""
+    if await store.read(lambda c: rows.get_tenant(c, tenant)) is not None:
+        return
+    if tenant not in {t.name for t in settings.tenant}:
+        raise click.ClickException(f"no tenant {tenant!r} in the database or the config file")
+    hashes = await store.read(lambda c: dirstore.hash_passwords(settings, c))
+    await store.write(lambda c, _s: dirstore.apply_config(c, settings, hashes))
+
+
+@keys.command("create")
+@config_option
+@click.option("--tenant", required=True, help="Tenant the key belongs to.")
+@click.option("--name", default="", help="What the key is for (shown in lists).")
+def keys_create(config_path: str, tenant: str, name: str) -> None:
+    """Create a tenant API key; it is printed once and stored only as a hash."""
+    settings = _settings(config_path)
+
+    async def op(store: SQLiteStore) -> dict[str, Any] | None:
+        await _ensure_tenant(store, settings, tenant)
+        return await store.write(lambda c, _s: rows.create_api_key(c, tenant, name))
+
+    created = _with_store(settings, op)
+    if created is None:
+        raise click.ClickException(f"no tenant {tenant!r}")
+    click.echo(f"key_id {created['key_id']} for tenant {tenant} (shown once, keep it secret):")
+    click.echo(created["key"])
+
+
+def _existing_db(settings: config.Settings) -> None:
+    path = _db_path(settings)
+    if not Path(path).exists():
+        raise click.ClickException(f"no database at {path}; start the hub once (callhook serve)")
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@keys.command("list")
+@config_option
+@click.option("--tenant", required=True, help="Tenant whose keys to list.")
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
+def keys_list(config_path: str, tenant: str, include_revoked: bool) -> None:
+    """List a tenant's API keys (never the keys themselves)."""
+    settings = _settings(config_path)
+    _existing_db(settings)
+    found = _with_store(
+        settings,
+        lambda s: s.read(
+            lambda c: rows.list_api_keys(c, tenant, limit=100_000, include_revoked=include_revoked)
+        ),
+    )
+    if not found:
+        click.echo(f"tenant {tenant}: no API keys")
+        return
+    data = [(k["key_id"], k["name"], _when(k["created_at"]), _when(k["revoked_at"])) for k in found]
+    _table(f"API keys of tenant {tenant}", ("key_id", "name", "created", "revoked"), data)
+
+
+@keys.command("revoke")
+@config_option
+@click.argument("key_id")
+@click.option("--tenant", help="Only if the key belongs to this tenant.")
+def keys_revoke(config_path: str, key_id: str, tenant: str | None) -> None:
+    """Revoke an API key (a running hub notices within 30 s; the REST API revokes at once)."""
+    settings = _settings(config_path)
+    _existing_db(settings)
+    done = _with_store(
+        settings, lambda s: s.write(lambda c, _s: rows.revoke_api_key(c, key_id, tenant))
+    )
+    if not done:
+        where = f" of tenant {tenant!r}" if tenant else ""
+        raise click.ClickException(f"no API key {key_id!r}{where}")
+    click.echo(f"revoked {key_id}")

@@ -1,0 +1,398 @@
+"""The call state machine: each phone's report moves its leg, and the session emits each
+lifecycle event once, whichever phone reports it first and in whatever order reports come.
+
+Decisions (SPEC §3):
+- a session starts from any report; one that does not start with Incoming/Outgoing Call
+  still gets its `call_start` first, so every session reads start .. end;
+- every session ends with one `call_ended` then one `call_cdr`; unanswered calls get
+  `call_noanswer` (missed, no_answer) or `call_fail` (failed) before `call_ended`;
+- "answered elsewhere" is decided when a called phone answers: the others ringing get
+  `target_noanswer` with that reason at once;
+- hangup of an answered call ends it (the other phone's Terminate may be lost), except for a
+  phone that transferred the call: then the session waits `merge_window` for the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from callhook.correlate import bodies, cdr
+from callhook.correlate.bodies import TenantView
+from callhook.correlate.presence import PresenceBook
+from callhook.correlate.sessions import SessionTable
+from callhook.correlate.state import (
+    DIALING,
+    DONE,
+    ENDED,
+    ESTABLISHED,
+    FAILED,
+    NEW,
+    NOANSWER,
+    RINGING,
+    CorrelationSettings,
+    Leg,
+    Session,
+)
+from callhook.events import Event, new_id
+from callhook.normalise import CallReport
+
+Out = list[Event]
+_LIVE = (NEW, DIALING, RINGING, ESTABLISHED)
+_MAX_REROUTES = 16
+
+
+class CallFlow:
+    """Applies CallReports to sessions; closes sessions on hangup, timeout and eviction."""
+
+    def __init__(
+        self,
+        settings: CorrelationSettings,
+        table: SessionTable,
+        presence: PresenceBook,
+        changed: Callable[[Session], None],
+    ) -> None:
+        self.settings = settings
+        self.table = table
+        self.presence = presence
+        self._changed = changed
+        self._phases: dict[str, Callable[[Session, Leg, CallReport, TenantView, float, Out], None]]
+        self._phases = {
+            "ring": self._ring,
+            "dial": self._dial,
+            "answer": self._answer,
+            "hangup": self._hangup,
+            "missed": self._missed,
+            "hold": self._hold,
+            "unhold": self._hold,
+            "transfer": self._transfer,
+        }
+
+    # -- entry points ----------------------------------------------------------------------
+    def apply(self, tv: TenantView, rep: CallReport, now: float) -> Out:
+        out: Out = []
+        s = self.table.find(tv.name, rep, now)
+        if s is not None and s.closed:
+            return out  # a late or repeated report of a call that has ended
+        if s is None:
+            s = self._open(tv, rep, now, out)
+        leg = s.legs.get(rep.phone)
+        if leg is None:
+            if len(s.legs) >= self.settings.max_legs_per_session:
+                return out  # bound per-session memory; this phone's part is not tracked
+            leg = s.legs[rep.phone] = Leg(rep.phone, rep.own, rep.role, NEW, rep.call_id, since=now)
+            if rep.phase != "transfer":  # a transfer's remote is its target, not the party
+                leg.remote = rep.remote
+        else:
+            leg.call_id = leg.call_id or rep.call_id
+            leg.role = leg.role or rep.role
+            if not leg.remote and rep.phase != "transfer":
+                leg.remote = rep.remote
+        leg.phases.add(rep.phase)
+        self.table.index_leg(s, leg)
+        s.last_activity = now
+        s.call_id = s.call_id or rep.call_id
+        self._learn_parties(s, leg, rep, tv)
+        if "call_start" not in s.emitted:
+            s.emitted.add("call_start")
+            s.direction = bodies.direction(s)
+            out.append(bodies.call_start(s, tv, now))
+        self._phases[rep.phase](s, leg, rep, tv, now, out)
+        if not s.closed:
+            self.table.schedule(s, self.deadline(s))
+            self._sync_presence(s, tv)
+        self._changed(s)
+        return out
+
+    def expire(self, s: Session, tv: TenantView, now: float) -> Out:
+        """`s`'s deadline passed (tick): end the transfer wait, the ringing, or an idle call."""
+        out: Out = []
+        if s.transfer_until is not None:
+            self.close(s, tv, now, "transferred", out)
+        elif s.answer_time is None and self._ring_decides(s):
+            self.close(s, tv, now, "ring_timeout", out)
+        else:
+            self.close(s, tv, now, "timeout", out)
+        return out
+
+    def deadline(self, s: Session) -> float:
+        if s.transfer_until is not None:
+            return s.transfer_until
+        if s.answer_time is None and self._ring_decides(s):
+            start = s.ring_start if s.ring_start is not None else s.created_at
+            return start + self.settings.ring_timeout
+        return s.last_activity + self.settings.session_timeout
+
+    def _ring_decides(self, s: Session) -> bool:
+        """Ringing can be declared unanswered only for phones that report answers: one
+        configured without Establish Call may be talking (its Terminate comes later)."""
+        return any(
+            leg.state in (RINGING, DIALING)
+            and leg.number
+            and self.presence.reports(s.tenant, leg.number, "establish_call")
+            for leg in s.legs.values()
+        )
+
+    # -- session bookkeeping ---------------------------------------------------------------
+    def _open(self, tv: TenantView, rep: CallReport, now: float, out: Out) -> Session:
+        while self.table.count(tv.name) >= max(1, self.settings.max_sessions_per_tenant):
+            oldest = self.table.oldest(tv.name)
+            if oldest is None:
+                break
+            self.close(oldest, tv, now, "evicted", out)
+        s = Session(tv.name, new_id(), new_id(), now, now, start_time=now)
+        self.table.add(s)
+        return s
+
+    def _learn_parties(self, s: Session, leg: Leg, rep: CallReport, tv: TenantView) -> None:
+        """Caller and callee from the most telling view: the caller's phone, else a called
+        phone, else a guess (caller = this phone) that a better view replaces."""
+        if rep.phase == "transfer":
+            if not s.caller:
+                s.caller = rep.own
+            self._refresh_extensions(s, tv)
+            return
+        view = 2 if leg.role == "caller" else 1 if leg.role == "target" else 0
+        if view > s.view or not (s.caller or s.callee):
+            if leg.role == "target":
+                caller, callee, name = rep.remote, rep.own, rep.display_remote
+            else:
+                caller, callee, name = rep.own, rep.remote, rep.display_local
+            s.caller = caller or s.caller
+            # A called phone in a ring group is not the number dialled: keep the caller's view.
+            if s.view < 2 or view == 2:
+                s.callee = callee or s.callee
+            if name and (view > s.view or not s.caller_display_name):
+                s.caller_display_name = name
+            s.view = max(s.view, view)
+        if s.view:
+            self.table.index_caller(s, s.caller)
+        elif leg.remote and leg.number:
+            self.table.index_caller(s, leg.remote)  # the guess may be backwards
+        if not s.caller_display_name and s.caller:
+            s.caller_display_name = tv.display_name(s.caller)
+        self._refresh_extensions(s, tv)
+
+    def _refresh_extensions(self, s: Session, tv: TenantView) -> None:
+        phones = [leg.number for leg in s.legs.values() if leg.number]
+        seen: dict[str, None] = {}
+        for n in (s.caller, s.callee, *phones, s.answered_by, *s.transfer_targets):
+            if n and n not in seen and (n in phones or tv.is_extension(n)):
+                seen[n] = None
+        s.extensions = tuple(seen)
+
+    def _sync_presence(self, s: Session, tv: TenantView) -> None:
+        ringing = {leg.number for leg in s.legs.values() if leg.state == RINGING}
+        for n in s.extensions:
+            self.presence.set_call(tv.name, n, s.session_id, n in ringing)
+
+    # -- phases ----------------------------------------------------------------------------
+    def _ring(
+        self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
+    ) -> None:
+        if leg.state != NEW or leg.role == "caller":
+            return  # a repeat, or it arrived after the phone answered / ended
+        if s.answer_time is not None and leg.number not in s.transfer_targets:
+            # A late ring of an answered call: the phone that answered it (the other end of
+            # an internal call), or a ring group member that lost to it.
+            leg.role = "target"
+            if leg.number == s.answered_by:
+                leg.state, leg.answer_time = ESTABLISHED, s.answer_time
+            else:
+                leg.state, leg.end_time = NOANSWER, now
+            return
+        leg.role, leg.state, leg.ring_start = "target", RINGING, now
+        if s.ring_start is None or now < s.ring_start:
+            s.ring_start = now
+        s.transfer_until = None  # the transfer target rings: the call goes on
+        target = bodies.party(s, tv, leg.number)
+        out.append(bodies.call_event(s, tv, "target_add", now, call_target=target))
+        out.append(bodies.call_event(s, tv, "target_ringing", now, call_target=target))
+
+    def _dial(
+        self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
+    ) -> None:
+        if leg.state == NEW:
+            leg.role = "caller"
+            # A late Outgoing Call of an answered call: the caller is in the call.
+            leg.state = DIALING if s.answer_time is None else ESTABLISHED
+
+    def _answer(
+        self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
+    ) -> None:
+        if leg.state in _LIVE and leg.state != ESTABLISHED:
+            self._establish(s, leg, tv, now, out)
+
+    def _establish(self, s: Session, leg: Leg, tv: TenantView, at: float, out: Out) -> None:
+        leg.state, leg.answer_time = ESTABLISHED, at
+        if s.answer_time is not None:
+            return  # answered already (the other end's report, or a transfer target)
+        s.answer_time = at
+        answerer: Leg | None = leg if leg.role == "target" else None
+        if leg.role == "caller":
+            ringing = [x for x in s.legs.values() if x.role == "target" and x.state == RINGING]
+            if len(ringing) == 1:  # the caller's phone says answered: the one ringing did
+                answerer = ringing[0]
+                answerer.state, answerer.answer_time = ESTABLISHED, at
+        s.answered_by = (
+            answerer.number
+            if answerer is not None
+            else (s.callee if leg.role == "caller" or leg.number == s.caller else leg.number)
+        )
+        self._refresh_extensions(s, tv)
+        target = bodies.party(s, tv, s.answered_by)
+        s.emitted.add("call_established")
+        out.append(bodies.call_event(s, tv, "call_established", at, call_target=target))
+        if answerer is not None:
+            for other in s.legs.values():
+                if other is not answerer and other.role == "target" and other.state == RINGING:
+                    self._leg_done(s, other, tv, at, out, NOANSWER, reason="answered_elsewhere")
+
+    def _hangup(
+        self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
+    ) -> None:
+        if leg.state in DONE:
+            return
+        if rep.duration is not None:
+            leg.duration = rep.duration
+        if rep.duration and leg.state != ESTABLISHED:
+            # It talked, so it was answered: its Establish Call was lost or not configured.
+            at = now - rep.duration
+            if s.ring_start is not None:
+                at = max(at, s.ring_start)
+            s.start_time = min(s.start_time if s.start_time is not None else at, at)
+            self._establish(s, leg, tv, at, out)
+        was = leg.state
+        if s.answer_time is not None:
+            if was == RINGING:
+                self._leg_done(s, leg, tv, now, out, NOANSWER, "ended")
+            else:
+                self._leg_done(s, leg, tv, now, out, ENDED, "hangup")
+            if (leg.transferred or was == RINGING) and self._others_live(s, leg):
+                return
+            if leg.transferred:
+                s.transfer_until = now + self.settings.merge_window
+                return
+            self.close(s, tv, now, "hangup", out)
+            return
+        if leg.role == "target":  # the called phone ended its ringing (declined or cancelled)
+            if rep.fail_code is not None:
+                s.fail_code = rep.fail_code
+                self._leg_done(s, leg, tv, now, out, FAILED, "declined", rep.fail_code)
+            else:
+                self._leg_done(s, leg, tv, now, out, NOANSWER, "ended")
+            if not any(x.state == RINGING for x in s.legs.values()):
+                self.close(s, tv, now, "failed" if s.fail_code is not None else "hangup", out)
+            return
+        if rep.fail_code is not None:
+            s.fail_code = rep.fail_code
+        leg.state, leg.end_time = ENDED, now  # the caller gave up (or we cannot tell who)
+        self.close(s, tv, now, "failed" if s.fail_code is not None else "hangup", out)
+
+    def _missed(
+        self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
+    ) -> None:
+        if leg.state in DONE or leg.state == ESTABLISHED or leg.role == "caller":
+            return
+        leg.role = "target"
+        why = "no_answer" if s.answer_time is None else "answered_elsewhere"
+        self._leg_done(s, leg, tv, now, out, NOANSWER, why)
+        if s.answer_time is None:
+            if not any(x.state == RINGING for x in s.legs.values()):
+                self.close(s, tv, now, "no_answer", out)
+        elif not self._others_live(s, leg):
+            self.close(s, tv, now, "transferred" if s.reroutes else "hangup", out)
+
+    def _hold(
+        self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
+    ) -> None:
+        if leg.state in DONE:
+            return
+        if leg.state != ESTABLISHED:
+            self._establish(s, leg, tv, now, out)  # on hold means the call was answered
+        held = rep.phase == "hold"
+        if leg.held is held:
+            return  # the same transition again: a duplicate
+        leg.held = held
+        peer = leg.remote or (s.callee if leg.number == s.caller else s.caller)
+        key = "call_hold" if held else "call_unhold"
+        out.append(bodies.hold_event(s, tv, key, now, leg.number, peer, leg.call_id))
+
+    def _transfer(
+        self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
+    ) -> None:
+        if leg.state in DONE:
+            return
+        if leg.state != ESTABLISHED:
+            self._establish(s, leg, tv, now, out)
+        target = rep.remote
+        sig = f"{leg.phone}|{target}|{rep.reason}"
+        if sig in s.reroutes or len(s.reroutes) >= _MAX_REROUTES:
+            return
+        s.reroutes.add(sig)
+        leg.transferred = True
+        if target and target != leg.number:
+            self.table.index_transfer(s, target)
+            self._refresh_extensions(s, tv)
+        body: dict[str, Any] = {
+            "call_target": bodies.party(s, tv, target),
+            "reason": rep.reason,
+            "transferred_by": bodies.party(s, tv, leg.number),
+        }
+        out.append(bodies.call_event(s, tv, "call_reroute", now, **body))
+
+    # -- endings ---------------------------------------------------------------------------
+    def _others_live(self, s: Session, leg: Leg) -> bool:
+        """Is another phone still ringing or in this (answered) call?"""
+        return any(x is not leg and x.state in _LIVE for x in s.legs.values())
+
+    def _leg_done(
+        self,
+        s: Session,
+        leg: Leg,
+        tv: TenantView,
+        now: float,
+        out: Out,
+        state: str,
+        reason: str,
+        fail_code: int | None = None,
+    ) -> None:
+        """End one phone's part; a called phone's end is a target_* event."""
+        was = leg.state
+        leg.state, leg.end_time = state, now
+        if leg.role != "target" or (was == NEW and state == ENDED):
+            return
+        key = {NOANSWER: "target_noanswer", FAILED: "target_fail"}.get(state, "target_ended")
+        extra: dict[str, Any] = {"call_target": bodies.party(s, tv, leg.number), "reason": reason}
+        if fail_code is not None:
+            extra["fail_code"] = fail_code
+        out.append(bodies.call_event(s, tv, key, now, **extra))
+
+    def close(self, s: Session, tv: TenantView, now: float, reason: str, out: Out) -> None:
+        """End session `s`: settle every leg, then the closing lifecycle events and the CDR."""
+        if s.closed:
+            return
+        s.end_time = now
+        for leg in s.legs.values():
+            if leg.state == RINGING:
+                why = "answered_elsewhere" if s.answer_time is not None else reason
+                self._leg_done(
+                    s, leg, tv, now, out, NOANSWER, "caller_cancelled" if why == "hangup" else why
+                )
+            elif leg.state in _LIVE:
+                self._leg_done(s, leg, tv, now, out, ENDED, reason)
+        s.direction = bodies.direction(s)
+        s.status = cdr.decide_status(s, self.settings)
+        s.end_reason = reason
+        if s.status == "failed":
+            out.append(bodies.call_event(s, tv, "call_fail", now, fail_code=s.fail_code or 0))
+        elif s.status == "missed" or (s.status == "no_answer" and s.view > 0):
+            out.append(bodies.call_event(s, tv, "call_noanswer", now))
+        s.emitted.add("call_ended")
+        out.append(bodies.call_event(s, tv, "call_ended", now))
+        out.append(cdr.cdr_event(s, tv, now))
+        s.closed = True
+        self.table.retire(s, now)
+        for n in s.extensions:
+            self.presence.end_call(tv.name, n, s.session_id)
+        self._changed(s)

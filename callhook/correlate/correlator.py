@@ -1,0 +1,184 @@
+"""The correlator: phone reports in, canonical events out, with sessions, CDRs and presence.
+
+Pure: no I/O, time from the injected clock. The pipeline appends what `feed`, `publish` and
+`tick` return to the event log, and persists `drain_changes()` in the same transaction, so
+`restore()` after a restart continues every open call under its session_id and cdr_id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from callhook.correlate.bodies import TenantView
+from callhook.correlate.calls import CallFlow
+from callhook.correlate.dedup import Dedup
+from callhook.correlate.presence import PresenceBook
+from callhook.correlate.sessions import SessionTable
+from callhook.correlate.state import RINGING, Changes, CorrelationSettings, Session
+from callhook.directory import Tenant
+from callhook.events import Event, unix_time
+from callhook.ingest.model import PhoneEvent
+from callhook.normalise import CallReport, DeviceReport, normalise
+
+log = logging.getLogger(__name__)
+
+# Device events whose repeats are told apart by state (presence), not by the dedup memory.
+_STATEFUL = frozenset({"dnd_on", "dnd_off", "forward_on", "forward_off", "off_hook", "on_hook"})
+
+
+class Correlator:
+    """Merges phones' reports into sessions; emits lifecycle events once, CDRs, presence."""
+
+    def __init__(
+        self,
+        tenant_lookup: Callable[[str], Tenant | None],
+        settings: CorrelationSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._lookup = tenant_lookup
+        self.settings = settings
+        self._clock = clock
+        self._views: dict[str, TenantView] = {}
+        self._table = SessionTable(settings)
+        self._presence = PresenceBook(settings)
+        self._dirty: dict[tuple[str, str], Session] = {}
+        self._flow = CallFlow(settings, self._table, self._presence, self._mark)
+        self._dedup = Dedup(settings.dedup_window, settings.max_dedup_entries)
+
+    # -- the pipeline's calls ----------------------------------------------------------------
+    def feed(self, pe: PhoneEvent) -> list[Event]:
+        """Canonical events for one phone report, in order (never raises)."""
+        try:
+            return self._feed(pe)
+        except Exception:  # a bug must not lose the stream: log it, drop this report
+            log.exception("correlation failed for %s from %s", pe.event, pe.tenant)
+            return []
+
+    def _feed(self, pe: PhoneEvent) -> list[Event]:
+        now = self._clock()
+        self._table.purge(now)
+        tv = self._view(pe.tenant)
+        rep = normalise(pe, now)
+        if isinstance(rep, CallReport):
+            if rep.own:
+                self._presence.seen(tv.name, rep.own, rep.event, dict(rep.device), now)
+            return self._flow.apply(tv, rep, now)
+        if self._repeat(tv.name, rep, pe, now):
+            return []
+        return self._presence.apply_device(tv, rep, now)
+
+    def _repeat(self, tenant: str, rep: DeviceReport, pe: PhoneEvent, now: float) -> bool:
+        if rep.key in _STATEFUL and rep.own:
+            return False  # presence compares it with the current state
+        key = (tenant, rep.key, pe.event_name, tuple(sorted(pe.pairs.items())), rep.phone)
+        return self._dedup.repeat(key, now)
+
+    def publish(self, ev: Event) -> list[Event]:
+        """A canonical event published by a PBX: presence follows it; it is passed on as is."""
+        try:
+            self._presence.apply_published(ev, self._clock())
+        except Exception:
+            log.exception("presence update failed for published %s", ev.key)
+        return [ev]
+
+    def tick(self) -> list[Event]:
+        """Close sessions whose deadline passed: ringing nobody answered, idle calls,
+        transfers whose target never showed up."""
+        now = self._clock()
+        out: list[Event] = []
+        for s in self._table.due(now):
+            try:
+                out.extend(self._flow.expire(s, self._view(s.tenant), now))
+            except Exception:
+                log.exception("closing session %s failed", s.session_id)
+        self._table.purge(now)
+        return out
+
+    def drain_changes(self) -> Changes:
+        """Sessions and presence changed since the last drain (a closed session: None)."""
+        sessions = [
+            (t, sid, None if s.closed else s.to_dict()) for (t, sid), s in self._dirty.items()
+        ]
+        self._dirty.clear()
+        return Changes(sessions=sessions, presence=self._presence.drain())
+
+    def restore(
+        self, sessions: Iterable[dict[str, Any]], presence: Iterable[dict[str, Any]]
+    ) -> None:
+        """Rebuild from what drain_changes() gave (presence first, then calls)."""
+        for d in presence:
+            try:
+                self._presence.restore(d)
+            except (KeyError, TypeError, ValueError):
+                log.warning("skipping unreadable presence state %r", d)
+        for d in sessions:
+            try:
+                s = Session.from_dict(d)
+            except (KeyError, TypeError, ValueError):
+                log.warning("skipping unreadable session state %r", d)
+                continue
+            if s.closed or s.session_id in self._table.open.get(s.tenant, {}):
+                continue
+            self._table.add(s)
+            for leg in s.legs.values():
+                self._table.index_leg(s, leg)
+            if s.view:
+                self._table.index_caller(s, s.caller)
+            for target in s.transfer_targets:
+                self._table.index_transfer(s, target)
+            self._table.schedule(s, self._flow.deadline(s))
+            for n in s.extensions:
+                self._presence.set_call(s.tenant, n, s.session_id, False)
+            ringing = {leg.number for leg in s.legs.values() if leg.state == RINGING}
+            for n in ringing & set(s.extensions):
+                self._presence.set_call(s.tenant, n, s.session_id, True)
+        self._presence.dirty.clear()
+
+    def presence(self, tenant: str, extension: str) -> dict[str, Any]:
+        """Current presence of one extension (JSON-able)."""
+        return self._presence.state(tenant, extension)
+
+    def active_calls(self, tenant: str) -> list[dict[str, Any]]:
+        """Open sessions of `tenant`, oldest first (JSON-able)."""
+        tv = self._view(tenant)
+        return [self._call_view(s, tv) for s in self._table.open.get(tenant, {}).values()]
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _call_view(self, s: Session, tv: TenantView) -> dict[str, Any]:
+        def stamp(t: float | None) -> str:
+            return unix_time(t) if t is not None else ""
+
+        def party(n: str) -> str:
+            return tv.uri(n) if n and n in s.extensions else n
+
+        return {
+            "session_id": s.session_id,
+            "cdr_id": s.cdr_id,
+            "call_id": s.call_id,
+            "caller": party(s.caller),
+            "callee": party(s.callee),
+            "caller_display_name": s.caller_display_name,
+            "direction": s.direction,
+            "state": s.state(),
+            "start_time": stamp(s.start_time),
+            "answer_time": stamp(s.answer_time),
+            "call_target": party(s.answered_by),
+            "extensions": list(s.extensions),
+        }
+
+    def _view(self, name: str) -> TenantView:
+        tenant = self._lookup(name)
+        tv = self._views.get(name)
+        if tv is None or tv.tenant is not tenant:
+            tv = self._views[name] = TenantView.of(name, tenant, self._presence.known)
+        return tv
+
+    def _mark(self, s: Session) -> None:
+        self._dirty[(s.tenant, s.session_id)] = s
+
+    @property
+    def open_sessions(self) -> int:
+        return len(self._table)

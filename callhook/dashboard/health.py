@@ -1,0 +1,103 @@
+"""Delivery health per endpoint, for the dashboard: success rate, latency, last error.
+
+A read-only summary of the delivery log of `callhook/deliver` (tables `deliveries` and
+`delivery_attempts`, schema migration 3) over a recent window: deliveries are found through
+their `created_at` index, attempts through their primary key. Success is a 2xx answer, as
+`deliver/backoff.classify` decides.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MAX_ATTEMPTS = 20_000  # per tenant and window: bounds the work of one dashboard refresh
+
+
+@dataclass(slots=True)
+class EndpointHealth:
+    """One endpoint's deliveries and attempts in the window."""
+
+    endpoint_id: str
+    deliveries: dict[str, int] = field(default_factory=dict)  # status -> count
+    attempts: int = 0
+    succeeded_attempts: int = 0
+    success_rate: float | None = None  # share of attempts answered 2xx; None: no attempt
+    latency_avg_ms: float | None = None
+    latency_p95_ms: float | None = None
+    last_attempt_at: float | None = None
+    last_error: str | None = None  # of the latest failed attempt
+    last_error_at: float | None = None
+    last_failed_delivery: str | None = None  # a delivery to redeliver: its latest failure
+    _latencies: list[float] = field(default_factory=list, repr=False)
+
+    def public(self) -> dict[str, Any]:
+        out = asdict(self)
+        del out["_latencies"]
+        return out
+
+
+def _ok(status_code: int | None) -> bool:
+    return status_code is not None and 200 <= status_code < 300
+
+
+def _error_text(status_code: int | None, error: str) -> str:
+    if error:
+        return error
+    return f"HTTP {status_code}" if status_code is not None else "no response"
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def endpoint_health(
+    conn: sqlite3.Connection, tenant: str, since: float, max_attempts: int = MAX_ATTEMPTS
+) -> dict[str, EndpointHealth]:
+    """Health of every endpoint of `tenant` with deliveries created at or after `since`."""
+    out: dict[str, EndpointHealth] = {}
+
+    def entry(endpoint_id: str) -> EndpointHealth:
+        h = out.get(endpoint_id)
+        if h is None:
+            h = out[endpoint_id] = EndpointHealth(endpoint_id)
+        return h
+
+    for endpoint_id, status, n in conn.execute(
+        "SELECT endpoint_id, status, COUNT(*) FROM deliveries"
+        " WHERE created_at >= ? AND tenant = ? GROUP BY endpoint_id, status",
+        (since, tenant),
+    ):
+        entry(endpoint_id).deliveries[str(status)] = int(n)
+    rows = conn.execute(
+        "SELECT d.endpoint_id, d.delivery_id, d.status, a.at, a.status_code, a.latency_ms, a.error"
+        " FROM deliveries d JOIN delivery_attempts a ON a.delivery_id = d.delivery_id"
+        " WHERE d.created_at >= ? AND d.tenant = ? ORDER BY a.at DESC LIMIT ?",
+        (since, tenant, max_attempts),
+    )
+    for endpoint_id, delivery_id, status, at, code, latency, error in rows:
+        h = entry(endpoint_id)
+        first = h.attempts == 0  # rows come newest first
+        h.attempts += 1
+        if latency is not None:
+            h._latencies.append(float(latency))
+        if first:
+            h.last_attempt_at = at
+        if _ok(code):
+            h.succeeded_attempts += 1
+            continue
+        if h.last_error_at is None:
+            h.last_error = _error_text(code, error)
+            h.last_error_at = at
+        if h.last_failed_delivery is None and status != "succeeded":
+            h.last_failed_delivery = delivery_id
+    for h in out.values():
+        if h.attempts:
+            h.success_rate = h.succeeded_attempts / h.attempts
+        if h._latencies:
+            h.latency_avg_ms = round(sum(h._latencies) / len(h._latencies), 1)
+            h.latency_p95_ms = round(_p95(h._latencies), 1)
+    return out

@@ -1,0 +1,108 @@
+// Phone setup: the URL to paste for each event, per vendor, from GET .../phone-urls.
+
+import { isMissingRoute } from "./api.js";
+import { announce, h, setText } from "./dom.js";
+
+const LABELS = {
+  grandstream: "Grandstream (GXP, GRP, GXV)",
+  yealink: "Yealink",
+  snom: "Snom",
+  fanvil: "Fanvil",
+};
+
+export class PhonesView {
+  constructor(root, api, tenant, vendors) {
+    this.root = root;
+    this.api = api;
+    this.tenant = tenant;
+    this.vendor = root.querySelector("[data-role=vendor]");
+    this.host = root.querySelector("[data-role=host]");
+    this.list = root.querySelector("[data-role=urls]");
+    this.error = root.querySelector("[data-role=error]");
+    this.loaded = false;
+    this.vendor.replaceChildren(
+      ...vendors.map((v) => h("option", { value: v }, LABELS[v] || v)),
+    );
+    this.vendor.onchange = () => this.load();
+    let typing = null;
+    this.host.oninput = () => {
+      clearTimeout(typing);
+      typing = setTimeout(() => this.load(), 400);
+    };
+  }
+
+  async show() {
+    if (!this.loaded) await this.load();
+  }
+
+  async load() {
+    this.loaded = true;
+    setText(this.error, "");
+    let data;
+    try {
+      data = await this.api.get(`/tenants/${encodeURIComponent(this.tenant)}/phone-urls`, {
+        vendor: this.vendor.value,
+        host: this.host.value.trim() || undefined,
+      });
+    } catch (err) {
+      this.list.replaceChildren();
+      setText(
+        this.error,
+        isMissingRoute(err) ? "This hub has no phone URL API yet." : `Could not load URLs: ${err.message}`,
+      );
+      return;
+    }
+    const urls = Array.isArray(data) ? data : data.urls || data.events || [];
+    if (!this.host.value && data.host) this.host.placeholder = data.host;
+    this.list.replaceChildren(...urls.map((u) => this.item(u)));
+  }
+
+  item(u) {
+    const name = u.vendor_event || u.event;
+    const id = `url-${u.event}`;
+    const input = h("input", {
+      id,
+      type: "text",
+      readonly: true,
+      value: u.url,
+      spellcheck: "false",
+      "aria-label": `URL for ${name}`,
+    });
+    const copy = h("button", { type: "button", "aria-describedby": id }, "Copy");
+    copy.addEventListener("click", () => this.copy(input, copy, name));
+    return h(
+      "li",
+      { dataset: { event: u.event } },
+      h(
+        "div",
+        { class: "url-head" },
+        h(
+          "div",
+          {},
+          h("span", { class: "event-name" }, name),
+          " ",
+          u.setting && u.setting !== name ? h("span", { class: "setting" }, u.setting) : null,
+        ),
+        copy,
+      ),
+      input,
+      u.too_long
+        ? h("p", { class: "warn" }, "Longer than this vendor's field allows: drop some variables.")
+        : null,
+    );
+  }
+
+  async copy(input, button, name) {
+    try {
+      await navigator.clipboard.writeText(input.value);
+    } catch {
+      // Not a secure context (plain http to a LAN address): select and use the old command.
+      input.focus();
+      input.select();
+      document.execCommand("copy");
+    }
+    setText(button, "Copied");
+    announce(`URL for ${name} copied`);
+    setTimeout(() => setText(button, "Copy"), 1500);
+  }
+}

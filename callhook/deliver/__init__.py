@@ -1,0 +1,8 @@
+"""Outbound delivery: VoipNow-style Call Events and signed JSON webhooks, at-least-once.
+
+Flow: the event log's in-transaction hook writes one outbox row per (endpoint, event) in the
+same transaction as the event (outbox.py); after commit the rows reach per-endpoint queues
+(worker.py), which send them over one pooled aiohttp session (sender.py) and record every
+attempt in batches through the single writer (recorder.py). Pure parts: backoff.py,
+signing.py, call_events.py, payload.py, rules.py.
+"""

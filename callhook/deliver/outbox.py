@@ -1,0 +1,204 @@
+"""The durable outbox: delivery rows written in the event's own transaction, and read back.
+
+`Outbox.tx_hook` runs inside the event log's append transaction (EventLog.tx_hooks), so an
+event and its deliveries commit together or not at all: a crash at any point loses none.
+The rows it created ride along on `event.meta["deliveries"]` to the after-commit hook,
+which hands them to the in-memory queues without another read.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from callhook.deliver import call_events
+from callhook.deliver.rules import Index
+from callhook.events import Event, new_id
+
+log = logging.getLogger("callhook.deliver")
+
+# A delivery row's status: pending (queued or retrying), succeeded, failed (gave up),
+# held (its endpoint is disabled by the hub; kept for replay).
+STATUSES = ("pending", "succeeded", "failed", "held")
+_SESSIONS_TRACKED = 100_000
+# How far back to look for a call's answer when its start predates this process.
+_ANSWER_LOOKBACK = 6 * 3600.0
+
+
+@dataclass(slots=True)
+class Item:
+    """One delivery in memory: one event on its way to one endpoint."""
+
+    delivery_id: str
+    endpoint_id: str
+    seq: int
+    event_id: str
+    session: str | None
+    attempts: int
+    schedule_base: int
+    next_at: float
+    wire: bytes
+    involved: tuple[str, ...]
+    context: str = ""
+
+
+_INSERT = (
+    "INSERT OR IGNORE INTO deliveries (delivery_id, endpoint_id, tenant, seq, event_id, key,"
+    " session_id, status, attempts, schedule_base, next_at, context, created_at, updated_at)"
+    " VALUES (?,?,?,?,?,?,?,?,0,0,?,?,?,?)"
+)
+
+
+class Outbox:
+    """Creates delivery rows for committed events; knows which calls were answered."""
+
+    def __init__(self, index: Callable[[], Index], clock: Callable[[], float] = time.time) -> None:
+        self._index = index
+        self._clock = clock
+        # session_id -> answered? for sessions whose start this process has seen
+        self._answered: OrderedDict[str, bool] = OrderedDict()
+
+    def tx_hook(self, conn: sqlite3.Connection, events: list[Event]) -> None:
+        """EventLog tx hook: one `deliveries` row per (matching endpoint, event)."""
+        index = self._index()
+        now = self._clock()
+        rows: list[tuple[Any, ...]] = []
+        # The correlator appends call_ended and the session's call_cdr together: the CDR
+        # says whether the call was answered (ANSWER / UNKNOWN for hangup rules).
+        cdr_answered = {
+            ev.session_id: ev.body.get("status") == "answered"
+            for ev in events
+            if ev.key == "call_cdr" and ev.session_id
+        }
+        for ev in events:
+            try:
+                matched = index.match(ev)
+                self._track(ev)
+            except Exception:  # a matching bug must never fail the event's transaction
+                log.exception("matching endpoints failed", extra={"event_id": ev.event_id})
+                continue
+            if not matched:
+                continue
+            created: list[tuple[str, str, str]] = []
+            session = ev.session_id or _str(ev.body.get("session_id"))
+            for ep, _flow in matched:
+                did = new_id()
+                context = ""
+                if ep.kind == "call_event" and ev.key == "call_ended":
+                    answered = cdr_answered.get(session) if session else None
+                    if answered is None:
+                        answered = self._was_answered(conn, ev)
+                    context = '{"answered":true}' if answered else ""
+                status = "pending" if ep.active else "held"
+                rows.append(
+                    (did, ep.endpoint_id, ev.tenant, ev.seq, ev.event_id, ev.key, session,
+                     status, now, context, now, now)
+                )  # fmt: skip
+                if status == "pending":
+                    created.append((did, ep.endpoint_id, context))
+            ev.meta["deliveries"] = created
+        if rows:
+            conn.executemany(_INSERT, rows)
+
+    def items(self, ev: Event) -> list[Item]:
+        """The pending deliveries `tx_hook` created for a committed event."""
+        created: list[tuple[str, str, str]] = ev.meta.get("deliveries") or []
+        if not created:
+            return []
+        wire = ev.meta.get("wire_bytes")
+        if wire is None:
+            wire = ev.meta["wire_bytes"] = ev.wire_bytes()
+        session = ev.session_id or _str(ev.body.get("session_id"))
+        now = self._clock()
+        return [
+            Item(did, eid, ev.seq, ev.event_id, session, 0, 0, now, wire, ev.extensions, ctx)
+            for did, eid, ctx in created
+        ]
+
+    def _track(self, ev: Event) -> None:
+        if ev.key not in ("call_start", "call_established"):
+            return
+        sid = ev.session_id or _str(ev.body.get("session_id"))
+        if not sid:
+            return
+        answered = ev.key == "call_established" or self._answered.get(sid, False)
+        self._answered[sid] = answered
+        self._answered.move_to_end(sid)
+        if len(self._answered) > _SESSIONS_TRACKED:
+            self._answered.popitem(last=False)
+
+    def _was_answered(self, conn: sqlite3.Connection, ev: Event) -> bool:
+        said = call_events.answered(ev.body)
+        if said is not None:
+            return said
+        sid = ev.session_id or _str(ev.body.get("session_id"))
+        if not sid:
+            return False
+        known = self._answered.get(sid)
+        if known is not None:
+            return known
+        # The call started before this process did: ask the log (rare, bounded by time).
+        row = conn.execute(
+            "SELECT 1 FROM events WHERE created_at >= ? AND tenant = ? AND session_id = ?"
+            " AND key = 'call_established' LIMIT 1",
+            (self._clock() - _ANSWER_LOOKBACK, ev.tenant, sid),
+        ).fetchone()
+        return row is not None
+
+
+def _str(v: Any) -> str | None:
+    return str(v) if v not in (None, "") else None
+
+
+_SELECT_ITEMS = (
+    "SELECT d.delivery_id, d.endpoint_id, d.seq, d.event_id, d.session_id, d.attempts,"
+    " d.schedule_base, d.next_at, e.body, e.extensions, d.context"
+    " FROM deliveries d JOIN events e ON e.tenant = d.tenant AND e.seq = d.seq"
+)
+
+
+def _item(row: tuple[Any, ...]) -> Item:
+    exts = tuple(x for x in str(row[9]).split(",") if x)
+    return Item(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], bytes(row[8]), exts, row[10]
+    )
+
+
+def load_pending(
+    conn: sqlite3.Connection, endpoint_id: str, *, after_seq: int = 0, limit: int = 10_000
+) -> list[Item]:
+    """Pending deliveries of one endpoint, oldest event first (per-session order)."""
+    rows = conn.execute(
+        _SELECT_ITEMS + " WHERE d.endpoint_id = ? AND d.status = 'pending' AND d.seq > ?"
+        " ORDER BY d.seq LIMIT ?",
+        (endpoint_id, after_seq, limit),
+    ).fetchall()
+    return [_item(r) for r in rows]
+
+
+def load_items(conn: sqlite3.Connection, delivery_ids: list[str]) -> list[Item]:
+    """Specific deliveries (redeliver), whatever their status."""
+    marks = ",".join("?" * len(delivery_ids))
+    rows = conn.execute(
+        _SELECT_ITEMS + f" WHERE d.delivery_id IN ({marks}) ORDER BY d.seq", delivery_ids
+    ).fetchall()
+    return [_item(r) for r in rows]
+
+
+def pending_endpoints(conn: sqlite3.Connection) -> list[str]:
+    """Endpoints with pending deliveries (to fill the queues at start)."""
+    rows = conn.execute("SELECT DISTINCT endpoint_id FROM deliveries WHERE status = 'pending'")
+    return [str(r[0]) for r in rows]
+
+
+def wire_dict(item: Item) -> dict[str, Any]:
+    """The event's wire JSON as a dict (Call Events need its fields)."""
+    doc: dict[str, Any] = orjson.loads(item.wire)
+    return doc

@@ -1,0 +1,127 @@
+"""Sends one request over the hub's single pooled aiohttp session; never raises.
+
+No redirects are followed (a redirect could point anywhere, past the SSRF guard), and at
+most `read_limit` bytes of a response are read: enough for the delivery log's excerpt, and
+a hostile endpoint cannot make the hub buffer a huge body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import aiohttp
+from yarl import URL
+
+from callhook.deliver.payload import Request
+from callhook.deliver.targets import GuardedResolver, TargetRefused, check_literal
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What came back: a status (None when no HTTP response arrived) or an error."""
+
+    status: int | None
+    latency: float
+    error: str = ""
+    excerpt: str = ""
+    retry_after: str | None = None
+    refused: bool = False
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+class Sender:
+    """The outbound HTTP client. One per hub; per-endpoint limits live in the worker."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        total_timeout: float,
+        allow_private: bool,
+        read_limit: int = 2048,
+    ) -> None:
+        self.allow_private = allow_private
+        self.read_limit = read_limit
+        self._timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            # No global cap: a shared pool limit would let one hung endpoint starve the
+            # others. Concurrency is bounded per endpoint by the worker instead.
+            limit=0,
+            resolver=GuardedResolver(self.allow_private),
+            ttl_dns_cache=10,
+            keepalive_timeout=30,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, req: Request) -> Response:
+        """One attempt; the result says what happened, exceptions never escape."""
+        started = time.monotonic()
+        session = self._session
+        if session is None:
+            return Response(None, 0.0, error="sender closed")
+        try:
+            # aiohttp skips the resolver for literal IPs, so check those here.
+            check_literal(req.url, self.allow_private)
+            async with session.request(
+                req.method,
+                URL(req.url, encoded=True),  # already percent-encoded: do not re-quote
+                data=req.body,
+                headers=req.headers,
+                allow_redirects=False,
+            ) as resp:
+                latency = time.monotonic() - started
+                excerpt = await self._read_excerpt(resp)
+                return Response(
+                    resp.status,
+                    latency,
+                    excerpt=excerpt,
+                    retry_after=resp.headers.get("Retry-After"),
+                )
+        except TargetRefused as exc:
+            return Response(None, time.monotonic() - started, error=str(exc), refused=True)
+        except aiohttp.ClientConnectorError as exc:
+            refused = isinstance(exc.os_error, TargetRefused)
+            error = str(exc.os_error) if refused else _describe(exc)
+            return Response(None, time.monotonic() - started, error=error, refused=refused)
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            return Response(None, time.monotonic() - started, error=_describe(exc))
+
+    async def _read_excerpt(self, resp: aiohttp.ClientResponse) -> str:
+        buf = bytearray()
+        content = resp.content
+        while len(buf) < self.read_limit:
+            chunk = await content.read(self.read_limit - len(buf))
+            if not chunk:
+                break
+            buf += chunk
+        if not content.at_eof():
+            # Unread body left: drop this connection rather than drain an unbounded body.
+            resp.close()
+        return bytes(buf).decode("utf-8", errors="replace")
+
+
+async def close_quietly(sender: Sender) -> None:
+    """Close the session, giving TLS transports their moment to shut down."""
+    await sender.close()
+    await asyncio.sleep(0)

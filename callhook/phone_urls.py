@@ -1,0 +1,166 @@
+"""The URL to paste on a phone for each event, per vendor (pure: values in, values out).
+
+Grandstream phones take the seeds' format, `HOST/token=T&event=Incoming%20Call&mac=$mac`:
+no scheme and no `?`, so the pairs arrive in the request path (SPEC §1). Yealink, Fanvil
+and Snom take an ordinary URL, so we send them to `/ingest/TOKEN/<their event name>` with
+the variables in the query and an explicit `vendor=` (VENDORS.md), which tells the parser
+how that vendor spells and orients `$local`/`$remote`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from callhook.ingest.vendors import VENDOR_EVENT_NAMES
+
+# Vendors a phone URL can be made for (Aastra/Mitel's `$$NAME$$` dialect is accepted on
+# ingest, but we know no event list of theirs to print).
+URL_VENDORS: tuple[str, ...] = ("grandstream", "yealink", "snom", "fanvil")
+
+# Yealink's `action_url.*` values hold at most 511 characters (VENDORS.md).
+MAX_URL_LENGTH = {"yealink": 511}
+
+_CALL = ("mac", "local", "remote", "display_remote", "call_id")
+_DEVICE = ("mac", "local")
+# The variables worth sending with each canonical phone event.
+EVENT_VARIABLES: dict[str, tuple[str, ...]] = {
+    "incoming_call": _CALL,
+    "outgoing_call": _CALL,
+    "establish_call": _CALL,
+    "terminate_call": (*_CALL, "duration"),
+    "missed_call": _CALL,
+    "hold_call": _CALL,
+    "resume_call": _CALL,
+    "blind_transfer": _CALL,
+    "attended_transfer": _CALL,
+    "off_hook": _DEVICE,
+    "on_hook": _DEVICE,
+    "dnd_on": _DEVICE,
+    "dnd_off": _DEVICE,
+    "forward_on": _DEVICE,
+    "forward_off": _DEVICE,
+    "syslog_on": _DEVICE,
+    "syslog_off": _DEVICE,
+    "booting_completed": ("mac", "phone_ip", "product", "program_version", "hardware_version"),
+    "registration": ("mac", "phone_ip", "local", "active_user", "active_host"),
+    "sign_off": ("mac", "phone_ip", "local", "active_user", "active_host"),
+}
+
+# How each vendor spells a variable, where it differs from the canonical name (VENDORS.md
+# "Variables"). None: the vendor has no such variable, so the pair is left out.
+VENDOR_VARIABLES: dict[str, dict[str, str | None]] = {
+    "grandstream": {},
+    "yealink": {
+        "phone_ip": "ip",
+        "product": "model",
+        "program_version": "firmware",
+        "hardware_version": None,
+    },
+    "fanvil": {
+        "phone_ip": "ip",
+        "product": "model",
+        "program_version": "firmware",
+        "hardware_version": None,
+    },
+    "snom": {
+        "call_id": "call-id",
+        "product": None,
+        "program_version": None,
+        "hardware_version": None,
+    },
+}
+
+_HOST_RE = re.compile(r"^[A-Za-z0-9._~:\[\]%-]+(/[A-Za-z0-9._~%/-]*)?$")
+
+
+class PhoneUrlError(ValueError):
+    """A bad vendor or host; the message names which."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneUrl:
+    """One event's URL: the canonical event, the vendor's name for it, and what to paste."""
+
+    event: str
+    vendor_event: str
+    setting: str  # where it goes: a config key (Yealink, Snom) or the web UI field label
+    url: str
+    too_long: bool = False
+
+
+def split_host(host: str) -> tuple[str, str]:
+    """`https://hub:8443/x/` -> ("https", "hub:8443/x"); no scheme means http."""
+    text = host.strip()
+    scheme = "http"
+    if "://" in text:
+        scheme, _, text = text.partition("://")
+        scheme = scheme.lower()
+        if scheme not in ("http", "https"):
+            raise PhoneUrlError(f"host {host!r}: the scheme must be http or https")
+    text = text.rstrip("/")
+    if not text or len(text) > 255 or not _HOST_RE.match(text):
+        raise PhoneUrlError(f"host {host!r}: expected HOST[:PORT][/PATH], e.g. 192.0.2.10:8080")
+    return scheme, text
+
+
+def _pairs(vendor: str, event: str) -> str:
+    spelled = VENDOR_VARIABLES[vendor]
+    out = []
+    for var in EVENT_VARIABLES[event]:
+        name = spelled.get(var, var)
+        if name is not None:
+            out.append(f"{'call_id' if var == 'call_id' else name}=${name}")
+    return "&".join(out)
+
+
+def phone_url(vendor: str, event: str, host: str, token: str) -> PhoneUrl:
+    """The URL for one canonical `event` of `vendor`'s phones."""
+    if vendor not in URL_VENDORS:
+        raise PhoneUrlError(f"vendor {vendor!r}: expected one of {', '.join(URL_VENDORS)}")
+    names = VENDOR_EVENT_NAMES[vendor]
+    if event not in names:
+        raise PhoneUrlError(f"{vendor} phones have no {event!r} event")
+    scheme, where = split_host(host)
+    name = names[event]
+    pairs = _pairs(vendor, event)
+    if vendor == "grandstream":
+        url = f"{where}/token={token}&event={quote(name)}&{pairs}"
+        setting = name
+    else:
+        url = f"{scheme}://{where}/ingest/{token}/{quote(name)}?{pairs}&vendor={vendor}"
+        setting = f"action_url.{name}" if vendor == "yealink" else name
+    too_long = len(url) > MAX_URL_LENGTH.get(vendor, 1 << 30)
+    return PhoneUrl(event, name, setting, url, too_long)
+
+
+def phone_urls(vendor: str, host: str, token: str) -> list[PhoneUrl]:
+    """Every event `vendor`'s phones can report, in the seeds' order."""
+    if vendor not in URL_VENDORS:
+        raise PhoneUrlError(f"vendor {vendor!r}: expected one of {', '.join(URL_VENDORS)}")
+    return [phone_url(vendor, ev, host, token) for ev in VENDOR_EVENT_NAMES[vendor]]
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def provisioning(vendor: str, urls: list[PhoneUrl]) -> str:
+    """A snippet for the vendor's provisioning files, or a labelled list for its web UI.
+
+    Yealink: `action_url.<event> = URL` lines of a `.cfg` file. Snom: a `<phone-settings>`
+    XML document. Grandstream and Fanvil: one `Label = URL` line per web UI field (their
+    provisioning keys for these fields are not public).
+    """
+    if vendor == "yealink":
+        lines = ["#!version:1.0.0.1", *(f"{u.setting} = {u.url}" for u in urls)]
+    elif vendor == "snom":
+        body = [f'  <{u.setting} perm="">{_xml(u.url)}</{u.setting}>' for u in urls]
+        lines = ['<?xml version="1.0" encoding="utf-8"?>', "<phone-settings>", *body]
+        lines.append("</phone-settings>")
+    else:
+        where = "Maintenance -> Event Notify" if vendor == "grandstream" else "Action URL"
+        lines = [f"# {vendor}: web UI, {where}; paste each URL into its field"]
+        lines.extend(f"{u.setting} = {u.url}" for u in urls)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,93 @@
+"""Schemas of canonical events published by PBXs and adapters (POST .../events).
+
+Field names follow the PortSIP message format (seed 002); fields beyond the required ones
+are kept as sent, so an adapter can forward what its PBX knows.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+
+class _Published(BaseModel):
+    model_config = ConfigDict(extra="allow", str_max_length=1024)
+
+    time: str | None = Field(default=None, pattern=r"^[0-9]{1,12}$")
+
+
+Number = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class ExtensionEvent(_Published):
+    """extension_register, dnd_on/off, forward_on/off."""
+
+    extension: Number
+    registration_contacts: list[dict[str, Any]] | None = None
+    removed_contacts: list[dict[str, Any]] | None = None
+    forward_to: str | None = None
+
+
+class CallEvent(_Published):
+    """call_* and target_* events from a PBX that correlates calls itself."""
+
+    call_id: str = Field(min_length=1, max_length=256)
+    caller: Number
+    callee: Number
+    session_id: str | None = Field(default=None, max_length=64)
+    direction: Literal["ext", "inbound", "outbound"] | None = None
+    fail_code: int | None = Field(default=None, ge=100, le=699)
+
+
+class QueueStatus(_Published):
+    """queue_status: the state of a call queue."""
+
+    queue: Number
+    waiting_calls: int = Field(default=0, ge=0)
+    available_agents: int | None = Field(default=None, ge=0)
+    longest_wait_seconds: int | None = Field(default=None, ge=0)
+
+
+class QueueMemberState(_Published):
+    """queue_member_state: an agent set ready or not ready."""
+
+    queue: Number
+    extension: Number
+    state: Literal["ready", "not_ready", "paused", "logged_out"]
+
+
+class TrunkEvent(_Published):
+    """trunk_connected / trunk_disconnected."""
+
+    trunk: Number
+    reason: str | None = None
+
+
+SCHEMAS: dict[str, type[_Published]] = {
+    **dict.fromkeys(
+        ("extension_register", "dnd_on", "dnd_off", "forward_on", "forward_off"), ExtensionEvent
+    ),
+    **dict.fromkeys(
+        (
+            "call_start",
+            "call_established",
+            "call_ended",
+            "call_noanswer",
+            "call_fail",
+            "call_reroute",
+            "call_hold",
+            "call_unhold",
+            "target_add",
+            "target_ringing",
+            "target_noanswer",
+            "target_fail",
+            "target_ended",
+        ),
+        CallEvent,
+    ),
+    "queue_status": QueueStatus,
+    "queue_member_state": QueueMemberState,
+    "trunk_connected": TrunkEvent,
+    "trunk_disconnected": TrunkEvent,
+}

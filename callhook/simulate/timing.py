@@ -1,0 +1,65 @@
+"""How long phones ring and talk, in simulated seconds, and what the hub will call it.
+
+The hub measures ring time on its own wall clock, so whether an unanswered call is `missed`
+or `abandoned` depends on the wall-clock ring (simulated / speed) against the hub's
+`correlation.min_ring_seconds`. Missed calls ring well above that threshold and abandoned
+ones well below it, so the expected status holds whatever the hub's rounding and the
+network's jitter.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+# A caller who gives up "at once" hangs up within about two seconds (the issue's definition).
+ABANDON_MAX = 2.0
+# A caller who lets it ring gives up after at least this long (simulated seconds).
+MISSED_MIN = 15.0
+# Wall-clock margins around the hub's threshold: jitter of the network and of the hub's
+# event loop, and rounding of ring seconds to whole seconds.
+_ABANDON_FACTOR = 0.5
+_MISSED_FACTOR = 1.3
+_MISSED_SLACK = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Ring and talk times for a run at `speed` against a hub with `min_ring` (wall s)."""
+
+    speed: float
+    min_ring: float = 5.0
+    max_talk: float = 900.0
+
+    def answer_ring(self, rng: random.Random) -> float:
+        """Ring time before someone answers."""
+        return rng.uniform(1.5, 12.0)
+
+    def talk(self, rng: random.Random, low: float = 4.0) -> float:
+        """A conversation: log-normal, median one minute, within [low, max_talk]."""
+        high = max(low, self.max_talk)
+        return min(high, max(low, rng.lognormvariate(math.log(60.0), 0.9)))
+
+    def missed_ring(self, rng: random.Random) -> float:
+        """Ring time of a call nobody answered before the caller gave up."""
+        wall = _MISSED_FACTOR * max(self.min_ring, self._boundary()) + _MISSED_SLACK
+        return max(MISSED_MIN, wall * self.speed) * rng.uniform(1.0, 1.5)
+
+    def abandoned_ring(self, rng: random.Random) -> float:
+        """Ring time of a call the caller hung up on at once."""
+        cap = min(ABANDON_MAX, _ABANDON_FACTOR * min(self.min_ring, self._boundary()) * self.speed)
+        if cap <= 0:
+            return rng.uniform(0.3, ABANDON_MAX)  # min_ring 0: every ring counts as missed
+        return rng.uniform(min(0.3, cap / 2), cap)
+
+    def unanswered_status(self, ring: float) -> str:
+        """What the hub decides for an unanswered call to an extension that rang `ring`."""
+        return "missed" if ring / self.speed >= self.min_ring else "abandoned"
+
+    def _boundary(self) -> float:
+        # The hub may compare whole seconds: a ring of x counts as round(x), so the threshold
+        # really sits at ceil(min_ring) - 0.5 when that is below min_ring.
+        if self.min_ring <= 0:
+            return 0.0
+        return max(0.25, math.ceil(self.min_ring) - 0.5)

@@ -1,0 +1,60 @@
+"""Read-side queries: CDRs and devices (the event log's reads live in store/log.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class CdrFilter:
+    """Filters of GET .../cdrs; `after` is the pagination cursor (a CDR's log seq)."""
+
+    start_from: int | None = None
+    start_to: int | None = None
+    extension: str | None = None
+    status: str | None = None
+    after: int = 0
+    limit: int = 100
+
+
+def cdrs(conn: sqlite3.Connection, tenant: str, f: CdrFilter) -> list[tuple[int, bytes]]:
+    """(seq, body) of matching CDRs, oldest first."""
+    sql = "SELECT seq, body FROM cdrs WHERE tenant=? AND seq>?"
+    args: list[Any] = [tenant, f.after]
+    if f.start_from is not None:
+        sql += " AND start_time>=?"
+        args.append(f.start_from)
+    if f.start_to is not None:
+        sql += " AND start_time<?"
+        args.append(f.start_to)
+    if f.extension:
+        sql += " AND extensions LIKE ?"
+        args.append(f"%,{f.extension},%")
+    if f.status:
+        sql += " AND status=?"
+        args.append(f.status)
+    sql += " ORDER BY seq LIMIT ?"
+    args.append(f.limit)
+    return [(int(r[0]), bytes(r[1])) for r in conn.execute(sql, args)]
+
+
+DEVICE_COLUMNS = (
+    "mac",
+    "vendor",
+    "model",
+    "firmware",
+    "hardware",
+    "ip",
+    "extension",
+    "last_event",
+    "first_seen",
+    "last_seen",
+)
+
+
+def devices(conn: sqlite3.Connection, tenant: str) -> list[dict[str, Any]]:
+    cols = ", ".join(DEVICE_COLUMNS)
+    rows = conn.execute(f"SELECT {cols} FROM devices WHERE tenant=? ORDER BY mac", (tenant,))
+    return [dict(zip(DEVICE_COLUMNS, r, strict=True)) for r in rows]

@@ -1,0 +1,222 @@
+"""The WSI listener: an `asyncio.Protocol` per connection, no ASGI, no task per connection.
+
+websockets' sans-I/O `ServerProtocol` does the opening handshake and parses what the client
+sends (masking, fragments, control frames, close handshake). Events go the other way
+without it: their frames are encoded once per event (`frames.text_frame`) and the same
+bytes are handed to every subscriber's transport. Writes made while one loop iteration
+publishes are coalesced per connection and flushed with one `writelines` (one syscall).
+
+The byte budget per connection is the transport's write buffer plus what waits to be
+flushed; over `max_queue_bytes` the client is closed with 1013 and where to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, cast
+
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import SEND_EOF, State
+from websockets.server import ServerProtocol
+
+from callhook.wsi.frames import PING, text_frame
+from callhook.wsi.session import POLICY, Outgoing, Session
+
+if TYPE_CHECKING:
+    from callhook.wsi.service import WsiService
+
+# The hard limit websockets enforces (close 1009). Messages between 64 KiB and this get an
+# error reply and the connection stays open (SPEC §4.1).
+HARD_MAX_MESSAGE = 1024 * 1024
+CLOSE_TIMEOUT = 5.0
+_HIGH_WATER = 64 * 1024  # replay pauses above this many unsent bytes
+
+_ws_log = logging.getLogger("callhook.wsi.websockets")
+_ws_log.setLevel(logging.WARNING)  # websockets logs every open/close at INFO
+
+
+class WsiConnection(Session, asyncio.Protocol):
+    """One raw WSI connection (plain TCP or TLS)."""
+
+    __slots__ = (
+        "close_timer",
+        "partial",
+        "pending",
+        "pending_bytes",
+        "pinged",
+        "proto",
+        "rx",
+        "transport",
+        "writable",
+    )
+
+    transport: asyncio.Transport  # set by connection_made, before anything else runs
+
+    def __init__(self, service: WsiService) -> None:
+        super().__init__(service, "")
+        self.proto = ServerProtocol(max_size=HARD_MAX_MESSAGE, logger=_ws_log)
+        self.pending: list[bytes] | None = None
+        self.pending_bytes = 0
+        self.partial: list[bytes] | None = None
+        self.rx = False
+        self.pinged = False
+        self.writable: asyncio.Future[None] | None = None
+        self.close_timer: asyncio.TimerHandle | None = None
+
+    # asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self.transport = cast(asyncio.Transport, transport)
+        peer: Any = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        self.transport.set_write_buffer_limits(high=_HIGH_WATER)
+        self.service.sessions.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.forget()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self._wake()
+
+    def pause_writing(self) -> None:
+        pass  # replay polls the buffer size in wait_writable()
+
+    def resume_writing(self) -> None:
+        self._wake()
+
+    def data_received(self, data: bytes) -> None:
+        self.rx = True
+        proto = self.proto
+        proto.receive_data(data)
+        for item in proto.events_received():
+            if isinstance(item, Frame):
+                self._frame(item)
+            elif isinstance(item, Request):
+                proto.send_response(proto.accept(item))
+        self._flush_proto()
+
+    def eof_received(self) -> bool | None:
+        self.proto.receive_eof()
+        self._flush_proto()
+        return None
+
+    # incoming --------------------------------------------------------------------------
+    def _frame(self, frame: Frame) -> None:
+        op = frame.opcode
+        data = frame.data if isinstance(frame.data, bytes) else bytes(frame.data)
+        if op is Opcode.TEXT or op is Opcode.BINARY:
+            if frame.fin:
+                self.on_message(data)
+            else:
+                self.partial = [data]
+        elif op is Opcode.CONT and self.partial is not None:
+            self.partial.append(data)
+            if frame.fin:
+                message, self.partial = b"".join(self.partial), None
+                self.on_message(message)
+        elif op is Opcode.CLOSE:
+            self.forget()  # the client is leaving: stop routing to it now
+
+    def _flush_proto(self) -> None:
+        """Send what websockets produced: handshake response, pongs, close, EOF."""
+        for chunk in self.proto.data_to_send():
+            if chunk == SEND_EOF:
+                self._flush()
+                self.transport.close()
+            else:
+                self._write(chunk)
+        if self.proto.state is State.CLOSED:
+            self.transport.close()
+
+    # outgoing --------------------------------------------------------------------------
+    def _write(self, frame: bytes) -> None:
+        if self.pending is not None:  # keep order behind coalesced event frames
+            self.pending.append(frame)
+            self.pending_bytes += len(frame)
+        elif not self.transport.is_closing():
+            self.transport.write(frame)
+
+    def _flush(self) -> None:
+        pending = self.pending
+        if pending is None:
+            return
+        self.pending = None
+        self.pending_bytes = 0
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if len(pending) == 1:
+            transport.write(pending[0])
+        else:
+            transport.writelines(pending)
+
+    def send(self, payload: bytes) -> None:
+        if self.proto.state is State.OPEN:
+            self._write(text_frame(payload))
+
+    def deliver(self, out: Outgoing) -> bool:
+        if self.replay is not None:
+            return self.hold(out)
+        frame = out.frame
+        size = self.pending_bytes + len(frame)
+        if self.transport.get_write_buffer_size() + size > self.service.max_queue_bytes:
+            return False
+        if self.pending is None:
+            self.pending = [frame]
+            self.service.dirty.append(self)  # flushed once at the end of this loop iteration
+        else:
+            self.pending.append(frame)
+        self.pending_bytes = size
+        self.last_seq = out.event.seq
+        return True
+
+    async def wait_writable(self) -> None:
+        transport = self.transport
+        while (
+            not self.closed and transport.get_write_buffer_size() + self.pending_bytes > _HIGH_WATER
+        ):
+            self.writable = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self.writable, 1.0)  # also re-checks now and then
+            except TimeoutError:
+                pass
+            finally:
+                self.writable = None
+
+    def _wake(self) -> None:
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+
+    def close(self, code: int, reason: str) -> None:
+        """Close handshake: flush, send the close frame, give the client a moment, abort."""
+        if self.close_timer is not None:
+            return
+        self.forget()
+        self._flush()
+        if self.proto.state is State.OPEN:
+            self.proto.send_close(code, reason[:120])
+            self._flush_proto()
+        else:
+            self.transport.close()
+        self.close_timer = asyncio.get_running_loop().call_later(
+            CLOSE_TIMEOUT, self.transport.abort
+        )
+
+    def tick(self) -> None:
+        """Shared timer: drop half-open handshakes and silent clients, ping idle ones."""
+        if self.proto.state is not State.OPEN:
+            if self.proto.state is State.CONNECTING and self.ticks >= 1:
+                self.transport.abort()
+            self.ticks += 1
+            return
+        super().tick()
+        if self.rx:
+            self.rx = False
+            self.pinged = False
+        elif self.pinged:
+            self.close(POLICY, "ping timeout")
+        else:
+            self.pinged = True
+            self._write(PING)

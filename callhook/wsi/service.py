@@ -1,0 +1,206 @@
+"""The WSI service: listener lifecycle, the subscription index, fan-out of committed events.
+
+Built by the Hub (composition root) from the collaborators it needs; subscribes to the bus,
+so subscribers only ever see committed events, in commit order (STYLE §8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from callhook.bus import Bus
+from callhook.config import Settings
+from callhook.directory import Tenant
+from callhook.events import Event
+from callhook.security import RateLimiter
+from callhook.wsi import asgi
+from callhook.wsi.auth import Authenticator, Reader
+from callhook.wsi.listener import WsiConnection
+from callhook.wsi.permissions import ALL, EXT, Entry, Principal
+from callhook.wsi.router import Router
+from callhook.wsi.session import GOING_AWAY, Outgoing, Session
+
+log = logging.getLogger("callhook.wsi")
+
+
+class StateView(Protocol):
+    """What a snapshot needs from the correlator."""
+
+    def presence(self, tenant: str, extension: str) -> dict[str, Any]: ...
+
+    def active_calls(self, tenant: str) -> list[dict[str, Any]]: ...
+
+
+class LastSeq(Protocol):
+    async def last_seq(self, tenant: str) -> int: ...
+
+
+class HubPort(Protocol):
+    """The parts of the Hub the WSI service uses (read-only)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def tenants(self) -> dict[str, Tenant]: ...
+    @property
+    def bus(self) -> Bus: ...
+    @property
+    def log(self) -> LastSeq: ...
+    @property
+    def correlator(self) -> StateView: ...
+    @property
+    def auth_limiter(self) -> RateLimiter: ...
+    @property
+    def store(self) -> Reader: ...
+
+
+def _host_port(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class WsiService:
+    """Owns WSI sessions on both carriers and routes every committed event to them."""
+
+    def __init__(self, hub: HubPort, registry: CollectorRegistry | None = None) -> None:
+        self.settings = hub.settings
+        self.tenants: Mapping[str, Tenant] = hub.tenants
+        self.store = hub.store
+        self._bus = hub.bus
+        self._log = hub.log
+        self._state = hub.correlator
+        self.max_queue_bytes = hub.settings.wsi.max_queue_bytes
+        self.ping_interval = hub.settings.wsi.ping_interval
+        self.router: Router[Session] = Router()
+        self.sessions: set[Session] = set()
+        self.dirty: list[WsiConnection] = []  # connections with coalesced frames to flush
+        self.slow_consumers = 0
+        self.auth = Authenticator(
+            hub.tenants,
+            hub.store,
+            by_account=hub.auth_limiter,
+            # One office behind NAT shares an address: allow more failures per address.
+            by_address=RateLimiter(limit=30, window=60),
+        )
+        self._server: asyncio.Server | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.Handle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.port: int | None = None
+        r = registry if registry is not None else CollectorRegistry()
+        self._m_conns = Gauge("callhook_wsi_connections", "Open WSI sessions", registry=r)
+        self._m_conns.set_function(lambda: len(self.sessions))
+        self._m_sent = Counter(
+            "callhook_wsi_deliveries", "Events queued to subscribers", registry=r
+        )
+
+    # lifespan --------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._bus.subscribe(self.publish)
+        listen = self.settings.server.wsi_listen
+        if listen:
+            host, port = _host_port(listen)
+            tls = self._tls()
+            self._server = await self._loop.create_server(
+                lambda: WsiConnection(self), host, port, ssl=tls, backlog=4096
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+            log.info("wsi listening", extra={"listen": listen, "tls": tls is not None})
+        self._timer = self._loop.call_later(self.ping_interval, self._tick)
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._server is not None:
+            self._server.close()
+        for session in list(self.sessions):
+            session.close(GOING_AWAY, "server shutting down")
+        self._flush()
+        if self._server is not None:
+            # Closing handshakes get a short grace, then wait_closed() returns.
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+            except TimeoutError:
+                pass
+
+    def _tls(self) -> ssl.SSLContext | None:
+        server = self.settings.server
+        if not (server.tls_cert and server.tls_key):
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(server.tls_cert, server.tls_key)
+        return ctx
+
+    async def asgi(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        """`/ws` on the main port."""
+        await asgi.serve(self, scope, receive, send)
+
+    # fan-out: the hot path -------------------------------------------------------------
+    def publish(self, events: list[Event]) -> None:
+        """Bus subscriber: route each committed event, serialise it once, queue its frame."""
+        match = self.router.match
+        slow: list[Session] = []
+        sent = 0
+        for ev in events:
+            subs = match(ev.tenant, ev.key, ev.extensions, ev.queue)
+            if not subs:
+                continue
+            out = Outgoing(ev)
+            for s in subs:
+                if not s.deliver(out):
+                    slow.append(s)
+            sent += len(subs)
+        for s in slow:  # closing changes the index, so only after routing
+            s.close_slow()
+        if sent:
+            self._m_sent.inc(sent)
+        if self.dirty and self._flush_handle is None and self._loop is not None:
+            # Flush at the next loop turn: frames of all commits in this turn go out together.
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        dirty, self.dirty = self.dirty, []
+        for conn in dirty:
+            conn._flush()
+
+    # shared timer ----------------------------------------------------------------------
+    def _tick(self) -> None:
+        assert self._loop is not None
+        self._timer = self._loop.call_later(self.ping_interval, self._tick)
+        for session in list(self.sessions):
+            try:
+                session.tick()
+            except Exception:  # one broken connection must not stop the pings of others
+                log.exception("wsi tick failed")
+
+    # snapshot --------------------------------------------------------------------------
+    async def snapshot(self, who: Principal, entries: frozenset[Entry]) -> bytes:
+        """Presence and active calls of the extensions `who` follows, as one message."""
+        tenant = self.tenants.get(who.tenant)
+        followed: set[str] = {v for _, scope, v in entries if scope == EXT}
+        if tenant is not None and any(scope == ALL for _, scope, _ in entries):
+            followed.update(tenant.extensions)
+        as_of = await self._log.last_seq(who.tenant)
+        calls = [
+            c
+            for c in self._state.active_calls(who.tenant)
+            if followed.intersection(c.get("extensions") or ())
+        ]
+        presence = [self._state.presence(who.tenant, ext) for ext in sorted(followed)]
+        body = {
+            "event_type": "snapshot",
+            "topic": "snapshot",
+            "as_of_seq": as_of,
+            "presence": presence,
+            "active_calls": calls,
+        }
+        return orjson.dumps(body, default=str)

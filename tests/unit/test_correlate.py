@@ -1,0 +1,479 @@
+"""Correlator scenarios with a fake clock: one test per call flow (SPEC §3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from callhook.correlate import CorrelationSettings, Correlator
+from callhook.directory import Extension, Tenant
+from callhook.events import Event
+from callhook.ingest.model import PhoneEvent
+
+T0 = 1_700_000_000.0
+DOMAIN = "acme.example.com"
+
+
+def uri(n: str) -> str:
+    return f"sip:{n}@{DOMAIN}"
+
+
+class Phones:
+    """A tenant with extensions 101-104, a correlator and a clock the test moves."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.now = T0
+        self.tenant = Tenant(
+            name="acme",
+            tenant_id="42",
+            domain=DOMAIN,
+            extensions={n: Extension(n, f"User {n}", ("sales",)) for n in ("101", "102", "103", "104")},
+        )
+        self.c = Correlator(
+            lambda name: self.tenant if name == "acme" else None,
+            CorrelationSettings(**settings),
+            clock=lambda: self.now,
+        )
+        self.log: list[Event] = []
+
+    def send(self, event: str | None, **variables: str) -> list[str]:
+        out = self.c.feed(PhoneEvent("acme", event, variables))
+        self.log.extend(out)
+        return [e.key for e in out]
+
+    def tick(self, seconds: float = 0.0) -> list[str]:
+        self.now += seconds
+        out = self.c.tick()
+        self.log.extend(out)
+        return [e.key for e in out]
+
+    def wait(self, seconds: float) -> None:
+        self.now += seconds
+
+    def one(self, key: str) -> dict[str, Any]:
+        found = [e for e in self.log if e.key == key]
+        assert len(found) == 1, f"{key}: {len(found)} events"
+        return found[0].body
+
+    def count(self, key: str) -> int:
+        return sum(1 for e in self.log if e.key == key)
+
+    def sessions(self) -> set[str | None]:
+        return {e.session_id for e in self.log if e.session_id}
+
+
+def test_inbound_answered() -> None:
+    p = Phones()
+    assert p.send("incoming_call", local="101", remote="0711222333", call_id="a") == [
+        "call_start",
+        "target_add",
+        "target_ringing",
+    ]
+    p.wait(4)
+    assert p.send("establish_call", local="101", remote="0711222333", call_id="a") == [
+        "call_established"
+    ]
+    p.wait(60)
+    assert p.send(
+        "terminate_call", local="101", remote="0711222333", call_id="a", duration="58"
+    ) == ["target_ended", "call_ended", "call_cdr"]
+    start = p.one("call_start")
+    assert start["caller"] == "0711222333" and start["callee"] == uri("101")
+    assert start["direction"] == "inbound" and start["request_id"] == "0"
+    assert start["time"] == str(int(T0)) and start["tenant_id"] == "42"
+    cdr = p.one("call_cdr")
+    assert cdr["status"] == "answered" and cdr["end_reason"] == "hangup"
+    assert (cdr["ring_seconds"], cdr["talk_seconds"]) == (4, 58)
+    assert cdr["start_time"] == str(int(T0)) and cdr["answer_time"] == str(int(T0 + 4))
+    assert cdr["cdr_id"] == start["cdr_id"] and cdr["extensions"] == ["101"]
+    assert p.one("call_established")["call_target"] == uri("101")
+    assert len(p.sessions()) == 1
+    assert all(e.extensions == ("101",) for e in p.log)
+
+
+def test_outbound_answered() -> None:
+    p = Phones()
+    assert p.send("outgoing_call", local="102", remote="0044123", call_id="o") == ["call_start"]
+    p.wait(8)
+    assert p.send("establish_call", local="102", remote="0044123", call_id="o") == [
+        "call_established"
+    ]
+    p.wait(30)
+    assert p.send("terminate_call", local="102", remote="0044123", call_id="o") == [
+        "call_ended",
+        "call_cdr",
+    ]
+    start = p.one("call_start")
+    assert (start["caller"], start["callee"], start["direction"]) == (
+        uri("102"),
+        "0044123",
+        "outbound",
+    )
+    cdr = p.one("call_cdr")
+    assert (cdr["status"], cdr["talk_seconds"], cdr["ring_seconds"]) == ("answered", 30, 8)
+    assert p.one("call_established")["call_target"] == "0044123"
+
+
+def test_outbound_not_answered_is_no_answer() -> None:
+    p = Phones()
+    p.send("outgoing_call", local="102", remote="0044123", call_id="o")
+    p.wait(20)
+    assert p.send("terminate_call", local="102", remote="0044123", call_id="o") == [
+        "call_noanswer",
+        "call_ended",
+        "call_cdr",
+    ]
+    assert p.one("call_cdr")["status"] == "no_answer"
+
+
+@pytest.mark.parametrize("callee_first", [False, True])
+def test_internal_call_both_phones_report(callee_first: bool) -> None:
+    p = Phones()
+    a = {"local": "101", "remote": "102", "call_id": "leg-a"}
+    b = {"local": "102", "remote": "101", "call_id": "leg-b"}
+    first, second = (("incoming_call", b), ("outgoing_call", a))
+    if not callee_first:
+        first, second = second, first
+    p.send(first[0], **first[1])
+    p.wait(1)
+    p.send(second[0], **second[1])
+    p.wait(3)
+    p.send("establish_call", **b)
+    p.send("establish_call", **a)
+    p.wait(20)
+    p.send("terminate_call", **a)
+    p.wait(0.5)
+    p.send("terminate_call", **b)
+    keys = [e.key for e in p.log]
+    for key in ("call_start", "call_established", "call_ended", "call_cdr", "target_add"):
+        assert keys.count(key) == 1, key
+    assert len(p.sessions()) == 1
+    start = p.one("call_start")
+    assert (start["caller"], start["callee"], start["direction"]) == (uri("101"), uri("102"), "ext")
+    assert p.one("target_ringing")["call_target"] == uri("102")
+    cdr = p.one("call_cdr")
+    assert cdr["status"] == "answered" and cdr["direction"] == "ext"
+    assert sorted(cdr["extensions"]) == ["101", "102"]
+    assert p.log[-1].key == "call_cdr"
+
+
+def test_internal_call_legs_too_far_apart_are_two_sessions() -> None:
+    p = Phones(merge_window=5.0)
+    p.send("outgoing_call", local="101", remote="102", call_id="a")
+    p.wait(6)
+    p.send("incoming_call", local="102", remote="101", call_id="b")
+    assert len(p.sessions()) == 2
+
+
+def test_internal_call_other_phone_whose_start_was_lost_joins_later() -> None:
+    p = Phones(merge_window=5.0)
+    p.send("outgoing_call", local="101", remote="102", call_id="a")
+    p.send("establish_call", local="101", remote="102", call_id="a")
+    p.wait(60)
+    p.send("terminate_call", local="102", remote="101", call_id="b")
+    assert len(p.sessions()) == 1 and p.count("call_cdr") == 1
+
+
+def test_ring_group_answered_elsewhere_is_not_missed() -> None:
+    p = Phones()
+    for n in ("101", "102", "103"):
+        p.send("incoming_call", local=n, remote="0711", call_id=f"rg-{n}")
+        p.wait(0.2)
+    p.wait(6)
+    assert p.send("establish_call", local="102", remote="0711", call_id="rg-102") == [
+        "call_established",
+        "target_noanswer",
+        "target_noanswer",
+    ]
+    noanswer = [e.body for e in p.log if e.key == "target_noanswer"]
+    assert {b["call_target"] for b in noanswer} == {uri("101"), uri("103")}
+    assert {b["reason"] for b in noanswer} == {"answered_elsewhere"}
+    # The phones that rang report Missed Call afterwards: already decided, dropped.
+    assert p.send("missed_call", local="101", remote="0711", call_id="rg-101") == []
+    assert p.send("missed_call", local="103", remote="0711") == []
+    p.wait(30)
+    p.send("terminate_call", local="102", remote="0711", call_id="rg-102")
+    assert p.count("call_noanswer") == 0 and p.count("call_start") == 1
+    assert p.count("target_add") == 3 and len(p.sessions()) == 1
+    cdr = p.one("call_cdr")
+    assert cdr["status"] == "answered" and cdr["call_target"] == uri("102")
+    assert sorted(cdr["extensions"]) == ["101", "102", "103"]
+
+
+def test_ring_group_forked_with_one_call_id() -> None:
+    p = Phones()
+    p.send("incoming_call", local="101", remote="0711", call_id="fork")
+    p.send("incoming_call", local="102", remote="0711", call_id="fork")
+    p.wait(2)
+    p.send("establish_call", local="101", remote="0711", call_id="fork")
+    assert p.one("target_noanswer")["call_target"] == uri("102")
+    assert len(p.sessions()) == 1
+
+
+def test_anonymous_callers_are_never_merged() -> None:
+    p = Phones()
+    p.send("incoming_call", local="101", remote="anonymous", call_id="x")
+    p.send("incoming_call", local="102", remote="anonymous", call_id="y")
+    assert len(p.sessions()) == 2
+
+
+@pytest.mark.parametrize(("ring", "status"), [(12, "missed"), (2, "abandoned")])
+def test_missed_or_abandoned_by_ring_time(ring: float, status: str) -> None:
+    p = Phones(min_ring_seconds=5.0)
+    p.send("incoming_call", local="101", remote="0711", call_id="m")
+    p.wait(ring)
+    keys = p.send("missed_call", local="101", remote="0711", call_id="m")
+    cdr = p.one("call_cdr")
+    assert cdr["status"] == status and cdr["ring_seconds"] == ring
+    assert ("call_noanswer" in keys) == (status == "missed")
+    assert keys[0] == "target_noanswer" and keys[-2:] == ["call_ended", "call_cdr"]
+    assert p.one("target_noanswer")["reason"] == "no_answer"
+
+
+def test_internal_caller_gives_up() -> None:
+    p = Phones()
+    p.send("outgoing_call", local="101", remote="102", call_id="a")
+    p.send("incoming_call", local="102", remote="101", call_id="b")
+    p.wait(9)
+    assert p.send("terminate_call", local="101", remote="102", call_id="a") == [
+        "target_noanswer",
+        "call_noanswer",
+        "call_ended",
+        "call_cdr",
+    ]
+    assert p.one("target_noanswer")["reason"] == "caller_cancelled"
+    assert p.one("call_cdr")["status"] == "missed"
+    assert p.send("missed_call", local="102", remote="101", call_id="b") == []
+
+
+def test_blind_transfer_continues_the_session() -> None:
+    p = Phones()
+    p.send("incoming_call", local="101", remote="0711", call_id="t1")
+    p.send("establish_call", local="101", remote="0711", call_id="t1")
+    p.wait(10)
+    assert p.send("blind_transfer", local="101", remote="103", call_id="t1") == ["call_reroute"]
+    reroute = p.one("call_reroute")
+    assert reroute["reason"] == "blind_transfer"
+    assert (reroute["call_target"], reroute["transferred_by"]) == (uri("103"), uri("101"))
+    assert p.send("terminate_call", local="101", remote="0711", call_id="t1") == ["target_ended"]
+    p.wait(1)
+    assert p.send("incoming_call", local="103", remote="0711", call_id="t2") == [
+        "target_add",
+        "target_ringing",
+    ]
+    p.wait(3)
+    assert p.send("establish_call", local="103", remote="0711", call_id="t2") == []
+    p.wait(40)
+    assert p.send("terminate_call", local="103", remote="0711", call_id="t2")[-2:] == [
+        "call_ended",
+        "call_cdr",
+    ]
+    assert len(p.sessions()) == 1 and p.count("call_established") == 1
+    cdr = p.one("call_cdr")
+    assert cdr["status"] == "answered" and sorted(cdr["extensions"]) == ["101", "103"]
+
+
+def test_transfer_whose_target_never_reports_closes_on_tick() -> None:
+    p = Phones(merge_window=5.0)
+    p.send("establish_call", local="101", remote="0711", call_id="t", calldirection="incoming")
+    p.send("attended_transfer", local="101", remote="0800", call_id="t")
+    p.send("terminate_call", local="101", remote="0711", call_id="t")
+    assert p.count("call_ended") == 0
+    assert p.tick(4) == []
+    assert p.tick(2)[-2:] == ["call_ended", "call_cdr"]
+    assert p.one("call_cdr")["end_reason"] == "transferred"
+    assert p.one("call_reroute")["call_target"] == "0800"
+
+
+def test_hold_unhold_repeat_but_duplicates_drop() -> None:
+    p = Phones()
+    a = {"local": "101", "remote": "102", "call_id": "h"}
+    p.send("outgoing_call", **a)
+    p.send("establish_call", **a)
+    assert p.send("hold_call", **a) == ["call_hold"]
+    assert p.send("hold_call", **a) == []
+    assert p.send("resume_call", **a) == ["call_unhold"]
+    assert p.send("resume_call", **a) == []
+    assert p.send("hold_call", **a) == ["call_hold"]
+    hold = p.log[-1].body
+    assert (hold["aor"], hold["peer_aor"], hold["call_id"]) == (uri("101"), uri("102"), "h")
+    assert p.c.active_calls("acme")[0]["state"] == "held"
+
+
+def test_duplicates_are_dropped() -> None:
+    p = Phones()
+    v = {"local": "101", "remote": "0711", "call_id": "d"}
+    assert p.send("incoming_call", **v) == ["call_start", "target_add", "target_ringing"]
+    assert p.send("incoming_call", **v) == []
+    p.send("establish_call", **v)
+    assert p.send("establish_call", **v) == []
+    p.send("terminate_call", **v)
+    assert p.send("terminate_call", **v) == []
+    assert p.count("call_cdr") == 1
+
+
+def test_out_of_order_establish_before_incoming() -> None:
+    p = Phones()
+    v = {"local": "101", "remote": "0711", "call_id": "o"}
+    assert p.send("establish_call", **v, calldirection="incoming") == [
+        "call_start",
+        "call_established",
+    ]
+    assert p.send("incoming_call", **v) == []
+    p.wait(5)
+    p.send("terminate_call", **v)
+    start = p.one("call_start")
+    assert (start["caller"], start["callee"]) == ("0711", uri("101"))
+    assert p.one("call_cdr")["status"] == "answered"
+
+
+@pytest.mark.parametrize(
+    ("duration", "keys", "status"),
+    [
+        ("95", ["call_start", "call_established", "call_ended", "call_cdr"], "answered"),
+        (None, ["call_start", "call_ended", "call_cdr"], "no_answer"),
+    ],
+)
+def test_terminate_only(duration: str | None, keys: list[str], status: str) -> None:
+    p = Phones()
+    v = {"local": "101", "remote": "0711"}
+    if duration:
+        v["duration"] = duration
+    assert p.send("terminate_call", **v) == keys
+    cdr = p.one("call_cdr")
+    assert cdr["status"] == status
+    if duration:
+        assert cdr["talk_seconds"] == 95
+        assert cdr["answer_time"] == cdr["start_time"] == str(int(T0 - 95))
+
+
+def test_calls_without_call_ids() -> None:
+    p = Phones()
+    v = {"local": "101", "remote": "0711"}
+    for _ in range(2):  # the same caller twice in a row: two calls
+        p.send("incoming_call", **v)
+        p.send("incoming_call", **v)
+        p.send("establish_call", **v)
+        p.wait(10)
+        p.send("terminate_call", **v, duration="10")
+        p.send("terminate_call", **v, duration="10")
+        p.wait(2)
+    assert p.count("call_start") == 2 and p.count("call_cdr") == 2
+    assert len(p.sessions()) == 2
+
+
+def test_call_id_on_some_events_only() -> None:
+    p = Phones()
+    p.send("incoming_call", local="101", remote="0711")
+    p.send("establish_call", local="101", remote="0711", call_id="late-id")
+    p.send("terminate_call", local="101", remote="0711")
+    assert p.count("call_start") == 1 and p.count("call_cdr") == 1
+
+
+def test_idle_session_times_out_on_tick() -> None:
+    p = Phones(session_timeout=3600)
+    p.send("establish_call", local="101", remote="0711", call_id="z")
+    assert p.tick(3599) == []
+    assert p.tick(2) == ["target_ended", "call_ended", "call_cdr"] or p.log[-1].key == "call_cdr"
+    cdr = p.one("call_cdr")
+    assert cdr["end_reason"] == "timeout" and cdr["status"] == "answered"
+    assert p.c.active_calls("acme") == []
+    assert p.send("terminate_call", local="101", remote="0711", call_id="z") == []
+
+
+def test_ringing_decided_missed_after_ring_timeout() -> None:
+    p = Phones(ring_timeout=180)
+    # The phone has shown it reports answers, so silence means nobody answered.
+    p.send("establish_call", local="101", remote="0711", call_id="earlier")
+    p.send("terminate_call", local="101", remote="0711", call_id="earlier")
+    p.send("incoming_call", local="101", remote="0712", call_id="r")
+    assert p.tick(179) == []
+    assert p.tick(2) == ["target_noanswer", "call_noanswer", "call_ended", "call_cdr"]
+    cdr = p.log[-1].body
+    assert (cdr["status"], cdr["end_reason"]) == ("missed", "ring_timeout")
+
+
+def test_ringing_phone_that_never_reports_answers_is_not_declared_missed() -> None:
+    p = Phones(ring_timeout=180, session_timeout=3600)
+    p.send("incoming_call", local="101", remote="0712", call_id="r")
+    assert p.tick(600) == []  # may be talking: its Terminate Call will tell
+    p.send("terminate_call", local="101", remote="0712", call_id="r", duration="590")
+    assert p.one("call_cdr")["status"] == "answered"
+
+
+def test_restart_keeps_the_session() -> None:
+    p = Phones()
+    p.send("incoming_call", local="101", remote="0711", call_id="r")
+    p.send("establish_call", local="101", remote="0711", call_id="r")
+    changes = p.c.drain_changes()
+    [(tenant, sid, state)] = changes.sessions
+    assert tenant == "acme" and state is not None and sid == p.one("call_start")["session_id"]
+    presence = [d for _, _, d in changes.presence]
+    assert p.c.drain_changes().sessions == []
+    p2 = Phones()
+    p2.now = p.now + 100
+    p2.c.restore([state], presence)
+    assert p2.c.presence("acme", "101")["sessions"] == [sid]
+    assert p2.c.active_calls("acme")[0]["session_id"] == sid
+    p2.send("terminate_call", local="101", remote="0711", call_id="r")
+    cdr = p2.one("call_cdr")
+    assert cdr["session_id"] == sid and cdr["cdr_id"] == p.one("call_start")["cdr_id"]
+    assert p2.count("call_start") == 0
+    assert p2.c.drain_changes().sessions == [("acme", sid, None)]
+
+
+def test_restart_without_call_ids_keeps_the_session() -> None:
+    p = Phones()
+    p.send("outgoing_call", local="101", remote="102")
+    p.send("incoming_call", local="102", remote="101")
+    changes = p.c.drain_changes()
+    p2 = Phones()
+    p2.c.restore([d for _, _, d in changes.sessions if d], [d for _, _, d in changes.presence])
+    p2.send("establish_call", local="102", remote="101")
+    p2.send("terminate_call", local="101", remote="102")
+    assert p2.count("call_start") == 0 and p2.count("call_cdr") == 1
+    assert p2.one("call_cdr")["session_id"] == p.one("call_start")["session_id"]
+
+
+def test_oldest_sessions_are_evicted() -> None:
+    p = Phones(max_sessions_per_tenant=3)
+    for i in range(4):
+        p.send("incoming_call", local="101", remote=f"0711{i}", call_id=f"e{i}")
+    cdr = p.one("call_cdr")
+    assert cdr["end_reason"] == "evicted" and cdr["call_id"] == "e0"
+    assert len(p.c.active_calls("acme")) == 3
+
+
+def test_legs_per_session_are_bounded() -> None:
+    p = Phones(max_legs_per_session=4)
+    for i in range(10):
+        p.send("incoming_call", local=f"2{i:02}", remote="0711", call_id="same")
+    assert p.count("target_add") == 4
+
+
+def test_active_calls_view() -> None:
+    p = Phones()
+    p.send("outgoing_call", local="101", remote="102", call_id="a")
+    p.send("incoming_call", local="102", remote="101", call_id="b")
+    [call] = p.c.active_calls("acme")
+    assert call["state"] == "ringing" and call["direction"] == "ext"
+    assert (call["caller"], call["callee"]) == (uri("101"), uri("102"))
+    assert call["start_time"] == str(int(T0)) and call["answer_time"] == ""
+    assert sorted(call["extensions"]) == ["101", "102"]
+    assert p.c.presence("acme", "102")["ringing"] is True
+    assert p.c.presence("acme", "101")["status"] == "busy"
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [{}, {"local": ""}, {"remote": "101"}, {"call_id": "x"}, {"local": "101", "remote": "101"}],
+)
+@pytest.mark.parametrize(
+    "event", ["incoming_call", "establish_call", "terminate_call", "missed_call", "hold_call"]
+)
+def test_odd_reports_never_raise(event: str, variables: dict[str, str]) -> None:
+    p = Phones()
+    p.c._feed(PhoneEvent("acme", event, variables))  # the unguarded path
+    p.c._feed(PhoneEvent("unknown-tenant", event, variables))
+    p.tick(10 * 3600)
