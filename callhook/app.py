@@ -10,8 +10,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callhook import __version__
 from callhook.api import call_events as call_events_api
@@ -197,6 +198,18 @@ class Hub:
         async def _hub_error(request: Request, exc: HubError) -> Response:
             return JSONResponse(exc.body(), status_code=exc.status)
 
+        @api.exception_handler(StarletteHTTPException)
+        async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+            # The framework's own errors (unknown path, wrong method, unreadable body) in the
+            # same `{"error": ...}` shape as ours.
+            code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
+            return Response(
+                error_json(code, str(exc.detail)),
+                status_code=exc.status_code,
+                headers=exc.headers,
+                media_type="application/json",
+            )
+
         @api.exception_handler(RequestValidationError)
         async def _invalid(request: Request, exc: RequestValidationError) -> Response:
             first = exc.errors()[0] if exc.errors() else {}
@@ -211,7 +224,12 @@ class Hub:
         async def healthz() -> dict[str, Any]:
             return {"status": "ok", "version": __version__}
 
-        @api.get("/readyz", tags=["ops"], summary="Readiness: database and workers")
+        @api.get(
+            "/readyz",
+            tags=["ops"],
+            summary="Readiness: database and workers",
+            responses={503: {"description": 'not ready: `{"status": "not-ready"}`'}},
+        )
         async def readyz() -> Response:
             ok = self.ready
             if ok:
@@ -222,7 +240,13 @@ class Hub:
             body = {"status": "ready" if ok else "not-ready"}
             return JSONResponse(body, status_code=200 if ok else 503)
 
-        @api.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+        @api.get(
+            "/metrics",
+            tags=["ops"],
+            summary="Prometheus metrics",
+            response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {}}}},
+        )
         async def metrics() -> Response:
             return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -10,6 +10,7 @@ import click
 
 from callhook import __version__, config
 from callhook.cli_admin import keys, phone_urls_command
+from callhook.demo import demo
 from callhook.simulate.command import simulate
 from callhook.tail import tail
 
@@ -99,6 +100,7 @@ main.add_command(simulate)
 main.add_command(tail)
 main.add_command(phone_urls_command)
 main.add_command(keys)
+main.add_command(demo)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,7 @@ DND/forwarding, hook and device events, unrecognised requests). No tenant, no st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from callhook.ingest.model import PhoneEvent
@@ -78,9 +78,9 @@ DEVICE_FIELDS: Final[tuple[str, ...]] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallReport:
-    """One phone's view of one moment of one call."""
+    """One phone's view of one moment of one call (not frozen: built on the hot path)."""
 
     event: str  # phone event (PHONE_EVENTS)
     phase: Phase
@@ -94,7 +94,7 @@ class CallReport:
     display_remote: str = ""
     reason: str = ""  # call_reroute reason
     fail_code: int | None = None
-    device: tuple[tuple[str, str], ...] = ()
+    variables: dict[str, str] = field(default_factory=dict)  # as parsed; read, never changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,31 +169,47 @@ def contact(
     }
 
 
+def device_of(variables: dict[str, str]) -> dict[str, str]:
+    """The device details a report carries (MAC, address, model, firmware...)."""
+    return {k: _clip(variables[k]) for k in DEVICE_FIELDS if k in variables}
+
+
 def normalise(pe: PhoneEvent, now: float) -> CallReport | DeviceReport:
     """The one-phone meaning of `pe` (never raises)."""
     v = pe.variables
-    phone, own = phone_identity(v, pe.source_ip)
+    own = v.get("local") or v.get("active_user") or ""
+    if own:
+        if len(own) > MAX_VALUE_CHARS:
+            own = own[:MAX_VALUE_CHARS]
+        phone = own
+    else:
+        phone, own = phone_identity(v, pe.source_ip)
     rule = CALL_RULES.get(pe.event) if pe.event else None
     if rule is not None:
+        # The hot path: one report per call event; plain lookups, positional construction.
         role = rule.role or _DIRECTION_ROLES.get(v.get("calldirection", "").lower(), "")
-        device = tuple((k, _clip(v[k])) for k in DEVICE_FIELDS if k in v)
+        remote = v.get("remote", "")
+        call_id = v.get("call_id", "")
+        if len(remote) > MAX_VALUE_CHARS or len(call_id) > MAX_VALUE_CHARS:
+            remote, call_id = remote[:MAX_VALUE_CHARS], call_id[:MAX_VALUE_CHARS]
+        duration = v.get("duration")
         return CallReport(
-            event=pe.event or "",
-            phase=rule.phase,
-            phone=phone,
-            own=own,
-            remote=_clip(v.get("remote", "")),
-            role=role,
-            call_id=_clip(v.get("call_id", "")),
-            duration=_int_or_none(v.get("duration")),
-            display_local=_clip(v.get("display_local", "")),
-            display_remote=_clip(v.get("display_remote", "")),
-            reason=rule.reason,
+            pe.event or "",
+            rule.phase,
+            phone,
+            own,
+            remote,
+            role,
+            call_id,
+            _int_or_none(duration) if duration is not None else None,
+            _clip(v.get("display_local", "")),
+            _clip(v.get("display_remote", "")),
+            rule.reason,
             # Phones send no failure code; a URL carrying `fail_code` (SIP status) is honoured.
-            fail_code=_fail_code(pe.pairs.get("fail_code")),
-            device=device,
+            _fail_code(pe.pairs.get("fail_code")) if pe.pairs else None,
+            v,
         )
-    device_info = {k: _clip(v[k]) for k in DEVICE_FIELDS if k in v}
+    device_info = device_of(v)
     if pe.source_ip:
         device_info["source_ip"] = _clip(pe.source_ip)
     key = DEVICE_KEYS.get(pe.event) if pe.event else None

@@ -36,12 +36,36 @@ def device_of(tenant: Tenant, pe: PhoneEvent) -> DeviceSeen | None:
     )
 
 
+# A phone's device row is rewritten when what it says changes, else at most this often: its
+# `last_seen` and `last_event` are exact to a minute, and ingest does not pay an UPSERT per request.
+DEVICE_REFRESH_SECONDS = 60.0
+MAX_DEVICE_CACHE = 100_000
+
+
 class Pipeline:
     """Turns phone reports and published events into committed canonical events."""
 
     def __init__(self, log: EventLog, correlator: Correlator) -> None:
         self.log = log
         self.correlator = correlator
+        self._devices: dict[tuple[str, str], tuple[tuple[str, ...], float]] = {}
+
+    def _device_changed(self, d: DeviceSeen | None) -> DeviceSeen | None:
+        if d is None:
+            return None
+        key = (d.tenant, d.mac)
+        facts = (d.vendor, d.model, d.firmware, d.hardware, d.ip, d.extension)
+        known = self._devices.get(key)
+        if (
+            known is not None
+            and known[0] == facts
+            and d.seen_at - known[1] < DEVICE_REFRESH_SECONDS
+        ):
+            return None
+        if len(self._devices) >= MAX_DEVICE_CACHE:
+            self._devices.clear()
+        self._devices[key] = (facts, d.seen_at)
+        return d
 
     async def ingest(self, tenant: Tenant, parsed: ParsedRequest, source_ip: str) -> list[Event]:
         pe = PhoneEvent(
@@ -56,7 +80,7 @@ class Pipeline:
             hints=parsed.hints,
         )
         events = self.correlator.feed(pe)
-        return await self._commit(events, device_of(tenant, pe))
+        return await self._commit(events, self._device_changed(device_of(tenant, pe)))
 
     async def publish(self, event: Event) -> list[Event]:
         """A canonical event from a PBX or adapter (REST), through the correlator."""

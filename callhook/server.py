@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -11,6 +15,24 @@ from callhook.app import Hub
 from callhook.config import Settings
 
 log = logging.getLogger("callhook")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's Server, except that it does not re-raise SIGINT/SIGTERM after shutting
+    down: a re-raised SIGTERM kills the process before `Hub.stop()` drains and closes."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        signals = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def _host_port(listen: str) -> tuple[str, int]:
@@ -37,11 +59,12 @@ async def serve(settings: Settings, *, on_ready: object = None) -> None:
         access_log=False,
         log_config=None,
         server_header=False,
+        proxy_headers=False,  # trusted_proxies is ours to apply, not every peer's header
         timeout_graceful_shutdown=10,
         # Phones send one GET per event; a few KiB of headers is plenty.
         h11_max_incomplete_event_size=16 * 1024,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     log.info("callhook listening", extra={"listen": settings.server.listen})
     try:
         await server.serve()

@@ -16,6 +16,7 @@ NUMBER_PATTERN = r"^[0-9A-Za-z*#+_.-]{1,32}$"
 # Ingest tokens travel in URL paths and `token=` pairs: no `&`, `=`, `/` or `%`.
 TOKEN_PATTERN = r"^[A-Za-z0-9_.~-]{6,128}$"
 DOMAIN_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$"
+NETWORK_PATTERN = r"^[0-9A-Fa-f:.]{2,45}(/[0-9]{1,3})?$"
 
 
 def _text(value: str) -> str:
@@ -43,7 +44,9 @@ Domain = Annotated[str, Field(pattern=DOMAIN_PATTERN, examples=["acme.example.co
 Password = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_text)]
 DisplayName = Annotated[str, Field(max_length=128), AfterValidator(_text)]
 Network = Annotated[
-    str, Field(max_length=64, examples=["192.168.40.0/24"]), AfterValidator(_network)
+    str,
+    Field(max_length=64, pattern=NETWORK_PATTERN, examples=["192.168.40.0/24"]),
+    AfterValidator(_network),
 ]
 
 Cursor = Annotated[

@@ -77,30 +77,42 @@ class CallFlow:
         if s is None:
             s = self._open(tv, rep, now, out)
         leg = s.legs.get(rep.phone)
+        known = leg is not None
         if leg is None:
             if len(s.legs) >= self.settings.max_legs_per_session:
                 return out  # bound per-session memory; this phone's part is not tracked
             leg = s.legs[rep.phone] = Leg(rep.phone, rep.own, rep.role, NEW, rep.call_id, since=now)
             if rep.phase != "transfer":  # a transfer's remote is its target, not the party
                 leg.remote = rep.remote
-        else:
+        elif (
+            (rep.call_id and not leg.call_id)
+            or (rep.role and not leg.role)
+            or (rep.remote and not leg.remote and rep.phase != "transfer")
+        ):
+            known = False  # the phone said more about its leg than before: re-learn
             leg.call_id = leg.call_id or rep.call_id
             leg.role = leg.role or rep.role
-            if not leg.remote and rep.phase != "transfer":
-                leg.remote = rep.remote
+            if rep.phase != "transfer":
+                leg.remote = leg.remote or rep.remote
         leg.phases.add(rep.phase)
-        self.table.index_leg(s, leg)
         s.last_activity = now
-        s.call_id = s.call_id or rep.call_id
-        self._learn_parties(s, leg, rep, tv)
+        if not known:
+            self.table.index_leg(s, leg)
+            s.call_id = s.call_id or rep.call_id
+            self._learn_parties(s, leg, rep, tv)
         if "call_start" not in s.emitted:
             s.emitted.add("call_start")
             s.direction = bodies.direction(s)
             out.append(bodies.call_start(s, tv, now))
+        before = leg.state
         self._phases[rep.phase](s, leg, rep, tv, now, out)
         if not s.closed:
-            self.table.schedule(s, self.deadline(s))
-            self._sync_presence(s, tv)
+            if known and leg.state == before and s.answer_time is not None:
+                # Nothing changed but the activity: the idle timer moves later (lazy heap).
+                s.deadline = now + self.settings.session_timeout
+            else:
+                self.table.schedule(s, self.deadline(s))
+                self._sync_presence(s, tv)
         self._changed(s)
         return out
 
@@ -150,7 +162,7 @@ class CallFlow:
         if rep.phase == "transfer":
             if not s.caller:
                 s.caller = rep.own
-            self._refresh_extensions(s, tv)
+            self.refresh_extensions(s, tv)
             return
         view = 2 if leg.role == "caller" else 1 if leg.role == "target" else 0
         if view > s.view or not (s.caller or s.callee):
@@ -171,15 +183,17 @@ class CallFlow:
             self.table.index_caller(s, leg.remote)  # the guess may be backwards
         if not s.caller_display_name and s.caller:
             s.caller_display_name = tv.display_name(s.caller)
-        self._refresh_extensions(s, tv)
+        self.refresh_extensions(s, tv)
 
-    def _refresh_extensions(self, s: Session, tv: TenantView) -> None:
-        phones = [leg.number for leg in s.legs.values() if leg.number]
-        seen: dict[str, None] = {}
-        for n in (s.caller, s.callee, *phones, s.answered_by, *s.transfer_targets):
-            if n and n not in seen and (n in phones or tv.is_extension(n)):
-                seen[n] = None
-        s.extensions = tuple(seen)
+    def refresh_extensions(self, s: Session, tv: TenantView) -> None:
+        """The tenant's extensions a session concerns: the reporting phones (always ours),
+        and caller, callee, who answered and transfer targets when they are extensions."""
+        exts = [leg.number for leg in s.legs.values() if leg.number]
+        for n in (s.caller, s.callee, s.answered_by, *s.transfer_targets):
+            if n and n not in exts and tv.is_extension(n):
+                exts.append(n)
+        s.extensions = tuple(exts)
+        bodies.render_parties(s, tv)
 
     def _sync_presence(self, s: Session, tv: TenantView) -> None:
         ringing = {leg.number for leg in s.legs.values() if leg.state == RINGING}
@@ -239,7 +253,7 @@ class CallFlow:
             if answerer is not None
             else (s.callee if leg.role == "caller" or leg.number == s.caller else leg.number)
         )
-        self._refresh_extensions(s, tv)
+        self.refresh_extensions(s, tv)
         target = bodies.party(s, tv, s.answered_by)
         s.emitted.add("call_established")
         out.append(bodies.call_event(s, tv, "call_established", at, call_target=target))
@@ -333,7 +347,7 @@ class CallFlow:
         leg.transferred = True
         if target and target != leg.number:
             self.table.index_transfer(s, target)
-            self._refresh_extensions(s, tv)
+            self.refresh_extensions(s, tv)
         body: dict[str, Any] = {
             "call_target": bodies.party(s, tv, target),
             "reason": rep.reason,

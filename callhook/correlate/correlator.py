@@ -64,7 +64,7 @@ class Correlator:
         rep = normalise(pe, now)
         if isinstance(rep, CallReport):
             if rep.own:
-                self._presence.seen(tv.name, rep.own, rep.event, dict(rep.device), now)
+                self._presence.seen(tv.name, rep.own, rep.event, rep.variables, now)
             return self._flow.apply(tv, rep, now)
         if self._repeat(tv.name, rep, pe, now):
             return []
@@ -73,7 +73,13 @@ class Correlator:
     def _repeat(self, tenant: str, rep: DeviceReport, pe: PhoneEvent, now: float) -> bool:
         if rep.key in _STATEFUL and rep.own:
             return False  # presence compares it with the current state
-        key = (tenant, rep.key, pe.event_name, tuple(sorted(pe.pairs.items())), rep.phone)
+        key = (
+            tenant,
+            pe.event,
+            pe.event_name,
+            tuple(sorted(pe.variables.items())),
+            tuple(sorted(pe.pairs.items())),
+        )
         return self._dedup.repeat(key, now)
 
     def publish(self, ev: Event) -> list[Event]:
@@ -123,6 +129,7 @@ class Correlator:
             if s.closed or s.session_id in self._table.open.get(s.tenant, {}):
                 continue
             self._table.add(s)
+            self._flow.refresh_extensions(s, self._view(s.tenant))
             for leg in s.legs.values():
                 self._table.index_leg(s, leg)
             if s.view:

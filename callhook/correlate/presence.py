@@ -13,7 +13,7 @@ from typing import Any
 from callhook.correlate.bodies import TenantView
 from callhook.correlate.state import CorrelationSettings
 from callhook.events import Event
-from callhook.normalise import DeviceReport
+from callhook.normalise import DeviceReport, device_of
 
 # Toggle keys -> (presence attribute, value); a repeat of the same transition is a duplicate.
 _TOGGLES: dict[str, tuple[str, str]] = {
@@ -112,23 +112,24 @@ class PresenceBook:
         return (p or Presence(number)).state(tenant)
 
     def seen(
-        self, tenant: str, number: str, event: str | None, device: dict[str, str], now: float
+        self, tenant: str, number: str, event: str | None, variables: dict[str, str], now: float
     ) -> None:
-        """Any report from the phone of `number`: last seen, device details, what it sends."""
+        """Any report from the phone of `number`: last seen, what it sends, its device.
+
+        On the hot path: state is saved (marked dirty) on news or once a minute, and the
+        device details, which rarely change, are compared only then.
+        """
         p = self.entry(tenant, number)
         p.last_seen = now
-        changed = now - p.saved_seen >= _LAST_SEEN_STEP or p.signed_off
+        news = p.signed_off or (event is not None and event not in p.reports)
+        if not news and now - p.saved_seen < _LAST_SEEN_STEP:
+            return
         p.signed_off = False
-        if event and event not in p.reports:
+        if event:
             p.reports.add(event)
-            changed = True
-        for k, v in device.items():
-            if p.device.get(k) != v:
-                p.device[k] = v
-                changed = True
-        if changed:
-            p.saved_seen = now
-            self.dirty.add((tenant, number))
+        p.device.update(device_of(variables))
+        p.saved_seen = now
+        self.dirty.add((tenant, number))
 
     def reports(self, tenant: str, number: str, event: str) -> bool:
         """Has the phone of `number` been seen to send `event` (it is configured to)?"""

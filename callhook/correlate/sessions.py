@@ -10,6 +10,7 @@ repeated reports of a finished call are recognised instead of starting a new one
 from __future__ import annotations
 
 import heapq
+import re
 import itertools
 from collections import deque
 from typing import TypeVar
@@ -19,6 +20,7 @@ from callhook.normalise import CallReport
 
 _K = TypeVar("_K")
 _MAX_PER_KEY = 8  # sessions remembered per pair/caller key; older ones just stop merging
+_has_digit = re.compile(r"\d").search
 _NOT_A_NUMBER = frozenset({"anonymous", "unknown", "private", "restricted", "unavailable"})
 
 
@@ -29,7 +31,7 @@ def _compatible(a: str, b: str) -> bool:
 
 def mergeable_caller(number: str) -> bool:
     """Withheld numbers are shared by unrelated callers; never merge ring legs on them."""
-    return any(c.isdigit() for c in number) and number.lower() not in _NOT_A_NUMBER
+    return _has_digit(number) is not None and number.lower() not in _NOT_A_NUMBER
 
 
 class SessionTable:

@@ -105,6 +105,8 @@ class Session:
     deadline: float = math.inf
     heap_at: float = math.inf
     closed_at: float = 0.0
+    w_caller: str = ""  # caller / callee as written in bodies (bodies.render_parties)
+    w_callee: str = ""
     idx_calls: list[str] = field(default_factory=list)
     idx_phones: list[str] = field(default_factory=list)
     idx_pairs: list[tuple[str, str]] = field(default_factory=list)

@@ -26,6 +26,7 @@ from callhook import __version__
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
 from callhook.dashboard import health
 from callhook.events import TOPICS
+from callhook.phone_urls import URL_VENDORS
 
 router = APIRouter(tags=["dashboard"])
 
@@ -139,7 +140,11 @@ def _template() -> str:
 
 def render_index() -> bytes:
     """The page, with the topic/key table and the version inlined as a JSON data block."""
-    meta = {"version": __version__, "topics": {t: list(keys) for t, keys in TOPICS.items()}}
+    meta = {
+        "version": __version__,
+        "topics": {t: list(keys) for t, keys in TOPICS.items()},
+        "vendors": list(URL_VENDORS),
+    }
     # `<` escaped so that no value can close the <script> element early.
     data = orjson.dumps(meta).decode().replace("<", "\\u003c")
     return _template().replace("{{ meta }}", data).replace("{{ version }}", __version__).encode()

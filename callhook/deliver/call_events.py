@@ -111,9 +111,8 @@ def answered(body: Mapping[str, Any]) -> bool | None:
     """Whether a call_ended's call was answered, when the event says so; None: it doesn't."""
     if isinstance(body.get("answered"), bool):
         return bool(body["answered"])
-    answer_time = body.get("answer_time")
-    if answer_time not in (None, ""):
-        return str(answer_time) not in ("0", "")
+    if "answer_time" in body:  # the CDR's field: "" when nobody answered
+        return str(body["answer_time"] or "") not in ("0", "")
     talk = body.get("talk_seconds")
     if isinstance(talk, int | float):
         return talk > 0

@@ -90,11 +90,10 @@ def call_event(
     headers = {"user-agent": USER_AGENT}
     data: bytes | None
     if ep.method == "GET":
-        query = urlencode(values)
         existing = urlsplit(url).query
-        url = f"{url}{'&' if existing else '' if url.endswith('?') else '?'}{query}"
+        url = f"{url}{'&' if existing else '' if url.endswith('?') else '?'}{urlencode(values)}"
         data = None
-        signed = query.encode()
+        signed = urlsplit(url).query.encode()  # what the receiver sees after the `?`
     else:
         if ep.format == "json":
             data = orjson.dumps(values)

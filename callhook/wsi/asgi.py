@@ -46,7 +46,7 @@ class AsgiSession(Session):
     def deliver(self, out: Outgoing) -> bool:
         if self.replay is not None:
             return self.hold(out)
-        if self.outbox_bytes + len(out.payload) > self.service.max_queue_bytes:
+        if self.outbox_bytes > self.service.max_queue_bytes:
             return False
         self.send(out.payload)
         self.last_seq = out.event.seq

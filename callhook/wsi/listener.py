@@ -160,15 +160,16 @@ class WsiConnection(Session, asyncio.Protocol):
         if self.replay is not None:
             return self.hold(out)
         frame = out.frame
-        size = self.pending_bytes + len(frame)
-        if self.transport.get_write_buffer_size() + size > self.service.max_queue_bytes:
+        queued = self.pending_bytes
+        # Over budget only once already over: an event larger than the budget still goes.
+        if self.transport.get_write_buffer_size() + queued > self.service.max_queue_bytes:
             return False
         if self.pending is None:
             self.pending = [frame]
             self.service.dirty.append(self)  # flushed once at the end of this loop iteration
         else:
             self.pending.append(frame)
-        self.pending_bytes = size
+        self.pending_bytes = queued + len(frame)
         self.last_seq = out.event.seq
         return True
 

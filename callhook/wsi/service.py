@@ -81,7 +81,6 @@ class WsiService:
         self.router: Router[Session] = Router()
         self.sessions: set[Session] = set()
         self.dirty: list[WsiConnection] = []  # connections with coalesced frames to flush
-        self.slow_consumers = 0
         self.auth = Authenticator(
             hub.tenants,
             hub.store,
@@ -99,6 +98,9 @@ class WsiService:
         self._m_conns.set_function(lambda: len(self.sessions))
         self._m_sent = Counter(
             "callhook_wsi_deliveries", "Events queued to subscribers", registry=r
+        )
+        self.slow_consumers = Counter(
+            "callhook_wsi_slow_consumers", "Subscribers closed for not keeping up", registry=r
         )
 
     # lifespan --------------------------------------------------------------------------
@@ -147,7 +149,7 @@ class WsiService:
     def publish(self, events: list[Event]) -> None:
         """Bus subscriber: route each committed event, serialise it once, queue its frame."""
         match = self.router.match
-        slow: list[Session] = []
+        slow: list[tuple[Session, int]] = []
         sent = 0
         for ev in events:
             subs = match(ev.tenant, ev.key, ev.extensions, ev.queue)
@@ -156,10 +158,10 @@ class WsiService:
             out = Outgoing(ev)
             for s in subs:
                 if not s.deliver(out):
-                    slow.append(s)
+                    slow.append((s, ev.seq))
             sent += len(subs)
-        for s in slow:  # closing changes the index, so only after routing
-            s.close_slow()
+        for s, seq in slow:  # closing changes the index, so only after routing
+            s.close_slow(seq)
         if sent:
             self._m_sent.inc(sent)
         if self.dirty and self._flush_handle is None and self._loop is not None:

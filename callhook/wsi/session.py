@@ -79,6 +79,7 @@ class Session:
         "principal",
         "replay",
         "replay_bytes",
+        "replay_pos",
         "service",
         "task",
         "ticks",
@@ -96,6 +97,7 @@ class Session:
         self.task: asyncio.Task[None] | None = None
         self.replay: list[Outgoing] | None = None  # live events held back while replaying
         self.replay_bytes = 0
+        self.replay_pos: int | None = None  # how far the replay has read the log
         self.last_seq = 0  # last event seq handed to the transport
         self.closed = False
         self.ticks = 0
@@ -116,10 +118,21 @@ class Session:
     def close(self, code: int, reason: str) -> None:
         raise NotImplementedError
 
-    def close_slow(self) -> None:
-        """Disconnect a client that cannot keep up, telling it where to resume."""
-        self.service.slow_consumers += 1
-        self.close(TRY_AGAIN_LATER, f"slow consumer: resume with since_seq {self.last_seq}")
+    def close_slow(self, failed_seq: int) -> None:
+        """Disconnect a client that cannot keep up, telling it where to resume.
+
+        Everything queued before the close frame still reaches the client, so it resumes
+        just before the event that did not fit, or where the replay had got to.
+        """
+        if self.closed:
+            return
+        resume = failed_seq - 1
+        if self.replay is not None:
+            resume = self.replay_pos if self.replay_pos is not None else resume
+            if self.replay and self.replay_pos is None:
+                resume = self.replay[0].event.seq - 1
+        self.service.slow_consumers.inc()
+        self.close(TRY_AGAIN_LATER, f"slow consumer: resume with since_seq {resume}")
 
     def tick(self) -> None:
         """Called by the service's shared timer: unauthenticated sessions do not linger."""
@@ -140,11 +153,13 @@ class Session:
             task.cancel()
 
     def hold(self, out: Outgoing) -> bool:
-        """Buffer a live event during replay; False when the buffer is over budget."""
+        """Buffer a live event during replay; False when the buffer is already over budget."""
         assert self.replay is not None
+        if self.replay_bytes > self.service.max_queue_bytes:
+            return False
         self.replay.append(out)
         self.replay_bytes += len(out.frame)
-        return self.replay_bytes <= self.service.max_queue_bytes
+        return True
 
     # commands --------------------------------------------------------------------------
     def on_message(self, data: bytes) -> None:
@@ -241,6 +256,7 @@ class Session:
         catch_up = cmd.since_seq is not None or cmd.snapshot
         if catch_up:
             self.replay = []  # from now on live events wait until the catch-up is sent
+            self.replay_pos = cmd.since_seq
         if new:
             self.service.router.add(who.tenant, self, new)
             self.entries = self.entries | new
@@ -260,7 +276,7 @@ class Session:
                             self.send(row.body)
                             self.last_seq = row.seq
                     if rows:
-                        last = rows[-1].seq
+                        last = self.replay_pos = rows[-1].seq
                     if len(rows) < replay.PAGE:
                         break
                     await self.wait_writable()
@@ -275,4 +291,4 @@ class Session:
                 if last is not None and ev.seq <= last and wanted(ev.key, ev.extensions, ev.queue):
                     continue  # already sent by the replay
                 if not self.deliver(out):
-                    self.close_slow()
+                    self.close_slow(ev.seq)

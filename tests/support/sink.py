@@ -217,7 +217,7 @@ class Sink:
                     Recorded(
                         request.method,
                         request.path,
-                        request.query_string,
+                        request.raw_path.partition("?")[2],
                         {k.lower(): v for k, v in request.headers.items()},
                         body,
                         time.time(),

@@ -9,8 +9,12 @@ exactly the events that reached this subscriber, and proves the absence of the o
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
 import ssl
+import struct
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -46,8 +50,8 @@ async def open_ws(port: int, path: str = "/", ssl_context: ssl.SSLContext | None
     )
 
 
-async def recv_json(ws: ClientConnection, timeout: float = TIMEOUT) -> dict[str, Any]:
-    raw = await asyncio.wait_for(ws.recv(), timeout)
+async def recv_json(ws: ClientConnection, within: float = TIMEOUT) -> dict[str, Any]:
+    raw = await asyncio.wait_for(ws.recv(), within)
     msg = json.loads(raw)
     assert isinstance(msg, dict), msg
     return msg
@@ -72,23 +76,23 @@ async def login(port: int, path: str = "/", **auth: str) -> ClientConnection:
     return ws
 
 
-async def until_pong(ws: ClientConnection, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+async def until_pong(ws: ClientConnection, within: float = TIMEOUT) -> list[dict[str, Any]]:
     """Everything queued for `ws` before now (events), via a ping barrier."""
     await ws.send('{"command":"ping"}')
     out = []
     while True:
-        msg = await recv_json(ws, timeout)
+        msg = await recv_json(ws, within)
         if msg == {"status": 0, "pong": True}:
             return out
         out.append(msg)
 
 
 async def events_until(
-    ws: ClientConnection, done: Any, timeout: float = TIMEOUT
+    ws: ClientConnection, done: Any, within: float = TIMEOUT
 ) -> list[dict[str, Any]]:
     """Read events until `done(events)` is true, within a deadline."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     out: list[dict[str, Any]] = []
     while not done(out):
         left = deadline - loop.time()
@@ -96,3 +100,172 @@ async def events_until(
             raise AssertionError(f"timed out; got {len(out)} events: {out[-3:]}")
         out.append(await recv_json(ws, left))
     return out
+
+
+async def connect_paused(port: int, path: str = "/") -> Any:
+    """A client whose library stops reading the socket as soon as one frame waits unread."""
+    return await connect(url(port, path), compression=None, max_queue=1, open_timeout=TIMEOUT)
+
+
+class Collector:
+    """Reads a connection in the background, so that it never lags behind the hub."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.events: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for raw in self.ws:
+            self.events.append(json.loads(raw))
+            self._changed.set()
+
+    async def wait_seq(self, seq: int, within: float = TIMEOUT) -> list[dict[str, Any]]:
+        """Wait until an event with `seq` or later arrived; return all events so far."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not (self.events and self.events[-1].get("seq", 0) >= seq):
+            self._changed.clear()
+            left = deadline - loop.time()
+            if left <= 0 or self._task.done():
+                raise AssertionError(f"no seq {seq}; last: {self.events[-1:]}")
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                pass
+        return self.events
+
+    async def close(self) -> None:
+        self._task.cancel()
+        try:
+            await self._task
+        except (asyncio.CancelledError, Exception):
+            pass
+        await self.ws.close()
+
+
+class RawClient:
+    """A blocking RFC 6455 client on a plain socket that answers nothing by itself.
+
+    For what `websockets` hides on purpose: a peer that never answers pings, and exact
+    control over what is (not) read.
+    """
+
+    def __init__(self, port: int, path: str = "/") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        self.buf += chunk
+
+    def send_text(self, text: str) -> None:
+        payload = text.encode()
+        mask = os.urandom(4)
+        n = len(payload)
+        if n < 126:
+            head = struct.pack("!BB", 0x81, 0x80 | n)
+        elif n < 65536:
+            head = struct.pack("!BBH", 0x81, 0xFE, n)
+        else:
+            head = struct.pack("!BBQ", 0x81, 0xFF, n)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(head + mask + masked)
+
+    def recv_frame(self) -> tuple[int, bytes]:
+        """(opcode, payload) of the next frame from the server (never masked)."""
+        while len(self.buf) < 2:
+            self._fill()
+        opcode, n = self.buf[0] & 0x0F, self.buf[1] & 0x7F
+        offset = 2
+        if n == 126:
+            while len(self.buf) < 4:
+                self._fill()
+            n, offset = struct.unpack("!H", self.buf[2:4])[0], 4
+        elif n == 127:
+            while len(self.buf) < 10:
+                self._fill()
+            n, offset = struct.unpack("!Q", self.buf[2:10])[0], 10
+        while len(self.buf) < offset + n:
+            self._fill()
+        payload, self.buf = self.buf[offset : offset + n], self.buf[offset + n :]
+        return opcode, payload
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# A tenant shaped like the seed's examples: SIP domain test.com, password 111111, and
+# extensions 101, 102, 103 in one group (the seed's precondition for its subscribe example).
+SEED_TENANT = """
+[[tenant]]
+name = "sipiw"
+password = "111111"
+domain = "test.com"
+ingest_token = "sp-0001"
+
+[[tenant.extension]]
+number = "101"
+password = "111111"
+groups = ["team"]
+
+[[tenant.extension]]
+number = "102"
+password = "secret102"
+groups = ["team"]
+
+[[tenant.extension]]
+number = "103"
+password = "secret103"
+groups = ["team"]
+
+[[tenant.extension]]
+number = "104"
+password = "secret104"
+groups = ["other"]
+
+[[tenant.queue]]
+number = "8001"
+members = ["101", "102"]
+
+[[tenant.queue]]
+number = "8002"
+managers = ["101"]
+
+[[tenant.queue]]
+number = "8003"
+members = ["104"]
+
+[[tenant.trunk]]
+name = "carrier1"
+"""
+
+
+# The seed's example commands, byte for byte (seeds/002, "Subscribe and unsubscribe").
+SEED_AUTH_EXTENSION = (
+    '{\n"command":"auth",\n"extension":"101",\n"domain":"test.com",\n"password":"111111"\n}'
+)
+SEED_AUTH_TENANT = '{\n"command" : "auth",\n"name": "tenant name",\n"password": "111111"\n}'
+SEED_SUBSCRIBE_EXTENSIONS = '{\n"command":"subscribe",\n"topics":[\n { \n "topic" : "extension_events",\n "keys": ["extension_register", "call_start", "call_fail", "call_reroute", "call_noanswer", "call_hold", "call_unhold", "call_ended", "call_established", "target_add", "target_fail", "target_noanswer", "target_ringing", "target_ended"] \n } \n],\n"extensions":[\n"102",\n"103"] \n}'  # noqa: E501
+SEED_SUBSCRIBE_EXTENSIONS_AND_CDR = '{\n"command":"subscribe",\n"topics":[\n { \n "topic" : "extension_events",\n "keys":["extension_register", "call_start", "call_fail", "call_reroute", "call_noanswer", "call_hold", "call_unhold", "call_ended", "call_established", "target_add", "target_fail", "target_noanswer", "target_ringing", "target_ended"] \n},\n { \n "topic" : "cdr_events",\n "keys":["call_cdr"] \n } \n],\n"extensions":[\n"102",\n"103"]  \n}'  # noqa: E501
+SEED_UNSUBSCRIBE_EXTENSIONS_AND_CDR = '{\n"command":"unsubscribe",\n"topics":[\n { \n "topic" : "extension_events",\n "keys":["extension_register", "call_start", "call_fail", "call_reroute", "call_noanswer", "call_hold", "call_unhold", "call_ended", "call_established", "target_add", "target_fail", "target_noanswer", "target_ringing", "target_ended"] \n},\n { \n "topic" : "cdr_events",\n "keys":["call_cdr"] \n } \n],\n"extensions":[\n"102",\n"103"]  \n}'  # noqa: E501
+SEED_UNSUBSCRIBE_CDR = '{\n"command":"unsubscribe",\n"topics":[\n { \n "topic" : "cdr_events",\n "keys":["call_cdr"] \n } \n] \n}'  # noqa: E501
+SEED_SUBSCRIBE_QUEUES = '{\n"command":"subscribe",\n"topics":[\n { \n "topic" : "queue_events",\n "keys":["queue_status"] \n } \n],\n"queues":[\n"8001",\n"8002"]  \n}'  # noqa: E501
+SEED_SUBSCRIBE_TRUNKS = '{\n"command":"subscribe",\n"topics":[\n { \n "topic" : "trunk_events",\n "keys":["trunk_connected", "trunk_disconnected"] \n } \n] \n}'  # noqa: E501
+SEED_OK = '{"status":0}'
+SEED_AUTH_ERROR = '{"error":"name or password error","status":-1}'

@@ -92,6 +92,8 @@ class Dashboard {
     const tenant = names.includes(remembered) ? remembered : names[0];
     select.value = tenant;
     if (!location.hash) history.replaceState(null, "", "#/live");
+    // The form that had focus is gone: start keyboard navigation at the content.
+    if (!quiet) $("#main").focus();
     await this.openTenant(tenant);
   }
 
@@ -120,6 +122,7 @@ class Dashboard {
     this.tenant = tenant;
     sessionStorage.setItem(TENANT_ITEM, tenant);
     document.body.dataset.tenant = tenant;
+    this.onStatus({ state: "connecting", mode: "wsi" });
     const enc = encodeURIComponent(tenant);
     const snap = await this.api.get(`/tenants/${enc}/dashboard-snapshot`, { events: 300 });
     if (this.tenant !== tenant) return; // switched again meanwhile

@@ -64,7 +64,12 @@ export function fmtAgo(seconds) {
 export function fmtClock(unixSeconds) {
   const d = new Date(Number(unixSeconds) * 1000);
   if (Number.isNaN(d.getTime())) return "";
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return d.toLocaleTimeString([], {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hour12: false,
+  });
 }
 
 /** Wrap `fn` so that many calls within one frame run it once, on the next animation frame. */

@@ -1,0 +1,234 @@
+"""VoipNow-style Call Events through a real hub to a real recording sink (seed 003).
+
+Phones report calls with Action URLs; the hub correlates them and sends each extension's
+rules' requests with the seed's default parameters, spelled exactly as there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from tests.support.hub import Hub
+from tests.support.phone import Phone
+from tests.support.sink import Recorded, Sink
+
+TOKEN = "gs-7f3a9c"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SEED_PARAMS = {
+    "CallID",
+    "CallerIDNum",
+    "CallerIDNam",
+    "CalledDID",
+    "CalledExtension",
+    "CallStatus",
+    "CallFlow",
+    "CallerExtension",
+    "CalledNumber",
+}
+ALL_PARAMS = SEED_PARAMS | {"CallerIDName", "EventID", "EventType"}
+
+
+def rules(sink: Sink) -> str:
+    def rule(ext: str, event: str, path: str, **extra: str) -> str:
+        lines = [
+            "[[tenant.call_event]]",
+            f'extension = "{ext}"',
+            f'event = "{event}"',
+            f'url = "{sink.url(path)}"',
+        ]
+        lines += [f"{k} = {v}" for k, v in extra.items()]
+        return "\n".join(lines) + "\n"
+
+    return "".join(
+        [
+            rule("101", "dial_in", "/ce/dial_in?from=$CallerIDNum&who=$display_remote&me=$local",
+                 method='"GET"', notes='"screen pop"'),
+            rule("101", "answer_incoming", "/ce/answer_in", method='"POST"'),
+            rule("101", "hangup", "/ce/hangup", method='"POST"', format='"json"',
+                 secret=f'"{SECRET}"', custom_data='{ crm = "acme-crm", account = "42" }'),
+            rule("101", "dial_in", "/ce/disabled", enabled="false"),
+            rule("102", "dial_out", "/ce/dial_out", method='"GET"'),
+            rule("102", "answer_outgoing", "/ce/answer_out", method='"POST"'),
+            rule("103", "hangup", "/ce/hangup103", method='"GET"'),
+        ]
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Sink]]:
+    with Sink() as sink:
+        hub = Hub(
+            tmp_path_factory.mktemp("ce"),
+            server_config="allow_private_targets = true",
+            acme_config=rules(sink),
+            extra_config="\n[delivery]\nschedule = [0, 0.2, 0.5]\n",
+        ).start()
+        try:
+            yield hub, sink
+        finally:
+            hub.stop()
+
+
+def one(sink: Sink, path: str, call_id: str) -> Recorded:
+    """The single request for `call_id` under `path` (waits for it)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        got = [r for r in sink.requests(path) if params(r).get("CallID") == call_id]
+        if got:
+            time.sleep(0.05)  # a duplicate would come right behind
+            got = [r for r in sink.requests(path) if params(r).get("CallID") == call_id]
+            assert len(got) == 1, got
+            return got[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no request under {path} for call {call_id}")
+
+
+def params(r: Recorded) -> dict[str, Any]:
+    if r.method == "GET":
+        return r.query_params
+    if r.headers.get("content-type", "").startswith("application/json"):
+        data: dict[str, Any] = r.json()
+        return data
+    return r.form
+
+
+def test_inbound_answered_call_every_seed_parameter(env: tuple[Hub, Sink]) -> None:
+    hub, sink = env
+    phone = Phone(hub.port, TOKEN, "101")
+    caller = {"remote": "0711222333", "display_remote": "Jöe Smith & Co", "call_id": "in-1"}
+    assert phone.send("Incoming Call", **caller).status == 200
+    assert phone.send("Establish Call", **caller).status == 200
+    assert phone.send("Terminate Call", duration="42", **caller).status == 200
+
+    dial = one(sink, "/ce/dial_in", "in-1")
+    assert dial.method == "GET"
+    q = dial.query_params
+    # $variables of the URL, replaced and percent-encoded, then the seed's parameters
+    assert dial.query.startswith("from=0711222333&who=J%C3%B6e%20Smith%20%26%20Co&me=101&")
+    assert set(q) == ALL_PARAMS | {"from", "who", "me"}
+    assert {k: q[k] for k in ALL_PARAMS - {"EventID"}} == {
+        "CallID": "in-1",
+        "CallerIDNum": "0711222333",
+        "CallerIDNam": "Jöe Smith & Co",
+        "CallerIDName": "Jöe Smith & Co",
+        "CalledDID": "",
+        "CalledExtension": "101",
+        "CallStatus": "CALLING",
+        "CallFlow": "IN",
+        "CallerExtension": "",
+        "CalledNumber": "101",
+        "EventType": "dial_in",
+    }
+    assert q["EventID"].isdigit()
+
+    answer = one(sink, "/ce/answer_in", "in-1")
+    assert answer.method == "POST"
+    assert answer.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert set(answer.form) == ALL_PARAMS
+    assert answer.form["CallStatus"] == "ANSWER" and answer.form["EventType"] == "answer_incoming"
+
+    hangup = one(sink, "/ce/hangup", "in-1")
+    body = Webhook(SECRET).verify(hangup.body, hangup.headers)  # signed like JSON webhooks
+    assert set(body) == ALL_PARAMS | {"crm", "account"}
+    assert body["CallStatus"] == "ANSWER" and body["CallFlow"] == "IN"
+    assert body["crm"] == "acme-crm" and body["account"] == "42"
+    assert hangup.headers["webhook-id"] == body["EventID"]
+    assert len({q["EventID"], answer.form["EventID"], body["EventID"]}) == 3  # one per request
+
+    # The disabled rule was given no delivery for that same event, and sent nothing.
+    rule_id = rule_of(hub, "101", "/ce/disabled")
+    status, page = hub.api("GET", f"/api/v1/tenants/acme/call-events/{rule_id}/deliveries")
+    assert status == 200 and page["deliveries"] == []
+    assert sink.count("/ce/disabled") == 0
+
+
+def test_outbound_call_from_the_callers_point_of_view(env: tuple[Hub, Sink]) -> None:
+    hub, sink = env
+    phone = Phone(hub.port, TOKEN, "102", mac="000B82445566")
+    call = {"remote": "0799123456", "call_id": "out-1"}
+    phone.send("Outgoing Call", **call)
+    phone.send("Establish Call", **call)
+    dial = one(sink, "/ce/dial_out", "out-1").query_params
+    assert dial["CallFlow"] == "OUT" and dial["CallStatus"] == "CALLING"
+    assert dial["CallerExtension"] == "102" and dial["CallerIDNum"] == "102"
+    assert dial["CalledNumber"] == "0799123456" and dial["CalledExtension"] == ""
+    answered = one(sink, "/ce/answer_out", "out-1").form
+    assert answered["CallStatus"] == "ANSWER" and answered["EventType"] == "answer_outgoing"
+
+
+def test_unanswered_call_hangs_up_unknown(env: tuple[Hub, Sink]) -> None:
+    hub, sink = env
+    phone = Phone(hub.port, TOKEN, "103", mac="000B82778899")
+    call = {"remote": "0711000111", "call_id": "miss-1"}
+    phone.send("Incoming Call", **call)
+    phone.send("Terminate Call", **call)
+    hangup = one(sink, "/ce/hangup103", "miss-1").query_params
+    assert hangup["CallStatus"] == "UNKNOWN" and hangup["EventType"] == "hangup"
+    assert hangup["CallFlow"] == "IN" and set(hangup) == ALL_PARAMS
+
+
+def rule_of(hub: Hub, ext: str, path: str) -> str:
+    status, body = hub.api("GET", f"/api/v1/tenants/acme/call-events?extension={ext}")
+    assert status == 200
+    return next(r["id"] for r in body["rules"] if unquote(r["url"]).split("?")[0].endswith(path))
+
+
+def test_rules_over_the_api_and_the_delivery_log(env: tuple[Hub, Sink]) -> None:
+    hub, sink = env
+    base = "/api/v1/tenants/acme/call-events"
+    status, err = hub.api("POST", base, {"extension": "999", "event": "dial_in", "url": sink.url("/x")})
+    assert status == 422 and err["error"]["field"] == "extension"
+    status, err = hub.api("POST", base, {"extension": "102", "event": "ringing", "url": sink.url("/x")})
+    assert status == 422 and err["error"]["field"] == "event"
+    new = {"extension": "102", "event": "dial_in", "method": "GET", "notes": "from the API",
+           "url": sink.url("/ce/api?caller=$CallerIDNum")}  # fmt: skip
+    status, rule = hub.api("POST", base, new)
+    assert status == 201, rule
+    assert rule["status"] == "enabled" and rule["notes"] == "from the API" and rule["id"]
+
+    # 101 calls 102: the new rule fires for 102 (callee, internal call).
+    Phone(hub.port, TOKEN, "101").send("Outgoing Call", remote="102", call_id="api-1")
+    got = one(sink, "/ce/api", "api-1").query_params
+    assert got["caller"] == "101" and got["CallerExtension"] == "101" and got["CallFlow"] == "IN"
+
+    status, page = hub.api("GET", f"{base}/{rule['id']}/deliveries?status=succeeded")
+    assert status == 200 and len(page["deliveries"]) == 1
+    d = page["deliveries"][0]
+    assert d["id"] == got["EventID"] and d["event_type"] == "call_start" and d["attempts"] == 1
+    status, detail = hub.api("GET", f"/api/v1/tenants/acme/deliveries/{d['id']}")
+    attempt = detail["attempt_log"][0]
+    assert attempt["status_code"] == 200 and attempt["latency_ms"] >= 0 and attempt["response"]
+
+    # Redelivery: the same EventID again.
+    status, _ = hub.api("POST", f"/api/v1/tenants/acme/deliveries/{d['id']}/redeliver")
+    assert status == 202
+    sink.wait_for(2, "/ce/api")
+    assert [r.query_params["EventID"] for r in sink.requests("/ce/api")] == [d["id"]] * 2
+
+    # Disabled: nothing more is sent for the next call.
+    status, off = hub.api("POST", f"{base}/{rule['id']}/disable")
+    assert status == 200 and off["status"] == "off"
+    Phone(hub.port, TOKEN, "101").send("Outgoing Call", remote="102", call_id="api-2")
+    status, page = hub.api("GET", f"{base}/{rule['id']}/deliveries")
+    ids = [x["id"] for x in page["deliveries"]]
+    assert ids == [d["id"]]
+    status, _ = hub.api("DELETE", f"{base}/{rule['id']}")
+    assert status == 204
+    assert hub.api("GET", f"{base}/{rule['id']}")[0] == 404
+
+
+def test_config_rules_are_listed_and_guarded(env: tuple[Hub, Sink]) -> None:
+    hub, _sink = env
+    rule_id = rule_of(hub, "101", "/ce/hangup")
+    status, rule = hub.api("GET", f"/api/v1/tenants/acme/call-events/{rule_id}")
+    assert status == 200 and rule["source"] == "config" and rule["format"] == "json"
+    assert rule["secrets"] == ["whsec_MfKQ..."]  # never the secret itself
+    status, err = hub.api("DELETE", f"/api/v1/tenants/acme/call-events/{rule_id}")
+    assert status == 409 and err["error"]["code"] == "config-managed"
+    assert hub.api("GET", "/api/v1/tenants/acme/call-events", key="nope")[0] == 401

@@ -1,0 +1,107 @@
+"""Retry / give-up decisions and the retry schedule (pure, injected clock and randomness)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callhook.deliver.backoff import (
+    GiveUp,
+    Retry,
+    Success,
+    classify,
+    next_delay,
+    retry_after_seconds,
+)
+
+SVIX = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (200, Success(200)),
+        (204, Success(204)),
+        (299, Success(299)),
+        (500, Retry("HTTP 500")),
+        (502, Retry("HTTP 502")),
+        (503, Retry("HTTP 503")),
+        (429, Retry("HTTP 429")),
+        (408, Retry("HTTP 408")),
+        (410, GiveUp("410 Gone: endpoint disabled", disable=True)),
+        (400, GiveUp("HTTP 400")),
+        (401, GiveUp("HTTP 401")),
+        (404, GiveUp("HTTP 404")),
+        (301, GiveUp("HTTP 301: redirects are not followed")),
+        (302, GiveUp("HTTP 302: redirects are not followed")),
+    ],
+)
+def test_status_codes(status: int, expected: object) -> None:
+    assert classify(status) == expected
+
+
+def test_no_response_is_retried_and_refusal_is_not() -> None:
+    assert classify(None, error="timeout") == Retry("timeout")
+    assert classify(None, error="ConnectionRefused") == Retry("ConnectionRefused")
+    assert isinstance(classify(None, error="10.0.0.1 is private", refused=True), GiveUp)
+
+
+def test_retry_after_is_carried() -> None:
+    assert classify(429, retry_after="7", now=NOW) == Retry("HTTP 429", 7.0)
+    assert classify(503, retry_after="Wed, 21 Oct 2015 07:28:00 GMT", now=NOW) == Retry(
+        "HTTP 503", 0.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 3 ", 3.0),
+        ("", None),
+        (None, None),
+        ("soon", None),
+        ("-5", None),
+        ("Tue, 14 Nov 2023 22:13:30 GMT", 10.0),  # NOW + 10 s
+        ("Tue, 14 Nov 2023 22:13:00 GMT", 0.0),  # in the past: now
+    ],
+)
+def test_retry_after_parsing(value: str | None, expected: float | None) -> None:
+    assert retry_after_seconds(value, NOW) == expected
+
+
+def test_schedule_without_jitter_is_exact_and_ends() -> None:
+    delays = [
+        next_delay(Retry("x"), n, SVIX, jitter=0, max_retry_after=3600, rand=lambda: 0.5)
+        for n in range(1, 9)
+    ]
+    assert delays == [5, 300, 1800, 7200, 18000, 36000, 36000, None]
+    # Svix: eight attempts spread over more than a day (SPEC §4.4).
+    assert sum(SVIX) > 86400
+
+
+@given(
+    n=st.integers(min_value=1, max_value=7),
+    jitter=st.floats(min_value=0, max_value=1),
+    r=st.floats(min_value=0, max_value=1),
+)
+def test_jitter_stays_within_bounds(n: int, jitter: float, r: float) -> None:
+    d = next_delay(Retry("x"), n, SVIX, jitter=jitter, max_retry_after=3600, rand=lambda: r)
+    assert d is not None
+    assert SVIX[n] * (1 - jitter) - 1e-9 <= d <= SVIX[n] * (1 + jitter) + 1e-9
+
+
+@given(after=st.floats(min_value=0, max_value=10**6), r=st.floats(min_value=0, max_value=1))
+def test_retry_after_honoured_within_cap_and_never_shortened(after: float, r: float) -> None:
+    d = next_delay(Retry("x", after), 1, SVIX, jitter=0.2, max_retry_after=3600, rand=lambda: r)
+    assert d is not None
+    capped = min(after, 3600)
+    assert capped - 1e-9 <= d <= capped * 1.2 + 1e-9
+
+
+def test_retry_after_does_not_extend_the_number_of_attempts() -> None:
+    assert (
+        next_delay(Retry("x", 1), 3, [0, 1, 1], jitter=0, max_retry_after=9, rand=lambda: 0) is None
+    )

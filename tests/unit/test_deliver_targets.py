@@ -1,0 +1,129 @@
+"""SSRF guard: forbidden addresses, URL checks, and the send-time resolver (DNS rebinding)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import aiohttp
+import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from callhook.deliver.sender import Sender
+from callhook.deliver.payload import Request
+from callhook.deliver.targets import (
+    GuardedResolver,
+    TargetRefused,
+    address_allowed,
+    check_literal,
+    check_url,
+)
+from tests.support.sink import Sink
+
+
+@pytest.mark.parametrize(
+    ("ip", "allowed"),
+    [
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("127.1.2.3", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.40.207", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fd00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+    ],
+)
+def test_addresses(ip: str, allowed: bool) -> None:
+    addr = ipaddress.ip_address(ip)
+    assert address_allowed(addr, allow_private=False) is allowed
+    assert address_allowed(addr, allow_private=True) is True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9000/x",
+        "http://[::1]/x",
+        "http://10.0.0.5/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://localhost:8080/",
+        "ftp://example.com/",
+        "file:///etc/passwd",
+        "http:///nohost",
+        "http://user:pw@example.com/",
+        "http://$host/x",
+    ],
+)
+def test_refused_urls(url: str) -> None:
+    with pytest.raises(TargetRefused):
+        check_literal(url, allow_private=False)
+
+
+def test_public_urls_pass_the_literal_check() -> None:
+    assert check_literal("https://crm.example.com/hook?x=$CallerIDNum", False) == "crm.example.com"
+    assert check_literal("http://8.8.8.8:8080/", False) == "8.8.8.8"
+    assert check_literal("http://127.0.0.1:9000/", True) == "127.0.0.1"
+
+
+async def test_creation_check_resolves_names() -> None:
+    with pytest.raises(TargetRefused):
+        await check_url("http://localhost/", allow_private=False)
+    with pytest.raises(TargetRefused, match="does not resolve"):
+        await check_url("http://no-such-host.invalid/", allow_private=False)
+
+
+class Rebinding(AbstractResolver):
+    """A DNS server that answers a public-looking name with the loopback address."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET,
+             "proto": 0, "flags": 0}
+        ]  # fmt: skip
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_send_time_resolution_refuses_rebinding() -> None:
+    with Sink() as sink:
+        url = f"http://rebind.example.com:{sink.port}/hook"
+        # The guarded resolver, as the sender installs it, around a rebinding DNS answer.
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(False, Rebinding()))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            with pytest.raises(aiohttp.ClientConnectorError) as info:
+                await session.get(url)
+            assert isinstance(info.value.os_error, TargetRefused)
+        # Allowed by configuration, the same name reaches the (loopback) sink.
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(True, Rebinding()))
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.get(url) as resp,
+        ):
+            assert resp.status == 200
+        assert sink.count("/hook") == 1
+
+
+async def test_sender_refuses_without_retry_and_never_connects() -> None:
+    with Sink() as sink:
+        sender = Sender(connect_timeout=2, total_timeout=5, allow_private=False)
+        await sender.start()
+        try:
+            resp = await sender.send(Request("POST", sink.url("/x"), {}, b"{}"))
+            assert resp.refused and resp.status is None and "private" in resp.error
+            resp = await sender.send(Request("POST", f"http://localhost:{sink.port}/x", {}, b""))
+            assert resp.refused
+        finally:
+            await sender.close()
+        assert sink.count() == 0
