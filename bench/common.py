@@ -31,8 +31,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(cmd: Sequence[str], *, cpu: int | None = SERVER_CPU, cwd: Path | None = None,
-          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start(
+    cmd: Sequence[str],
+    *,
+    cpu: int | None = SERVER_CPU,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     """Start a server process, pinned to one core (taskset semantics via sched_setaffinity)."""
 
     def pin() -> None:
@@ -40,8 +45,12 @@ def start(cmd: Sequence[str], *, cpu: int | None = SERVER_CPU, cwd: Path | None 
             os.sched_setaffinity(0, {cpu})
 
     return subprocess.Popen(
-        list(cmd), cwd=cwd, env=env, preexec_fn=pin,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        list(cmd),
+        cwd=cwd,
+        env=env,
+        preexec_fn=pin,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -133,12 +142,20 @@ async def _asyncio_load(
     return count / (time.monotonic() - t0)
 
 
-def load(host: str, port: int, *, targets: Callable[[int], str], wrk_script: str,
-         seconds: int = 8, connections: int = 64) -> tuple[float, str]:
+def load(
+    host: str,
+    port: int,
+    *,
+    targets: Callable[[int], str],
+    wrk_script: str,
+    seconds: int = 8,
+    connections: int = 64,
+) -> tuple[float, str]:
     """Requests/s and the tool used: wrk when installed, else the asyncio generator."""
     if wrk_available():
-        return run_wrk(f"http://{host}:{port}/", seconds=seconds, connections=connections,
-                       script=wrk_script), "wrk"
+        return run_wrk(
+            f"http://{host}:{port}/", seconds=seconds, connections=connections, script=wrk_script
+        ), "wrk"
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {CLIENT_CPU})
     rate = asyncio.run(_asyncio_load(host, port, targets, seconds, connections))

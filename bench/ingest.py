@@ -73,8 +73,12 @@ def main() -> None:
         try:
             wait_http(f"http://127.0.0.1:{port}/", bare)
             bare_rate, tool = load(
-                "127.0.0.1", port, targets=target, wrk_script=WRK_SCRIPT,
-                seconds=SECONDS, connections=CONNECTIONS,
+                "127.0.0.1",
+                port,
+                targets=target,
+                wrk_script=WRK_SCRIPT,
+                seconds=SECONDS,
+                connections=CONNECTIONS,
             )
         finally:
             stop(bare)
@@ -82,7 +86,8 @@ def main() -> None:
 
         port = free_port()
         exts = "\n".join(
-            f'[[tenant.extension]]\nnumber = "{n}"\ndisplay_name = "Ext {n}"' for n in range(100, 150)
+            f'[[tenant.extension]]\nnumber = "{n}"\ndisplay_name = "Ext {n}"'
+            for n in range(100, 150)
         )
         cfg = Path(tmp) / "callhook.toml"
         cfg.write_text(
@@ -92,8 +97,12 @@ def main() -> None:
         try:
             wait_http(f"http://127.0.0.1:{port}/readyz", hub)
             hub_rate, _ = load(
-                "127.0.0.1", port, targets=target, wrk_script=WRK_SCRIPT,
-                seconds=SECONDS, connections=CONNECTIONS,
+                "127.0.0.1",
+                port,
+                targets=target,
+                wrk_script=WRK_SCRIPT,
+                seconds=SECONDS,
+                connections=CONNECTIONS,
             )
             req = urllib.request.Request(
                 f"http://127.0.0.1:{port}/api/v1/tenants/bench/events?key=call_cdr&limit=1",
@@ -105,8 +114,13 @@ def main() -> None:
             stop(hub)
         ratio = hub_rate / bare_rate
         rows.append(("callhook ingest, durable ack", f"{hub_rate:,.0f}", f"{ratio:.2f}"))
-    print(table(f"ingest ({tool}, {CONNECTIONS} connections, {SECONDS}s each)",
-                ["server", "req/s", "ratio"], rows))
+    print(
+        table(
+            f"ingest ({tool}, {CONNECTIONS} connections, {SECONDS}s each)",
+            ["server", "req/s", "ratio"],
+            rows,
+        )
+    )
     print(f"RATIO ingest {ratio:.3f}")
 
 

@@ -192,7 +192,9 @@ class Hub:
         dashboard.install(api)  # the page at /, its assets at /static/, its endpoints
         # Outermost last: metrics see every answer, 413s included. No CORS: off by default.
         api.add_middleware(BodyLimit, limit=self.settings.server.max_body_bytes)
-        api.add_middleware(RequestMetrics, metrics=self.api_metrics)
+        api.add_middleware(
+            RequestMetrics, metrics=self.api_metrics, paths=lambda: list(api.openapi()["paths"])
+        )
 
         @api.exception_handler(HubError)
         async def _hub_error(request: Request, exc: HubError) -> Response:

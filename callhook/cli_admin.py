@@ -19,12 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from callhook import config, phone_urls
-from callhook.store import directory as dirstore
-from callhook.store import tenants as rows
 from callhook.store.sqlite import SQLiteStore, StoreError, sqlite_path
 
 T = TypeVar("T")
@@ -78,6 +74,8 @@ def _token(settings: config.Settings, tenant: str | None) -> tuple[str, str]:
             raise click.ClickException(f"which tenant? pass --tenant (tenants: {names})")
         tenant = next(iter(declared))
     token = declared.get(tenant)
+    from callhook.store import tenants as rows
+
     if token is None and Path(_db_path(settings)).exists():
         found = _with_store(settings, lambda s: s.read(lambda c: rows.get_tenant(c, tenant)))
         token = found["ingest_token"] if found else None
@@ -153,6 +151,9 @@ def phone_urls_command(
 
 
 def _table(title: str, columns: tuple[str, ...], data: Sequence[tuple[str, ...]]) -> None:
+    from rich.console import Console  # imported here: rich costs ~0.1 s of CLI start-up
+    from rich.table import Table
+
     console = Console()
     if not console.is_terminal:  # piped: never wrap a URL that someone will copy
         widths = [max(len(str(r[i])) for r in [columns, *data]) for i in range(len(columns))]
@@ -173,6 +174,9 @@ def keys() -> None:
 
 async def _ensure_tenant(store: SQLiteStore, settings: config.Settings, tenant: str) -> None:
     """Tenant rows come from the config at hub start; do the same here if it never ran."""
+    from callhook.store import directory as dirstore
+    from callhook.store import tenants as rows
+
     if await store.read(lambda c: rows.get_tenant(c, tenant)) is not None:
         return
     if tenant not in {t.name for t in settings.tenant}:
@@ -187,6 +191,8 @@ async def _ensure_tenant(store: SQLiteStore, settings: config.Settings, tenant: 
 @click.option("--name", default="", help="What the key is for (shown in lists).")
 def keys_create(config_path: str, tenant: str, name: str) -> None:
     """Create a tenant API key; it is printed once and stored only as a hash."""
+    from callhook.store import tenants as rows
+
     settings = _settings(config_path)
 
     async def op(store: SQLiteStore) -> dict[str, Any] | None:
@@ -216,6 +222,8 @@ def _when(ts: float | None) -> str:
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
 def keys_list(config_path: str, tenant: str, include_revoked: bool) -> None:
     """List a tenant's API keys (never the keys themselves)."""
+    from callhook.store import tenants as rows
+
     settings = _settings(config_path)
     _existing_db(settings)
     found = _with_store(
@@ -237,6 +245,8 @@ def keys_list(config_path: str, tenant: str, include_revoked: bool) -> None:
 @click.option("--tenant", help="Only if the key belongs to this tenant.")
 def keys_revoke(config_path: str, key_id: str, tenant: str | None) -> None:
     """Revoke an API key (a running hub notices within 30 s; the REST API revokes at once)."""
+    from callhook.store import tenants as rows
+
     settings = _settings(config_path)
     _existing_db(settings)
     done = _with_store(

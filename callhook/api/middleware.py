@@ -6,6 +6,7 @@ and never buffer a response.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,29 +17,31 @@ from callhook.errors import error_json
 from callhook.ingest.routes import Message, Receive, Scope, Send
 
 ASGIApp = Callable[[Scope, Receive, Send], Any]
+# A refused body up to this many times the limit is read and dropped, not cut off.
+_DRAIN_FACTOR = 16
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-async def _send_413(send: Send, limit: int) -> None:
+async def _send_413(send: Send, limit: int, *, close: bool) -> None:
     body = error_json("body-too-large", f"request body over {limit} bytes (server.max_body_bytes)")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimit:
     """413 with a JSON error for a body over `limit` bytes, announced or streamed (chunked).
 
-    A body with Content-Length is refused before it is read. A chunked one is read up to
-    the limit here and replayed to the app, so the app never sees a partial body.
+    A body with Content-Length is refused before it is read. A chunked body is read up to
+    the limit here and replayed to the app, so the app never sees a partial body. A refused
+    body that is not huge is read and dropped before the answer (uvicorn does it for one
+    with Content-Length), so a client that sends its whole body before reading (urllib,
+    requests) still gets its 413 instead of a reset; past that the connection is closed.
     """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
@@ -60,23 +63,26 @@ class BodyLimit:
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
         if length is not None and length > self.limit:
-            await _send_413(send, self.limit)
+            await _send_413(send, self.limit, close=length > _DRAIN_FACTOR * self.limit)
             return
         if length is None and chunked:
             chunks: list[bytes] = []
             size = 0
-            while True:
+            more = True
+            while more:
                 message = await receive()
                 if message["type"] != "http.request":
                     return  # client went away
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.limit:
-                    await _send_413(send, self.limit)
+                more = bool(message.get("more_body", False))
+                size += len(message.get("body", b""))
+                if size > _DRAIN_FACTOR * self.limit:
+                    await _send_413(send, self.limit, close=True)
                     return
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
+                if size <= self.limit:
+                    chunks.append(message.get("body", b""))
+            if size > self.limit:
+                await _send_413(send, self.limit, close=False)
+                return
             receive = _replay(b"".join(chunks), receive)
         await self.app(scope, receive, send)
 
@@ -115,13 +121,39 @@ class ApiMetrics:
         self.tenants.set_function(lambda: float(tenant_count()))
 
 
-class RequestMetrics:
-    """Counts requests by route template (e.g. `/api/v1/tenants/{tenant}/events`), so the
-    label set stays bounded whatever paths clients send; unmatched paths count as `other`."""
+class RouteTemplates:
+    """Maps a request path to its route template, e.g. `/api/v1/tenants/{tenant}/events`.
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+    Built once, lazily, from the OpenAPI document's paths (in registration order, so the
+    first route that would match wins, as in the router): one anchored alternation.
+    """
+
+    def __init__(self, paths: Callable[[], list[str]]) -> None:
+        self._paths = paths
+        self._templates: list[str] | None = None
+        self._regex: re.Pattern[str] | None = None
+
+    def match(self, path: str) -> str:
+        if self._regex is None:
+            self._templates = list(self._paths())
+            parts = [
+                "(" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(t)) + ")" for t in self._templates
+            ]
+            self._regex = re.compile("^(?:" + "|".join(parts) + ")$")
+        m = self._regex.match(path)
+        if m is None or m.lastindex is None or self._templates is None:
+            return "other"
+        return self._templates[m.lastindex - 1]
+
+
+class RequestMetrics:
+    """Counts requests by route template, so the label set stays bounded whatever paths
+    clients send; paths that match no route count as `other`."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, paths: Callable[[], list[str]]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = RouteTemplates(paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -139,6 +171,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "other"
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            route = self.routes.match(scope["path"])
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from callhook.correlate import bodies, cdr
+from callhook.correlate import bodies
 from callhook.correlate.bodies import TenantView
+from callhook.correlate.endings import Endings
 from callhook.correlate.presence import PresenceBook
 from callhook.correlate.sessions import SessionTable
 from callhook.correlate.state import (
@@ -43,18 +44,20 @@ _MAX_REROUTES = 16
 
 
 class CallFlow:
-    """Applies CallReports to sessions; closes sessions on hangup, timeout and eviction."""
+    """Applies CallReports to sessions, emitting what each one means."""
 
     def __init__(
         self,
         settings: CorrelationSettings,
         table: SessionTable,
         presence: PresenceBook,
+        end: Endings,
         changed: Callable[[Session], None],
     ) -> None:
         self.settings = settings
         self.table = table
         self.presence = presence
+        self.end = end
         self._changed = changed
         self._phases: dict[str, Callable[[Session, Leg, CallReport, TenantView, float, Out], None]]
         self._phases = {
@@ -107,43 +110,19 @@ class CallFlow:
         before = leg.state
         self._phases[rep.phase](s, leg, rep, tv, now, out)
         if not s.closed:
-            if known and leg.state == before and s.answer_time is not None:
+            if (
+                known
+                and leg.state == before
+                and s.answer_time is not None
+                and s.transfer_until is None
+            ):
                 # Nothing changed but the activity: the idle timer moves later (lazy heap).
                 s.deadline = now + self.settings.session_timeout
             else:
-                self.table.schedule(s, self.deadline(s))
+                self.table.schedule(s, self.end.deadline(s))
                 self._sync_presence(s, tv)
         self._changed(s)
         return out
-
-    def expire(self, s: Session, tv: TenantView, now: float) -> Out:
-        """`s`'s deadline passed (tick): end the transfer wait, the ringing, or an idle call."""
-        out: Out = []
-        if s.transfer_until is not None:
-            self.close(s, tv, now, "transferred", out)
-        elif s.answer_time is None and self._ring_decides(s):
-            self.close(s, tv, now, "ring_timeout", out)
-        else:
-            self.close(s, tv, now, "timeout", out)
-        return out
-
-    def deadline(self, s: Session) -> float:
-        if s.transfer_until is not None:
-            return s.transfer_until
-        if s.answer_time is None and self._ring_decides(s):
-            start = s.ring_start if s.ring_start is not None else s.created_at
-            return start + self.settings.ring_timeout
-        return s.last_activity + self.settings.session_timeout
-
-    def _ring_decides(self, s: Session) -> bool:
-        """Ringing can be declared unanswered only for phones that report answers: one
-        configured without Establish Call may be talking (its Terminate comes later)."""
-        return any(
-            leg.state in (RINGING, DIALING)
-            and leg.number
-            and self.presence.reports(s.tenant, leg.number, "establish_call")
-            for leg in s.legs.values()
-        )
 
     # -- session bookkeeping ---------------------------------------------------------------
     def _open(self, tv: TenantView, rep: CallReport, now: float, out: Out) -> Session:
@@ -151,7 +130,7 @@ class CallFlow:
             oldest = self.table.oldest(tv.name)
             if oldest is None:
                 break
-            self.close(oldest, tv, now, "evicted", out)
+            self.end.close(oldest, tv, now, "evicted", out)
         s = Session(tv.name, new_id(), new_id(), now, now, start_time=now)
         self.table.add(s)
         return s
@@ -260,7 +239,7 @@ class CallFlow:
         if answerer is not None:
             for other in s.legs.values():
                 if other is not answerer and other.role == "target" and other.state == RINGING:
-                    self._leg_done(s, other, tv, at, out, NOANSWER, reason="answered_elsewhere")
+                    self.end.leg_done(s, other, tv, at, out, NOANSWER, reason="answered_elsewhere")
 
     def _hangup(
         self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
@@ -279,29 +258,29 @@ class CallFlow:
         was = leg.state
         if s.answer_time is not None:
             if was == RINGING:
-                self._leg_done(s, leg, tv, now, out, NOANSWER, "ended")
+                self.end.leg_done(s, leg, tv, now, out, NOANSWER, "ended")
             else:
-                self._leg_done(s, leg, tv, now, out, ENDED, "hangup")
-            if (leg.transferred or was == RINGING) and self._others_live(s, leg):
+                self.end.leg_done(s, leg, tv, now, out, ENDED, "hangup")
+            if (leg.transferred or was == RINGING) and self.end.others_live(s, leg):
                 return
             if leg.transferred:
                 s.transfer_until = now + self.settings.merge_window
                 return
-            self.close(s, tv, now, "hangup", out)
+            self.end.close(s, tv, now, "hangup", out)
             return
         if leg.role == "target":  # the called phone ended its ringing (declined or cancelled)
             if rep.fail_code is not None:
                 s.fail_code = rep.fail_code
-                self._leg_done(s, leg, tv, now, out, FAILED, "declined", rep.fail_code)
+                self.end.leg_done(s, leg, tv, now, out, FAILED, "declined", rep.fail_code)
             else:
-                self._leg_done(s, leg, tv, now, out, NOANSWER, "ended")
+                self.end.leg_done(s, leg, tv, now, out, NOANSWER, "ended")
             if not any(x.state == RINGING for x in s.legs.values()):
-                self.close(s, tv, now, "failed" if s.fail_code is not None else "hangup", out)
+                self.end.close(s, tv, now, "failed" if s.fail_code is not None else "hangup", out)
             return
         if rep.fail_code is not None:
             s.fail_code = rep.fail_code
         leg.state, leg.end_time = ENDED, now  # the caller gave up (or we cannot tell who)
-        self.close(s, tv, now, "failed" if s.fail_code is not None else "hangup", out)
+        self.end.close(s, tv, now, "failed" if s.fail_code is not None else "hangup", out)
 
     def _missed(
         self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
@@ -310,12 +289,12 @@ class CallFlow:
             return
         leg.role = "target"
         why = "no_answer" if s.answer_time is None else "answered_elsewhere"
-        self._leg_done(s, leg, tv, now, out, NOANSWER, why)
+        self.end.leg_done(s, leg, tv, now, out, NOANSWER, why)
         if s.answer_time is None:
             if not any(x.state == RINGING for x in s.legs.values()):
-                self.close(s, tv, now, "no_answer", out)
-        elif not self._others_live(s, leg):
-            self.close(s, tv, now, "transferred" if s.reroutes else "hangup", out)
+                self.end.close(s, tv, now, "no_answer", out)
+        elif not self.end.others_live(s, leg):
+            self.end.close(s, tv, now, "transferred" if s.reroutes else "hangup", out)
 
     def _hold(
         self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
@@ -354,59 +333,3 @@ class CallFlow:
             "transferred_by": bodies.party(s, tv, leg.number),
         }
         out.append(bodies.call_event(s, tv, "call_reroute", now, **body))
-
-    # -- endings ---------------------------------------------------------------------------
-    def _others_live(self, s: Session, leg: Leg) -> bool:
-        """Is another phone still ringing or in this (answered) call?"""
-        return any(x is not leg and x.state in _LIVE for x in s.legs.values())
-
-    def _leg_done(
-        self,
-        s: Session,
-        leg: Leg,
-        tv: TenantView,
-        now: float,
-        out: Out,
-        state: str,
-        reason: str,
-        fail_code: int | None = None,
-    ) -> None:
-        """End one phone's part; a called phone's end is a target_* event."""
-        was = leg.state
-        leg.state, leg.end_time = state, now
-        if leg.role != "target" or (was == NEW and state == ENDED):
-            return
-        key = {NOANSWER: "target_noanswer", FAILED: "target_fail"}.get(state, "target_ended")
-        extra: dict[str, Any] = {"call_target": bodies.party(s, tv, leg.number), "reason": reason}
-        if fail_code is not None:
-            extra["fail_code"] = fail_code
-        out.append(bodies.call_event(s, tv, key, now, **extra))
-
-    def close(self, s: Session, tv: TenantView, now: float, reason: str, out: Out) -> None:
-        """End session `s`: settle every leg, then the closing lifecycle events and the CDR."""
-        if s.closed:
-            return
-        s.end_time = now
-        for leg in s.legs.values():
-            if leg.state == RINGING:
-                why = "answered_elsewhere" if s.answer_time is not None else reason
-                self._leg_done(
-                    s, leg, tv, now, out, NOANSWER, "caller_cancelled" if why == "hangup" else why
-                )
-            elif leg.state in _LIVE:
-                self._leg_done(s, leg, tv, now, out, ENDED, reason)
-        s.direction = bodies.direction(s)
-        s.status = cdr.decide_status(s, self.settings)
-        s.end_reason = reason
-        if s.status == "failed":
-            out.append(bodies.call_event(s, tv, "call_fail", now, fail_code=s.fail_code or 0))
-        elif s.status == "missed" or (s.status == "no_answer" and s.view > 0):
-            out.append(bodies.call_event(s, tv, "call_noanswer", now))
-        s.emitted.add("call_ended")
-        out.append(bodies.call_event(s, tv, "call_ended", now))
-        out.append(cdr.cdr_event(s, tv, now))
-        s.closed = True
-        self.table.retire(s, now)
-        for n in s.extensions:
-            self.presence.end_call(tv.name, n, s.session_id)
-        self._changed(s)

@@ -15,6 +15,7 @@ from typing import Any
 from callhook.correlate.bodies import TenantView
 from callhook.correlate.calls import CallFlow
 from callhook.correlate.dedup import Dedup
+from callhook.correlate.endings import Endings
 from callhook.correlate.presence import PresenceBook
 from callhook.correlate.sessions import SessionTable
 from callhook.correlate.state import RINGING, Changes, CorrelationSettings, Session
@@ -45,7 +46,8 @@ class Correlator:
         self._table = SessionTable(settings)
         self._presence = PresenceBook(settings)
         self._dirty: dict[tuple[str, str], Session] = {}
-        self._flow = CallFlow(settings, self._table, self._presence, self._mark)
+        self._end = Endings(settings, self._table, self._presence, self._mark)
+        self._flow = CallFlow(settings, self._table, self._presence, self._end, self._mark)
         self._dedup = Dedup(settings.dedup_window, settings.max_dedup_entries)
 
     # -- the pipeline's calls ----------------------------------------------------------------
@@ -59,7 +61,8 @@ class Correlator:
 
     def _feed(self, pe: PhoneEvent) -> list[Event]:
         now = self._clock()
-        self._table.purge(now)
+        if self._table.closed_before(now - self.settings.dedup_window):
+            self._table.purge(now)
         tv = self._view(pe.tenant)
         rep = normalise(pe, now)
         if isinstance(rep, CallReport):
@@ -73,12 +76,15 @@ class Correlator:
     def _repeat(self, tenant: str, rep: DeviceReport, pe: PhoneEvent, now: float) -> bool:
         if rep.key in _STATEFUL and rep.own:
             return False  # presence compares it with the current state
-        key = (
-            tenant,
-            pe.event,
-            pe.event_name,
-            tuple(sorted(pe.variables.items())),
-            tuple(sorted(pe.pairs.items())),
+        # A hash, not the pairs themselves: the memory stays small whatever phones send.
+        key = hash(
+            (
+                tenant,
+                pe.event,
+                pe.event_name,
+                tuple(sorted(pe.variables.items())),
+                tuple(sorted(pe.pairs.items())),
+            )
         )
         return self._dedup.repeat(key, now)
 
@@ -97,7 +103,7 @@ class Correlator:
         out: list[Event] = []
         for s in self._table.due(now):
             try:
-                out.extend(self._flow.expire(s, self._view(s.tenant), now))
+                out.extend(self._end.expire(s, self._view(s.tenant), now))
             except Exception:
                 log.exception("closing session %s failed", s.session_id)
         self._table.purge(now)
@@ -136,7 +142,7 @@ class Correlator:
                 self._table.index_caller(s, s.caller)
             for target in s.transfer_targets:
                 self._table.index_transfer(s, target)
-            self._table.schedule(s, self._flow.deadline(s))
+            self._table.schedule(s, self._end.deadline(s))
             for n in s.extensions:
                 self._presence.set_call(s.tenant, n, s.session_id, False)
             ringing = {leg.number for leg in s.legs.values() if leg.state == RINGING}

@@ -71,7 +71,9 @@ class Presence:
 
 
 def _contact_key(c: dict[str, Any]) -> str:
-    return str(c.get("instance") or c.get("contact_uri") or c.get("received_from") or "")
+    """Which device a contact is: its instance id, else its address (a phone's Sign Off
+    contact differs from its Registration one by `;expires=0` in the URI)."""
+    return str(c.get("instance") or c.get("public_address") or c.get("contact_uri") or "")
 
 
 def _number_of(address: Any) -> str:
@@ -119,7 +121,10 @@ class PresenceBook:
         On the hot path: state is saved (marked dirty) on news or once a minute, and the
         device details, which rarely change, are compared only then.
         """
-        p = self.entry(tenant, number)
+        by_number = self._by_tenant.get(tenant)
+        p = by_number.get(number) if by_number is not None else None
+        if p is None:
+            p = self.entry(tenant, number)
         p.last_seen = now
         news = p.signed_off or (event is not None and event not in p.reports)
         if not news and now - p.saved_seen < _LAST_SEEN_STEP:
@@ -152,9 +157,7 @@ class PresenceBook:
         t, own = tv.name, rep.own
         p = self.entry(t, own) if own else None
         if p is not None:
-            self.seen(
-                t, own, rep.event, {k: v for k, v in rep.device.items() if k != "source_ip"}, now
-            )
+            self.seen(t, own, rep.event, rep.device, now)
         toggle = _TOGGLES.get(rep.key)
         if toggle is not None and p is not None:
             attr, value = toggle
@@ -174,7 +177,7 @@ class PresenceBook:
             self._register(t, p, rep, body)
         elif rep.key == "action_url":
             body.update(rep.raw or {})
-            body.update({k: v for k, v in rep.device.items()})
+            body.update(rep.device)
         elif rep.key not in ("dnd_on", "dnd_off", "forward_on", "forward_off"):
             body.update(rep.device)  # device_events: which device, at which address
         return [tv.event(rep.key, body, (own,) if own else ())]

@@ -10,8 +10,9 @@ repeated reports of a finished call are recognised instead of starting a new one
 from __future__ import annotations
 
 import heapq
-import re
 import itertools
+import math
+import re
 from collections import deque
 from typing import TypeVar
 
@@ -189,10 +190,10 @@ class SessionTable:
     def index_caller(self, s: Session, caller: str) -> None:
         """Let other phones called by `caller` join `s` (ring group). A session whose
         direction is a guess is indexed under both numbers (at most two keys)."""
-        if caller and caller not in s.idx_callers and len(s.idx_callers) < 2:
-            if mergeable_caller(caller):
-                s.idx_callers.append(caller)
-                _push(self.by_caller.setdefault((s.tenant, caller), []), s)
+        if caller in s.idx_callers or len(s.idx_callers) >= 2 or not mergeable_caller(caller):
+            return
+        s.idx_callers.append(caller)
+        _push(self.by_caller.setdefault((s.tenant, caller), []), s)
 
     def index_transfer(self, s: Session, target: str) -> None:
         self.by_transfer[(s.tenant, target)] = s
@@ -206,6 +207,8 @@ class SessionTable:
         if deadline < s.heap_at:
             s.heap_at = deadline
             heapq.heappush(self._heap, (deadline, next(self._tiebreak), s))
+            if len(self._heap) > 2 * self._open_count + 1024:
+                self._compact()
 
     def due(self, now: float) -> list[Session]:
         """Open sessions whose deadline has passed."""
@@ -216,21 +219,19 @@ class SessionTable:
             if s.closed or at != s.heap_at:
                 continue  # stale entry
             if s.deadline <= now:
-                s.heap_at = float("inf")
+                s.heap_at = math.inf
                 out.append(s)
             else:
                 s.heap_at = s.deadline
                 heapq.heappush(heap, (s.deadline, next(self._tiebreak), s))
-        # Closed sessions leave entries behind; rebuild before they outnumber the open ones.
-        if len(heap) > 2 * self._open_count + 1024:
-            self._heap = [(s.heap_at, next(self._tiebreak), s) for s in self._iter_open()]
-            heapq.heapify(self._heap)
         return out
 
-    def _iter_open(self) -> list[Session]:
-        return [
-            s for by_id in self.open.values() for s in by_id.values() if s.heap_at < float("inf")
-        ]
+    def _compact(self) -> None:
+        """Closed sessions leave heap entries behind: rebuild from the open ones before they
+        outnumber them (amortised O(1) per session)."""
+        live = [s for by_id in self.open.values() for s in by_id.values() if s.heap_at < math.inf]
+        self._heap = [(s.heap_at, next(self._tiebreak), s) for s in live]
+        heapq.heapify(self._heap)
 
     # -- closing and forgetting ----------------------------------------------------------------
     def oldest(self, tenant: str) -> Session | None:
@@ -252,6 +253,10 @@ class SessionTable:
         self._closed.append(s)
         if len(self._closed) > self.settings.max_closed_sessions:
             self._forget(self._closed.popleft())
+
+    def closed_before(self, t: float) -> bool:
+        """Is a closed session older than `t` waiting to be forgotten? (cheap check)"""
+        return bool(self._closed) and self._closed[0].closed_at < t
 
     def purge(self, now: float) -> None:
         """Forget closed sessions older than dedup_window (they close in time order)."""

@@ -55,11 +55,27 @@ class Leg:
     transferred: bool = False
     phases: set[str] = field(default_factory=set)  # phases this phone reported for the call
     since: float = 0.0  # when this phone first reported the call
+    answers: bool | None = None  # the phone is known to report Establish Call (None: unknown)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {name: getattr(self, name) for name in _LEG_FIELDS}
-        d["phases"] = sorted(self.phases)
-        return d
+        # Spelled out: drain_changes() calls this for every changed call, often.
+        return {
+            "phone": self.phone,
+            "number": self.number,
+            "role": self.role,
+            "state": self.state,
+            "call_id": self.call_id,
+            "remote": self.remote,
+            "ring_start": self.ring_start,
+            "answer_time": self.answer_time,
+            "end_time": self.end_time,
+            "duration": self.duration,
+            "held": self.held,
+            "transferred": self.transferred,
+            "phases": sorted(self.phases),
+            "since": self.since,
+            "answers": self.answers,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Leg:
@@ -132,13 +148,35 @@ class Session:
         return any(leg.state == RINGING for leg in self.legs.values())
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {name: getattr(self, name) for name in _SESSION_FIELDS}
-        d["legs"] = [leg.to_dict() for leg in self.legs.values()]
-        d["emitted"] = sorted(self.emitted)
-        d["reroutes"] = sorted(self.reroutes)
-        d["transfer_targets"] = list(self.transfer_targets)
-        d["extensions"] = list(self.extensions)
-        return d
+        """JSON-able state, everything restore() needs (see _SESSION_FIELDS)."""
+        return {
+            "tenant": self.tenant,
+            "session_id": self.session_id,
+            "cdr_id": self.cdr_id,
+            "created_at": self.created_at,
+            "last_activity": self.last_activity,
+            "call_id": self.call_id,
+            "caller": self.caller,
+            "callee": self.callee,
+            "caller_display_name": self.caller_display_name,
+            "view": self.view,
+            "direction": self.direction,
+            "start_time": self.start_time,
+            "ring_start": self.ring_start,
+            "answer_time": self.answer_time,
+            "end_time": self.end_time,
+            "answered_by": self.answered_by,
+            "fail_code": self.fail_code,
+            "status": self.status,
+            "end_reason": self.end_reason,
+            "closed": self.closed,
+            "transfer_until": self.transfer_until,
+            "legs": [leg.to_dict() for leg in self.legs.values()],
+            "emitted": sorted(self.emitted),
+            "reroutes": sorted(self.reroutes),
+            "transfer_targets": list(self.transfer_targets),
+            "extensions": list(self.extensions),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Session:

@@ -150,7 +150,7 @@ async def redeliver(svc: DeliveryService, tenant: str, delivery_id: str) -> dict
             queue.arm(known)
     else:
         items = await svc.store.read(lambda c: outbox.load_items(c, [delivery_id]))
-        svc.dispatcher.add(items)
+        svc.dispatcher.add_now(items)
     return {"id": delivery_id, "status": "pending"}
 
 

@@ -98,43 +98,62 @@ class Dispatcher:
         q = self.queues.pop(endpoint_id, None)
         return q.close() if q is not None else []
 
-    def refill(self, q: EndpointQueue, after_seq: int) -> None:
+    def add_now(self, items: list[Item]) -> None:
+        """Explicit requeues (redeliver): into memory whatever the queue's fill."""
+        for item in items:
+            q = self.queue(item.endpoint_id)
+            if not q.closed and item.delivery_id not in q.items:
+                q.accept(item)
+
+    def refill(self, q: EndpointQueue) -> None:
         if not q.refilling:
             q.refilling = True
-            self.spawn(self.load(q.endpoint_id, after_seq=after_seq))
+            self.spawn(self.load(q.endpoint_id, after_seq=q.frontier))
 
     async def load(self, endpoint_id: str, *, after_seq: int = 0) -> int:
-        """Queue the endpoint's pending rows from the database (start, replay, overflow)."""
+        """Queue the endpoint's pending rows above `after_seq` from the database, in seq
+        order, as far as there is room (at start, on replay, after an overflow)."""
         q = self.queue(endpoint_id)
         q.refilling = True
         q.dropped_while_refilling = 0
         q.finished_while_refilling.clear()
-        added = 0
+        q.spilled = True  # while reading, new arrivals wait in the database: they are read too
+        added, last, full = 0, after_seq, False
         try:
             # Outcomes not yet written would make finished rows look pending: write them first.
             await self.recorder.flush()
-            q.spilled = False
-            after = after_seq
-            while not q.closed and len(q.items) < q.cap:
-                page = max(100, min(5000, q.cap - len(q.items)))
+            while not q.closed and not full:
+                page = 1000
                 rows: list[Item] = await self.store.read(
-                    lambda c, a=after, n=page: outbox.load_pending(
+                    lambda c, a=last, n=page: outbox.load_pending(
                         c, endpoint_id, after_seq=a, limit=n
                     )
                 )
                 for item in rows:
-                    if item.delivery_id not in q.finished_while_refilling and q.add(item):
-                        added += 1
+                    if (
+                        item.delivery_id in q.items
+                        or item.delivery_id in q.finished_while_refilling
+                    ):
+                        last = item.seq
+                        continue
+                    if len(q.items) >= q.cap:
+                        full = True
+                        break
+                    q.accept(item)
+                    added += 1
+                    last = item.seq
                 if len(rows) < page:
                     break
-                after = rows[-1].seq
-            if q.dropped_while_refilling:
-                q.spilled = True
+            if full:
+                q.frontier = last  # the rows above it are read by the next refill
+            else:
+                q.frontier = max(q.frontier, last)
+                q.spilled = q.dropped_while_refilling > 0
         finally:
             q.refilling = False
             q.finished_while_refilling.clear()
         if q.spilled and not q.closed and len(q.items) <= q.cap // 2:
-            self.refill(q, q.max_seq)
+            self.refill(q)
         return added
 
     async def attempt(self, q: EndpointQueue, item: Item) -> None:

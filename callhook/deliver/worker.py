@@ -38,34 +38,44 @@ class EndpointQueue:
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     running: int = 0  # worker tasks draining `ready`
     consecutive_failures: int = 0
-    max_seq: int = 0
-    spilled: bool = False  # rows were left in the database for lack of room
+    # Every pending row with seq <= frontier is in memory (or finished); rows above it may
+    # wait in the database while the queue is `spilled` (it overflowed).
+    frontier: int = 0
+    spilled: bool = False
     refilling: bool = False
     dropped_while_refilling: int = 0
     finished_while_refilling: set[str] = field(default_factory=set)
     closed: bool = False
 
     def add(self, item: Item) -> bool:
-        """Queue a delivery; False when it stays in the database for now (full or known)."""
+        """Queue a just-committed delivery; False when it stays in the database for now."""
         if self.closed or item.delivery_id in self.items:
             return False
-        if len(self.items) >= self.cap:
-            self.spilled = True
+        if self.spilled:
+            # Rows are waiting in the database ahead of this one: it must wait its turn
+            # there too, or a refill would skip what lies between (per-session order).
             if self.refilling:
                 self.dropped_while_refilling += 1
             return False
+        if len(self.items) >= self.cap:
+            self.spilled = True
+            return False
+        self.accept(item)
+        self.frontier = max(self.frontier, item.seq)
+        return True
+
+    def accept(self, item: Item) -> None:
+        """Take a delivery into memory unconditionally (refills, explicit redelivery)."""
         self.items[item.delivery_id] = item
-        self.max_seq = max(self.max_seq, item.seq)
         if item.session is None:
             self.arm(item)
-            return True
+            return
         fifo = self.sessions.get(item.session)
         if fifo is None:
             fifo = self.sessions[item.session] = deque()
         fifo.append(item)
         if len(fifo) == 1:
             self.arm(item)
-        return True
 
     def arm(self, item: Item) -> None:
         """Make `item` eligible now, or when its `next_at` comes."""
@@ -113,7 +123,7 @@ class EndpointQueue:
                 else:
                     del self.sessions[item.session]
         if self.spilled and not self.refilling and len(self.items) <= self.cap // 2:
-            self.dispatcher.refill(self, after_seq=self.max_seq)
+            self.dispatcher.refill(self)
 
     def close(self) -> list[Item]:
         """Stop sending; returns what was queued (the caller decides its fate)."""

@@ -8,6 +8,8 @@ says which CDRs (status, call ids) and which final presence the hub should end u
 from callhook.simulate.model import CALL_FLOWS, DEFAULT_MIX, FLOWS, ExpectedCall, PhoneState, Plan
 from callhook.simulate.runner import Progress, SimulationError, SimulationResult, run_simulation
 from callhook.simulate.scenarios import ScenarioConfig, generate, parse_mix
+from callhook.simulate.timing import hub_settings
+from callhook.simulate.verify import Verification, check
 
 __all__ = [
     "CALL_FLOWS",
@@ -20,7 +22,10 @@ __all__ = [
     "ScenarioConfig",
     "SimulationError",
     "SimulationResult",
+    "Verification",
+    "check",
     "generate",
+    "hub_settings",
     "parse_mix",
     "run_simulation",
 ]

@@ -66,22 +66,34 @@ class FlowBuilder:
         return cid
 
     def off_hook(self, phone: SimPhone, at: float) -> None:
+        """The handset is lifted (only phones configured with hook URLs report it)."""
         if phone.hook_urls:
             self.send(phone, at, "off_hook")
 
     def on_hook(self, phone: SimPhone, at: float) -> None:
+        """The handset is put down."""
         if phone.hook_urls:
             self.send(phone, at, "on_hook")
 
     def terminate(
-        self, phone: SimPhone, at: float, call: int, cid: str, remote: str, talk: float
+        self,
+        phone: SimPhone,
+        at: float,
+        call: int,
+        cid: str,
+        remote: str,
+        since: float | None,
+        hang_up: bool = True,
     ) -> int:
-        """`Terminate Call` with `$duration` (whole talk seconds), then On Hook."""
-        duration = max(0, round(talk))
+        """`Terminate Call` with `$duration`: whole seconds since this phone's Establish Call
+        at `since` (0 when it never answered); then On Hook unless the phone still has
+        another line (`hang_up` False)."""
+        duration = 0 if since is None else max(0, round(at - since))
         self.send(
             phone, at, "terminate_call", call, remote=remote, call_id=cid, duration=str(duration)
         )
-        self.on_hook(phone, at + 0.3)
+        if hang_up:
+            self.on_hook(phone, at + 0.3)
         return duration
 
 
@@ -107,7 +119,7 @@ def inbound(b: FlowBuilder) -> None:
     a = b.phones[0]
     call, cid, number, _, answer = answered_inbound(b, a, "inbound")
     talk = b.timing.talk(b.rng)
-    talked(b, call, b.terminate(a, answer + talk, call, cid, number, talk))
+    talked(b, call, b.terminate(a, answer + talk, call, cid, number, answer))
 
 
 def outbound(b: FlowBuilder, flow: str = "outbound", hold: bool = False) -> None:
@@ -121,12 +133,12 @@ def outbound(b: FlowBuilder, flow: str = "outbound", hold: bool = False) -> None
     dial = b.t + 1.5
     b.send(a, dial, "outgoing_call", call, remote=number, call_id=cid)
     if not answered:
-        b.terminate(a, dial + b.timing.missed_ring(b.rng), call, cid, number, 0)
+        b.terminate(a, dial + b.timing.missed_ring(b.rng), call, cid, number, None)
         return
     answer = dial + b.timing.answer_ring(b.rng)
     b.send(a, answer, "establish_call", call, remote=number, call_id=cid)
     end = _maybe_hold(b, a, call, cid, number, answer, hold)
-    talked(b, call, b.terminate(a, end, call, cid, number, end - answer))
+    talked(b, call, b.terminate(a, end, call, cid, number, answer))
 
 
 def _maybe_hold(
@@ -153,15 +165,17 @@ def hold(b: FlowBuilder) -> None:
     a = b.phones[0]
     call, cid, number, _, answer = answered_inbound(b, a, "hold")
     end = _maybe_hold(b, a, call, cid, number, answer, True)
-    talked(b, call, b.terminate(a, end, call, cid, number, end - answer))
+    talked(b, call, b.terminate(a, end, call, cid, number, answer))
 
 
 def internal_start(
-    b: FlowBuilder, call: int, a: SimPhone, c: SimPhone, at: float
+    b: FlowBuilder, call: int, a: SimPhone, c: SimPhone, at: float, lift: bool = True
 ) -> tuple[str, str]:
-    """`a` dials `c`: Outgoing Call on `a`, Incoming Call on `c` (each its own call id)."""
+    """`a` dials `c`: Outgoing Call on `a`, Incoming Call on `c` (each its own call id).
+    `lift`: `a` lifts the handset first (not when it is already on a call)."""
     ca, cc = b.leg(a, call), b.leg(c, call)
-    b.off_hook(a, at - 1.5)
+    if lift:
+        b.off_hook(a, at - 1.5)
     b.send(a, at, "outgoing_call", call, remote=c.extension, call_id=ca)
     b.send(
         c,
@@ -185,12 +199,15 @@ def internal(b: FlowBuilder) -> None:
     b.off_hook(c, answer - 0.2)
     b.send(c, answer, "establish_call", call, remote=a.extension, call_id=cc)
     b.send(a, answer + GAP, "establish_call", call, remote=c.extension, call_id=ca)
-    talk = b.timing.talk(b.rng)
-    first, second = ((a, ca, c), (c, cc, a)) if b.rng.random() < 0.5 else ((c, cc, a), (a, ca, c))
-    end = answer + talk
-    d1 = b.terminate(first[0], end, call, first[1], first[2].extension, talk)
-    d2 = b.terminate(second[0], end + GAP, call, second[1], second[2].extension, talk)
-    talked(b, call, d1, d2)
+    end = answer + b.timing.talk(b.rng)
+    ends = [(a, ca, c, answer + GAP), (c, cc, a, answer)]
+    if b.rng.random() < 0.5:  # either side may hang up first
+        ends.reverse()
+    durations = [
+        b.terminate(p, end + i * GAP, call, cid, other.extension, since)
+        for i, (p, cid, other, since) in enumerate(ends)
+    ]
+    talked(b, call, *durations)
 
 
 def unanswered(b: FlowBuilder, flow: str) -> None:
@@ -203,7 +220,7 @@ def unanswered(b: FlowBuilder, flow: str) -> None:
         call = b.call(flow, status, a.extension, c.extension, ring_seconds=ring)
         start = b.t + 1.5
         ca, cc = internal_start(b, call, a, c, start)
-        b.terminate(a, start + GAP + ring, call, ca, c.extension, 0)
+        b.terminate(a, start + GAP + ring, call, ca, c.extension, None)
         b.send(c, start + 2 * GAP + ring, "missed_call", call, remote=a.extension, call_id=cc)
         return
     a = b.phones[0]

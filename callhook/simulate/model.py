@@ -110,6 +110,7 @@ class Plan:
     speed: float
     duration: float = 0.0  # simulated seconds from the first step to the last
     notes: list[str] = field(default_factory=list)
+    hub_settings: dict[str, float] = field(default_factory=dict)  # timing.hub_settings
 
     @property
     def wall_seconds(self) -> float:

@@ -65,7 +65,7 @@ def ring_group(b: FlowBuilder) -> None:
                 call_id=cid,
             )
     talk = b.timing.talk(b.rng)
-    talked(b, call, b.terminate(w, end + talk, call, wcid, number, talk))
+    talked(b, call, b.terminate(w, end + talk, call, wcid, number, end))
 
 
 def blind_transfer(b: FlowBuilder) -> None:
@@ -74,7 +74,7 @@ def blind_transfer(b: FlowBuilder) -> None:
     call, cid, number, name, answer = answered_inbound(b, a, "blind_transfer")
     t = answer + b.timing.talk(b.rng, low=2.0) / 2
     b.send(a, t, "blind_transfer", call, remote=c.extension, call_id=cid)
-    d1 = b.terminate(a, t + 0.3, call, cid, number, t + 0.3 - answer)
+    d1 = b.terminate(a, t + 0.3, call, cid, number, answer)
     ring_at = t + 0.6
     ccid = b.leg(c, call)
     b.send(c, ring_at, "incoming_call", call, remote=number, display_remote=name, call_id=ccid)
@@ -82,7 +82,7 @@ def blind_transfer(b: FlowBuilder) -> None:
     b.off_hook(c, answer2 - 0.2)
     b.send(c, answer2, "establish_call", call, remote=number, call_id=ccid)
     talk = b.timing.talk(b.rng)
-    talked(b, call, d1, b.terminate(c, answer2 + talk, call, ccid, number, talk))
+    talked(b, call, d1, b.terminate(c, answer2 + talk, call, ccid, number, answer2))
 
 
 def attended_transfer(b: FlowBuilder) -> None:
@@ -95,18 +95,18 @@ def attended_transfer(b: FlowBuilder) -> None:
     b.t = t  # the consultation call starts now
     consult = b.call("attended_transfer", "answered", a.extension, c.extension, part="consult")
     start = t + 1.5
-    ca, cc = internal_start(b, consult, a, c, start)
+    ca, cc = internal_start(b, consult, a, c, start, lift=False)
     answer2 = start + b.timing.answer_ring(b.rng)
     b.off_hook(c, answer2 - 0.2)
     b.send(c, answer2, "establish_call", consult, remote=a.extension, call_id=cc)
     b.send(a, answer2 + GAP, "establish_call", consult, remote=c.extension, call_id=ca)
     t = answer2 + b.rng.uniform(5.0, 30.0)
     b.send(a, t, "attended_transfer", consult, remote=c.extension, call_id=ca)
-    d_consult = b.terminate(a, t + 0.2, consult, ca, c.extension, t + 0.2 - answer2)
-    talked(b, first, b.terminate(a, t + 0.3, first, cid, number, t + 0.3 - answer))
+    d_consult = b.terminate(a, t + 0.2, consult, ca, c.extension, answer2 + GAP, False)
+    talked(b, first, b.terminate(a, t + 0.3, first, cid, number, answer))
     # The target now talks to the caller on its consultation leg, and ends it.
     end = t + b.timing.talk(b.rng)
-    talked(b, consult, d_consult, b.terminate(c, end, consult, cc, number, end - answer2))
+    talked(b, consult, d_consult, b.terminate(c, end, consult, cc, number, answer2))
 
 
 def reboot(b: FlowBuilder) -> None:

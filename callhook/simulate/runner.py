@@ -88,6 +88,7 @@ class SimulationResult:
             "flows": {k: v for k, v in self.plan.flows.items() if v},
             "expected_statuses": dict(Counter(c.status for c in self.plan.calls)),
             "notes": list(self.plan.notes),
+            "hub_settings": dict(self.plan.hub_settings),
             "calls": [
                 {
                     "index": c.index,
@@ -201,13 +202,19 @@ class _Run:
     async def go(self) -> SimulationResult:
         self.started = time.monotonic()
         start = self.started + 0.05
-        tasks = [asyncio.create_task(r.run(start, self._record, self.stop)) for r in self.runners]
-        try:
-            await asyncio.gather(*tasks)
+        phones: asyncio.Future[list[None]] = asyncio.gather(
+            *(r.run(start, self._record, self.stop) for r in self.runners)
+        )
+        stopped: asyncio.Future[bool] = asyncio.ensure_future(self.stop.wait())
+        try:  # until every phone is done, or the run is stopped (token refused)
+            waiting: set[asyncio.Future[Any]] = {phones, stopped}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if phones.done():
+                phones.result()  # a bug in a phone task surfaces here
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            phones.cancel()
+            stopped.cancel()
+            await asyncio.gather(phones, stopped, return_exceptions=True)
         self.result.elapsed = time.monotonic() - self.started
         if self.refused:
             raise SimulationError(self.refused)

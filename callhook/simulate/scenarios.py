@@ -27,7 +27,7 @@ from callhook.simulate.model import (
     SimPhone,
     Step,
 )
-from callhook.simulate.timing import Timing
+from callhook.simulate.timing import Timing, hub_settings
 
 # vendor -> (MAC prefix (OUI), models, firmware)
 DEVICES: dict[str, tuple[str, tuple[str, ...], str]] = {
@@ -258,6 +258,7 @@ class _Scheduler:
         }
         plan = Plan(self.phones, self.steps, self.calls, self.flows, presence, self.cfg.speed)
         plan.duration = duration
+        plan.hub_settings = hub_settings(self.cfg.speed, self.cfg.max_talk)
         offered = self.cfg.calls / self.cfg.rate
         if made < self.cfg.calls:
             plan.notes.append(f"only {made} of {self.cfg.calls} calls could be scheduled")

@@ -63,3 +63,20 @@ class Timing:
         if self.min_ring <= 0:
             return 0.0
         return max(0.25, math.ceil(self.min_ring) - 0.5)
+
+
+def hub_settings(speed: float, max_talk: float = 900.0) -> dict[str, float]:
+    """Correlation settings that make a hub judge a run at `speed` as it would judge the same
+    calls in real time: its windows are wall-clock seconds, the simulated day is not.
+
+    The defaults (`min_ring_seconds` 5, `merge_window` 5, `session_timeout` 4 h) are meant
+    for real time; at `--speed 60` a 5 s merge window spans five simulated minutes, in which
+    one extension makes several calls. The hub compares ring time in whole seconds, so the
+    ring threshold stays at 1 s or more. `session_timeout` must outlast the longest silence
+    of a call (`max_talk`), or talking calls are closed as if their phone had rebooted.
+    """
+    return {
+        "min_ring_seconds": max(1.0, 5.0 / speed),
+        "merge_window": max(0.25, 5.0 / speed),
+        "session_timeout": max(5.0, round(1.5 * max_talk / speed + 1.0, 1)),
+    }

@@ -61,18 +61,16 @@ def check(
     """Match `cdrs` (call_cdr bodies) to `calls`; compare status, end reason, talk time, and
     (when both are given) each extension's DND/forward/registered state."""
     v = Verification()
-    by_id: dict[str, ExpectedCall] = {}
-    for c in calls:
-        for cid in c.call_ids:
-            by_id[cid] = c
+    expected = list(calls)
+    by_id = {cid: c for c in expected for cid in c.call_ids}
     found: dict[int, list[Mapping[str, Any]]] = {}
     for cdr in cdrs:
-        c = by_id.get(str(cdr.get("call_id", "")))
-        if c is None:
+        match = by_id.get(str(cdr.get("call_id", "")))
+        if match is None:
             v.unknown.append(dict(cdr))
         else:
-            found.setdefault(c.index, []).append(cdr)
-    for c in {id(c): c for c in by_id.values()}.values():
+            found.setdefault(match.index, []).append(cdr)
+    for c in expected:
         got = found.get(c.index)
         if not got:
             v.missing.append(c)
@@ -87,7 +85,6 @@ def check(
             v.wrong.append((c, "end_reason", c.end_reason, cdr.get("end_reason")))
         if talk and c.talk_seconds is not None and cdr.get("talk_seconds") != c.talk_seconds:
             v.wrong.append((c, "talk_seconds", c.talk_seconds, cdr.get("talk_seconds")))
-    v.missing.sort(key=lambda c: c.index)
     if presence is not None and hub_presence is not None:
         for ext, want in presence.items():
             got_state = hub_presence.get(ext, {})

@@ -13,7 +13,10 @@ flushed; over `max_queue_bytes` the client is closed with 1013 and where to resu
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import struct
+import termios
 from typing import TYPE_CHECKING, Any, cast
 
 from websockets.frames import Frame, Opcode
@@ -205,6 +208,17 @@ class WsiConnection(Session, asyncio.Protocol):
             CLOSE_TIMEOUT, self.transport.abort
         )
 
+    def _unsent(self) -> int:
+        """Bytes not yet taken by the client: ours, the transport's, and the kernel's."""
+        n = self.pending_bytes + self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:  # SIOCOUTQ: what sits in the socket's send queue, unacknowledged
+                n += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+            except (OSError, ValueError):
+                pass
+        return n
+
     def tick(self) -> None:
         """Shared timer: drop half-open handshakes and silent clients, ping idle ones."""
         if self.proto.state is not State.OPEN:
@@ -217,7 +231,10 @@ class WsiConnection(Session, asyncio.Protocol):
             self.rx = False
             self.pinged = False
         elif self.pinged:
-            self.close(POLICY, "ping timeout")
+            if self._unsent():
+                self.close_slow(self.last_seq + 1)  # silent behind its own backlog: too slow
+            else:
+                self.close(POLICY, "ping timeout")
         else:
             self.pinged = True
             self._write(PING)

@@ -136,7 +136,7 @@ class Session:
 
     def tick(self) -> None:
         """Called by the service's shared timer: unauthenticated sessions do not linger."""
-        if self.principal is None:
+        if self.principal is None and not self.busy:  # an auth being checked is not idle
             self.ticks += 1
             if self.ticks >= 2:
                 self.close(POLICY, "authentication timeout")
@@ -271,6 +271,8 @@ class Session:
                 keys = wanted.keys
                 while not self.closed:
                     rows = await replay.read_page(self.service.store, who.tenant, last, keys)
+                    if self.closed:
+                        break
                     for row in rows:
                         if wanted(row.key, row.extensions, row.queue):
                             self.send(row.body)

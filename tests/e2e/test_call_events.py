@@ -182,9 +182,13 @@ def rule_of(hub: Hub, ext: str, path: str) -> str:
 def test_rules_over_the_api_and_the_delivery_log(env: tuple[Hub, Sink]) -> None:
     hub, sink = env
     base = "/api/v1/tenants/acme/call-events"
-    status, err = hub.api("POST", base, {"extension": "999", "event": "dial_in", "url": sink.url("/x")})
+    status, err = hub.api(
+        "POST", base, {"extension": "999", "event": "dial_in", "url": sink.url("/x")}
+    )
     assert status == 422 and err["error"]["field"] == "extension"
-    status, err = hub.api("POST", base, {"extension": "102", "event": "ringing", "url": sink.url("/x")})
+    status, err = hub.api(
+        "POST", base, {"extension": "102", "event": "ringing", "url": sink.url("/x")}
+    )
     assert status == 422 and err["error"]["field"] == "event"
     new = {"extension": "102", "event": "dial_in", "method": "GET", "notes": "from the API",
            "url": sink.url("/ce/api?caller=$CallerIDNum")}  # fmt: skip
@@ -214,7 +218,9 @@ def test_rules_over_the_api_and_the_delivery_log(env: tuple[Hub, Sink]) -> None:
     # Disabled: nothing more is sent for the next call.
     status, off = hub.api("POST", f"{base}/{rule['id']}/disable")
     assert status == 200 and off["status"] == "off"
+    Phone(hub.port, TOKEN, "101").send("Terminate Call", remote="102", call_id="api-1")
     Phone(hub.port, TOKEN, "101").send("Outgoing Call", remote="102", call_id="api-2")
+    assert any(e.get("call_id") == "api-2" for e in hub.all_events(key="call_start"))
     status, page = hub.api("GET", f"{base}/{rule['id']}/deliveries")
     ids = [x["id"] for x in page["deliveries"]]
     assert ids == [d["id"]]

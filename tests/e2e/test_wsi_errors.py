@@ -44,11 +44,16 @@ BAD_FRAMES = [
 ]
 
 
+@pytest.fixture
+def wsi_hub(request: pytest.FixtureRequest) -> Hub:
+    return wsi.session_hub(request)  # one hub for all WSI modules
+
+
 @pytest.mark.parametrize(("frame", "error"), BAD_FRAMES)
 async def test_bad_frames_get_an_error_reply_and_the_connection_stays(
-    shared_hub: Hub, frame: str, error: str
+    wsi_hub: Hub, frame: str, error: str
 ) -> None:
-    async with await wsi.login(shared_hub.wsi_port, **TENANT) as ws:
+    async with await wsi.login(wsi_hub.wsi_port, **TENANT) as ws:
         reply = json.loads(await wsi.send_raw(ws, frame))
         assert reply["status"] == -1
         assert reply["error"].startswith(error), reply
@@ -56,8 +61,8 @@ async def test_bad_frames_get_an_error_reply_and_the_connection_stays(
         assert await wsi.call(ws, {"command": "ping"}) == {"status": 0, "pong": True}
 
 
-async def test_binary_and_invalid_utf8_frames(shared_hub: Hub) -> None:
-    async with await wsi.login(shared_hub.wsi_port, **TENANT) as ws:
+async def test_binary_and_invalid_utf8_frames(wsi_hub: Hub) -> None:
+    async with await wsi.login(wsi_hub.wsi_port, **TENANT) as ws:
         assert json.loads(await wsi.send_raw(ws, b'{"command":"ping"}')) == {
             "status": 0,
             "pong": True,
@@ -66,30 +71,30 @@ async def test_binary_and_invalid_utf8_frames(shared_hub: Hub) -> None:
         assert reply == {"error": "malformed JSON", "status": -1}
 
 
-async def test_fragmented_message_is_assembled(shared_hub: Hub) -> None:
-    async with await wsi.login(shared_hub.wsi_port, **TENANT) as ws:
+async def test_fragmented_message_is_assembled(wsi_hub: Hub) -> None:
+    async with await wsi.login(wsi_hub.wsi_port, **TENANT) as ws:
         await ws.send(iter(['{"comm', 'and":"pi', 'ng"}']))
         assert await wsi.recv_json(ws) == {"status": 0, "pong": True}
 
 
-async def test_frame_over_64_kib_gets_an_error_and_the_connection_stays(shared_hub: Hub) -> None:
+async def test_frame_over_64_kib_gets_an_error_and_the_connection_stays(wsi_hub: Hub) -> None:
     big = json.dumps({"command": "ping", "pad": "x" * (64 * 1024)})
-    async with await wsi.login(shared_hub.wsi_port, **TENANT) as ws:
+    async with await wsi.login(wsi_hub.wsi_port, **TENANT) as ws:
         reply = json.loads(await wsi.send_raw(ws, big))
         assert reply == {"error": "frame too large (limit 65536 bytes)", "status": -1}
         assert await wsi.call(ws, {"command": "ping"}) == {"status": 0, "pong": True}
 
 
-async def test_frame_over_1_mib_closes_with_1009(shared_hub: Hub) -> None:
-    async with await wsi.login(shared_hub.wsi_port, **TENANT) as ws:
+async def test_frame_over_1_mib_closes_with_1009(wsi_hub: Hub) -> None:
+    async with await wsi.login(wsi_hub.wsi_port, **TENANT) as ws:
         await ws.send("x" * (1024 * 1024 + 1))
         with pytest.raises(ConnectionClosed) as exc:
             await wsi.recv_json(ws)
         assert exc.value.rcvd is not None and exc.value.rcvd.code == 1009
 
 
-async def test_only_garbage_is_disconnected(shared_hub: Hub) -> None:
-    async with await wsi.open_ws(shared_hub.wsi_port) as ws:
+async def test_only_garbage_is_disconnected(wsi_hub: Hub) -> None:
+    async with await wsi.open_ws(wsi_hub.wsi_port) as ws:
         replies: list[Any] = []
         with pytest.raises(ConnectionClosed) as exc:
             for _ in range(20):
@@ -99,15 +104,15 @@ async def test_only_garbage_is_disconnected(shared_hub: Hub) -> None:
         assert (exc.value.rcvd.code, exc.value.rcvd.reason) == (1008, "too many invalid commands")
 
 
-async def test_a_good_command_resets_the_garbage_count(shared_hub: Hub) -> None:
-    async with await wsi.login(shared_hub.wsi_port, **TENANT) as ws:
+async def test_a_good_command_resets_the_garbage_count(wsi_hub: Hub) -> None:
+    async with await wsi.login(wsi_hub.wsi_port, **TENANT) as ws:
         for _ in range(3):
             for _ in range(9):
                 assert json.loads(await wsi.send_raw(ws, "garbage"))["status"] == -1
             assert await wsi.call(ws, {"command": "ping"}) == {"status": 0, "pong": True}
 
 
-async def test_plain_http_to_the_wsi_port_is_refused(shared_hub: Hub) -> None:
+async def test_plain_http_to_the_wsi_port_is_refused(wsi_hub: Hub) -> None:
     from tests.support.phone import get
 
-    assert get(shared_hub.wsi_port, "/").status == 426
+    assert get(wsi_hub.wsi_port, "/").status == 426

@@ -28,6 +28,11 @@ EXT_TOPIC = [{"topic": "extension_events"}]
 _calls = itertools.count(1)
 
 
+@pytest.fixture
+def wsi_hub(request: pytest.FixtureRequest) -> Hub:
+    return wsi.session_hub(request)  # one hub for all WSI modules
+
+
 def ring(hub: Hub, number: str) -> str:
     call_id = f"perm-{number}-{next(_calls)}"
     remote = f"0711{next(_calls):06d}"
@@ -59,10 +64,10 @@ MATRIX = [
 
 @pytest.mark.parametrize(("account", "cmd", "sees"), MATRIX)
 async def test_who_receives_whose_calls(
-    shared_hub: Hub, account: str, cmd: dict[str, Any], sees: set[str]
+    wsi_hub: Hub, account: str, cmd: dict[str, Any], sees: set[str]
 ) -> None:
-    async with await subscribed(shared_hub, account, **cmd) as ws:
-        calls = {ring(shared_hub, n): n for n in ("101", "102", "103")}
+    async with await subscribed(wsi_hub, account, **cmd) as ws:
+        calls = {ring(wsi_hub, n): n for n in ("101", "102", "103")}
         got = await wsi.until_pong(ws)
     seen = {calls[e["call_id"]] for e in got if e.get("call_id") in calls}
     assert seen == sees
@@ -93,13 +98,13 @@ REFUSALS = [
 
 @pytest.mark.parametrize(("account", "cmd", "error"), REFUSALS)
 async def test_refused_subscribe_names_what_and_changes_nothing(
-    shared_hub: Hub, account: str, cmd: dict[str, Any], error: str
+    wsi_hub: Hub, account: str, cmd: dict[str, Any], error: str
 ) -> None:
-    async with await wsi.login(shared_hub.wsi_port, **ACCOUNTS[account]) as ws:
+    async with await wsi.login(wsi_hub.wsi_port, **ACCOUNTS[account]) as ws:
         reply = await wsi.call(ws, {"command": "subscribe", "topics": EXT_TOPIC, **cmd})
         assert reply == {"error": error, "status": -1}
-        ring(shared_hub, "101")
-        ring(shared_hub, "103")
+        ring(wsi_hub, "101")
+        ring(wsi_hub, "103")
         assert await wsi.until_pong(ws) == []
 
 
@@ -115,12 +120,12 @@ async def test_refused_subscribe_names_what_and_changes_nothing(
     ],
 )
 async def test_queue_events_follow_membership(
-    shared_hub: Hub, account: str, queues: list[str] | None, allowed: bool
+    wsi_hub: Hub, account: str, queues: list[str] | None, allowed: bool
 ) -> None:
     cmd: dict[str, Any] = {"command": "subscribe", "topics": [{"topic": "queue_events"}]}
     if queues is not None:
         cmd["queues"] = queues
-    async with await wsi.login(shared_hub.wsi_port, **ACCOUNTS[account]) as ws:
+    async with await wsi.login(wsi_hub.wsi_port, **ACCOUNTS[account]) as ws:
         assert await wsi.call(ws, cmd) == {"status": 0}
         body = {
             "event_type": "queue_member_state",
@@ -128,23 +133,23 @@ async def test_queue_events_follow_membership(
             "extension": "102",
             "state": "ready",
         }
-        status, reply = shared_hub.api("POST", "/api/v1/tenants/acme/events", body)
+        status, reply = wsi_hub.api("POST", "/api/v1/tenants/acme/events", body)
         assert status == 201, reply
         got = await wsi.until_pong(ws)
     assert [e["event_type"] for e in got] == (["queue_member_state"] if allowed else [])
 
 
-async def test_unsubscribe_narrows_to_remaining_extensions(shared_hub: Hub) -> None:
-    async with await subscribed(shared_hub, "ext101") as ws:
+async def test_unsubscribe_narrows_to_remaining_extensions(wsi_hub: Hub) -> None:
+    async with await subscribed(wsi_hub, "ext101") as ws:
         cmd = {"command": "unsubscribe", "topics": EXT_TOPIC, "extensions": ["102"]}
         assert await wsi.call(ws, cmd) == {"status": 0}
-        calls = {ring(shared_hub, n): n for n in ("101", "102")}
+        calls = {ring(wsi_hub, n): n for n in ("101", "102")}
         got = await wsi.until_pong(ws)
     assert {calls[e["call_id"]] for e in got if e.get("call_id") in calls} == {"101"}
 
 
-async def test_commands_before_auth_are_refused(shared_hub: Hub) -> None:
-    async with await wsi.open_ws(shared_hub.wsi_port) as ws:
+async def test_commands_before_auth_are_refused(wsi_hub: Hub) -> None:
+    async with await wsi.open_ws(wsi_hub.wsi_port) as ws:
         for cmd in ({"command": "subscribe", "topics": EXT_TOPIC}, {"command": "ping"}):
             reply = json.loads(await wsi.send_raw(ws, json.dumps(cmd)))
             assert reply == {"error": "not authenticated: send auth first", "status": -1}

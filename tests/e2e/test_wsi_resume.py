@@ -7,8 +7,6 @@ import itertools
 import re
 import threading
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,15 +23,9 @@ EVERYTHING = [{"topic": t} for t in TOPICS]
 _calls = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def tight_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """Tiny per-connection budget, so a client that stops reading is soon over it."""
-    extra = "\n[wsi]\nmax_queue_bytes = 16384\n"
-    h = Hub(Path(tmp_path_factory.mktemp("wsi-tight")), extra_config=extra).start()
-    try:
-        yield h
-    finally:
-        h.stop()
+@pytest.fixture
+def wsi_hub(request: pytest.FixtureRequest) -> Hub:
+    return wsi.session_hub(request)  # one hub for all WSI modules
 
 
 def last_seq(hub: Hub) -> int:
@@ -71,53 +63,54 @@ async def subscribe_all(hub: Hub, since: int) -> Any:
     return ws
 
 
-async def test_resume_across_a_disconnect_while_events_flow(shared_hub: Hub) -> None:
-    base = last_seq(shared_hub)
+async def test_resume_across_a_disconnect_while_events_flow(wsi_hub: Hub) -> None:
+    base = last_seq(wsi_hub)
     stop = threading.Event()
 
     def traffic() -> None:
         for _ in range(30):  # ~90 events while the subscriber comes and goes
             if stop.is_set():
                 return
-            ring(shared_hub)
+            ring(wsi_hub)
 
     sender = threading.Thread(target=traffic)
     sender.start()
     try:
-        ws = await subscribe_all(shared_hub, base)
+        ws = await subscribe_all(wsi_hub, base)
         first = await wsi.events_until(ws, lambda got: len(got) >= 15)
-        await ws.close()  # gone mid-stream; events keep coming
-        ws = await subscribe_all(shared_hub, first[-1]["seq"])
+        ws.transport.abort()  # the network drops mid-stream; events keep coming
+        await ws.wait_closed()
+        ws = await subscribe_all(wsi_hub, first[-1]["seq"])
         await asyncio.to_thread(sender.join)
-        final = last_seq(shared_hub)
+        final = last_seq(wsi_hub)
         rest = await wsi.events_until(ws, lambda got: bool(got) and got[-1]["seq"] >= final)
         await ws.close()
     finally:
         stop.set()
         sender.join()
     seqs = [e["seq"] for e in first + rest]
-    expected = [e["seq"] for e in shared_hub.all_events() if e["seq"] > base]
+    expected = [e["seq"] for e in wsi_hub.all_events() if e["seq"] > base]
     assert seqs == expected  # every event once, in order: no gap, no duplicate
     assert len(seqs) >= 75
 
 
-async def test_replay_then_live_without_gap_on_ws_path(shared_hub: Hub) -> None:
-    base = last_seq(shared_hub)
+async def test_replay_then_live_without_gap_on_ws_path(wsi_hub: Hub) -> None:
+    base = last_seq(wsi_hub)
     for _ in range(5):
-        ring(shared_hub)
-    async with await wsi.login(shared_hub.port, path="/ws", **TENANT) as ws:
+        ring(wsi_hub)
+    async with await wsi.login(wsi_hub.port, path="/ws", **TENANT) as ws:
         cmd = {"command": "subscribe", "topics": EVERYTHING, "since_seq": base}
         assert await wsi.call(ws, cmd) == {"status": 0}
-        ring(shared_hub)
-        final = last_seq(shared_hub)
+        ring(wsi_hub)
+        final = last_seq(wsi_hub)
         got = await wsi.events_until(ws, lambda g: bool(g) and g[-1]["seq"] >= final)
     assert [e["seq"] for e in got] == list(range(base + 1, final + 1))
 
 
-async def test_snapshot_reports_presence_and_active_calls(shared_hub: Hub) -> None:
-    ring(shared_hub)  # leaves a ringing call on one of 101..103
+async def test_snapshot_reports_presence_and_active_calls(wsi_hub: Hub) -> None:
+    ring(wsi_hub)  # leaves a ringing call on one of 101..103
     async with await wsi.login(
-        shared_hub.wsi_port, extension="101", domain="acme.example.com", password="secret101"
+        wsi_hub.wsi_port, extension="101", domain="acme.example.com", password="secret101"
     ) as ws:
         cmd = {"command": "subscribe", "topics": [{"topic": "extension_events"}], "snapshot": True}
         assert await wsi.call(ws, cmd) == {"status": 0}
@@ -128,48 +121,49 @@ async def test_snapshot_reports_presence_and_active_calls(shared_hub: Hub) -> No
         assert {"101", "102"} & set(call["extensions"])
 
 
-async def test_slow_reader_is_closed_while_a_fast_one_keeps_receiving(tight_hub: Hub) -> None:
-    base = last_seq(tight_hub)
-    fast = await subscribe_all(tight_hub, base)
+async def test_slow_reader_is_closed_while_a_fast_one_keeps_receiving(wsi_hub: Hub) -> None:
+    base = last_seq(wsi_hub)
+    fast = wsi.Collector(await subscribe_all(wsi_hub, base))
     # max_queue=1: the library stops reading the socket once one frame waits unread
-    slow = await wsi.connect_paused(tight_hub.wsi_port)
-    assert await wsi.call(slow, {"command": "auth", **TENANT}) == {"status": 0}
-    cmd = {"command": "subscribe", "topics": EVERYTHING, "since_seq": base}
-    assert await wsi.call(slow, cmd) == {"status": 0}
+    slow = await wsi.connect_paused(wsi_hub.wsi_port)
+    try:
+        assert await wsi.call(slow, {"command": "auth", **TENANT}) == {"status": 0}
+        cmd = {"command": "subscribe", "topics": EVERYTHING, "since_seq": base}
+        assert await wsi.call(slow, cmd) == {"status": 0}
+        before = slow_closed(wsi_hub)
+        for _ in range(400):
+            await asyncio.to_thread(register, wsi_hub)
+            if slow_closed(wsi_hub) > before:
+                break
+        else:
+            raise AssertionError("the slow reader was never disconnected")
+        for _ in range(3):  # life goes on for everyone else
+            await asyncio.to_thread(register, wsi_hub, 1)
+        final = last_seq(wsi_hub)
+        fast_got = await fast.wait_seq(final, within=30)
+        assert [e["seq"] for e in fast_got] == list(range(base + 1, final + 1))
 
-    fast_reader = wsi.Collector(fast)
-    before = slow_closed(tight_hub)
-    for _ in range(400):
-        await asyncio.to_thread(register, tight_hub)
-        if slow_closed(tight_hub) > before:
-            break
-    else:
-        raise AssertionError("the slow reader was never disconnected")
-    for _ in range(3):  # life goes on for everyone else
-        await asyncio.to_thread(register, tight_hub, 1)
-    final = last_seq(tight_hub)
-    fast_got = await fast_reader.wait_seq(final, within=30)
-    await fast_reader.close()
-    assert [e["seq"] for e in fast_got] == list(range(base + 1, final + 1))
-
-    # The slow reader gets what was queued, then the reason and where to resume.
-    slow_got: list[dict[str, Any]] = []
-    with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            slow_got.append(await wsi.recv_json(slow))
-    rcvd = closed.value.rcvd
-    assert rcvd is not None and rcvd.code == 1013
-    resume = slow_got[-1]["seq"] if slow_got else base
-    assert rcvd.reason == f"slow consumer: resume with since_seq {resume}"
-    async with await subscribe_all(tight_hub, resume) as again:
-        rest = await wsi.events_until(again, lambda g: bool(g) and g[-1]["seq"] >= final)
-    assert [e["seq"] for e in slow_got + rest] == list(range(base + 1, final + 1))
+        # The slow reader gets what was queued, then the reason and where to resume.
+        slow_got: list[dict[str, Any]] = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                slow_got.append(await wsi.recv_json(slow))
+        rcvd = closed.value.rcvd
+        assert rcvd is not None and rcvd.code == 1013
+        resume = slow_got[-1]["seq"] if slow_got else base
+        assert rcvd.reason == f"slow consumer: resume with since_seq {resume}"
+        async with await subscribe_all(wsi_hub, resume) as again:
+            rest = await wsi.events_until(again, lambda g: bool(g) and g[-1]["seq"] >= final)
+        assert [e["seq"] for e in slow_got + rest] == list(range(base + 1, final + 1))
+    finally:
+        await fast.close()
+        await slow.close()
 
 
-async def test_client_library_resumes_by_itself(tight_hub: Hub) -> None:
-    base = last_seq(tight_hub)
+async def test_client_library_resumes_by_itself(wsi_hub: Hub) -> None:
+    base = last_seq(wsi_hub)
     client = WsiClient(
-        f"ws://127.0.0.1:{tight_hub.wsi_port}/",
+        f"ws://127.0.0.1:{wsi_hub.wsi_port}/",
         tenant="acme",
         password="tenant-secret",
         topics={"extension_events": ["extension_register"]},
@@ -178,14 +172,14 @@ async def test_client_library_resumes_by_itself(tight_hub: Hub) -> None:
     )
     async with client:
         events = client.events()
-        register(tight_hub, 1)
+        register(wsi_hub, 1)
         got = [await anext(events)]  # subscribed and live
-        before = slow_closed(tight_hub)
+        before = slow_closed(wsi_hub)
         for _ in range(400):  # the consumer is not reading meanwhile
-            await asyncio.to_thread(register, tight_hub)
-            if slow_closed(tight_hub) > before:
+            await asyncio.to_thread(register, wsi_hub)
+            if slow_closed(wsi_hub) > before:
                 break
-        final = last_seq(tight_hub)
+        final = last_seq(wsi_hub)
         while got[-1]["seq"] < final:
             got.append(await asyncio.wait_for(anext(events), 20))
         await events.aclose()
@@ -193,8 +187,8 @@ async def test_client_library_resumes_by_itself(tight_hub: Hub) -> None:
     assert client.connects >= 2
 
 
-async def test_client_library_reports_refusals(shared_hub: Hub) -> None:
-    url = f"ws://127.0.0.1:{shared_hub.wsi_port}/"
+async def test_client_library_reports_refusals(wsi_hub: Hub) -> None:
+    url = f"ws://127.0.0.1:{wsi_hub.wsi_port}/"
     async with WsiClient(url, tenant="acme", password="wrong") as client:
         with pytest.raises(WsiError, match="name or password error"):
             await anext(client.events())

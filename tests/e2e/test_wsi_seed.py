@@ -7,8 +7,6 @@ The hub has a tenant shaped like the seed: domain test.com, extension 101 with p
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +18,9 @@ from tests.support.phone import Phone
 TOKEN = "sp-0001"
 
 
-@pytest.fixture(scope="module")
-def seed_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    h = Hub(Path(tmp_path_factory.mktemp("wsi-seed")), extra_config=wsi.SEED_TENANT).start()
-    try:
-        yield h
-    finally:
-        h.stop()
+@pytest.fixture
+def wsi_hub(request: pytest.FixtureRequest) -> Hub:
+    return wsi.session_hub(request)  # one hub for all WSI modules
 
 
 async def seed_login(hub: Hub) -> Any:
@@ -70,15 +64,15 @@ def keys(events: list[dict[str, Any]]) -> list[str]:
     return [e["event_type"] for e in events]
 
 
-async def test_auth_by_extension_verbatim(seed_hub: Hub) -> None:
-    ws = await wsi.open_ws(seed_hub.wsi_port)
+async def test_auth_by_extension_verbatim(wsi_hub: Hub) -> None:
+    ws = await wsi.open_ws(wsi_hub.wsi_port)
     async with ws:
         assert await wsi.send_raw(ws, wsi.SEED_AUTH_EXTENSION) == wsi.SEED_OK
 
 
-async def test_auth_by_tenant_verbatim(seed_hub: Hub) -> None:
+async def test_auth_by_tenant_verbatim(wsi_hub: Hub) -> None:
     # "tenant name" is the seed's placeholder: no such tenant, so the seed's error reply.
-    ws = await wsi.open_ws(seed_hub.wsi_port)
+    ws = await wsi.open_ws(wsi_hub.wsi_port)
     async with ws:
         assert await wsi.send_raw(ws, wsi.SEED_AUTH_TENANT) == wsi.SEED_AUTH_ERROR
         renamed = wsi.SEED_AUTH_TENANT.replace("tenant name", "sipiw")
@@ -94,8 +88,8 @@ async def test_auth_by_tenant_verbatim(seed_hub: Hub) -> None:
         wsi.SEED_AUTH_TENANT.replace("tenant name", "sipiw").replace("111111", "nope"),
     ],
 )
-async def test_bad_credentials_get_the_seed_error(seed_hub: Hub, message: str) -> None:
-    ws = await wsi.open_ws(seed_hub.wsi_port)
+async def test_bad_credentials_get_the_seed_error(wsi_hub: Hub, message: str) -> None:
+    ws = await wsi.open_ws(wsi_hub.wsi_port)
     async with ws:
         assert await wsi.send_raw(ws, message) == wsi.SEED_AUTH_ERROR
 
@@ -109,17 +103,17 @@ async def test_bad_credentials_get_the_seed_error(seed_hub: Hub, message: str) -
         {"username": "sipiw", "password": "111111"},
     ],
 )
-async def test_portsip_v22_spelling(seed_hub: Hub, auth: dict[str, str]) -> None:
-    ws = await wsi.open_ws(seed_hub.wsi_port)
+async def test_portsip_v22_spelling(wsi_hub: Hub, auth: dict[str, str]) -> None:
+    ws = await wsi.open_ws(wsi_hub.wsi_port)
     async with ws:
         assert await wsi.call(ws, {"command": "auth", **auth}) == {"status": 0}
 
 
-async def test_subscribe_example_delivers_group_events(seed_hub: Hub) -> None:
-    async with await seed_login(seed_hub) as ws:
+async def test_subscribe_example_delivers_group_events(wsi_hub: Hub) -> None:
+    async with await seed_login(wsi_hub) as ws:
         assert await wsi.send_raw(ws, wsi.SEED_SUBSCRIBE_EXTENSIONS) == wsi.SEED_OK
-        ring(seed_hub, "102", "seed-sub-1")
-        ring(seed_hub, "104", "seed-sub-2")  # not in 101's group, and not asked for
+        ring(wsi_hub, "102", "seed-sub-1")
+        ring(wsi_hub, "104", "seed-sub-2")  # not in 101's group, and not asked for
         got = await wsi.until_pong(ws)
     assert keys(got) == ["call_start", "target_add", "target_ringing"]
     assert all(e["call_id"] == "seed-sub-1" for e in got)
@@ -130,54 +124,54 @@ async def test_subscribe_example_delivers_group_events(seed_hub: Hub) -> None:
     assert start["tenant_name"] == "sipiw" and isinstance(start["time"], str)
 
 
-async def test_cdr_subscribe_and_both_unsubscribe_examples(seed_hub: Hub) -> None:
-    async with await seed_login(seed_hub) as ws:
+async def test_cdr_subscribe_and_both_unsubscribe_examples(wsi_hub: Hub) -> None:
+    async with await seed_login(wsi_hub) as ws:
         assert await wsi.send_raw(ws, wsi.SEED_SUBSCRIBE_EXTENSIONS_AND_CDR) == wsi.SEED_OK
-        ring(seed_hub, "103", "seed-cdr-1")
-        hang_up(seed_hub, "103", "seed-cdr-1")
+        ring(wsi_hub, "103", "seed-cdr-1")
+        hang_up(wsi_hub, "103", "seed-cdr-1")
         got = keys(await wsi.until_pong(ws))
         assert "call_cdr" in got
 
         assert await wsi.send_raw(ws, wsi.SEED_UNSUBSCRIBE_CDR) == wsi.SEED_OK
-        ring(seed_hub, "103", "seed-cdr-2")
-        hang_up(seed_hub, "103", "seed-cdr-2")
+        ring(wsi_hub, "103", "seed-cdr-2")
+        hang_up(wsi_hub, "103", "seed-cdr-2")
         got = keys(await wsi.until_pong(ws))
         assert got and "call_cdr" not in got
 
         assert await wsi.send_raw(ws, wsi.SEED_UNSUBSCRIBE_EXTENSIONS_AND_CDR) == wsi.SEED_OK
-        ring(seed_hub, "103", "seed-cdr-3")
+        ring(wsi_hub, "103", "seed-cdr-3")
         assert await wsi.until_pong(ws) == []
 
 
-async def test_queue_example(seed_hub: Hub) -> None:
-    async with await seed_login(seed_hub) as member, await tenant_login(seed_hub) as tenant:
+async def test_queue_example(wsi_hub: Hub) -> None:
+    async with await seed_login(wsi_hub) as member, await tenant_login(wsi_hub) as tenant:
         # 101 is a member of 8001 and the manager of 8002, like the seed's example.
         assert await wsi.send_raw(member, wsi.SEED_SUBSCRIBE_QUEUES) == wsi.SEED_OK
         assert await wsi.send_raw(tenant, wsi.SEED_SUBSCRIBE_QUEUES) == wsi.SEED_OK
         for queue in ("8001", "8002", "8003"):
-            publish(seed_hub, {"event_type": "queue_status", "queue": queue, "waiting_calls": 1})
+            publish(wsi_hub, {"event_type": "queue_status", "queue": queue, "waiting_calls": 1})
         for ws in (member, tenant):
             got = await wsi.until_pong(ws)
             assert [e["queue"] for e in got] == ["8001", "8002"]
             assert {e["topic"] for e in got} == {"queue_events"}
 
 
-async def test_queue_example_refused_for_a_non_member(seed_hub: Hub) -> None:
+async def test_queue_example_refused_for_a_non_member(wsi_hub: Hub) -> None:
     async with await wsi.login(
-        seed_hub.wsi_port, extension="104", domain="test.com", password="secret104"
+        wsi_hub.wsi_port, extension="104", domain="test.com", password="secret104"
     ) as ws:
         reply = json.loads(await wsi.send_raw(ws, wsi.SEED_SUBSCRIBE_QUEUES))
         assert reply == {"error": "not permitted: queues 8001, 8002", "status": -1}
-        publish(seed_hub, {"event_type": "queue_status", "queue": "8001"})
+        publish(wsi_hub, {"event_type": "queue_status", "queue": "8001"})
         assert await wsi.until_pong(ws) == []  # the refused subscribe changed nothing
 
 
-async def test_trunk_example_tenant_only(seed_hub: Hub) -> None:
-    async with await seed_login(seed_hub) as ext, await tenant_login(seed_hub) as tenant:
+async def test_trunk_example_tenant_only(wsi_hub: Hub) -> None:
+    async with await seed_login(wsi_hub) as ext, await tenant_login(wsi_hub) as tenant:
         reply = json.loads(await wsi.send_raw(ext, wsi.SEED_SUBSCRIBE_TRUNKS))
         assert reply == {"error": "not permitted: topics trunk_events", "status": -1}
         assert await wsi.send_raw(tenant, wsi.SEED_SUBSCRIBE_TRUNKS) == wsi.SEED_OK
-        publish(seed_hub, {"event_type": "trunk_connected", "trunk": "carrier1"})
-        publish(seed_hub, {"event_type": "trunk_disconnected", "trunk": "carrier1"})
+        publish(wsi_hub, {"event_type": "trunk_connected", "trunk": "carrier1"})
+        publish(wsi_hub, {"event_type": "trunk_disconnected", "trunk": "carrier1"})
         assert keys(await wsi.until_pong(tenant)) == ["trunk_connected", "trunk_disconnected"]
         assert await wsi.until_pong(ext) == []

@@ -15,9 +15,13 @@ import os
 import socket
 import ssl
 import struct
+from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
+
+from tests.support.hub import Hub
 
 TIMEOUT = 10.0
 
@@ -254,6 +258,33 @@ members = ["104"]
 [[tenant.trunk]]
 name = "carrier1"
 """
+
+
+WSI_CONFIG = (
+    SEED_TENANT
+    + """
+[wsi]
+max_queue_bytes = 16384   # a reader that stops is soon over budget
+ping_interval = 0.2       # idle and unauthenticated connections are handled quickly
+"""
+)
+
+
+_hub: Hub | None = None
+
+
+def session_hub(request: pytest.FixtureRequest) -> Hub:
+    """One hub for every WSI test module: the test tenants plus the seed-shaped one.
+
+    Started on first use and stopped when the test session ends. Test modules wrap it in
+    a small `wsi_hub` fixture.
+    """
+    global _hub
+    if _hub is None or not _hub.alive():
+        workdir = request.getfixturevalue("tmp_path_factory").mktemp("wsi")
+        _hub = Hub(Path(workdir), extra_config=WSI_CONFIG).start()
+        request.config.add_cleanup(_hub.stop)
+    return _hub
 
 
 # The seed's example commands, byte for byte (seeds/002, "Subscribe and unsubscribe").

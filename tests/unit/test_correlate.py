@@ -28,7 +28,9 @@ class Phones:
             name="acme",
             tenant_id="42",
             domain=DOMAIN,
-            extensions={n: Extension(n, f"User {n}", ("sales",)) for n in ("101", "102", "103", "104")},
+            extensions={
+                n: Extension(n, f"User {n}", ("sales",)) for n in ("101", "102", "103", "104")
+            },
         )
         self.c = Correlator(
             lambda name: self.tenant if name == "acme" else None,
@@ -477,3 +479,49 @@ def test_odd_reports_never_raise(event: str, variables: dict[str, str]) -> None:
     p.c._feed(PhoneEvent("acme", event, variables))  # the unguarded path
     p.c._feed(PhoneEvent("unknown-tenant", event, variables))
     p.tick(10 * 3600)
+
+
+def test_session_state_round_trips() -> None:
+    from callhook.correlate.state import _SESSION_FIELDS, Leg, Session
+
+    p = Phones()
+    p.send("outgoing_call", local="101", remote="102", call_id="a")
+    p.send("incoming_call", local="102", remote="101", call_id="b")
+    p.send("hold_call", local="101", remote="102", call_id="a")
+    [(_, _, state)] = p.c.drain_changes().sessions
+    assert state is not None
+    assert set(_SESSION_FIELDS) <= set(state)
+    again = Session.from_dict(state).to_dict()
+    assert again == state
+    assert set(state["legs"][0]) == {f for f in Leg.__dataclass_fields__}
+
+
+def test_internal_caller_dials_a_ring_group() -> None:
+    p = Phones()
+    p.send("outgoing_call", local="104", remote="600", call_id="c")  # 600: a ring group
+    p.send("incoming_call", local="101", remote="104", call_id="r1")
+    p.send("incoming_call", local="102", remote="104", call_id="r2")
+    p.wait(3)
+    p.send("establish_call", local="102", remote="104", call_id="r2")
+    p.send("establish_call", local="104", remote="600", call_id="c")
+    p.wait(10)
+    p.send("terminate_call", local="104", remote="600", call_id="c")
+    assert len(p.sessions()) == 1 and p.count("call_established") == 1
+    assert p.one("target_noanswer")["call_target"] == uri("101")
+    cdr = p.one("call_cdr")
+    assert (cdr["caller"], cdr["callee"], cdr["call_target"]) == (uri("104"), "600", uri("102"))
+
+
+def test_memory_stays_bounded_without_ticks() -> None:
+    p = Phones(max_closed_sessions=100, max_dedup_entries=50)
+    for i in range(3000):
+        v = {"local": "101", "remote": f"07{i}", "call_id": f"m{i}"}
+        p.send("incoming_call", **v)
+        p.send("terminate_call", **v, duration="3")
+        p.send(None, local="101", foo=str(i))  # unrecognised: remembered for dedup
+        p.wait(0.001)
+    table = p.c._table
+    assert len(table._closed) <= 100 and len(table.by_call) <= 100
+    assert len(table._heap) <= 2 * len(table) + 1024
+    assert len(p.c._dedup) <= 50
+    assert p.count("call_cdr") == 3000

@@ -179,3 +179,12 @@ def test_presence_changes_are_drained_and_restored() -> None:
     assert restored["dnd"] and restored["registered"]
     assert restored["contacts"] == state["contacts"]
     assert p2.send("dnd_on", local="101") == ["dnd_on"]  # after a restart: re-announced
+
+
+def test_sign_off_of_a_phone_without_mac() -> None:
+    p = Phones()
+    p.send("registration", local="103", phone_ip="10.1.1.3")
+    assert p.c.presence("acme", "103")["registered"]
+    p.send("sign_off", local="103", phone_ip="10.1.1.3")
+    assert not p.c.presence("acme", "103")["registered"]
+    assert "registration_contacts" not in p.log[-1].body

@@ -84,7 +84,9 @@ def deliveries(draw: st.DrawFn) -> tuple[str, list[tuple[PhoneEvent, float]]]:
             if draw(st.booleans()):
                 v["call_id"] = r.call_id
             if r.event in ("establish_call", "terminate_call") and draw(st.booleans()):
-                v["calldirection"] = "outgoing" if r.call_id == "a" and name != "ring group" else "incoming"
+                v["calldirection"] = (
+                    "outgoing" if r.call_id == "a" and name != "ring group" else "incoming"
+                )
             sent.append(PhoneEvent("acme", r.event, v))
     order = draw(st.permutations(sent))
     gaps = draw(st.lists(st.floats(0, 0.3), min_size=len(order), max_size=len(order)))
@@ -109,7 +111,9 @@ def test_one_call_stays_one_session(case: tuple[str, list[tuple[PhoneEvent, floa
     assert keys["call_cdr"] == (1 if stream else 0), keys
     assert keys["call_ended"] == keys["call_cdr"] == keys["call_start"]
     assert len({e.session_id for e in out}) <= 1
-    targets = Counter((e.key, e.body.get("call_target")) for e in out if e.key.startswith("target_"))
+    targets = Counter(
+        (e.key, e.body.get("call_target")) for e in out if e.key.startswith("target_")
+    )
     assert all(n == 1 for n in targets.values()), targets
     assert c.active_calls("acme") == []
     if out:

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from callhook.deliver.sender import Sender
 from callhook.deliver.payload import Request
+from callhook.deliver.sender import Sender
 from callhook.deliver.targets import (
     GuardedResolver,
     TargetRefused,

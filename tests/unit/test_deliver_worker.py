@@ -80,8 +80,8 @@ async def sink() -> AsyncIterator[Sink]:
     s.stop()
 
 
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def until(cond: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while not cond():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met before the deadline")

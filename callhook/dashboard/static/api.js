@@ -10,12 +10,26 @@ export class ApiError extends Error {
 
 export class Api {
   /** `onUnauthorized` runs when the key stops working (revoked while the page is open). */
-  constructor(key, onUnauthorized = () => {}) {
+  constructor(key, onUnauthorized = () => {}, scope = null) {
     this.key = key;
     this.onUnauthorized = onUnauthorized;
+    this.scope = scope; // AbortSignal: aborted when the views using this Api are gone
+  }
+
+  /**
+   * An Api for one set of views (one tenant): `close()` aborts its requests in flight, and
+   * makes every later one fail, so answers meant for a tenant no longer shown never land.
+   */
+  scoped() {
+    const ctl = new AbortController();
+    const api = new Api(this.key, this.onUnauthorized, ctl.signal);
+    api.close = () => ctl.abort();
+    return api;
   }
 
   async request(method, path, { params, body, signal } = {}) {
+    if (this.scope && this.scope.aborted) throw new ApiError(0, "closed", "closed");
+    if (this.scope) signal = signal ? AbortSignal.any([signal, this.scope]) : this.scope;
     let url = `/api/v1${path}`;
     if (params) {
       const q = new URLSearchParams();
@@ -34,6 +48,7 @@ export class Api {
       credentials: "omit",
     });
     const text = await r.text();
+    if (this.scope && this.scope.aborted) throw new ApiError(0, "closed", "closed");
     let data = null;
     try {
       data = text ? JSON.parse(text) : null;
@@ -56,6 +71,11 @@ export class Api {
   post(path, body) {
     return this.request("POST", path, { body: body ?? {} });
   }
+}
+
+/** The request belonged to views that are gone (another tenant was opened, or logout). */
+export function isClosed(err) {
+  return (err instanceof ApiError && err.code === "closed") || (err && err.name === "AbortError");
 }
 
 /** A 404 that means "this hub has no such route" rather than "no such object". */

@@ -1,7 +1,7 @@
 // The dashboard's entry point: login, tenant choice, view routing, and wiring the live
 // channel to the views. The API key lives in sessionStorage only (gone with the tab).
 
-import { Api, ApiError } from "./api.js";
+import { Api, ApiError, isClosed } from "./api.js";
 import { CallsView } from "./calls.js";
 import { announce, setText } from "./dom.js";
 import { LiveFeed } from "./live.js";
@@ -20,6 +20,7 @@ const $ = (sel) => document.querySelector(sel);
 class Dashboard {
   constructor() {
     this.api = null;
+    this.tenantApi = null;
     this.session = null;
     this.tenant = null;
     this.feed = null;
@@ -105,6 +106,8 @@ class Dashboard {
   }
 
   closeTenant() {
+    if (this.tenantApi) this.tenantApi.close();
+    this.tenantApi = null;
     if (this.feed) this.feed.stop();
     this.feed = null;
     for (const t of this.timers) clearInterval(t);
@@ -123,27 +126,38 @@ class Dashboard {
     sessionStorage.setItem(TENANT_ITEM, tenant);
     document.body.dataset.tenant = tenant;
     this.onStatus({ state: "connecting", mode: "wsi" });
+    const api = this.api.scoped();
+    this.tenantApi = api;
     const enc = encodeURIComponent(tenant);
-    const snap = await this.api.get(`/tenants/${enc}/dashboard-snapshot`, { events: 300 });
-    if (this.tenant !== tenant) return; // switched again meanwhile
+    let snap;
+    try {
+      snap = await api.get(`/tenants/${enc}/dashboard-snapshot`, { events: 300 });
+    } catch (err) {
+      if (isClosed(err)) return;
+      this.onStatus({ state: "offline", mode: "poll" });
+      setTimeout(() => {
+        if (this.tenantApi === api) this.openTenant(tenant);
+      }, 3000);
+      return;
+    }
     this.clockOffset = snap.server_time - Date.now() / 1000;
     const directory = new Map(snap.directory.map((e) => [e.number, e.display_name]));
     const clock = () => this.now();
     resetTables();
-    const calls = new CallsView($("#calls"), this.api, tenant, directory, clock);
-    const presence = new PresenceView($("#presence"), this.api, tenant, directory, calls, clock);
-    const stats = new StatsView($("#view-live"), this.api, tenant);
+    const calls = new CallsView($("#calls"), api, tenant, directory, clock);
+    const presence = new PresenceView($("#presence"), api, tenant, directory, calls, clock);
+    const stats = new StatsView($("#view-live"), api, tenant);
     const stream = new StreamView($("#view-events .stream"), META.topics);
-    const webhooks = new WebhooksView($("#view-webhooks"), this.api, tenant, (available) => {
+    const webhooks = new WebhooksView($("#view-webhooks"), api, tenant, (available) => {
       $('.views a[data-view="webhooks"]').hidden = !available;
       if (!available && this.currentView() === "webhooks") location.hash = "#/live";
     });
-    const phones = new PhonesView($("#view-phones"), this.api, tenant, META.vendors);
+    const phones = new PhonesView($("#view-phones"), api, tenant, META.vendors);
     this.views = { calls, presence, stats, stream, webhooks, phones };
     calls.addEventListener("change", () => presence.onCallsChanged());
     stream.reset(snap.events);
 
-    const feed = new LiveFeed(this.api, tenant, snap.last_seq, META.topics);
+    const feed = new LiveFeed(api, tenant, snap.last_seq, META.topics);
     this.feed = feed;
     feed.addEventListener("events", (e) => this.onEvents(e.detail));
     feed.addEventListener("status", (e) => this.onStatus(e.detail));
@@ -157,6 +171,7 @@ class Dashboard {
 
     const loads = [calls.load(), presence.load(), stats.load(), webhooks.probe()];
     const results = await Promise.allSettled(loads);
+    if (api !== this.tenantApi) return; // another tenant (or logout) meanwhile
     for (const r of results) if (r.status === "rejected") console.warn("callhook:", r.reason);
     presence.onCallsChanged();
     this.route();

@@ -103,7 +103,9 @@ export function coalesce(fn, delay = 100) {
     try {
       await fn();
     } catch (err) {
-      console.warn("callhook: refresh failed", err);
+      if (!(err && (err.code === "closed" || err.name === "AbortError"))) {
+        console.warn("callhook: refresh failed", err);
+      }
     } finally {
       running = false;
       if (again) {

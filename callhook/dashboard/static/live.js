@@ -9,7 +9,7 @@ const POLL_INTERVAL = 1000;
 const PING_INTERVAL = 25000;
 const PONG_TIMEOUT = 10000;
 const WSI_RETRY_AFTER = 5 * 60 * 1000; // after WSI refused us, poll this long before retrying
-const MAX_BACKOFF = 15000;
+const MAX_BACKOFF = 5000;
 
 export class LiveFeed extends EventTarget {
   constructor(api, tenant, lastSeq, topics) {
@@ -52,6 +52,7 @@ export class LiveFeed extends EventTarget {
   }
 
   setStatus(state) {
+    if (this.stopped) return;
     this.state = state;
     this.dispatchEvent(new CustomEvent("status", { detail: { state, mode: this.mode } }));
   }

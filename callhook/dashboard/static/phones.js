@@ -1,6 +1,6 @@
 // Phone setup: the URL to paste for each event, per vendor, from GET .../phone-urls.
 
-import { isMissingRoute } from "./api.js";
+import { isClosed, isMissingRoute } from "./api.js";
 import { announce, h, setText } from "./dom.js";
 
 const LABELS = {
@@ -45,6 +45,7 @@ export class PhonesView {
         host: this.host.value.trim() || undefined,
       });
     } catch (err) {
+      if (isClosed(err)) return;
       this.list.replaceChildren();
       setText(
         this.error,
@@ -60,16 +61,13 @@ export class PhonesView {
   item(u) {
     const name = u.vendor_event || u.event;
     const id = `url-${u.event}`;
-    const input = h("input", {
-      id,
-      type: "text",
-      readonly: true,
-      value: u.url,
-      spellcheck: "false",
-      "aria-label": `URL for ${name}`,
-    });
-    const copy = h("button", { type: "button", "aria-describedby": id }, "Copy");
-    copy.addEventListener("click", () => this.copy(input, copy, name));
+    const code = h("code", { id, class: "url-text" }, u.url);
+    const copy = h(
+      "button",
+      { type: "button", "aria-label": `Copy the URL for ${name}`, "aria-describedby": id },
+      "Copy",
+    );
+    copy.addEventListener("click", () => this.copy(u.url, copy, name));
     return h(
       "li",
       { dataset: { event: u.event } },
@@ -85,21 +83,25 @@ export class PhonesView {
         ),
         copy,
       ),
-      input,
+      code,
       u.too_long
         ? h("p", { class: "warn" }, "Longer than this vendor's field allows: drop some variables.")
         : null,
     );
   }
 
-  async copy(input, button, name) {
+  async copy(text, button, name) {
     try {
-      await navigator.clipboard.writeText(input.value);
+      await navigator.clipboard.writeText(text);
     } catch {
-      // Not a secure context (plain http to a LAN address): select and use the old command.
-      input.focus();
-      input.select();
+      // Not a secure context (plain http to a LAN address): the old way, via a textarea.
+      const area = h("textarea", { readonly: true, class: "visually-hidden" });
+      area.value = text;
+      document.body.append(area);
+      area.select();
       document.execCommand("copy");
+      area.remove();
+      button.focus();
     }
     setText(button, "Copied");
     announce(`URL for ${name} copied`);

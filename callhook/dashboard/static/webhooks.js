@@ -2,7 +2,7 @@
 // the webhook API (GET .../webhooks, .../call-events, per-endpoint deliveries, redeliver)
 // and GET .../dashboard-webhook-health. Hidden when this hub has no webhook API.
 
-import { isMissingRoute } from "./api.js";
+import { isClosed, isMissingRoute } from "./api.js";
 import { announce, coalesce, fmtAgo, fmtClock, h, setAttr, setText } from "./dom.js";
 
 const STATUS_LABELS = {
@@ -48,7 +48,7 @@ export class WebhooksView {
       this.setAvailable(true);
     } catch (err) {
       if (isMissingRoute(err)) this.setAvailable(false);
-      else throw err;
+      else if (!isClosed(err)) throw err;
     }
   }
 
@@ -166,11 +166,12 @@ export class WebhooksView {
         : "–",
     );
     setAttr(c.latency, "title", health && health.latency_p95_ms !== null ? `p95 ${Math.round(health.latency_p95_ms)} ms` : null);
-    let err = "";
-    if (ep.disabled_reason) err = ep.disabled_reason;
-    else if (health && health.last_error) {
-      err = `${health.last_error} (${fmtAgo(Date.now() / 1000 - health.last_error_at)})`;
+    const parts = [];
+    if (health && health.last_error) {
+      parts.push(`${health.last_error} (${fmtAgo(Date.now() / 1000 - health.last_error_at)})`);
     }
+    if (ep.disabled_reason) parts.push(`disabled: ${ep.disabled_reason}`);
+    const err = parts.join(" · ");
     setText(c.error, err);
     this.renderActions(c.actions, entry);
   }

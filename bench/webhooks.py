@@ -1,0 +1,249 @@
+"""Webhook delivery throughput and endpoint isolation, as ratios measured in one run.
+
+(a) raw aiohttp POSTs (a JSON event body) to a local sink at concurrency 100;
+(b) the hub delivering signed, durable JSON webhooks for ingested phone events to 10
+    endpoints on the same sink (`max_in_flight_per_endpoint = 10`: concurrency 100 too);
+(c) the same with one of the 10 endpoints hanging (it never answers).
+
+The sink (`tests/support/sink.py`, aiohttp.web) runs on one core, the client (the raw
+client, or the hub) on the other. Rates for (b) and (c) run from the first phone request
+to the last delivery, so they include ingest, the outbox writes and the attempt log.
+
+    python bench/webhooks.py            # or: make bench
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    CLIENT_CPU,
+    SERVER_CPU,
+    free_port,
+    python,
+    start,
+    stop,
+    table,
+    wait_http,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token"
+ENDPOINTS = 10
+CONCURRENCY = 100
+RAW_SECONDS = 5.0
+CALLS = 700  # Incoming Call requests per run: 3 events each, to 10 endpoints
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+CONFIG = """
+[server]
+listen = "127.0.0.1:{port}"
+wsi_listen = ""
+database = "sqlite:///{db}"
+admin_key = "bench"
+durability = "full"
+allow_private_targets = true
+log_level = "warning"
+log_format = "json"
+
+[delivery]
+max_in_flight_per_endpoint = {per_endpoint}
+total_timeout = 5
+
+[[tenant]]
+name = "bench"
+domain = "bench.example.com"
+ingest_token = "{token}"
+{extensions}
+{webhooks}
+"""
+
+RAW_CLIENT = """
+import asyncio, sys, time, aiohttp, uvloop
+url, seconds, conc, n_paths = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+body = open(sys.argv[5], "rb").read()
+async def main():
+    count = 0
+    stop_at = time.monotonic() + seconds
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        async def worker(i):
+            nonlocal count
+            while time.monotonic() < stop_at:
+                async with s.post(f"{url}/hook/{i % n_paths}/", data=body,
+                                  headers={"content-type": "application/json"}) as r:
+                    await r.read()
+                    assert r.status == 200
+                count += 1
+        t = time.monotonic()
+        await asyncio.gather(*(worker(i) for i in range(conc)))
+        open(sys.argv[6], "w").write(str(count / (time.monotonic() - t)))
+uvloop.run(main())
+"""
+
+SAMPLE_EVENT = {
+    "call_id": "b-1",
+    "callee": "sip:101@bench.example.com",
+    "caller": "0711000001",
+    "caller_display_name": "",
+    "cdr_id": "819400000000000001",
+    "direction": "inbound",
+    "event_type": "call_start",
+    "request_id": "0",
+    "session_id": "819400000000000000",
+    "tenant_id": "819300000000000000",
+    "tenant_name": "bench",
+    "time": "1795360000",
+    "topic": "extension_events",
+    "seq": 1,
+    "event_id": "819400000000000002",
+}
+
+
+def sink_counts(port: int) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sink/stats", timeout=5) as r:
+        counts: dict[str, int] = json.loads(r.read())["counts"]
+        return counts
+
+
+def program(port: int, how: dict[str, object]) -> None:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/_sink/program",
+        data=json.dumps(how).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=5):
+        pass
+
+
+def raw_rate(sink_port: int, tmp: Path) -> float:
+    body = tmp / "event.json"
+    body.write_bytes(json.dumps(SAMPLE_EVENT).encode())
+    script = tmp / "raw_client.py"
+    script.write_text(RAW_CLIENT)
+    result = tmp / "raw_rate.txt"
+    proc = start(
+        [python(), str(script), f"http://127.0.0.1:{sink_port}", str(RAW_SECONDS),
+         str(CONCURRENCY), str(ENDPOINTS), str(body), str(result)],
+        cpu=SERVER_CPU,
+    )  # fmt: skip
+    _out, err = proc.communicate(timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"raw client failed: {err.decode(errors='replace')[-2000:]}")
+    return float(result.read_text())
+
+
+async def _ingest(port: int, first: int, calls: int, connections: int = 8) -> None:
+    """Incoming Call requests on keep-alive connections, each acknowledged when durable."""
+    queue = list(range(first, first + calls))
+
+    async def conn() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while queue:
+                n = queue.pop()
+                ext = 100 + n % 50
+                target = (
+                    f"/token={TOKEN}&event=Incoming%20Call&mac=000B8211{ext:04d}&local={ext}"
+                    f"&remote=07{n:08d}&call_id=wh-{n}"
+                )
+                writer.write(f"GET {target} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+                head = await reader.readuntil(b"\r\n\r\n")
+                if int(head.split(b" ", 2)[1]) != 200:
+                    raise RuntimeError(f"ingest answered {head[:40]!r}")
+                length = [
+                    ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")
+                ]
+                await reader.readexactly(int(length[0].split(b":")[1]) if length else 0)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    await asyncio.gather(*(conn() for _ in range(connections)))
+
+
+def delivery_run(hub_port: int, sink_port: int, first: int, healthy: range) -> tuple[int, float]:
+    """Ingest CALLS calls; returns (deliveries to `healthy` endpoints, seconds until done)."""
+    paths = [f"/hook/{i}/" for i in healthy]
+    before = sink_counts(sink_port)
+    want = CALLS * 3  # call_start, target_add, target_ringing per Incoming Call
+    t0 = time.monotonic()
+    asyncio.run(_ingest(hub_port, first, CALLS))
+    deadline = t0 + 120
+    while True:
+        now = sink_counts(sink_port)
+        done = [now.get(p, 0) - before.get(p, 0) for p in paths]
+        if min(done) >= want:
+            return sum(done), time.monotonic() - t0
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"deliveries stalled: {done} of {want} each")
+        time.sleep(0.02)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        sink_port = free_port()
+        sink = start(
+            [python(), "-m", "tests.support.sink", str(sink_port)], cpu=CLIENT_CPU, cwd=ROOT
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{sink_port}/_sink/stats", sink)
+            raw = raw_rate(sink_port, tmp)
+
+            port = free_port()
+            exts = "\n".join(f'[[tenant.extension]]\nnumber = "{n}"' for n in range(100, 150))
+            hooks = "\n".join(
+                f'[[tenant.webhook]]\nurl = "http://127.0.0.1:{sink_port}/hook/{i}/"\n'
+                f'secret = "{SECRET}"'
+                for i in range(ENDPOINTS)
+            )
+            cfg = tmp / "callhook.toml"
+            cfg.write_text(
+                CONFIG.format(port=port, db=tmp / "bench.db", token=TOKEN, extensions=exts,
+                              webhooks=hooks, per_endpoint=CONCURRENCY // ENDPOINTS)
+            )  # fmt: skip
+            hub = start([python(), "-m", "callhook.cli", "serve", "--config", str(cfg)],
+                        cpu=SERVER_CPU, cwd=tmp)  # fmt: skip
+            try:
+                wait_http(f"http://127.0.0.1:{port}/readyz", hub)
+                asyncio.run(_ingest(port, 10**6, 50))  # warm-up: connections, caches
+                n_b, t_b = delivery_run(port, sink_port, 0, range(ENDPOINTS))
+                program(sink_port, {"prefix": f"/hook/{ENDPOINTS - 1}/", "hang": True})
+                n_c, t_c = delivery_run(port, sink_port, CALLS, range(ENDPOINTS - 1))
+                program(sink_port, {"prefix": f"/hook/{ENDPOINTS - 1}/", "clear": True})
+            finally:
+                stop(hub)
+        finally:
+            stop(sink)
+
+    rate_b, rate_c = n_b / t_b, n_c / t_c
+    healthy_b = rate_b * (ENDPOINTS - 1) / ENDPOINTS  # the same 9 endpoints in (b)
+    rows = [
+        ("(a) raw aiohttp POST, concurrency 100", "-", f"{raw:,.0f}", "1.00"),
+        ("(b) hub: signed durable webhooks, 10 endpoints", f"{n_b:,}", f"{rate_b:,.0f}",
+         f"{rate_b / raw:.2f}"),
+        ("(c) same, endpoint 10 hangs: 9 healthy", f"{n_c:,}", f"{rate_c:,.0f}",
+         f"{rate_c / raw:.2f}"),
+    ]  # fmt: skip
+    print(
+        table(
+            "webhook delivery (requests/s at the sink)",
+            ["run", "deliveries", "req/s", "vs a"],
+            rows,
+        )
+    )
+    print(f"RATIO webhooks {rate_b / raw:.3f}")
+    print(f"RATIO isolation {rate_c / healthy_b:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""How sessions end: one phone's part (target_* events), and the whole call (closing
+lifecycle event, call_ended, the CDR) on hangup, deadline or eviction.
+
+Deadlines (SPEC §3): a transferred call waits `merge_window` for its target; ringing that
+phones able to report an answer never answered is decided after `ring_timeout`; any other
+open call idle for `session_timeout` is closed with end_reason "timeout".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from callhook.correlate import bodies, cdr
+from callhook.correlate.bodies import TenantView
+from callhook.correlate.presence import PresenceBook
+from callhook.correlate.sessions import SessionTable
+from callhook.correlate.state import (
+    DIALING,
+    ENDED,
+    ESTABLISHED,
+    FAILED,
+    NEW,
+    NOANSWER,
+    RINGING,
+    CorrelationSettings,
+    Leg,
+    Session,
+)
+from callhook.events import Event
+
+Out = list[Event]
+_LIVE = (NEW, DIALING, RINGING, ESTABLISHED)
+_TARGET_KEYS = {NOANSWER: "target_noanswer", FAILED: "target_fail"}  # else target_ended
+
+
+class Endings:
+    """Ends legs and sessions, and says when an open session is due."""
+
+    def __init__(
+        self,
+        settings: CorrelationSettings,
+        table: SessionTable,
+        presence: PresenceBook,
+        changed: Callable[[Session], None],
+    ) -> None:
+        self.settings = settings
+        self.table = table
+        self.presence = presence
+        self._changed = changed
+
+    def expire(self, s: Session, tv: TenantView, now: float) -> Out:
+        """`s`'s deadline passed (tick): end the transfer wait, the ringing, or an idle call."""
+        out: Out = []
+        if s.transfer_until is not None:
+            self.close(s, tv, now, "transferred", out)
+        elif s.answer_time is None and self.ring_decides(s):
+            self.close(s, tv, now, "ring_timeout", out)
+        else:
+            self.close(s, tv, now, "timeout", out)
+        return out
+
+    def deadline(self, s: Session) -> float:
+        if s.transfer_until is not None:
+            return s.transfer_until
+        if s.answer_time is None and self.ring_decides(s):
+            start = s.ring_start if s.ring_start is not None else s.created_at
+            return start + self.settings.ring_timeout
+        return s.last_activity + self.settings.session_timeout
+
+    def ring_decides(self, s: Session) -> bool:
+        """Ringing can be declared unanswered only for phones that report answers: one
+        configured without Establish Call may be talking (its Terminate comes later)."""
+        for leg in s.legs.values():
+            if leg.state == RINGING or leg.state == DIALING:
+                if leg.answers is None:  # learned once per leg (presence lookup)
+                    leg.answers = bool(leg.number) and self.presence.reports(
+                        s.tenant, leg.number, "establish_call"
+                    )
+                if leg.answers:
+                    return True
+        return False
+
+    def others_live(self, s: Session, leg: Leg) -> bool:
+        """Is another phone still ringing or in this (answered) call?"""
+        return any(x is not leg and x.state in _LIVE for x in s.legs.values())
+
+    def leg_done(
+        self,
+        s: Session,
+        leg: Leg,
+        tv: TenantView,
+        now: float,
+        out: Out,
+        state: str,
+        reason: str,
+        fail_code: int | None = None,
+    ) -> None:
+        """End one phone's part; a called phone's end is a target_* event."""
+        was = leg.state
+        leg.state, leg.end_time = state, now
+        if leg.role != "target" or (was == NEW and state == ENDED):
+            return
+        key = _TARGET_KEYS.get(state, "target_ended")
+        extra: dict[str, Any] = {"call_target": bodies.party(s, tv, leg.number), "reason": reason}
+        if fail_code is not None:
+            extra["fail_code"] = fail_code
+        out.append(bodies.call_event(s, tv, key, now, **extra))
+
+    def close(self, s: Session, tv: TenantView, now: float, reason: str, out: Out) -> None:
+        """End session `s`: settle every leg, then the closing lifecycle events and the CDR."""
+        if s.closed:
+            return
+        s.end_time = now
+        for leg in s.legs.values():
+            if leg.state == RINGING:
+                why = "answered_elsewhere" if s.answer_time is not None else reason
+                self.leg_done(
+                    s, leg, tv, now, out, NOANSWER, "caller_cancelled" if why == "hangup" else why
+                )
+            elif leg.state in _LIVE:
+                self.leg_done(s, leg, tv, now, out, ENDED, reason)
+        s.direction = bodies.direction(s)
+        s.status = cdr.decide_status(s, self.settings)
+        s.end_reason = reason
+        if s.status == "failed":
+            out.append(bodies.call_event(s, tv, "call_fail", now, fail_code=s.fail_code or 0))
+        elif s.status == "missed" or (s.status == "no_answer" and s.view > 0):
+            out.append(bodies.call_event(s, tv, "call_noanswer", now))
+        s.emitted.add("call_ended")
+        out.append(bodies.call_event(s, tv, "call_ended", now))
+        out.append(cdr.cdr_event(s, tv, now))
+        s.closed = True
+        self.table.retire(s, now)
+        for n in s.extensions:
+            self.presence.end_call(tv.name, n, s.session_id)
+        self._changed(s)
