@@ -23,7 +23,7 @@ from callhook.correlate import CorrelationSettings, Correlator
 from callhook.directory import Extension, Tenant
 from callhook.ingest.model import PhoneEvent
 
-CALLS = 4_000  # calls in the timed workload (about 15,700 reports)
+CALLS = 3_000  # calls in the timed workload (about 11,700 reports)
 CONCURRENT = 64  # calls in flight at once, their reports interleaved
 ROUNDS = 3  # best of, to damp a shared machine's noise
 TICK_EVERY = 1_000  # reports between tick() calls

@@ -23,6 +23,7 @@ from callhook.api import events as events_api
 from callhook.api import keys as keys_api
 from callhook.api import phone_urls as phone_urls_api
 from callhook.api import presence as presence_api
+from callhook.api import queues as queues_api
 from callhook.api import tenants as tenants_api
 from callhook.api import webhooks as webhooks_api
 from callhook.api.common import ERRORS
@@ -85,7 +86,9 @@ class Hub:
         self.ingest = IngestEndpoint(self.pipeline, self.resolver, self.metrics)
         self.dashboard_tickets = TicketBook()  # dashboard login to WSI (dashboard/tickets.py)
         self.wsi = WsiService(self, self.metrics.registry)
-        self.delivery = DeliveryService(settings, self.store, self.log, self.tenants.get)
+        self.delivery = DeliveryService(
+            settings, self.store, self.log, self.tenants.get, registry=self.metrics.registry
+        )
         self.api = self._build_api()
 
     # lifespan --------------------------------------------------------------------------
@@ -136,6 +139,7 @@ class Hub:
         self.tenants.clear()
         self.tenants.update(tenants)
         self.resolver.load(self.tenants)
+        await self.delivery.reload()  # a deleted tenant's endpoints went with it (cascade)
 
     def forget_api_keys(self) -> None:
         """Drop cached key lookups, so a revoked key stops working at once."""
@@ -182,6 +186,7 @@ class Hub:
         for router in (
             tenants_api.router,
             directory_api.router,
+            queues_api.router,
             keys_api.router,
             phone_urls_api.router,
             webhooks_api.router,

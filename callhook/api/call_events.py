@@ -51,9 +51,10 @@ class RuleCreate(Model):
 
 
 class RuleUpdate(Model):
-    """Fields to change; omitted ones stay as they are. Use enable/disable for the status."""
+    """Fields to change; omitted ones stay as they are."""
 
     event: EventName | None = None
+    enabled: bool | None = Field(None, description="same as enable / disable")
     method: Literal["GET", "POST"] | None = None
     url: Url | None = None
     notes: Annotated[str, Field(max_length=500)] | None = None

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Query
+from fastapi import Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from callhook.api.auth import Principal, hub_of, require_tenant
 from callhook.errors import Conflict, NotFound
+
+T = TypeVar("T")
 
 # The same rules as the config file (callhook/config.py), so both doors accept one language.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -112,3 +116,25 @@ def check_outcome(outcome: str, what: str, *, field: str | None = None) -> None:
             f"{what} was deleted and its data is still being removed; retry shortly",
             code="tenant-being-deleted",
         )
+
+
+# route helpers -------------------------------------------------------------------
+async def write_then_reload(request: Request, fn: Callable[[Any], T]) -> T:
+    """Run a numbering-plan write, then reload the hub's directory."""
+    hub = hub_of(request)
+    result = await hub.store.write(lambda c, _s: fn(c))
+    await hub.reload_directory()
+    return result
+
+
+async def found(
+    request: Request, fn: Callable[[Any], dict[str, Any] | None], what: str
+) -> dict[str, Any]:
+    row = await hub_of(request).store.read(fn)
+    if row is None:
+        raise NotFound(f"no {what}", code="not-found")
+    return row
+
+
+def scope(request: Request, who: Principal, tenant: str) -> None:
+    require_tenant(hub_of(request), who, tenant)

@@ -49,6 +49,7 @@ class WebhookUpdate(Model):
     """Fields to change; omitted ones stay as they are."""
 
     url: Url | None = None
+    enabled: bool | None = Field(None, description="same as enable / disable")
     topics: Names | None = None
     keys: Names | None = None
     extensions: Annotated[list[Number], Field(max_length=10_000)] | None = None

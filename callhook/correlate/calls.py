@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from callhook.correlate import bodies
+from callhook.correlate import bodies, parties
 from callhook.correlate.bodies import TenantView
 from callhook.correlate.endings import Endings
 from callhook.correlate.presence import PresenceBook
@@ -102,7 +102,7 @@ class CallFlow:
         if not known:
             self.table.index_leg(s, leg)
             s.call_id = s.call_id or rep.call_id
-            self._learn_parties(s, leg, rep, tv)
+            parties.learn(s, leg, rep, tv, self.table)
         if "call_start" not in s.emitted:
             s.emitted.add("call_start")
             s.direction = bodies.direction(s)
@@ -110,12 +110,7 @@ class CallFlow:
         before = leg.state
         self._phases[rep.phase](s, leg, rep, tv, now, out)
         if not s.closed:
-            if (
-                known
-                and leg.state == before
-                and s.answer_time is not None
-                and s.transfer_until is None
-            ):
+            if known and leg.state == before and s.answer_time is not None and s.wait_until is None:
                 # Nothing changed but the activity: the idle timer moves later (lazy heap).
                 s.deadline = now + self.settings.session_timeout
             else:
@@ -134,45 +129,6 @@ class CallFlow:
         s = Session(tv.name, new_id(), new_id(), now, now, start_time=now)
         self.table.add(s)
         return s
-
-    def _learn_parties(self, s: Session, leg: Leg, rep: CallReport, tv: TenantView) -> None:
-        """Caller and callee from the most telling view: the caller's phone, else a called
-        phone, else a guess (caller = this phone) that a better view replaces."""
-        if rep.phase == "transfer":
-            if not s.caller:
-                s.caller = rep.own
-            self.refresh_extensions(s, tv)
-            return
-        view = 2 if leg.role == "caller" else 1 if leg.role == "target" else 0
-        if view > s.view or not (s.caller or s.callee):
-            if leg.role == "target":
-                caller, callee, name = rep.remote, rep.own, rep.display_remote
-            else:
-                caller, callee, name = rep.own, rep.remote, rep.display_local
-            s.caller = caller or s.caller
-            # A called phone in a ring group is not the number dialled: keep the caller's view.
-            if s.view < 2 or view == 2:
-                s.callee = callee or s.callee
-            if name and (view > s.view or not s.caller_display_name):
-                s.caller_display_name = name
-            s.view = max(s.view, view)
-        if s.view:
-            self.table.index_caller(s, s.caller)
-        elif leg.remote and leg.number:
-            self.table.index_caller(s, leg.remote)  # the guess may be backwards
-        if not s.caller_display_name and s.caller:
-            s.caller_display_name = tv.display_name(s.caller)
-        self.refresh_extensions(s, tv)
-
-    def refresh_extensions(self, s: Session, tv: TenantView) -> None:
-        """The tenant's extensions a session concerns: the reporting phones (always ours),
-        and caller, callee, who answered and transfer targets when they are extensions."""
-        exts = [leg.number for leg in s.legs.values() if leg.number]
-        for n in (s.caller, s.callee, s.answered_by, *s.transfer_targets):
-            if n and n not in exts and tv.is_extension(n):
-                exts.append(n)
-        s.extensions = tuple(exts)
-        bodies.render_parties(s, tv)
 
     def _sync_presence(self, s: Session, tv: TenantView) -> None:
         ringing = {leg.number for leg in s.legs.values() if leg.state == RINGING}
@@ -197,7 +153,8 @@ class CallFlow:
         leg.role, leg.state, leg.ring_start = "target", RINGING, now
         if s.ring_start is None or now < s.ring_start:
             s.ring_start = now
-        s.transfer_until = None  # the transfer target rings: the call goes on
+        if s.wait_reason == "transferred":  # the transfer target rings: the call goes on
+            s.wait_until, s.wait_reason, s.hangup_at = None, "", None
         target = bodies.party(s, tv, leg.number)
         out.append(bodies.call_event(s, tv, "target_add", now, call_target=target))
         out.append(bodies.call_event(s, tv, "target_ringing", now, call_target=target))
@@ -232,7 +189,7 @@ class CallFlow:
             if answerer is not None
             else (s.callee if leg.role == "caller" or leg.number == s.caller else leg.number)
         )
-        self.refresh_extensions(s, tv)
+        parties.refresh_extensions(s, tv)
         target = bodies.party(s, tv, s.answered_by)
         s.emitted.add("call_established")
         out.append(bodies.call_event(s, tv, "call_established", at, call_target=target))
@@ -263,8 +220,16 @@ class CallFlow:
                 self.end.leg_done(s, leg, tv, now, out, ENDED, "hangup")
             if (leg.transferred or was == RINGING) and self.end.others_live(s, leg):
                 return
-            if leg.transferred:
-                s.transfer_until = now + self.settings.merge_window
+            if leg.transferred:  # wait for the target to ring
+                s.wait_until, s.wait_reason = now + self.settings.merge_window, "transferred"
+                s.hangup_at = now
+                return
+            talking = any(x.state == ESTABLISHED for x in s.legs.values())
+            if talking and s.hangup_at is None:
+                # The other party's phone reports its own end (and talk time) in a moment:
+                # close with both; tick() closes it if that report never comes.
+                s.wait_until, s.wait_reason = now + self.settings.merge_window, "hangup"
+                s.hangup_at = now
                 return
             self.end.close(s, tv, now, "hangup", out)
             return
@@ -326,7 +291,7 @@ class CallFlow:
         leg.transferred = True
         if target and target != leg.number:
             self.table.index_transfer(s, target)
-            self.refresh_extensions(s, tv)
+            parties.refresh_extensions(s, tv)
         body: dict[str, Any] = {
             "call_target": bodies.party(s, tv, target),
             "reason": rep.reason,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from callhook.correlate import parties
 from callhook.correlate.bodies import TenantView
 from callhook.correlate.calls import CallFlow
 from callhook.correlate.dedup import Dedup
@@ -26,8 +27,11 @@ from callhook.normalise import CallReport, DeviceReport, normalise
 
 log = logging.getLogger(__name__)
 
-# Device events whose repeats are told apart by state (presence), not by the dedup memory.
-_STATEFUL = frozenset({"dnd_on", "dnd_off", "forward_on", "forward_off", "off_hook", "on_hook"})
+# Device events whose repeats are told apart by state (presence), not by the dedup memory:
+# a Registration after a Sign Off is news however soon it comes.
+_STATEFUL = frozenset(
+    {"dnd_on", "dnd_off", "forward_on", "forward_off", "off_hook", "on_hook", "extension_register"}
+)
 
 
 class Correlator:
@@ -135,7 +139,7 @@ class Correlator:
             if s.closed or s.session_id in self._table.open.get(s.tenant, {}):
                 continue
             self._table.add(s)
-            self._flow.refresh_extensions(s, self._view(s.tenant))
+            parties.refresh_extensions(s, self._view(s.tenant))
             for leg in s.legs.values():
                 self._table.index_leg(s, leg)
             if s.view:

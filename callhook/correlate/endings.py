@@ -52,8 +52,8 @@ class Endings:
     def expire(self, s: Session, tv: TenantView, now: float) -> Out:
         """`s`'s deadline passed (tick): end the transfer wait, the ringing, or an idle call."""
         out: Out = []
-        if s.transfer_until is not None:
-            self.close(s, tv, now, "transferred", out)
+        if s.wait_until is not None:
+            self.close(s, tv, now, s.wait_reason or "hangup", out)
         elif s.answer_time is None and self.ring_decides(s):
             self.close(s, tv, now, "ring_timeout", out)
         else:
@@ -61,8 +61,8 @@ class Endings:
         return out
 
     def deadline(self, s: Session) -> float:
-        if s.transfer_until is not None:
-            return s.transfer_until
+        if s.wait_until is not None:
+            return s.wait_until
         if s.answer_time is None and self.ring_decides(s):
             start = s.ring_start if s.ring_start is not None else s.created_at
             return start + self.settings.ring_timeout
@@ -111,7 +111,8 @@ class Endings:
         """End session `s`: settle every leg, then the closing lifecycle events and the CDR."""
         if s.closed:
             return
-        s.end_time = now
+        s.end_time = s.hangup_at if s.hangup_at is not None else now
+        s.wait_until = None
         for leg in s.legs.values():
             if leg.state == RINGING:
                 why = "answered_elsewhere" if s.answer_time is not None else reason

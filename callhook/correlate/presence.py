@@ -41,6 +41,7 @@ class Presence:
     last_seen: float = 0.0
     saved_seen: float = 0.0
     signed_off: bool = False
+    last_removed: tuple[str, float] | None = None  # the last Sign Off: (contact key, when)
 
     def state(self, tenant: str) -> dict[str, Any]:
         dnd = self.toggles.get("dnd", ("off", 0.0))[0] == "on"
@@ -158,6 +159,8 @@ class PresenceBook:
         p = self.entry(t, own) if own else None
         if p is not None:
             self.seen(t, own, rep.event, rep.device, now)
+        if p is not None and rep.contact is not None and self._same_registration(p, rep, now):
+            return []
         toggle = _TOGGLES.get(rep.key)
         if toggle is not None and p is not None:
             attr, value = toggle
@@ -182,6 +185,28 @@ class PresenceBook:
             body.update(rep.device)  # device_events: which device, at which address
         return [tv.event(rep.key, body, (own,) if own else ())]
 
+    def _same_registration(self, p: Presence, rep: DeviceReport, now: float) -> bool:
+        """A Registration of a device already registered as it is, or a Sign Off of one just
+        removed, within dedup_window (a repeat, not a change)."""
+        c = rep.contact
+        assert c is not None
+        key, window = _contact_key(c), self._settings.dedup_window
+        if rep.removed:
+            last = p.last_removed
+            return (
+                key not in p.contacts
+                and last is not None
+                and last[0] == key
+                and (now - last[1] <= window)
+            )
+        known = p.contacts.get(key)
+        return (
+            known is not None
+            and known.get("public_address") == c["public_address"]
+            and known.get("user_agent") == c["user_agent"]
+            and now - float(known.get("last_update", 0)) <= window
+        )
+
     def _register(
         self, t: str, p: Presence | None, rep: DeviceReport, body: dict[str, Any]
     ) -> None:
@@ -195,6 +220,7 @@ class PresenceBook:
         if rep.removed:
             p.contacts.pop(key, None)
             p.signed_off = not p.contacts
+            p.last_removed = (key, float(c["last_update"]))
             body["removed_contacts"] = [c]
         elif key in p.contacts or len(p.contacts) < _MAX_CONTACTS:
             p.contacts[key] = c

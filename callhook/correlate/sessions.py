@@ -100,9 +100,8 @@ class SessionTable:
         if s is None or s.closed or rep.role == "caller" or rep.phone in s.legs:
             return None
         # The target rings just after the transfer; the window restarts at the transferor's end.
-        since = (
-            s.transfer_until - self.settings.merge_window if s.transfer_until else s.last_activity
-        )
+        waiting = s.wait_until is not None and s.wait_reason == "transferred"
+        since = s.hangup_at if waiting and s.hangup_at is not None else s.last_activity
         return s if now - since <= self.settings.merge_window else None
 
     def _pair_match(self, tenant: str, rep: CallReport, now: float) -> Session | None:
@@ -293,11 +292,7 @@ def _push(bucket: list[Session], s: Session) -> None:
 
 def _drop(index: dict[_K, list[Session]], key: _K, s: Session) -> None:
     bucket = index.get(key)
-    if bucket is None:
-        return
-    try:
+    if bucket is not None and s in bucket:  # sessions compare by identity
         bucket.remove(s)
-    except ValueError:
-        pass
-    if not bucket:
-        del index[key]
+        if not bucket:
+            del index[key]

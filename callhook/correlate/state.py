@@ -111,7 +111,11 @@ class Session:
     status: str = ""
     end_reason: str = ""
     closed: bool = False
-    transfer_until: float | None = None  # transferor hung up: wait this long for the target
+    # Waiting before closing: for a transfer's target ("transferred") or for the other
+    # phone's own Terminate Call after one party hung up ("hangup"), until wait_until.
+    wait_until: float | None = None
+    wait_reason: str = ""
+    hangup_at: float | None = None  # when the call ended, if it is closed later
     legs: dict[str, Leg] = field(default_factory=dict)
     emitted: set[str] = field(default_factory=set)  # lifecycle keys sent (once per session)
     reroutes: set[str] = field(default_factory=set)
@@ -138,8 +142,8 @@ class Session:
             return "ended"
         if self.answer_time is None:
             return "ringing" if self.has_ringing() else "dialing"
-        if self.transfer_until is not None:
-            return "transferring"
+        if self.wait_until is not None:
+            return "transferring" if self.wait_reason == "transferred" else "ending"
         if any(leg.held for leg in self.legs.values()):
             return "held"
         return "established"
@@ -170,7 +174,9 @@ class Session:
             "status": self.status,
             "end_reason": self.end_reason,
             "closed": self.closed,
-            "transfer_until": self.transfer_until,
+            "wait_until": self.wait_until,
+            "wait_reason": self.wait_reason,
+            "hangup_at": self.hangup_at,
             "legs": [leg.to_dict() for leg in self.legs.values()],
             "emitted": sorted(self.emitted),
             "reroutes": sorted(self.reroutes),
@@ -212,5 +218,7 @@ _SESSION_FIELDS = (
     "status",
     "end_reason",
     "closed",
-    "transfer_until",
+    "wait_until",
+    "wait_reason",
+    "hangup_at",
 )

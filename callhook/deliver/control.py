@@ -81,12 +81,15 @@ async def update(
     ep = owned(svc, tenant, kind, endpoint_id)
     if ep.source == "config":
         raise Conflict("declared in the config file: change it there", code="config-managed")
+    enabled = fields.pop("enabled", None)
     check_fields(tenant, kind, fields, svc)
     if "url" in fields and fields["url"] != ep.url:
         await check_target(svc, fields["url"])
     new = rules.build(**{**_fields_of(ep), **fields, "updated_at": svc.clock()})
     await svc.store.write(lambda c, _st: endpoints.update(c, new))
     await svc.reload()
+    if enabled is not None and enabled != ep.enabled:
+        new = await set_enabled(svc, tenant, kind, endpoint_id, enabled)
     return new
 
 

@@ -59,6 +59,7 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         cap: int = 20_000,
+        on_attempt: Callable[[str, str, float], None] = lambda _kind, _result, _latency: None,
     ) -> None:
         self.sender = sender
         self.recorder = recorder
@@ -70,6 +71,7 @@ class Dispatcher:
         self.clock = clock
         self.rand = rand
         self.cap = cap
+        self.on_attempt = on_attempt  # metrics: (endpoint kind, result, latency)
         self.queues: dict[str, EndpointQueue] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
@@ -193,6 +195,7 @@ class Dispatcher:
             resp.excerpt,
         )
         if isinstance(outcome, backoff.Success):
+            self.on_attempt(ep.kind, "succeeded", resp.latency)
             self.recorder.add(
                 Update(item.delivery_id, "succeeded", n, now, resp.status, "", now), record
             )
@@ -222,6 +225,7 @@ class Dispatcher:
         self.recorder.add(
             Update(item.delivery_id, status, n, item.next_at, resp.status, reason, now), record
         )
+        self.on_attempt(ep.kind, "retry" if status == "pending" else "failed", resp.latency)
         if status != "pending":
             q.finish(item)
         elif not q.closed:

@@ -67,12 +67,24 @@ def write_batch(conn: sqlite3.Connection, updates: list[Update], attempts: list[
             for u in updates
         ],
     )
+    # Only for deliveries that still exist: an attempt may finish after its endpoint (and
+    # with it the delivery) was deleted.
     conn.executemany(
-        "INSERT OR REPLACE INTO delivery_attempts VALUES (?,?,?,?,?,?,?)",
+        "INSERT OR REPLACE INTO delivery_attempts SELECT ?,?,?,?,?,?,?"
+        " WHERE EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = ?)",
         [
-            (a.delivery_id, a.n, a.at, a.status_code, a.latency_ms, a.error, a.response)
+            (
+                a.delivery_id,
+                a.n,
+                a.at,
+                a.status_code,
+                a.latency_ms,
+                a.error,
+                a.response,
+                a.delivery_id,
+            )
             for a in attempts
-        ],
+        ],  # fmt: skip
     )
 
 

@@ -52,6 +52,7 @@ class Sender:
         self.read_limit = read_limit
         self._timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._checked: set[str] = set()  # origins that passed check_literal
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -81,8 +82,7 @@ class Sender:
         if session is None:
             return Response(None, 0.0, error="sender closed")
         try:
-            # aiohttp skips the resolver for literal IPs, so check those here.
-            check_literal(req.url, self.allow_private)
+            self._check(req.url)
             async with session.request(
                 req.method,
                 URL(req.url, encoded=True),  # already percent-encoded: do not re-quote
@@ -106,6 +106,18 @@ class Sender:
             return Response(None, time.monotonic() - started, error=error, refused=refused)
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             return Response(None, time.monotonic() - started, error=_describe(exc))
+
+    def _check(self, url: str) -> None:
+        """aiohttp skips the resolver for literal IPs, so check those here (once per origin:
+        the host part of a URL never holds variables)."""
+        slash = url.find("/", url.find("//") + 2)
+        origin = url if slash < 0 else url[:slash]
+        if origin in self._checked:
+            return
+        check_literal(url, self.allow_private)
+        if len(self._checked) > 10_000:
+            self._checked.clear()
+        self._checked.add(origin)
 
     async def _read_excerpt(self, resp: aiohttp.ClientResponse) -> str:
         buf = bytearray()

@@ -20,10 +20,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from prometheus_client import CollectorRegistry
 
 from callhook.config import Settings
 from callhook.deliver import endpoints, history, outbox, payload
 from callhook.deliver.dispatch import Dispatcher
+from callhook.deliver.metrics import DeliveryMetrics
 from callhook.deliver.outbox import Item, Outbox
 from callhook.deliver.recorder import Recorder
 from callhook.deliver.rules import Endpoint, Index
@@ -49,6 +51,7 @@ class DeliveryService:
         event_log: EventLog,
         tenant: Callable[[str], Tenant | None],
         clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -64,6 +67,7 @@ class DeliveryService:
             allow_private=settings.server.allow_private_targets,
         )
         self.recorder = Recorder(store)
+        self.metrics = DeliveryMetrics(registry, lambda: sum(self.dispatcher.depth().values()))
         self.dispatcher = Dispatcher(
             sender=self.sender,
             recorder=self.recorder,
@@ -73,6 +77,7 @@ class DeliveryService:
             settings=d,
             health=self,
             clock=clock,
+            on_attempt=self.metrics.attempt,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -188,6 +193,8 @@ class DeliveryService:
         self._spawn(self._persist_state(new, hold=bool(disabled_reason) and ep.active))
         if event is not None:
             self._spawn(self.announce(new, event, reason))
+        if disabled_reason and ep.active:
+            self.metrics.disabled.inc()
 
     async def _persist_state(self, ep: Endpoint, *, hold: bool) -> None:
         if hold:

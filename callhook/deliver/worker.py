@@ -37,6 +37,7 @@ class EndpointQueue:
     ready: deque[Item] = field(default_factory=deque)
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     running: int = 0  # worker tasks draining `ready`
+    starting: int = 0  # of which not started yet
     consecutive_failures: int = 0
     # Every pending row with seq <= frontier is in memory (or finished); rows above it may
     # wait in the database while the queue is `spilled` (it overflowed).
@@ -94,11 +95,17 @@ class EndpointQueue:
             self.pump()
 
     def pump(self) -> None:
-        while self.ready and self.running < self.limit and not self.closed:
+        """Start workers for ready deliveries: one per item, at most `limit` in all."""
+        if self.closed:
+            return
+        # Workers started but not yet running will each take one of the ready items.
+        for _ in range(min(len(self.ready) - self.starting, self.limit - self.running)):
             self.running += 1
+            self.starting += 1
             self.dispatcher.spawn(self._work())
 
     async def _work(self) -> None:
+        self.starting -= 1
         try:
             while self.ready and not self.closed:
                 await self.dispatcher.attempt(self, self.ready.popleft())

@@ -170,32 +170,27 @@ def hold(b: FlowBuilder) -> None:
 
 def internal_start(
     b: FlowBuilder, call: int, a: SimPhone, c: SimPhone, at: float, lift: bool = True
-) -> tuple[str, str]:
-    """`a` dials `c`: Outgoing Call on `a`, Incoming Call on `c` (each its own call id).
-    `lift`: `a` lifts the handset first (not when it is already on a call)."""
+) -> tuple[str, str, float]:
+    """`a` dials `c`: Outgoing Call on `a`, then Incoming Call on `c` (each its own call
+    id); returns both call ids and when `c` starts ringing. `lift`: `a` lifts the handset
+    first (not when it is already on a call)."""
     ca, cc = b.leg(a, call), b.leg(c, call)
     if lift:
         b.off_hook(a, at - 1.5)
     b.send(a, at, "outgoing_call", call, remote=c.extension, call_id=ca)
+    rings = at + b.timing.cause()
     b.send(
-        c,
-        at + GAP,
-        "incoming_call",
-        call,
-        remote=a.extension,
-        display_remote=a.extension,
-        call_id=cc,
+        c, rings, "incoming_call", call, remote=a.extension, display_remote=a.extension, call_id=cc
     )
-    return ca, cc
+    return ca, cc, rings
 
 
 def internal(b: FlowBuilder) -> None:
     """One extension calls another; both phones report, with different call ids."""
     a, c = b.phones[0], b.phones[1]
     call = b.call("internal", "answered", a.extension, c.extension)
-    start = b.t + 1.5
-    ca, cc = internal_start(b, call, a, c, start)
-    answer = start + b.timing.answer_ring(b.rng)
+    ca, cc, rings = internal_start(b, call, a, c, b.t + 1.5)
+    answer = rings + b.timing.answer_ring(b.rng)
     b.off_hook(c, answer - 0.2)
     b.send(c, answer, "establish_call", call, remote=a.extension, call_id=cc)
     b.send(a, answer + GAP, "establish_call", call, remote=c.extension, call_id=ca)
@@ -218,10 +213,9 @@ def unanswered(b: FlowBuilder, flow: str) -> None:
     if len(b.phones) >= 2:
         a, c = b.phones[0], b.phones[1]
         call = b.call(flow, status, a.extension, c.extension, ring_seconds=ring)
-        start = b.t + 1.5
-        ca, cc = internal_start(b, call, a, c, start)
-        b.terminate(a, start + GAP + ring, call, ca, c.extension, None)
-        b.send(c, start + 2 * GAP + ring, "missed_call", call, remote=a.extension, call_id=cc)
+        ca, cc, rings = internal_start(b, call, a, c, b.t + 1.5)
+        b.terminate(a, rings + ring, call, ca, c.extension, None)
+        b.send(c, rings + ring + GAP, "missed_call", call, remote=a.extension, call_id=cc)
         return
     a = b.phones[0]
     number, name = b.new_external()

@@ -57,7 +57,7 @@ def ring_group(b: FlowBuilder) -> None:
         if i != winner:
             b.send(
                 p,
-                end + (i + 1) * GAP,
+                end + b.timing.cause() + i * GAP,
                 "missed_call",
                 call,
                 remote=number,
@@ -75,7 +75,7 @@ def blind_transfer(b: FlowBuilder) -> None:
     t = answer + b.timing.talk(b.rng, low=2.0) / 2
     b.send(a, t, "blind_transfer", call, remote=c.extension, call_id=cid)
     d1 = b.terminate(a, t + 0.3, call, cid, number, answer)
-    ring_at = t + 0.6
+    ring_at = t + 0.3 + b.timing.cause()
     ccid = b.leg(c, call)
     b.send(c, ring_at, "incoming_call", call, remote=number, display_remote=name, call_id=ccid)
     answer2 = ring_at + b.timing.answer_ring(b.rng)
@@ -94,9 +94,8 @@ def attended_transfer(b: FlowBuilder) -> None:
     b.send(a, t, "hold_call", first, remote=number, call_id=cid)
     b.t = t  # the consultation call starts now
     consult = b.call("attended_transfer", "answered", a.extension, c.extension, part="consult")
-    start = t + 1.5
-    ca, cc = internal_start(b, consult, a, c, start, lift=False)
-    answer2 = start + b.timing.answer_ring(b.rng)
+    ca, cc, rings = internal_start(b, consult, a, c, t + 1.5, lift=False)
+    answer2 = rings + b.timing.answer_ring(b.rng)
     b.off_hook(c, answer2 - 0.2)
     b.send(c, answer2, "establish_call", consult, remote=a.extension, call_id=cc)
     b.send(a, answer2 + GAP, "establish_call", consult, remote=c.extension, call_id=ca)

@@ -31,10 +31,21 @@ class Timing:
     speed: float
     min_ring: float = 5.0
     max_talk: float = 900.0
+    causal: float = 0.15  # wall seconds between a report and another phone's report it causes
+
+    def cause(self) -> float:
+        """Simulated seconds from one phone's report to another phone's report that it
+        causes (a dial and the called phone ringing, an answer and the others' ringing
+        stopping, a transfer and its target ringing). Real phones are ~0.1 s apart; under
+        compression the gap is kept in wall time, so network jitter cannot reorder cause
+        and effect (the hub is tested on reports that really race, not on impossible ones).
+        """
+        return max(0.15, self.causal * self.speed)
 
     def answer_ring(self, rng: random.Random) -> float:
-        """Ring time before someone answers."""
-        return rng.uniform(1.5, 12.0)
+        """Ring time before someone answers (never shorter than a causal gap: every phone
+        of a ring group rings before one answers)."""
+        return max(rng.uniform(1.5, 12.0), self.cause())
 
     def talk(self, rng: random.Random, low: float = 4.0) -> float:
         """A conversation: log-normal, median one minute, within [low, max_talk]."""
@@ -71,12 +82,13 @@ def hub_settings(speed: float, max_talk: float = 900.0) -> dict[str, float]:
 
     The defaults (`min_ring_seconds` 5, `merge_window` 5, `session_timeout` 4 h) are meant
     for real time; at `--speed 60` a 5 s merge window spans five simulated minutes, in which
-    one extension makes several calls. The hub compares ring time in whole seconds, so the
-    ring threshold stays at 1 s or more. `session_timeout` must outlast the longest silence
+    one extension makes several calls; below 1 s, though, the window would be narrower than
+    the jitter of a busy hub's responses. The hub compares ring time in whole seconds, so
+    the ring threshold stays at 1 s or more. `session_timeout` must outlast the longest silence
     of a call (`max_talk`), or talking calls are closed as if their phone had rebooted.
     """
     return {
         "min_ring_seconds": max(1.0, 5.0 / speed),
-        "merge_window": max(0.25, 5.0 / speed),
+        "merge_window": max(1.0, 5.0 / speed),
         "session_timeout": max(5.0, round(1.5 * max_talk / speed + 1.0, 1)),
     }

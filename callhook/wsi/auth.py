@@ -106,6 +106,9 @@ class Authenticator:
         if hit is not None and hit[0] == stored and hit[1] > now:
             return True
         async with self._slots:
+            hit = self._cache.get(key)  # a storm: someone may have verified it meanwhile
+            if hit is not None and hit[0] == stored and hit[1] > time.monotonic():
+                return True
             ok = await asyncio.to_thread(security.verify_password, stored, password)
         if ok:
             if len(self._cache) >= self.cache_max:

@@ -162,19 +162,29 @@ class WsiConnection(Session, asyncio.Protocol):
     def deliver(self, out: Outgoing) -> bool:
         if self.replay is not None:
             return self.hold(out)
-        frame = out.frame
-        queued = self.pending_bytes
-        # Over budget only once already over: an event larger than the budget still goes.
-        if self.transport.get_write_buffer_size() + queued > self.service.max_queue_bytes:
+        # The hot path: no call into the transport here. The transport's own buffer is
+        # checked once per flush (flush_checked); this bounds what waits for that flush.
+        if self.pending_bytes > self.service.max_queue_bytes:
             return False
+        frame = out.frame
         if self.pending is None:
             self.pending = [frame]
-            self.service.dirty.append(self)  # flushed once at the end of this loop iteration
+            self.service.dirty.append(self)
         else:
             self.pending.append(frame)
-        self.pending_bytes = queued + len(frame)
+        self.pending_bytes += len(frame)
         self.last_seq = out.event.seq
         return True
+
+    def flush_checked(self) -> None:
+        """Flush coalesced frames; a client whose unread bytes exceed the budget is closed.
+
+        Everything written so far still precedes the close frame, so it resumes after the
+        last event written.
+        """
+        self._flush()
+        if self.transport.get_write_buffer_size() > self.service.max_queue_bytes:
+            self.close_slow(self.last_seq + 1)
 
     async def wait_writable(self) -> None:
         transport = self.transport

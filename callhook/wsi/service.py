@@ -29,6 +29,11 @@ from callhook.wsi.session import GOING_AWAY, Outgoing, Session
 
 log = logging.getLogger("callhook.wsi")
 
+# Writing to a socket costs a syscall (and, on loopback, the receiver's work too): several
+# µs, whatever the size. Under load, events are written at most this often, so each write
+# carries many events; the delay this adds is bounded by it.
+FLUSH_INTERVAL = 0.002
+
 
 class StateView(Protocol):
     """What a snapshot needs from the correlator."""
@@ -91,6 +96,7 @@ class WsiService:
         self._server: asyncio.Server | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._flush_handle: asyncio.Handle | None = None
+        self._last_flush = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
         r = registry if registry is not None else CollectorRegistry()
@@ -123,9 +129,11 @@ class WsiService:
             self._timer.cancel()
         if self._server is not None:
             self._server.close()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
         for session in list(self.sessions):
-            session.close(GOING_AWAY, "server shutting down")
-        self._flush()
+            session.close(GOING_AWAY, "server shutting down")  # each flushes what it has
+        self.dirty.clear()
         if self._server is not None:
             # Closing handshakes get a short grace, then wait_closed() returns.
             try:
@@ -165,14 +173,21 @@ class WsiService:
         if sent:
             self._m_sent.inc(sent)
         if self.dirty and self._flush_handle is None and self._loop is not None:
-            # Flush at the next loop turn: frames of all commits in this turn go out together.
-            self._flush_handle = self._loop.call_soon(self._flush)
+            # Coalesce: at most one flush per FLUSH_INTERVAL. A quiet hub flushes at the next
+            # loop turn; a busy one writes many events per connection per syscall.
+            wait = self._last_flush + FLUSH_INTERVAL - self._loop.time()
+            if wait > 0:
+                self._flush_handle = self._loop.call_later(wait, self._flush)
+            else:
+                self._flush_handle = self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_handle = None
+        if self._loop is not None:
+            self._last_flush = self._loop.time()
         dirty, self.dirty = self.dirty, []
         for conn in dirty:
-            conn._flush()
+            conn.flush_checked()
 
     # shared timer ----------------------------------------------------------------------
     def _tick(self) -> None:

@@ -224,6 +224,8 @@ def test_rules_over_the_api_and_the_delivery_log(env: tuple[Hub, Sink]) -> None:
     status, page = hub.api("GET", f"{base}/{rule['id']}/deliveries")
     ids = [x["id"] for x in page["deliveries"]]
     assert ids == [d["id"]]
+    status, on = hub.api("PATCH", f"{base}/{rule['id']}", {"enabled": True, "notes": "again"})
+    assert status == 200 and on["status"] == "enabled" and on["notes"] == "again"
     status, _ = hub.api("DELETE", f"{base}/{rule['id']}")
     assert status == 204
     assert hub.api("GET", f"{base}/{rule['id']}")[0] == 404

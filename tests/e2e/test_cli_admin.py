@@ -144,6 +144,16 @@ def test_keys_on_the_database_of_a_running_hub(hub: Hub) -> None:
 
     one_line_error(cli("keys", "revoke", "12345", "--config", cfg), "'12345'")
     one_line_error(cli("keys", "create", "--config", cfg, "--tenant", "nope"), "'nope'")
+    # phone-urls finds a tenant made through the API in the database.
+    assert (
+        hub.api("POST", "/api/v1/tenants", {"name": "viaapi", "ingest_token": "tk-viaapi"})[0]
+        == 201
+    )
+    urls = cli(
+        "phone-urls", "--config", cfg, "--tenant", "viaapi", "--host", "h", "--format", "list"
+    )
+    assert urls.returncode == 0 and "h/token=tk-viaapi&event=Incoming%20Call" in urls.stdout
+
     usage = cli("keys", "list", "--config", cfg)  # click's usage errors exit 2
     assert usage.returncode == 2 and "Missing option '--tenant'" in usage.stderr
 

@@ -9,11 +9,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import browser, login, page, screenshot  # noqa: F401
+from tests.support.browser import chromium, login, new_page, screenshot
 from tests.support.hub import Hub
 from tests.support.phone import Phone
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    yield from chromium()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    yield from new_page(browser)
 
 
 class Sink:

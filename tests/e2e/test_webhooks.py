@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -216,6 +217,9 @@ def test_other_4xx_fails_without_retry(env: tuple[Hub, Sink]) -> None:
     (d,) = until(lambda: hub.api("GET", path)[1]["deliveries"], what="failed delivery")
     assert d["attempts"] == 1 and d["last_status_code"] == 400
     assert sink.count("/bad") == 1
+    with urllib.request.urlopen(hub.base + "/metrics", timeout=5) as r:
+        metrics = r.read().decode()
+    assert 'callhook_webhook_attempts_total{kind="webhook",result="failed"}' in metrics
 
 
 def test_hung_endpoint_does_not_slow_the_nine_others(env: tuple[Hub, Sink]) -> None:

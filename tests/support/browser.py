@@ -17,7 +17,7 @@ import pytest
 from tests.support.hub import ADMIN_KEY, Hub
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, ConsoleMessage, Page
+    from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -31,8 +31,8 @@ ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-LAPTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1366, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -42,9 +42,13 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium per test module."""
+def chromium() -> Iterator[Browser]:
+    """Launch Debian's headless Chromium; for a module-scoped `browser` fixture:
+
+    @pytest.fixture(scope="module")
+    def browser() -> Iterator[Browser]:
+        yield from chromium()
+    """
     if not os.access(CHROMIUM, os.X_OK):
         _unavailable(f"{CHROMIUM} not found (make test installs Debian's chromium)")
     try:
@@ -59,9 +63,9 @@ def browser() -> Iterator[Browser]:
             b.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser context (own sessionStorage); fails the test on any page error."""
+def new_page(browser: Browser) -> Iterator[Page]:
+    """A fresh context (own sessionStorage) and page, for a `page` fixture; the test fails
+    on any uncaught page error or console error."""
     context = browser.new_context(viewport=LAPTOP, reduced_motion="reduce", locale="en-GB")
     context.set_default_timeout(10_000)
     pg = context.new_page()

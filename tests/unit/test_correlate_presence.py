@@ -188,3 +188,15 @@ def test_sign_off_of_a_phone_without_mac() -> None:
     p.send("sign_off", local="103", phone_ip="10.1.1.3")
     assert not p.c.presence("acme", "103")["registered"]
     assert "registration_contacts" not in p.log[-1].body
+
+
+def test_registration_right_after_sign_off_is_news() -> None:
+    p = Phones(dedup_window=30)
+    assert p.send("registration", **PHONE) == ["extension_register"]
+    p.wait(2)
+    assert p.send("sign_off", **PHONE) == ["extension_register"]
+    assert p.send("sign_off", **PHONE) == []
+    p.wait(2)
+    assert p.send("registration", **PHONE) == ["extension_register"]
+    assert p.send("registration", **PHONE) == []
+    assert p.c.presence("acme", "101")["registered"]

@@ -270,7 +270,7 @@ def test_hub_settings_scale_with_speed() -> None:
         "session_timeout": 1351.0,
     }
     fast = hub_settings(60.0, max_talk=120.0)
-    assert fast["min_ring_seconds"] == 1.0 and fast["merge_window"] < 1.0
+    assert fast["min_ring_seconds"] == 1.0 and fast["merge_window"] == 1.0
     assert fast["session_timeout"] > 120.0 / 60.0
 
 
@@ -282,7 +282,7 @@ def test_check_matches_cdrs_to_calls() -> None:
     calls = [_call(0), _call(1, "missed"), _call(2, "answered", "a", "b"), _call(3)]
     calls[0].talk_seconds = 30
     cdrs = [
-        {"call_id": "c0", "status": "answered", "talk_seconds": 31},
+        {"call_id": "c0", "status": "answered", "talk_seconds": 32},
         {"call_id": "c1", "status": "abandoned"},
         {"call_id": "a", "status": "answered"},
         {"call_id": "b", "status": "answered"},
@@ -296,6 +296,8 @@ def test_check_matches_cdrs_to_calls() -> None:
     assert {(c.index, what) for c, what, _, _ in v.wrong} == {(0, "talk_seconds"), (1, "status")}
     assert len(v.problems) == 5
     assert not check(calls[:2], cdrs[:2], talk=False).wrong[1:]
+    cdrs[0]["talk_seconds"] = 31  # phones round their own durations: 1 s either way is fine
+    assert [what for _, what, _, _ in check(calls[:1], cdrs[:1]).wrong] == []
 
 
 def test_check_presence() -> None:

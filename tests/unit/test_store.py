@@ -14,7 +14,9 @@ from callhook.store.sqlite import SQLiteStore, StoreError, WriterState
 
 
 def _ev(tenant: str, n: int) -> Event:
-    return Event(tenant=tenant, key="dnd_on", body={"extension": f"sip:{n}@x"}, extensions=(str(n),))
+    return Event(
+        tenant=tenant, key="dnd_on", body={"extension": f"sip:{n}@x"}, extensions=(str(n),)
+    )
 
 
 async def test_concurrent_appends_group_commit_and_gap_free_seq(tmp_path: Path) -> None:

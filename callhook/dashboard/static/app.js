@@ -228,7 +228,8 @@ class Dashboard {
 
 /** Empty the tables of a previous tenant (views keep their rows in keyed maps). */
 function resetTables() {
-  for (const tb of document.querySelectorAll("#view-live tbody, #view-webhooks tbody")) {
+  const bodies = "#view-live tbody, #view-webhooks tbody, #presence [data-role=rows]";
+  for (const tb of document.querySelectorAll(bodies)) {
     tb.replaceChildren();
   }
   $("#view-phones [data-role=urls]").replaceChildren();

@@ -1,4 +1,6 @@
-// Extension presence: one row per extension, keyed by number. Events name the extensions
+// Extension presence: one row per extension, keyed by number. Rows are CSS grid rows with
+// ARIA table roles, so that `content-visibility: auto` lets the browser skip the layout
+// and paint of the ones scrolled out of view (a <tr> cannot be skipped that way). Events name the extensions
 // they touch; only those are re-read (GET .../extensions/{n}/state), or the whole tenant
 // (GET .../presence) when a batch touches many. Rows are filtered by toggling `hidden`.
 
@@ -23,7 +25,7 @@ export class PresenceView {
     this.clock = clock;
     this.states = new Map(); // number -> presence state
     this.rows = new Map(); // number -> {tr, cells}
-    this.tbody = root.querySelector("tbody");
+    this.body = root.querySelector("[data-role=rows]");
     this.summary = root.querySelector("[data-role=summary]");
     this.search = root.querySelector("[data-role=search]");
     this.statusFilter = root.querySelector("[data-role=status-filter]");
@@ -48,7 +50,7 @@ export class PresenceView {
       const frag = document.createDocumentFragment();
       const numbers = [...this.rows.keys()].sort(collator.compare);
       for (const n of numbers) frag.append(this.rows.get(n).tr);
-      this.tbody.append(frag);
+      this.body.append(frag);
     }
     this.afterUpdate();
   }
@@ -79,7 +81,7 @@ export class PresenceView {
       ),
     );
     for (const st of states) {
-      if (st && this.update(st)) insertSorted(this.tbody, this.rows.get(String(st.extension)).tr);
+      if (st && this.update(st)) insertSorted(this.body, this.rows.get(String(st.extension)).tr);
     }
     this.afterUpdate();
   }
@@ -96,17 +98,18 @@ export class PresenceView {
     let row = this.rows.get(n);
     const added = !row;
     if (!row) {
+      const cell = (cls) => h("span", { role: "cell", class: cls });
       const cells = {
-        number: h("th", { scope: "row", class: "num" }, n),
-        name: h("td", { class: "name-cell" }),
-        status: h("td", {}, h("span", { class: "badge" })),
-        device: h("td", { class: "opt device" }),
-        call: h("td", { class: "call" }),
-        dnd: h("td", { class: "flag" }),
-        forward: h("td", { class: "flag opt" }),
-        seen: h("td", { class: "opt seen" }),
+        number: h("span", { role: "rowheader", class: "num" }, n),
+        name: cell("name-cell"),
+        status: h("span", { role: "cell" }, h("span", { class: "badge" })),
+        device: cell("opt device"),
+        call: cell("call"),
+        dnd: cell("flag"),
+        forward: cell("flag opt"),
+        seen: cell("opt seen"),
       };
-      const tr = h("tr", { dataset: { ext: n } }, ...Object.values(cells));
+      const tr = h("div", { role: "row", class: "grow", dataset: { ext: n } }, ...Object.values(cells));
       row = { tr, cells };
       this.rows.set(n, row);
     }
@@ -213,14 +216,14 @@ function deviceTitle(st) {
 
 const collator = new Intl.Collator(undefined, { numeric: true });
 
-/** Insert one new row into `tbody`, keeping extension order. */
-function insertSorted(tbody, tr) {
+/** Insert one new row into `body`, keeping extension order. */
+function insertSorted(body, tr) {
   const n = tr.dataset.ext;
-  for (const other of tbody.children) {
+  for (const other of body.children) {
     if (collator.compare(other.dataset.ext, n) > 0) {
-      tbody.insertBefore(tr, other);
+      body.insertBefore(tr, other);
       return;
     }
   }
-  tbody.append(tr);
+  body.append(tr);
 }

@@ -1,0 +1,55 @@
+"""Who a call is between, and which of the tenant's extensions it concerns.
+
+Phones disagree on this only in how much they know: the caller's phone knows the number
+dialled, a called phone knows who called, a phone that did not say its direction gives a
+guess. The best view wins; `extensions` decides routing and how parties are written.
+"""
+
+from __future__ import annotations
+
+from callhook.correlate import bodies
+from callhook.correlate.bodies import TenantView
+from callhook.correlate.sessions import SessionTable
+from callhook.correlate.state import Leg, Session
+from callhook.normalise import CallReport
+
+
+def learn(s: Session, leg: Leg, rep: CallReport, tv: TenantView, table: SessionTable) -> None:
+    """Caller and callee from the most telling view: the caller's phone, else a called
+    phone, else a guess (caller = this phone) that a better view replaces."""
+    if rep.phase == "transfer":
+        if not s.caller:
+            s.caller = rep.own
+        refresh_extensions(s, tv)
+        return
+    view = 2 if leg.role == "caller" else 1 if leg.role == "target" else 0
+    if view > s.view or not (s.caller or s.callee):
+        if leg.role == "target":
+            caller, callee, name = rep.remote, rep.own, rep.display_remote
+        else:
+            caller, callee, name = rep.own, rep.remote, rep.display_local
+        s.caller = caller or s.caller
+        # A called phone in a ring group is not the number dialled: keep the caller's view.
+        if s.view < 2 or view == 2:
+            s.callee = callee or s.callee
+        if name and (view > s.view or not s.caller_display_name):
+            s.caller_display_name = name
+        s.view = max(s.view, view)
+    if s.view:
+        table.index_caller(s, s.caller)
+    elif leg.remote and leg.number:
+        table.index_caller(s, leg.remote)  # the guess may be backwards
+    if not s.caller_display_name and s.caller:
+        s.caller_display_name = tv.display_name(s.caller)
+    refresh_extensions(s, tv)
+
+
+def refresh_extensions(s: Session, tv: TenantView) -> None:
+    """The tenant's extensions a session concerns: the reporting phones (always ours),
+    and caller, callee, who answered and transfer targets when they are extensions."""
+    exts = [leg.number for leg in s.legs.values() if leg.number]
+    for n in (s.caller, s.callee, s.answered_by, *s.transfer_targets):
+        if n and n not in exts and tv.is_extension(n):
+            exts.append(n)
+    s.extensions = tuple(exts)
+    bodies.render_parties(s, tv)

@@ -1,0 +1,50 @@
+"""Prometheus metrics of the delivery service, on the hub's registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+RESULTS = ("succeeded", "retry", "failed")
+
+
+class DeliveryMetrics:
+    """Attempts by endpoint kind and result, their latency, and what waits in memory."""
+
+    def __init__(self, registry: CollectorRegistry | None, depth: Callable[[], int]) -> None:
+        r = registry if registry is not None else CollectorRegistry()
+        attempts = Counter(
+            "callhook_webhook_attempts",
+            "Delivery attempts (webhooks and Call Events) by kind and result",
+            ["kind", "result"],
+            registry=r,
+        )
+        # Children bound once: this runs for every attempt.
+        self._attempts = {
+            (kind, result): attempts.labels(kind, result)
+            for kind in ("webhook", "call_event")
+            for result in RESULTS
+        }
+        self._latency = Histogram(
+            "callhook_webhook_latency_seconds",
+            "Time to the response headers of a delivery attempt",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        queued = Gauge(
+            "callhook_webhook_queued", "Deliveries queued in memory, all endpoints", registry=r
+        )
+        queued.set_function(lambda: float(depth()))
+        self.disabled = Counter(
+            "callhook_webhook_endpoints_disabled",
+            "Endpoints disabled by the hub (410 Gone, or failing for disable_after)",
+            registry=r,
+        )
+
+    def attempt(self, kind: str, result: str, latency: float) -> None:
+        child = self._attempts.get((kind, result))
+        if child is not None:
+            child.inc()
+        if latency > 0:
+            self._latency.observe(latency)
