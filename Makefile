@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 CONFIG ?= callhook.toml
 
-.PHONY: serve test lint unit bench install dev clean
+.PHONY: serve test lint unit bench install dev clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check callhook tests bench
 	$(BIN)/mypy
 
+## chromium: Debian's Chromium for the dashboard's browser tests (no browser is downloaded)
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
 ## test: set up, lint, and run the whole suite
-test: lint
+test: lint chromium
 	$(BIN)/pytest -q -p no:cacheprovider
 
 ## bench: run every benchmark; each ends with `RATIO <name> <value>`

@@ -99,8 +99,8 @@ class Retention:
         while True:
             try:
                 await self.prune()
-            except StoreError as exc:
-                log.warning("retention pass failed", extra={"error": str(exc)})
+            except Exception:  # the next pass may succeed; never let the loop die
+                log.exception("retention pass failed")
             await asyncio.sleep(self.interval)
 
     async def prune(self) -> dict[str, int]:
@@ -159,8 +159,10 @@ class Retention:
                 await asyncio.sleep(0)  # let queued ingest writes in between batches
             self.pruned.labels("tenant").inc(total)
             log.info("tenant data removed", extra={"tenant": tenant, "rows": total})
-        except StoreError as exc:
-            log.warning("tenant purge failed", extra={"tenant": tenant, "error": str(exc)})
+        except StoreError as exc:  # the store is closing; resumed at the next start
+            log.warning("tenant purge stopped", extra={"tenant": tenant, "error": str(exc)})
+        except Exception:
+            log.exception("tenant purge failed", extra={"tenant": tenant})
         finally:
             self.purging.discard(tenant)
 

@@ -1,9 +1,9 @@
 """What to do after an attempt: `Success`, `Retry(after)` or `GiveUp(reason)` (pure).
 
 Retry and give-up are types (STYLE §7): the worker never inspects status codes itself.
-Schedule semantics follow Svix: `schedule[0]` is the delay before the first attempt,
-`schedule[n]` the delay before attempt n+1 once attempt n failed; the schedule's length
-is the number of attempts.
+Schedule semantics follow Svix: the schedule's length is the number of attempts;
+`schedule[0]` stands for the first attempt, made as soon as the event is committed, and
+`schedule[n]` is the delay before attempt n+1 once attempt n failed.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ class Writer(Protocol):
     async def write(self, fn: Any) -> Any: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every attempt, frozen init is slower
 class Attempt:
     """One attempt, as the delivery log shows it."""
 
@@ -36,7 +36,7 @@ class Attempt:
     response: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every attempt, frozen init is slower
 class Update:
     """A delivery's state after an attempt (or a hold)."""
 
@@ -84,7 +84,7 @@ def write_batch(conn: sqlite3.Connection, updates: list[Update], attempts: list[
                 a.delivery_id,
             )
             for a in attempts
-        ],  # fmt: skip
+        ],
     )
 
 

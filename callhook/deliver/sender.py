@@ -53,6 +53,7 @@ class Sender:
         self._timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
         self._checked: set[str] = set()  # origins that passed check_literal
+        self._urls: dict[str, URL] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -85,7 +86,7 @@ class Sender:
             self._check(req.url)
             async with session.request(
                 req.method,
-                URL(req.url, encoded=True),  # already percent-encoded: do not re-quote
+                self._url(req.url),
                 data=req.body,
                 headers=req.headers,
                 allow_redirects=False,
@@ -106,6 +107,15 @@ class Sender:
             return Response(None, time.monotonic() - started, error=error, refused=refused)
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             return Response(None, time.monotonic() - started, error=_describe(exc))
+
+    def _url(self, url: str) -> URL:
+        """Parsed once per URL (a webhook's never changes); already percent-encoded."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) > 10_000:
+                self._urls.clear()
+            parsed = self._urls[url] = URL(url, encoded=True)
+        return parsed
 
     def _check(self, url: str) -> None:
         """aiohttp skips the resolver for literal IPs, so check those here (once per origin:

@@ -84,7 +84,8 @@ def render(result: SimulationResult, console: Console) -> None:
     console.print(_presence(result))
     console.print(
         f"{result.requests} requests to {result.url} in {result.elapsed:.1f} s ({rate:.0f}/s), "
-        f"{result.failed} failed; max send lag {result.max_lag:.2f} s ({result.late} late), "
+        f"{result.failed} failed; send lag p99 {result.lag(0.99):.3f} s, max "
+        f"{result.max_lag:.2f} s ({result.late} over 0.5 s), "
         f"speed x{result.plan.speed:g}"
     )
     for note in result.plan.notes:

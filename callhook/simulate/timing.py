@@ -31,7 +31,7 @@ class Timing:
     speed: float
     min_ring: float = 5.0
     max_talk: float = 900.0
-    causal: float = 0.15  # wall seconds between a report and another phone's report it causes
+    causal: float = 0.5  # wall seconds between a report and another phone's report it causes
 
     def cause(self) -> float:
         """Simulated seconds from one phone's report to another phone's report that it

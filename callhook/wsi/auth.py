@@ -24,6 +24,7 @@ from callhook.wsi.protocol import AUTH_FAILED, Auth, error_reply
 T = TypeVar("T")
 
 TOO_MANY = error_reply("too many failed attempts, try again later")
+HASH_TTL = 5.0  # seconds a stored hash is reused before it is read again
 
 
 class Reader(Protocol):
@@ -70,6 +71,7 @@ class Authenticator:
         self.cache_ttl = cache_ttl
         self.cache_max = cache_max
         self._cache: dict[tuple[str, str, bytes], tuple[str, float]] = {}
+        self._hashes: dict[tuple[str, str], tuple[str, float, Tenant]] = {}
         self._slots = asyncio.Semaphore(concurrency)  # Argon2 costs 19 MiB per verification
         self._dummy_hash = ""
 
@@ -84,7 +86,7 @@ class Authenticator:
         if tenant is None:
             await self._verify_dummy(cmd.password)  # same cost as a real miss
         else:
-            ok = await self._check(tenant.name, cmd.extension, cmd.password)
+            ok = await self._check(tenant, cmd.extension, cmd.password)
         if not ok or tenant is None:
             self.by_account.failed(account)
             self.by_address.failed(source)
@@ -92,15 +94,28 @@ class Authenticator:
         self.by_account.succeeded(account)
         return Principal(tenant.name, cmd.extension)
 
-    async def _check(self, tenant: str, extension: str | None, password: str) -> bool:
-        stored = await self.store.read(lambda c: dirstore.password_hash(c, tenant, extension))
+    async def _stored_hash(self, tenant: Tenant, extension: str | None) -> str:
+        # Read through a short cache: a storm of logins to one account costs one query.
+        # Any directory change (a password set over the API, say) reloads the read model
+        # with new Tenant objects, which invalidates it at once.
+        key = (tenant.name, extension or "")
+        now = time.monotonic()
+        hit = self._hashes.get(key)
+        if hit is not None and hit[1] > now and hit[2] is tenant:
+            return hit[0]
+        name = tenant.name
+        stored = await self.store.read(lambda c: dirstore.password_hash(c, name, extension))
+        if len(self._hashes) >= self.cache_max:
+            self._hashes.clear()
+        self._hashes[key] = (stored, now + HASH_TTL, tenant)
+        return stored
+
+    async def _check(self, tenant: Tenant, extension: str | None, password: str) -> bool:
+        stored = await self._stored_hash(tenant, extension)
         if not stored or not password:
             return False
-        key = (
-            tenant,
-            extension or "",
-            hashlib.sha256(password.encode("utf-8", "replace")).digest(),
-        )
+        digest = hashlib.sha256(password.encode("utf-8", "replace")).digest()
+        key = (tenant.name, extension or "", digest)
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] == stored and hit[1] > now:

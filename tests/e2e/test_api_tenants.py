@@ -175,3 +175,24 @@ def test_tenant_keys_stay_in_their_tenant(shared_hub: Hub) -> None:
 
     assert h.api("GET", "/api/v1/tenants", key="")[0] == 401
     assert h.api("GET", "/api/v1/tenants", key="chk_wrong")[0] == 401
+
+
+def test_an_interrupted_removal_resumes_at_start(hub: Hub) -> None:
+    status, t = hub.api("POST", "/api/v1/tenants", {"name": "halfway"})
+    assert status == 201
+    for event in ("off_hook", "on_hook"):
+        assert phone(hub, t["ingest_token"], event) == 200
+    hub.stop()
+    # As if the hub died right after DELETE committed: the row is gone, the data is not.
+    db = sqlite3.connect(hub.db)
+    with db:
+        db.execute("DELETE FROM tenants WHERE name='halfway'")
+        db.execute("INSERT INTO tenant_purges VALUES ('halfway', 0)")
+    hub.start()
+    deadline = time.monotonic() + 10
+    while db.execute("SELECT COUNT(*) FROM tenant_purges").fetchone()[0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert db.execute("SELECT COUNT(*) FROM events WHERE tenant='halfway'").fetchone()[0] == 0
+    db.close()
+    assert hub.api("POST", "/api/v1/tenants", {"name": "halfway"})[0] == 201

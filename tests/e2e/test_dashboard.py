@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from callhook.phone_urls import phone_url
-from tests.support.browser import chromium, login, new_page, screenshot
+from tests.support.browser import chromium, login, new_page, screenshot, shared_hub
 from tests.support.hub import ADMIN_KEY, Hub
 from tests.support.phone import Phone
 
@@ -27,26 +27,9 @@ def page(browser: Browser) -> Iterator[Page]:
     yield from new_page(browser)
 
 
-# Extensions beyond the test config's 101-103, so that each test has phones of its own on
-# the module's one hub (a hub start costs seconds on a busy machine).
-EXTRA = "".join(
-    f'\n[[tenant.extension]]\nnumber = "{n}"\ndisplay_name = "User {n}"\n' for n in range(104, 110)
-)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dash_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """One hub for the module, with no minimum ring time (a short unanswered call is missed)."""
-    h = Hub(tmp_path_factory.mktemp("dash"), acme_config=EXTRA)
-    text = h.config_path.read_text()
-    h.config_path.write_text(
-        text.replace("tick_interval = 0.2", "tick_interval = 0.2\nmin_ring_seconds = 0")
-    )
-    h.start()
-    try:
-        yield h
-    finally:
-        h.stop()
+    yield from shared_hub(tmp_path_factory)
 
 
 def phones(hub: Hub, a: str = "101", b: str = "102") -> tuple[Phone, Phone]:
@@ -236,7 +219,7 @@ def test_a_tenant_key_sees_only_its_tenant(dash_hub: Hub, page: Page) -> None:
     # The admin picks among every tenant.
     page.get_by_role("button", name="Log out").click()
     login(page, dash_hub)
-    expect(select.locator("option")).to_have_count(2)
+    expect(select.locator("option")).to_have_count(3)
     expect(page.locator("#presence [role=rowheader]").first).to_have_text("101")
     select.select_option("globex")
     expect(page.locator("#presence [role=rowheader]")).to_have_text(["201"])
@@ -271,7 +254,7 @@ def test_keyboard_and_labels(dash_hub: Hub, page: Page) -> None:
 def test_the_live_channel_resumes_from_the_last_seq_after_a_restart(
     dash_hub: Hub, page: Page
 ) -> None:
-    # Last in the module: it restarts the module's hub.
+    # Last in the module: it restarts the hub (the other modules find it running again).
     alice, bob = phones(dash_hub, "107", "108")
     login(page, dash_hub)
     conn = page.locator("#conn")

@@ -5,26 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import LAPTOP, PHONE, chromium, login, new_page, screenshot
+from tests.support.browser import (
+    BIG_EXTENSIONS,
+    BIG_TOKEN,
+    LAPTOP,
+    PHONE,
+    chromium,
+    login,
+    new_page,
+    screenshot,
+    shared_hub,
+)
 from tests.support.hub import Hub
 from tests.support.phone import Phone
 
-TOKEN = "big-token"
-EXTENSIONS = 1000
 CALLS = 100
 
-BIG = (
-    '\n[[tenant]]\nname = "big"\ndomain = "big.example.com"\ningest_token = "big-token"\n'
-    + "".join(
-        f'\n[[tenant.extension]]\nnumber = "{n}"\ndisplay_name = "Agent {n}"\n'
-        for n in range(2000, 2000 + EXTENSIONS)
-    )
-)
 
 # Long tasks (main thread busy > 50 ms) and the longest gap between animation frames.
 WATCH = """() => {
@@ -53,13 +53,9 @@ def page(browser: Browser) -> Iterator[Page]:
     yield from new_page(browser)
 
 
-@pytest.fixture
-def big_hub(tmp_path: Path) -> Iterator[Hub]:
-    h = Hub(tmp_path, extra_config=BIG).start()
-    try:
-        yield h
-    finally:
-        h.stop()
+@pytest.fixture(scope="session")
+def dash_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    yield from shared_hub(tmp_path_factory)
 
 
 def send_all(requests: list[tuple[Phone, str, dict[str, str]]]) -> None:
@@ -72,16 +68,16 @@ def send_all(requests: list[tuple[Phone, str, dict[str, str]]]) -> None:
     assert set(statuses) == {200}, statuses
 
 
-def test_1000_extensions_and_100_concurrent_calls(big_hub: Hub, page: Page) -> None:
-    login(page, big_hub, tenant="big")
+def test_1000_extensions_and_100_concurrent_calls(dash_hub: Hub, page: Page) -> None:
+    login(page, dash_hub, tenant="big")
     presence = page.locator("#presence [role=row][data-ext]")
-    expect(presence).to_have_count(EXTENSIONS)
-    expect(presence.first.locator("[role=rowheader]")).to_have_text("2000")
-    expect(presence.last.locator("[role=rowheader]")).to_have_text(str(2000 + EXTENSIONS - 1))
+    expect(presence).to_have_count(len(BIG_EXTENSIONS))
+    expect(presence.first.locator("[role=rowheader]")).to_have_text(str(BIG_EXTENSIONS[0]))
+    expect(presence.last.locator("[role=rowheader]")).to_have_text(str(BIG_EXTENSIONS[-1]))
     page.evaluate(WATCH)
 
     agents = [
-        Phone(big_hub.port, TOKEN, str(n), mac=f"0004F2{n:06d}")
+        Phone(dash_hub.port, BIG_TOKEN, str(n), mac=f"0004F2{n:06d}")
         for n in range(2000, 2000 + CALLS * 10, 10)
     ]
     caller = {a.number: f"07112{a.number}" for a in agents}
@@ -92,7 +88,7 @@ def test_1000_extensions_and_100_concurrent_calls(big_hub: Hub, page: Page) -> N
     send_all([(a, "Establish Call", {"remote": caller[a.number]}) for a in agents])
     expect(page.locator("#calls tr[data-state=established]")).to_have_count(CALLS, timeout=20_000)
     summary = page.locator("#presence [data-role=summary]")
-    expect(summary).to_contain_text(f"{EXTENSIONS} extensions")
+    expect(summary).to_contain_text(f"{len(BIG_EXTENSIONS)} extensions")
     expect(summary).to_contain_text(f"{CALLS} on a call")
     expect(page.locator("#presence [data-ext='2010'] .badge")).to_have_text("On a call")
     screenshot(page, "dashboard-scale", full_page=False)
@@ -101,6 +97,10 @@ def test_1000_extensions_and_100_concurrent_calls(big_hub: Hub, page: Page) -> N
     page.set_viewport_size(PHONE)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"page is {overflow}px wider than a phone screen"
+    first = calls.first
+    expect(first.locator(".duration.inline")).to_be_visible()
+    box = first.locator(".duration.inline").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= PHONE["width"], box
     screenshot(page, "dashboard-phone", full_page=False)
     page.set_viewport_size(LAPTOP)
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.browser import chromium, login, new_page, screenshot
+from tests.support.browser import chromium, login, new_page, screenshot, shared_hub
 from tests.support.hub import Hub
 from tests.support.phone import Phone
 
@@ -71,37 +70,33 @@ def sink() -> Iterator[Sink]:
         s.close()
 
 
-@pytest.fixture
-def hook_hub(tmp_path: Path) -> Iterator[Hub]:
-    h = Hub(tmp_path, server_config="allow_private_targets = true").start()
-    try:
-        yield h
-    finally:
-        h.stop()
+@pytest.fixture(scope="session")
+def dash_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    yield from shared_hub(tmp_path_factory)
 
 
 def test_a_failing_endpoint_turns_red_and_a_redelivery_heals_it(
-    hook_hub: Hub, sink: Sink, page: Page
+    dash_hub: Hub, sink: Sink, page: Page
 ) -> None:
     fast = [0.2, 0.2, 0.2, 0.2, 600]  # three quick failures make it "failing"; then wait
-    status, hook = hook_hub.api(
+    status, hook = dash_hub.api(
         "POST",
         "/api/v1/tenants/acme/webhooks",
         {"url": sink.url("/hook"), "topics": ["extension_events"], "schedule": fast},
     )
     assert status == 201, hook
-    status, gone = hook_hub.api(
+    status, gone = dash_hub.api(
         "POST",
         "/api/v1/tenants/acme/webhooks",
         {"url": sink.url("/gone"), "topics": ["extension_events"], "schedule": fast},
     )
     assert status == 201, gone
-    login(page, hook_hub)
+    login(page, dash_hub)
     page.get_by_role("navigation", name="Views").get_by_role("link", name="Webhooks").click()
     row = page.locator(f"table.webhooks tr[data-endpoint='{hook['id']}']")
     expect(row.locator(".badge")).to_have_text("Healthy")
 
-    Phone(hook_hub.port, "gs-7f3a9c", "101").send("DND On")
+    Phone(dash_hub.port, "gs-7f3a9c", "109").send("DND On")
     expect(row.locator(".badge")).to_have_text("Failing", timeout=15_000)
     expect(row).to_have_class("bad")
     expect(row.locator("td.last-error")).to_contain_text("HTTP 500")

@@ -95,12 +95,12 @@ def simulate_cli(hub_url: str, *args: str, token: str = TOKEN) -> subprocess.Com
 
 
 def test_cli_run_gives_one_cdr_per_call(tmp_path: Path) -> None:
-    speed, talk = 60.0, 60.0
-    hub = start_hub(tmp_path, phones=20, speed=speed, max_talk=talk)
+    speed, talk = 90.0, 60.0
+    hub = start_hub(tmp_path, phones=30, speed=speed, max_talk=talk)
     try:
         run = simulate_cli(
             hub.base,
-            *("--phones", "20", "--calls", "120", "--rate", "30", "--seed", "1"),
+            *("--phones", "30", "--calls", "120", "--rate", "30", "--seed", "1"),
             *("--speed", str(speed), "--max-talk", str(talk), "--min-ring", "1"),
             *("--mix", EVERY_FLOW, "--json"),
         )
@@ -115,7 +115,7 @@ def test_cli_run_gives_one_cdr_per_call(tmp_path: Path) -> None:
         assert v.matched == len(calls)
 
         # The human summary, on the same hub.
-        run = simulate_cli(hub.base, "--phones", "3", "--calls", "5", "--speed", "200")
+        run = simulate_cli(hub.base, "--calls", "5", "--speed", "200", "--mix", "inbound=1,dnd=1")
         assert run.returncode == 0, run.stderr
         for title in ("Requests sent", "Responses", "Calls by flow", "Expected final presence"):
             assert title in run.stdout
@@ -124,14 +124,14 @@ def test_cli_run_gives_one_cdr_per_call(tmp_path: Path) -> None:
 
 
 async def test_in_process_run_with_several_vendors(tmp_path: Path) -> None:
-    speed, talk = 60.0, 60.0
-    hub = start_hub(tmp_path, phones=20, speed=speed, max_talk=talk)
+    speed, talk = 90.0, 60.0
+    hub = start_hub(tmp_path, phones=30, speed=speed, max_talk=talk)
     try:
         result: SimulationResult = await run_simulation(
             hub.base,
             TOKEN,
-            phones=20,
-            calls=150,
+            phones=30,
+            calls=120,
             rate=30,
             speed=speed,
             seed=7,
@@ -158,7 +158,7 @@ async def test_registration_follows_sign_off(tmp_path: Path) -> None:
     hub = start_hub(tmp_path, phones=4, speed=speed, max_talk=60)
     try:
         result = await run_simulation(
-            hub.base, TOKEN, phones=4, calls=10, speed=speed, seed=3, min_ring=1.0,
+            hub.base, TOKEN, phones=4, calls=10, rate=20, speed=speed, seed=3, min_ring=1.0,
             mix="inbound=1,registration=3", max_talk=60,
         )  # fmt: skip
         assert result.plan.flows["registration"] > 0
@@ -172,10 +172,10 @@ async def test_registration_follows_sign_off(tmp_path: Path) -> None:
                    "are not resolved by call id")  # fmt: skip
 async def test_snom_phones_placing_calls(tmp_path: Path) -> None:
     speed, talk = 60.0, 60.0
-    hub = start_hub(tmp_path, phones=6, speed=speed, max_talk=talk)
+    hub = start_hub(tmp_path, phones=10, speed=speed, max_talk=talk)
     try:
         result = await run_simulation(
-            hub.base, TOKEN, phones=6, calls=40, rate=10, speed=speed, seed=5,
+            hub.base, TOKEN, phones=10, calls=12, rate=10, speed=speed, seed=5,
             mix="outbound=1,internal=1,attended_transfer=1", vendors=("snom",),
             min_ring=1.0, max_talk=talk,
         )  # fmt: skip
@@ -210,7 +210,7 @@ async def test_a_simulated_day(tmp_path: Path) -> None:
     hub = start_hub(tmp_path, phones=50, speed=speed, max_talk=talk)
     try:
         result = await run_simulation(
-            hub.base, TOKEN, phones=50, calls=1000, rate=60, speed=speed, seed=2026,
+            hub.base, TOKEN, phones=50, calls=1000, rate=40, speed=speed, seed=2026,
             mix=EVERY_FLOW, min_ring=1.0, max_talk=talk,
         )  # fmt: skip
         assert result.failed == 0, result.errors

@@ -36,6 +36,52 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+# The dashboard tests' hub: the test config plus extensions 104-109 for acme (so that each
+# test has phones of its own), a tenant "big" with 1,000 extensions (no passwords: nothing
+# to hash), webhooks to loopback allowed, and no minimum ring time (a quick unanswered call
+# counts as missed).
+BIG_TOKEN = "big-token"
+BIG_EXTENSIONS = range(2000, 3000)
+_ACME_EXTRA = "".join(
+    f'\n[[tenant.extension]]\nnumber = "{n}"\ndisplay_name = "User {n}"\n' for n in range(104, 110)
+)
+_BIG = (
+    f'\n[[tenant]]\nname = "big"\ndomain = "big.example.com"\ningest_token = "{BIG_TOKEN}"\n'
+    + "".join(
+        f'\n[[tenant.extension]]\nnumber = "{n}"\ndisplay_name = "Agent {n}"\n'
+        for n in BIG_EXTENSIONS
+    )
+)
+_shared: Hub | None = None
+_users = 0
+
+
+def shared_hub(factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """One hub for every dashboard test module (a hub start costs seconds on a busy
+    machine), for session-scoped fixtures: started by the first, stopped after the last."""
+    global _shared, _users
+    if _shared is None:
+        hub = Hub(
+            factory.mktemp("dashboard"),
+            server_config="allow_private_targets = true",
+            acme_config=_ACME_EXTRA,
+            extra_config=_BIG,
+        )
+        text = hub.config_path.read_text()
+        hub.config_path.write_text(
+            text.replace("tick_interval = 0.2", "tick_interval = 0.2\nmin_ring_seconds = 0")
+        )
+        _shared = hub.start()
+    _users += 1
+    try:
+        yield _shared
+    finally:
+        _users -= 1
+        if _users == 0:
+            _shared.stop()
+            _shared = None
+
+
 def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"dashboard tests need it under CI: {reason}")
@@ -101,5 +147,16 @@ def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
     """Save a PNG under tests/artifacts/ (gitignored) and return its path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page, animations="disabled")
+    size = page.viewport_size
+    if full_page and size is not None:
+        # Rows out of the viewport are not rendered (content-visibility: auto), so make the
+        # viewport as tall as the page instead of asking for a "full page" picture.
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": size["width"], "height": min(int(height), 4000)})
+        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done(null)))")
+    try:
+        page.screenshot(path=str(path), animations="disabled")
+    finally:
+        if size is not None:
+            page.set_viewport_size(size)
     return path

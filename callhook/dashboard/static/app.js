@@ -61,14 +61,21 @@ class Dashboard {
     try {
       session = await api.get("/dashboard/session");
     } catch (err) {
-      sessionStorage.removeItem(KEY_ITEM);
-      const msg =
-        err instanceof ApiError && err.status === 401
-          ? "Unknown or revoked key."
-          : err instanceof ApiError && err.status === 429
-            ? "Too many failed attempts; wait a minute."
-            : `Cannot reach the hub: ${err.message}`;
-      this.showLogin(quiet ? "" : msg);
+      const status = err instanceof ApiError ? err.status : 0;
+      if (status === 401) {
+        sessionStorage.removeItem(KEY_ITEM);
+        this.showLogin(quiet ? "" : "Unknown or revoked key.");
+      } else if (status === 429) {
+        this.showLogin("Too many failed attempts; wait a minute.");
+      } else if (quiet) {
+        // A reload while the hub restarts: keep the key and try again.
+        this.showLogin("Cannot reach the hub; retrying…");
+        setTimeout(() => {
+          if (!this.api && sessionStorage.getItem(KEY_ITEM) === key) this.login(key, { quiet });
+        }, 3000);
+      } else {
+        this.showLogin(`Cannot reach the hub: ${err.message}`);
+      }
       return;
     }
     sessionStorage.setItem(KEY_ITEM, key);
@@ -112,6 +119,7 @@ class Dashboard {
     this.feed = null;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    if (this.views) this.views.stats.dispose();
     this.views = null;
     this.tenant = null;
   }
@@ -196,8 +204,9 @@ class Dashboard {
     conn.dataset.mode = mode;
     conn.dataset.lastSeq = String(this.feed ? this.feed.lastSeq : 0);
     const how = mode === "wsi" ? "WebSocket" : "polling";
-    const text = { live: `Live (${how})`, connecting: "Connecting…", offline: "Reconnecting…" }[state];
+    const text = { live: "Live", connecting: "Connecting…", offline: "Reconnecting…" }[state];
     setText(conn.querySelector(".conn-text"), text);
+    setText(conn.querySelector(".conn-mode"), state === "live" ? ` (${how})` : "");
     conn.title = state === "live" ? `Live updates by ${how}` : "";
     if (was && was !== state && (state === "offline" || (state === "live" && was === "offline"))) {
       announce(state === "live" ? "Live updates resumed" : "Connection lost, reconnecting");

@@ -52,7 +52,8 @@ export class CallsView extends EventTarget {
     }
     // Oldest first; move only rows that are out of place.
     const order = [...this.calls.values()].sort(
-      (a, b) => Number(a.start_time || 0) - Number(b.start_time || 0),
+      (a, b) =>
+        Number(a.start_time || 0) - Number(b.start_time || 0) || byId(a.session_id, b.session_id),
     );
     order.forEach((call, i) => {
       const tr = this.rows.get(call.session_id).tr;
@@ -85,8 +86,9 @@ export class CallsView extends EventTarget {
       const cells = {
         caller: h("td", { class: "party" }),
         callee: h("td", { class: "party" }),
-        state: h("td", {}, h("span", { class: "badge" })),
-        duration: h("td", { class: "num duration" }),
+        // On a phone the duration column is hidden and shown next to the state instead.
+        state: h("td", {}, h("span", { class: "badge" }), h("span", { class: "duration inline" })),
+        duration: h("td", { class: "num duration opt" }),
         direction: h("td", { class: "opt" }),
       };
       const tr = h(
@@ -123,6 +125,7 @@ export class CallsView extends EventTarget {
       const started = Number(call.start_time) || now;
       const secs = answered ? now - answered : now - started;
       setText(row.cells.duration, fmtDuration(secs));
+      setText(row.cells.state.lastChild, fmtDuration(secs));
       setAttr(
         row.cells.duration,
         "title",
@@ -130,6 +133,11 @@ export class CallsView extends EventTarget {
       );
     }
   }
+}
+
+/** Session ids are numeric strings, roughly time-ordered: compare them as numbers. */
+function byId(a, b) {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 function setParty(td, { n, name }, via = "") {

@@ -105,7 +105,7 @@ export class PresenceView {
         status: h("span", { role: "cell" }, h("span", { class: "badge" })),
         device: cell("opt device"),
         call: cell("call"),
-        dnd: cell("flag"),
+        dnd: cell("flag opt"), // on a phone the status badge says "Do not disturb"
         forward: cell("flag opt"),
         seen: cell("opt seen"),
       };

@@ -1,7 +1,7 @@
 // Today's counts (calls, answered, missed, average talk time) and calls per hour, from the
 // CDRs API at load and from `call_cdr` events afterwards. "Today" is the browser's day.
 
-import { fmtDuration, h, setText } from "./dom.js";
+import { fmtDuration, h, perFrame, setText } from "./dom.js";
 
 const PAGE = 1000;
 const MAX_PAGES = 50;
@@ -15,8 +15,21 @@ export class StatsView {
     this.day = dayStart(new Date());
     this.chart = root.querySelector("[data-role=chart]");
     this.caption = root.querySelector("[data-role=chart-caption]");
+    this.hours = null;
+    this.width = 0;
+    this.resize = new ResizeObserver(
+      perFrame(() => {
+        const w = Math.round(this.chart.clientWidth);
+        if (this.hours && w && Math.abs(w - this.width) > 4) this.renderChart(this.hours);
+      }),
+    );
+    this.resize.observe(this.chart);
     this.values = {};
     for (const el of root.querySelectorAll("[data-stat]")) this.values[el.dataset.stat] = el;
+  }
+
+  dispose() {
+    this.resize.disconnect();
   }
 
   async load() {
@@ -82,8 +95,10 @@ export class StatsView {
   }
 
   renderChart(hours) {
-    const W = 480;
-    const H = 140;
+    this.hours = hours;
+    // Drawn at the box's own width, so that labels keep their size on a phone.
+    const W = Math.max(240, Math.round(this.chart.clientWidth) || 480);
+    const H = 160;
     const top = 14;
     const bottom = 22;
     const left = 26;
@@ -131,12 +146,13 @@ export class StatsView {
         ),
       );
       svg.append(g);
-      if (hour % 3 === 0) {
+      if (hour % (W < 400 ? 6 : 3) === 0) {
         svg.append(
           h("svg:text", { x: x + w / 2, y: H - 6, class: "tick", "text-anchor": "middle" }, pad(hour)),
         );
       }
     });
+    this.width = W;
     this.chart.replaceChildren(svg);
     setText(this.caption, chartSummary(hours));
   }

@@ -150,8 +150,16 @@ export class WebhooksView {
       h("span", { class: "meta" }, what),
     );
     const badge = c.health.firstChild;
-    setText(badge, STATUS_LABELS[ep.status] || ep.status);
-    setAttr(badge, "class", `badge health-${HEALTH_CLASS[ep.status] || "off"}`);
+    // The hub's word (enabled, failing, disabled, off), plus ours: an enabled endpoint most
+    // of whose recent attempts failed without retries (4xx: given up at once) is degraded.
+    const degraded =
+      ep.status === "enabled" && health && health.attempts >= 3 && health.success_rate < 0.5;
+    setText(badge, degraded ? "Degraded" : STATUS_LABELS[ep.status] || ep.status);
+    setAttr(
+      badge,
+      "class",
+      `badge health-${degraded ? "degraded" : HEALTH_CLASS[ep.status] || "off"}`,
+    );
     setAttr(row.tr, "data-status", ep.status);
     row.tr.classList.toggle("bad", ep.status === "failing" || ep.status === "disabled");
     setText(
@@ -237,19 +245,29 @@ export class WebhooksView {
   }
 
   deliveryRow(d) {
-    const result =
-      d.last_error || (d.last_status_code ? `HTTP ${d.last_status_code}` : d.attempts ? "" : "not sent yet");
-    const again = h("button", { type: "button" }, "Redeliver");
-    again.onclick = () => this.redeliver(d.id, again);
+    const failed = Boolean(d.last_error) || (d.last_status_code && d.last_status_code >= 300);
+    let result = d.last_error || (d.last_status_code ? `HTTP ${d.last_status_code}` : "");
+    if (!d.attempts) result = "not sent yet";
+    let again = null;
+    if (d.attempts) {
+      // Sent at least once: it can be sent again (queued ones just wait their turn).
+      again = h("button", { type: "button" }, "Redeliver");
+      again.onclick = () => this.redeliver(d.id, again);
+    }
     return h(
       "tr",
       { dataset: { delivery: d.id, status: d.status } },
       h("td", { class: "num" }, String(d.seq)),
-      h("td", {}, d.event_type, h("span", { class: "meta muted small" }, ` ${fmtClock(d.created_at)}`)),
+      h(
+        "td",
+        {},
+        d.event_type,
+        h("span", { class: "meta muted small" }, ` ${fmtClock(d.created_at)}`),
+      ),
       h("td", {}, h("span", { class: `badge dstatus-${d.status}` }, d.status)),
       h("td", { class: "num" }, String(d.attempts)),
-      h("td", { class: "last-error" }, result),
-      h("td", { class: "actions" }, d.status === "succeeded" && !d.attempts ? null : again),
+      h("td", { class: failed ? "last-error" : "muted small" }, result),
+      h("td", { class: "actions" }, again),
     );
   }
 
