@@ -40,9 +40,12 @@ chromium:
 test: lint chromium
 	$(BIN)/pytest -q -p no:cacheprovider
 
-## bench: run every benchmark; each ends with `RATIO <name> <value>`
+BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py
+
+## bench: run every benchmark; each prints a table and ends with `RATIO <name> <value>`
 bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@command -v wrk >/dev/null || (apt-get install -y wrk >/dev/null 2>&1 || apt-get update >/dev/null && apt-get install -y wrk >/dev/null) || echo "wrk not installed: using the built-in load generator"
+	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import free_port, load, python, start, stop, table, wait_http  # noqa: E402
+from bench.common import free_port, load, python, start, stop, table, wait_http
 
 TOKEN = "bench-token"
 EVENTS = ("Incoming%20Call", "Establish%20Call", "Terminate%20Call")

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.hub import Hub  # noqa: E402
+from tests.support.hub import Hub
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -130,6 +130,8 @@ class Sender:
         self._checked.add(origin)
 
     async def _read_excerpt(self, resp: aiohttp.ClientResponse) -> str:
+        if resp.content_length is not None and resp.content_length <= self.read_limit:
+            return (await resp.read()).decode("utf-8", errors="replace")  # the usual case
         buf = bytearray()
         content = resp.content
         while len(buf) < self.read_limit:

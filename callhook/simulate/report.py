@@ -89,11 +89,12 @@ def render(result: SimulationResult, console: Console) -> None:
         f"speed x{result.plan.speed:g}"
     )
     for note in result.plan.notes:
-        console.print(f"note: {note}", style="yellow")
+        console.print(f"note: {note}", style="yellow", markup=False)
     if result.plan.hub_settings:
         tuned = " ".join(f"{k}={v:g}" for k, v in result.plan.hub_settings.items())
         console.print(
             f"expected outcomes hold for a hub with [correlation] {tuned} (and --min-ring "
             "equal to its min_ring_seconds); see docs/simulate.md",
             style="dim",
+            markup=False,
         )

@@ -211,6 +211,8 @@ class _Run:
     async def go(self) -> SimulationResult:
         self.started = time.monotonic()
         start = self.started + 0.05
+        if self.on_progress is not None:
+            self.on_progress(Progress(0, len(self.plan.steps), 0, 0.0))
         phones: asyncio.Future[list[None]] = asyncio.gather(
             *(r.run(start, self._record, self.stop) for r in self.runners)
         )

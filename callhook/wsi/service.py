@@ -30,9 +30,12 @@ from callhook.wsi.session import GOING_AWAY, Outgoing, Session
 log = logging.getLogger("callhook.wsi")
 
 # Writing to a socket costs a syscall (and, on loopback, the receiver's work too): several
-# µs, whatever the size. Under load, events are written at most this often, so each write
-# carries many events; the delay this adds is bounded by it.
+# µs, whatever the size. So under load a connection's frames are written together: at most
+# one flush per FLUSH_INTERVAL, and never more than half of the loop's time spent flushing
+# (a flush to thousands of subscribers takes milliseconds; the pause after it lets the
+# events of that time gather). The delay this adds is capped by MAX_FLUSH_DELAY.
 FLUSH_INTERVAL = 0.002
+MAX_FLUSH_DELAY = 0.02
 
 
 class StateView(Protocol):
@@ -97,6 +100,7 @@ class WsiService:
         self._timer: asyncio.TimerHandle | None = None
         self._flush_handle: asyncio.Handle | None = None
         self._last_flush = 0.0
+        self._flush_cost = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.port: int | None = None
         r = registry if registry is not None else CollectorRegistry()
@@ -104,6 +108,9 @@ class WsiService:
         self._m_conns.set_function(lambda: len(self.sessions))
         self._m_sent = Counter(
             "callhook_wsi_deliveries", "Events queued to subscribers", registry=r
+        )
+        self._m_writes = Counter(
+            "callhook_wsi_writes", "Coalesced writes to subscribers (one syscall each)", registry=r
         )
         self.slow_consumers = Counter(
             "callhook_wsi_slow_consumers", "Subscribers closed for not keeping up", registry=r
@@ -175,7 +182,8 @@ class WsiService:
         if self.dirty and self._flush_handle is None and self._loop is not None:
             # Coalesce: at most one flush per FLUSH_INTERVAL. A quiet hub flushes at the next
             # loop turn; a busy one writes many events per connection per syscall.
-            wait = self._last_flush + FLUSH_INTERVAL - self._loop.time()
+            gap = min(max(FLUSH_INTERVAL, self._flush_cost), MAX_FLUSH_DELAY)
+            wait = self._last_flush + gap - self._loop.time()
             if wait > 0:
                 self._flush_handle = self._loop.call_later(wait, self._flush)
             else:
@@ -183,11 +191,15 @@ class WsiService:
 
     def _flush(self) -> None:
         self._flush_handle = None
-        if self._loop is not None:
-            self._last_flush = self._loop.time()
+        assert self._loop is not None
+        started = self._loop.time()
         dirty, self.dirty = self.dirty, []
         for conn in dirty:
             conn.flush_checked()
+        if dirty:
+            self._m_writes.inc(len(dirty))
+        self._last_flush = self._loop.time()
+        self._flush_cost = self._last_flush - started
 
     # shared timer ----------------------------------------------------------------------
     def _tick(self) -> None:

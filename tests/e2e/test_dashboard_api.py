@@ -140,7 +140,9 @@ LIVE_HARNESS = """async ([lastSeq, password]) => {
   window.__seqs = [];
   window.__states = [];
   feed.addEventListener("events", (e) => window.__seqs.push(...e.detail.map((ev) => ev.seq)));
-  feed.addEventListener("status", (e) => window.__states.push(e.detail.state + "/" + e.detail.mode));
+  feed.addEventListener("status", (e) => {
+    window.__states.push(e.detail.state + "/" + e.detail.mode);
+  });
   feed.start();
 }"""
 
@@ -157,6 +159,7 @@ def test_the_wsi_live_channel_resumes_after_a_dropped_socket(dash_hub: Hub, page
     phone = Phone(dash_hub.port, "gs-7f3a9c", "109")
     phone.send("DND On")
     status, snap = dash_hub.api("GET", "/api/v1/tenants/acme/dashboard-snapshot?events=0")
+    assert status == 200, snap
     start = snap["last_seq"]
     page.goto(dash_hub.base + "/")
     page.evaluate(LIVE_HARNESS, [start - 1, "tenant-secret"])

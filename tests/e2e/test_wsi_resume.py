@@ -174,14 +174,18 @@ async def test_client_library_resumes_by_itself(wsi_hub: Hub) -> None:
         events = client.events()
         register(wsi_hub, 1)
         got = [await anext(events)]  # subscribed and live
-        before = slow_closed(wsi_hub)
-        for _ in range(400):  # the consumer is not reading meanwhile
-            await asyncio.to_thread(register, wsi_hub)
-            if slow_closed(wsi_hub) > before:
+        final = got[-1]["seq"]
+        for _ in range(3):  # another session's slow close may be what the metric counted
+            before = slow_closed(wsi_hub)
+            for _ in range(400):  # the consumer is not reading meanwhile
+                await asyncio.to_thread(register, wsi_hub)
+                if slow_closed(wsi_hub) > before:
+                    break
+            final = last_seq(wsi_hub)
+            while got[-1]["seq"] < final:
+                got.append(await asyncio.wait_for(anext(events), 20))
+            if client.connects >= 2:
                 break
-        final = last_seq(wsi_hub)
-        while got[-1]["seq"] < final:
-            got.append(await asyncio.wait_for(anext(events), 20))
         await events.aclose()
     assert [e["seq"] for e in got] == list(range(base + 1, final + 1))
     assert client.connects >= 2

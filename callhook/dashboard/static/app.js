@@ -242,6 +242,7 @@ function resetTables() {
     tb.replaceChildren();
   }
   $("#view-phones [data-role=urls]").replaceChildren();
+  $("#view-webhooks [data-role=deliveries]").hidden = true;
 }
 
 new Dashboard().start();

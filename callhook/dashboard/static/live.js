@@ -117,6 +117,10 @@ export class LiveFeed extends EventTarget {
         this.deliver([data]);
         return;
       }
+      if (Array.isArray(data)) {
+        this.deliver(data.filter((ev) => ev && typeof ev.event_type === "string"));
+        return;
+      }
       if (data && data.pong) {
         clearTimeout(this.pongTimer);
         return;

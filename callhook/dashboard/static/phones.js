@@ -10,6 +10,12 @@ const LABELS = {
   fanvil: "Fanvil",
 };
 
+/** "incoming_call" -> "Incoming call". */
+function human(event) {
+  const words = String(event).replaceAll("_", " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
 export class PhonesView {
   constructor(root, api, tenant, vendors) {
     this.root = root;
@@ -59,9 +65,11 @@ export class PhonesView {
   }
 
   item(u) {
-    const name = u.vendor_event || u.event;
+    const name = human(u.event);
     const id = `url-${u.event}`;
-    const code = h("code", { id, class: "url-text" }, u.url);
+    // Line breaks only between pairs: a <wbr> after each "?" and "&".
+    const code = h("code", { id, class: "url-text" });
+    for (const part of u.url.split(/(?<=[?&])/)) code.append(part, h("wbr"));
     const copy = h(
       "button",
       { type: "button", "aria-label": `Copy the URL for ${name}`, "aria-describedby": id },
@@ -79,7 +87,9 @@ export class PhonesView {
           {},
           h("span", { class: "event-name" }, name),
           " ",
-          u.setting && u.setting !== name ? h("span", { class: "setting" }, u.setting) : null,
+          u.setting && u.setting.toLowerCase() !== name.toLowerCase()
+            ? h("span", { class: "setting" }, u.setting)
+            : null,
         ),
         copy,
       ),

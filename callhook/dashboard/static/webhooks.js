@@ -150,10 +150,16 @@ export class WebhooksView {
       h("span", { class: "meta" }, what),
     );
     const badge = c.health.firstChild;
-    // The hub's word (enabled, failing, disabled, off), plus ours: an enabled endpoint most
-    // of whose recent attempts failed without retries (4xx: given up at once) is degraded.
+    // The hub's word (enabled, failing, disabled, off), plus ours: an enabled endpoint whose
+    // latest attempt failed, like most in the window, is "degraded" (e.g. 4xx answers, which
+    // are given up at once and so never make it "failing").
     const degraded =
-      ep.status === "enabled" && health && health.attempts >= 3 && health.success_rate < 0.5;
+      ep.status === "enabled" &&
+      health &&
+      health.attempts >= 3 &&
+      health.success_rate < 0.5 &&
+      health.last_error_at !== null &&
+      health.last_error_at >= health.last_attempt_at;
     setText(badge, degraded ? "Degraded" : STATUS_LABELS[ep.status] || ep.status);
     setAttr(
       badge,
