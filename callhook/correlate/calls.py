@@ -142,8 +142,7 @@ class CallFlow:
         if leg.state != NEW or leg.role == "caller":
             return  # a repeat, or it arrived after the phone answered / ended
         if s.answer_time is not None and leg.number not in s.transfer_targets:
-            # A late ring of an answered call: the phone that answered it (the other end of
-            # an internal call), or a ring group member that lost to it.
+            # A late ring of an answered call: its answerer, or a ring group member that lost.
             leg.role = "target"
             if leg.number == s.answered_by:
                 leg.state, leg.answer_time = ESTABLISHED, s.answer_time
@@ -292,6 +291,7 @@ class CallFlow:
         if target and target != leg.number:
             self.table.index_transfer(s, target)
             parties.refresh_extensions(s, tv)
+            self.end.revive_target(s, target, tv, now, out)
         body: dict[str, Any] = {
             "call_target": bodies.party(s, tv, target),
             "reason": rep.reason,

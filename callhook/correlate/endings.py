@@ -31,6 +31,7 @@ from callhook.events import Event
 
 Out = list[Event]
 _LIVE = (NEW, DIALING, RINGING, ESTABLISHED)
+_ENDS = frozenset({"hangup", "missed"})  # phases of a phone that ended its own part
 _TARGET_KEYS = {NOANSWER: "target_noanswer", FAILED: "target_fail"}  # else target_ended
 
 
@@ -106,6 +107,16 @@ class Endings:
         if fail_code is not None:
             extra["fail_code"] = fail_code
         out.append(bodies.call_event(s, tv, key, now, **extra))
+
+    def revive_target(self, s: Session, target: str, tv: TenantView, now: float, out: Out) -> None:
+        """A transfer's target rang just before the transfer was reported and was settled as a
+        late ring of the answered call (silently, no target event): it rings for it after all."""
+        for x in s.legs.values():
+            if x.number == target and x.state == NOANSWER and not x.phases & _ENDS:
+                x.state, x.end_time, x.ring_start = RINGING, None, x.since
+                party = bodies.party(s, tv, target)
+                out.append(bodies.call_event(s, tv, "target_add", now, call_target=party))
+                out.append(bodies.call_event(s, tv, "target_ringing", now, call_target=party))
 
     def close(self, s: Session, tv: TenantView, now: float, reason: str, out: Out) -> None:
         """End session `s`: settle every leg, then the closing lifecycle events and the CDR."""

@@ -30,6 +30,13 @@ def _compatible(a: str, b: str) -> bool:
     return not a or not b or a != b
 
 
+def _party(s: Session, number: str) -> bool:
+    """Is `number` (unknown: "") one of `s`'s parties: callee, answerer, a phone, a target?"""
+    if not number or number in (s.callee, s.answered_by) or number in s.transfer_targets:
+        return True
+    return any(leg.number == number for leg in s.legs.values())
+
+
 def mergeable_caller(number: str) -> bool:
     """Withheld numbers are shared by unrelated callers; never merge ring legs on them."""
     return _has_digit(number) is not None and number.lower() not in _NOT_A_NUMBER
@@ -141,29 +148,42 @@ class SessionTable:
         if not caller or not mergeable_caller(caller):
             return None
         window = self.settings.merge_window
+        late: Session | None = None  # open sessions first: a closed one only if nothing else
         for s in reversed(self.by_caller.get((tenant, caller), ())):
             if rep.phone in s.legs or s.caller == rep.own:
                 continue
+            if s.closed:
+                # Never a finished call the caller's phone said was to someone else (a
+                # redial); a called phone's view cannot tell a ring group member from it.
+                if (
+                    late is None
+                    and now - s.closed_at <= window
+                    and (s.view < 2 or _party(s, rep.own))
+                ):
+                    late = s
+                continue
             if rep.phase == "ring":
                 near = now - s.created_at <= window
-            elif s.closed:
-                near = now - s.closed_at <= window
             elif s.answer_time is not None:
                 near = now - s.answer_time <= window
             else:
                 near = True
             if near:
                 return s
-        return None
+        return late
 
     def _caller_match(self, tenant: str, rep: CallReport, now: float) -> Session | None:
         window = self.settings.merge_window
+        late: Session | None = None
         for s in reversed(self.by_caller.get((tenant, rep.own), ())):
             if rep.phone in s.legs or any(leg.role == "caller" for leg in s.legs.values()):
                 continue
-            if now - s.created_at <= window or (s.closed and now - s.closed_at <= window):
+            if s.closed:
+                if late is None and now - s.closed_at <= window and _party(s, rep.remote):
+                    late = s
+            elif now - s.created_at <= window:
                 return s
-        return None
+        return late
 
     # -- indexing --------------------------------------------------------------------------
     def add(self, s: Session) -> None:

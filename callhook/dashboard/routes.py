@@ -134,10 +134,6 @@ async def webhook_health(
 
 # The page ---------------------------------------------------------------------------------
 @cache
-def _template() -> str:
-    return (_HERE / "templates" / "index.html").read_text(encoding="utf-8")
-
-
 def render_index() -> bytes:
     """The page, with the topic/key table and the version inlined as a JSON data block."""
     meta = {
@@ -147,7 +143,8 @@ def render_index() -> bytes:
     }
     # `<` escaped so that no value can close the <script> element early.
     data = orjson.dumps(meta).decode().replace("<", "\\u003c")
-    return _template().replace("{{ meta }}", data).replace("{{ version }}", __version__).encode()
+    template = (_HERE / "templates" / "index.html").read_text(encoding="utf-8")
+    return template.replace("{{ meta }}", data).replace("{{ version }}", __version__).encode()
 
 
 async def index(request: Request) -> Response:

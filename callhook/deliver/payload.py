@@ -23,7 +23,7 @@ from callhook.deliver.rules import Endpoint
 USER_AGENT = f"callhook/{__version__} (webhooks)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every attempt, frozen init is slower
 class Request:
     """Everything the sender needs; built fresh for each attempt (new timestamp)."""
 

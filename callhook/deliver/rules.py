@@ -47,7 +47,7 @@ class Endpoint:
     format: str = "form"
     notes: str = ""
     custom_data: tuple[tuple[str, str], ...] = ()
-    signing_keys: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
+    signing_keys: tuple[signing.SigningKey, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def active(self) -> bool:
@@ -103,10 +103,10 @@ class Endpoint:
 
 def build(**values: Any) -> Endpoint:
     """An Endpoint with its signing keys decoded once (not on every send)."""
-    keys: list[bytes] = []
+    keys: list[signing.SigningKey] = []
     for s in values.get("secrets", ()):
         with contextlib.suppress(signing.BadSecret):  # checked on create; never fail a load
-            keys.append(signing.secret_key(s))
+            keys.append(signing.SigningKey(signing.secret_key(s)))
     return Endpoint(**values, signing_keys=tuple(keys))
 
 

@@ -67,6 +67,9 @@ class Sender:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
+            # No cookies: one receiver must not set what is sent to another (all endpoints
+            # share this session), and jar lookups cost on every request.
+            cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
         )

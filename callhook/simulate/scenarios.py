@@ -70,6 +70,7 @@ class ScenarioConfig:
     min_ring: float = 5.0
     max_talk: float = 900.0
     register_at_start: bool = True
+    causal_gap: float = 0.5  # wall seconds between a report and another it causes (Timing)
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad setting."""
@@ -81,6 +82,7 @@ class ScenarioConfig:
             (self.min_ring >= 0, f"min-ring must not be negative, not {self.min_ring}"),
             (self.max_talk >= 4, f"max-talk must be at least 4 s, not {self.max_talk}"),
             (bool(self.vendors), "vendors must name at least one vendor"),
+            (self.causal_gap >= 0, f"causal_gap must not be negative, not {self.causal_gap}"),
         )
         for ok, message in checks:
             if not ok:
@@ -147,7 +149,7 @@ class _Scheduler:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
         self.phones = make_phones(cfg, self.rng)
-        self.timing = Timing(cfg.speed, cfg.min_ring, cfg.max_talk)
+        self.timing = Timing(cfg.speed, cfg.min_ring, cfg.max_talk, cfg.causal_gap)
         self.steps: list[Step] = []
         self.calls: list[ExpectedCall] = []
         self.flows: dict[str, int] = dict.fromkeys(FLOWS, 0)

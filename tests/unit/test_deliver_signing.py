@@ -89,3 +89,11 @@ def test_any_body_and_id_verify(body: bytes, msg_id: str) -> None:
     ts = int(time.time())
     headers = signing.headers([signing.secret_key(SECRET)], msg_id, ts, body)
     Webhook(SECRET).verify(text, headers, json_parse=False)
+
+
+@given(key=st.binary(min_size=1, max_size=200), msg=st.binary(max_size=300))
+def test_prekeyed_hmac_equals_the_standard_one(key: bytes, msg: bytes) -> None:
+    import hashlib
+    import hmac
+
+    assert signing.SigningKey(key).digest(msg) == hmac.new(key, msg, hashlib.sha256).digest()

@@ -26,6 +26,7 @@ configs = st.builds(
     vendors=st.sampled_from([("grandstream",), ("yealink", "snom", "fanvil")]),
     min_ring=st.sampled_from([0.0, 1.0, 5.0]),
     max_talk=st.sampled_from([30.0, 900.0]),
+    causal_gap=st.sampled_from([0.0, 0.5]),
 )
 
 

@@ -14,7 +14,13 @@ from rich.console import Console
 
 from callhook.cli import main
 from callhook.ingest.action_url import parse_request
-from callhook.simulate import ScenarioConfig, SimulationError, generate, run_simulation
+from callhook.simulate import (
+    ScenarioConfig,
+    SimulationError,
+    generate,
+    parse_mix,
+    run_simulation,
+)
 from callhook.simulate.http import Connection, Endpoint, HttpError
 from callhook.simulate.model import SimPhone, Step
 from callhook.simulate.phones import request_target, user_agent
@@ -187,17 +193,27 @@ async def test_run_simulation_sends_every_step_on_one_connection_per_phone(
     fake_hub: FakeHub,
 ) -> None:
     seen: list[int] = []
+    planned = generate(
+        ScenarioConfig(
+            phones=4,
+            calls=30,
+            rate=200,
+            speed=5000,
+            seed=9,
+            # No unanswered rings (a missed call rings >= min_ring of wall time), and causes
+            # and effects 10 ms apart: the recording server does not reorder anything.
+            mix=parse_mix(
+                "inbound=3,internal=1,hold=1,blind_transfer=1,attended_transfer=1,dnd=1,"
+                "registration=1"
+            ),
+            vendors=("grandstream", "yealink"),
+            causal_gap=0.01,
+        )
+    )
     result = await run_simulation(
         f"http://127.0.0.1:{fake_hub.port}",
         "good",
-        phones=4,
-        calls=30,
-        rate=200,
-        speed=5000,
-        seed=9,
-        # Flows whose phones never ring unanswered: a missed call rings >= min_ring of wall time.
-        mix="inbound=3,internal=1,hold=1,blind_transfer=1,attended_transfer=1,dnd=1,registration=1",
-        vendors=("grandstream", "yealink"),
+        plan=planned,
         on_progress=lambda p: seen.append(p.sent),
     )
     plan = result.plan
