@@ -85,7 +85,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self.ingest = IngestEndpoint(self.pipeline, self.resolver, self.metrics)
         self.dashboard_tickets = TicketBook()  # dashboard login to WSI (dashboard/tickets.py)
-        self.wsi = WsiService(self, self.metrics.registry)
+        self.wsi = WsiService(self, self.metrics.registry, tickets=self.dashboard_tickets)
         self.delivery = DeliveryService(
             settings, self.store, self.log, self.tenants.get, registry=self.metrics.registry
         )

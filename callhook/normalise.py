@@ -229,6 +229,31 @@ def normalise(pe: PhoneEvent, now: float) -> CallReport | DeviceReport:
     return DeviceReport(pe.event, key, phone, own, device_info)
 
 
+# Snom's `$local` is always the callee: on a call the phone placed, local and remote are the
+# other way round. The parser swaps them when it knows the direction and else says so.
+SNOM_DIRECTION_HINT: Final = "snom-direction-unknown"
+_SNOM_AMBIGUOUS_PHASES: Final = frozenset({"answer", "hangup", "hold", "unhold", "transfer"})
+
+
+def snom_direction_unknown(pe: PhoneEvent, rep: CallReport) -> bool:
+    """Is `rep` a Snom report whose local/remote may be callee/caller rather than phone/other?"""
+    if pe.hints and SNOM_DIRECTION_HINT in pe.hints:
+        return True
+    return (
+        pe.vendor == "snom"
+        and rep.phase in _SNOM_AMBIGUOUS_PHASES
+        and "calldirection" not in pe.variables
+    )
+
+
+def swap_parties(rep: CallReport) -> None:
+    """Read `rep` from the other end: the phone is its `remote` (Snom, a call it placed)."""
+    rep.own, rep.remote = rep.remote, rep.own
+    rep.display_local, rep.display_remote = rep.display_remote, rep.display_local
+    if rep.own:
+        rep.phone = rep.own
+
+
 def _fail_code(value: str | None) -> int | None:
     code = _int_or_none(value, 699)
     return code if code is not None and code >= 400 else None

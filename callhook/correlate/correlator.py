@@ -23,12 +23,19 @@ from callhook.correlate.state import RINGING, Changes, CorrelationSettings, Sess
 from callhook.directory import Tenant
 from callhook.events import Event, unix_time
 from callhook.ingest.model import PhoneEvent
-from callhook.normalise import CallReport, DeviceReport, normalise
+from callhook.normalise import (
+    CallReport,
+    DeviceReport,
+    normalise,
+    snom_direction_unknown,
+    swap_parties,
+)
 
 log = logging.getLogger(__name__)
 
 # Device events whose repeats are told apart by state (presence), not by the dedup memory:
 # a Registration after a Sign Off is news however soon it comes.
+_MAX_SNOM_PHONES = 100_000
 _STATEFUL = frozenset(
     {"dnd_on", "dnd_off", "forward_on", "forward_off", "off_hook", "on_hook", "extension_register"}
 )
@@ -53,6 +60,7 @@ class Correlator:
         self._end = Endings(settings, self._table, self._presence, self._mark)
         self._flow = CallFlow(settings, self._table, self._presence, self._end, self._mark)
         self._dedup = Dedup(settings.dedup_window, settings.max_dedup_entries)
+        self._snom_macs: dict[tuple[str, str], str] = {}  # Snom phone (tenant, MAC) -> number
 
     # -- the pipeline's calls ----------------------------------------------------------------
     def feed(self, pe: PhoneEvent) -> list[Event]:
@@ -70,12 +78,37 @@ class Correlator:
         tv = self._view(pe.tenant)
         rep = normalise(pe, now)
         if isinstance(rep, CallReport):
+            if pe.vendor == "snom":
+                self._snom_phone(tv, pe, rep)
             if rep.own:
                 self._presence.seen(tv.name, rep.own, rep.event, rep.variables, now)
             return self._flow.apply(tv, rep, now)
+        if pe.vendor == "snom" and rep.own and "mac" in pe.variables:
+            _bounded_set(self._snom_macs, (tv.name, pe.variables["mac"]), rep.own)
         if self._repeat(tv.name, rep, pe, now):
             return []
         return self._presence.apply_device(tv, rep, now)
+
+    def _snom_phone(self, tv: TenantView, pe: PhoneEvent, rep: CallReport) -> None:
+        """Settle which of a Snom report's numbers is the phone (its `$local` is the callee):
+        the number its call id's leg has, else the number its MAC reported, else the one of
+        the two that is the tenant's extension."""
+        mac = pe.variables.get("mac", "")
+        if not snom_direction_unknown(pe, rep):
+            if mac and rep.own:
+                _bounded_set(self._snom_macs, (tv.name, mac), rep.own)
+            return
+        phone = ""
+        s = self._table.by_call.get((tv.name, rep.call_id)) if rep.call_id else None
+        if s is not None:
+            mine = {leg.number for leg in s.legs.values() if leg.call_id == rep.call_id}
+            phone = rep.own if rep.own in mine else rep.remote if rep.remote in mine else ""
+        if not phone and mac:
+            phone = self._snom_macs.get((tv.name, mac), "")
+        if not phone and not tv.is_extension(rep.own) and tv.is_extension(rep.remote):
+            phone = rep.remote
+        if phone and phone == rep.remote and phone != rep.own:
+            swap_parties(rep)
 
     def _repeat(self, tenant: str, rep: DeviceReport, pe: PhoneEvent, now: float) -> bool:
         if rep.key in _STATEFUL and rep.own:
@@ -199,3 +232,11 @@ class Correlator:
     @property
     def open_sessions(self) -> int:
         return len(self._table)
+
+
+def _bounded_set(memory: dict[tuple[str, str], str], key: tuple[str, str], value: str) -> None:
+    if memory.get(key) != value:
+        memory.pop(key, None)
+        if len(memory) >= _MAX_SNOM_PHONES:
+            del memory[next(iter(memory))]  # oldest first: bounded under any input
+        memory[key] = value

@@ -45,9 +45,9 @@ def learn(s: Session, leg: Leg, rep: CallReport, tv: TenantView, table: SessionT
 
 
 def refresh_extensions(s: Session, tv: TenantView) -> None:
-    """The tenant's extensions a session concerns: the reporting phones (always ours),
-    and caller, callee, who answered and transfer targets when they are extensions."""
-    exts = [leg.number for leg in s.legs.values() if leg.number]
+    """The tenant's extensions a session concerns: reporting phones, caller, callee, who
+    answered and transfer targets, each only when it is an extension (never a far party)."""
+    exts = [leg.number for leg in s.legs.values() if leg.number and tv.is_extension(leg.number)]
     for n in (s.caller, s.callee, s.answered_by, *s.transfer_targets):
         if n and n not in exts and tv.is_extension(n):
             exts.append(n)

@@ -1,10 +1,9 @@
 """The session table: which session a phone's report belongs to, timers, and closed calls.
 
-Every lookup is a dict access on the report's own keys, never a scan of all sessions:
-call id, the phone's current call, the (tenant, number pair) of an internal call, the caller
-of a ringing call (ring groups whose phones see different call ids) and a transfer target.
-Deadlines live in a lazy heap. Closed sessions stay findable for `dedup_window`, so late or
-repeated reports of a finished call are recognised instead of starting a new one.
+Every lookup is a dict access on the report's own keys (call id, the phone's current call,
+the number pair of an internal call, a ringing call's caller, a transfer target), never a
+scan. Deadlines live in a lazy heap. Closed sessions stay findable for `dedup_window`: late
+or repeated reports of a finished call are recognised, not taken for a new one.
 """
 
 from __future__ import annotations
@@ -28,13 +27,6 @@ _NOT_A_NUMBER = frozenset({"anonymous", "unknown", "private", "restricted", "una
 def _compatible(a: str, b: str) -> bool:
     """Two legs can be the two ends of one call unless both say they called (or were called)."""
     return not a or not b or a != b
-
-
-def _party(s: Session, number: str) -> bool:
-    """Is `number` (unknown: "") one of `s`'s parties: callee, answerer, a phone, a target?"""
-    if not number or number in (s.callee, s.answered_by) or number in s.transfer_targets:
-        return True
-    return any(leg.number == number for leg in s.legs.values())
 
 
 def mergeable_caller(number: str) -> bool:
@@ -78,12 +70,10 @@ class SessionTable:
 
     def _same_call(self, s: Session, rep: CallReport, now: float) -> bool:
         """Is `rep` (no known call id) about `s`, the latest call of the phone?
-
-        Without call ids, a phone's next call looks like its last one. A start (Incoming or
-        Outgoing Call) the phone already sent is a repeat while it still rings or within
-        merge_window, else a new call; one it had not sent is a late report. After the call
-        closed, anything within merge_window, a phase the phone had not reported, or the
-        same end again (same talk time) is a late report; the rest is the next call.
+        Without call ids, a phone's next call looks like its last. A start already sent is a
+        repeat while it rings or within merge_window, else a new call; one not sent is late.
+        After close: within merge_window, an unreported phase or the same end (same talk
+        time) is a late report; the rest is the next call.
         """
         leg = s.legs.get(rep.phone)
         if leg is None or (rep.call_id and leg.call_id):
@@ -112,12 +102,9 @@ class SessionTable:
         return s if now - since <= self.settings.merge_window else None
 
     def _pair_match(self, tenant: str, rep: CallReport, now: float) -> Session | None:
-        """The other end of an internal call: a leg of phone `remote` whose remote is us.
-
-        Its start (Incoming/Outgoing Call) must come within merge_window of the call's; a
-        later report (answer, hangup...) of a phone whose start was lost still joins while
-        the call is open, or for dedup_window after it closed.
-        """
+        """The other end of an internal call: a leg of phone `remote` whose remote is us. Its
+        start must come within merge_window of the call's; a later report of a phone whose
+        start was lost joins while the call is open, or for dedup_window after it closed."""
         if not rep.remote or rep.remote == rep.own:
             return None
         a, b = (rep.own, rep.remote) if rep.own < rep.remote else (rep.remote, rep.own)
@@ -139,8 +126,9 @@ class SessionTable:
         call ids. Joins a session of the same caller (never a withheld number):
         - a called phone ringing within merge_window of the call's start;
         - a called phone's later report (Missed after a CANCEL, an answer whose ring was
-          lost) while the call rings, or within merge_window of its answer or end;
+          lost) while it rings, or within merge_window of its answer or end;
         - the caller's own Outgoing Call when the called side reported first.
+        Open sessions first; a closed one only between the same parties (not a redial).
         """
         if rep.role == "caller":
             return self._caller_match(tenant, rep, now)
@@ -152,15 +140,9 @@ class SessionTable:
         for s in reversed(self.by_caller.get((tenant, caller), ())):
             if rep.phone in s.legs or s.caller == rep.own:
                 continue
-            if s.closed:
-                # Never a finished call the caller's phone said was to someone else (a
-                # redial); a called phone's view cannot tell a ring group member from it.
-                if (
-                    late is None
-                    and now - s.closed_at <= window
-                    and (s.view < 2 or _party(s, rep.own))
-                ):
-                    late = s
+            if s.closed:  # late, unless the caller's phone said it called someone else
+                if late is None and now - s.closed_at <= window:
+                    late = s if s.may_include(rep.own, s.view) else None
                 continue
             if rep.phase == "ring":
                 near = now - s.created_at <= window
@@ -179,7 +161,7 @@ class SessionTable:
             if rep.phone in s.legs or any(leg.role == "caller" for leg in s.legs.values()):
                 continue
             if s.closed:
-                if late is None and now - s.closed_at <= window and _party(s, rep.remote):
+                if late is None and now - s.closed_at <= window and s.may_include(rep.remote, 2):
                     late = s
             elif now - s.created_at <= window:
                 return s

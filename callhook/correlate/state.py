@@ -148,6 +148,15 @@ class Session:
             return "held"
         return "established"
 
+    def may_include(self, number: str, view: int) -> bool:
+        """Can `number` ("": unknown) be a party: callee, answerer, a phone, a target? Only
+        a caller's view (2) says who was called: a called phone's (ring group) cannot."""
+        if view < 2 or not number or number in (self.callee, self.answered_by):
+            return True
+        return number in self.transfer_targets or any(
+            leg.number == number for leg in self.legs.values()
+        )
+
     def has_ringing(self) -> bool:
         return any(leg.state == RINGING for leg in self.legs.values())
 

@@ -21,7 +21,7 @@ from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.security import RateLimiter
 from callhook.wsi import asgi
-from callhook.wsi.auth import Authenticator, Reader
+from callhook.wsi.auth import Authenticator, Reader, Tickets
 from callhook.wsi.listener import WsiConnection
 from callhook.wsi.permissions import ALL, EXT, Entry, Principal
 from callhook.wsi.router import Router
@@ -77,7 +77,12 @@ def _host_port(listen: str) -> tuple[str, int]:
 class WsiService:
     """Owns WSI sessions on both carriers and routes every committed event to them."""
 
-    def __init__(self, hub: HubPort, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        hub: HubPort,
+        registry: CollectorRegistry | None = None,
+        tickets: Tickets | None = None,
+    ) -> None:
         self.settings = hub.settings
         self.tenants: Mapping[str, Tenant] = hub.tenants
         self.store = hub.store
@@ -95,7 +100,10 @@ class WsiService:
             by_account=hub.auth_limiter,
             # One office behind NAT shares an address: allow more failures per address.
             by_address=RateLimiter(limit=30, window=60),
+            tickets=tickets,
         )
+        if tickets is not None:
+            tickets.attach("/ws")  # the dashboard may now use /ws instead of polling
         self._server: asyncio.Server | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._flush_handle: asyncio.Handle | None = None

@@ -251,9 +251,19 @@ def test_keyboard_and_labels(dash_hub: Hub, page: Page) -> None:
     assert unlabeled == []
 
 
-def test_the_live_channel_resumes_from_the_last_seq_after_an_outage(
+def test_the_polling_channel_resumes_from_the_last_seq_after_an_outage(
     dash_hub: Hub, page: Page
 ) -> None:
+    # The page polls the events API when no WSI server takes its ticket; force that mode
+    # (the WSI mode's resume is test_dashboard_api's dropped-socket test).
+    page.route(
+        "**/dashboard-ticket",
+        lambda route: route.fulfill(
+            status=201,
+            content_type="application/json",
+            body='{"ticket": "dt_unused", "ws_path": null, "expires_in": 30}',
+        ),
+    )
     alice, bob = phones(dash_hub, "107", "108")
     login(page, dash_hub)
     conn = page.locator("#conn")

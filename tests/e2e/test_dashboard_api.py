@@ -99,7 +99,7 @@ def test_ticket_and_webhook_health_endpoints(dash_hub: Hub) -> None:
     status, body = dash_hub.api("POST", "/api/v1/tenants/acme/dashboard-ticket")
     assert status == 201, body
     assert body["ticket"].startswith(PREFIX) and body["expires_in"] == 30
-    assert body["ws_path"] in (None, "/ws")  # "/ws" once the WSI server redeems tickets
+    assert body["ws_path"] == "/ws"  # the WSI server redeems tickets on /ws
     status, body = dash_hub.api("GET", "/api/v1/tenants/globex/dashboard-webhook-health")
     assert status == 200 and body["endpoints"] == {}
 
@@ -125,9 +125,9 @@ def test_tickets_are_one_time_per_tenant_and_short_lived() -> None:
     assert book.ws_path == "/ws"
 
 
-# The dashboard's live channel in WSI mode, against the real /ws. The hub's WSI server does
-# not redeem dashboard tickets yet (see docs/dashboard.md), so this harness hands LiveFeed a
-# "ticket" that is the tenant's WSI password: the same auth frame, accepted today.
+# The dashboard's live channel in WSI mode, against the real /ws. This harness hands LiveFeed
+# the tenant's WSI password as its "ticket" (the same auth frame), so that reconnects do not
+# need a fresh ticket each; tests/e2e/test_wsi_tickets.py covers real tickets.
 LIVE_HARNESS = """async ([lastSeq, password]) => {
   const { LiveFeed } = await import("/static/live.js");
   const api = {
@@ -177,3 +177,4 @@ def test_the_wsi_live_channel_resumes_after_a_dropped_socket(dash_hub: Hub, page
     assert page.evaluate("window.__states.at(-1)") == "live/wsi"
     page.evaluate("window.__feed.stop()")
     expect(page.get_by_label("API key")).to_be_visible()  # the page itself untouched
+

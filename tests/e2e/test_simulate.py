@@ -168,8 +168,6 @@ async def test_registration_follows_sign_off(tmp_path: Path) -> None:
         hub.stop()
 
 
-@pytest.mark.xfail(reason="hub bug: Snom's $local is the callee; calls a Snom phone placed "
-                   "are not resolved by call id")  # fmt: skip
 async def test_snom_phones_placing_calls(tmp_path: Path) -> None:
     speed, talk = 60.0, 60.0
     hub = start_hub(tmp_path, phones=10, speed=speed, max_talk=talk)
