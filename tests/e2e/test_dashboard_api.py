@@ -177,4 +177,3 @@ def test_the_wsi_live_channel_resumes_after_a_dropped_socket(dash_hub: Hub, page
     assert page.evaluate("window.__states.at(-1)") == "live/wsi"
     page.evaluate("window.__feed.stop()")
     expect(page.get_by_label("API key")).to_be_visible()  # the page itself untouched
-
