@@ -49,6 +49,15 @@ def _time(value: str | None, name: str) -> int | None:
 @router.get(
     "/tenants/{tenant}/cdrs",
     summary="Call detail records (JSON, or CSV with Accept: text/csv or format=csv)",
+    responses={
+        200: {
+            "description": '`{"cdrs": [...], "next_cursor": N|null}`, or CSV with a header row',
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
 )
 async def list_cdrs(
     request: Request,

@@ -33,9 +33,6 @@ ADMIN_TAGS = ("tenants", "directory", "api keys", "phone urls")
 KNOWN_DEFECTS = {
     # 500: `"topics": null` in the body -> TypeError in callhook/api/webhooks.py `_fields`.
     "PATCH /api/v1/tenants/{tenant}/webhooks/{endpoint_id}",
-    # Undocumented content type: `format=csv` answers text/csv, the schema says JSON only
-    # (callhook/api/cdrs.py needs `responses={200: {"content": {"text/csv": {}}}}`).
-    "GET /api/v1/tenants/{tenant}/cdrs",
 }
 
 
