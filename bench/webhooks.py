@@ -1,14 +1,11 @@
 """Webhook delivery throughput and endpoint isolation, as ratios measured in one run.
 
-(a) raw aiohttp POSTs (a JSON event body) to a local sink at concurrency 100;
-(b) the hub delivering signed, durable JSON webhooks for ingested phone events to 10
-    endpoints on the same sink (`max_in_flight_per_endpoint = 10`: concurrency 100 too);
-(c) the same with one of the 10 endpoints hanging (it never answers).
-
-The sink (`tests/support/sink.py`, aiohttp.web) runs on one core, the client (the raw
-client, or the hub) on the other. Rates for (b) and (c) run from the first phone request to the
-last delivery, so they include ingest (HTTP, correlation, the durable commit with its
-outbox rows) as well as sending, signing and the attempt log.
+(a) raw aiohttp POSTs (a JSON event body) to a local sink at concurrency 100; (b) the hub
+delivering signed, durable JSON webhooks for ingested phone events to 10 endpoints on the
+same sink (10 in flight each: concurrency 100 too); (c) the same, one endpoint hanging.
+The sink runs on one core, the sender (raw client or hub) on the other. (b) and (c) run
+from the first phone request to the last delivery: ingest (HTTP, correlation, the durable
+commit with its outbox rows), signing, sending and the attempt log. See bench/README.md.
 
     python bench/webhooks.py            # or: make bench
 """
@@ -97,23 +94,14 @@ async def main():
 uvloop.run(main())
 """
 
+# A call_start as the hub sends it (wire JSON), for the raw client's body.
 SAMPLE_EVENT = {
-    "call_id": "b-1",
-    "callee": "sip:101@bench.example.com",
-    "caller": "0711000001",
-    "caller_display_name": "",
-    "cdr_id": "819400000000000001",
-    "direction": "inbound",
-    "event_type": "call_start",
-    "request_id": "0",
-    "session_id": "819400000000000000",
-    "tenant_id": "819300000000000000",
-    "tenant_name": "bench",
-    "time": "1795360000",
-    "topic": "extension_events",
-    "seq": 1,
-    "event_id": "819400000000000002",
-}
+    "call_id": "b-1", "callee": "sip:101@bench.example.com", "caller": "0711000001",
+    "caller_display_name": "", "cdr_id": "819400000000000001", "direction": "inbound",
+    "event_type": "call_start", "request_id": "0", "session_id": "819400000000000000",
+    "tenant_id": "819300000000000000", "tenant_name": "bench", "time": "1795360000",
+    "topic": "extension_events", "seq": 1, "event_id": "819400000000000002",
+}  # fmt: skip
 
 
 def sink_counts(port: int) -> dict[str, int]:
