@@ -95,12 +95,14 @@ def _fields(body: Model) -> dict[str, Any]:
     data = body.model_dump(exclude_unset=True)
     out: dict[str, Any] = {}
     for k, v in data.items():
-        if k == "secret":
-            out["secrets"] = (v,) if v else ()
-        elif k in ("topics", "keys", "extensions"):
-            out[k] = frozenset(v)
+        if k in ("topics", "keys", "extensions"):
+            out[k] = frozenset(v or ())  # null, like [], means "all"
         elif k == "schedule":
-            out[k] = tuple(v) if v is not None else None
+            out[k] = tuple(v) if v is not None else None  # null: the [delivery] schedule
+        elif v is None:
+            continue  # null elsewhere leaves the field as it is
+        elif k == "secret":
+            out["secrets"] = (v,) if v else ()
         else:
             out[k] = v
     return out
