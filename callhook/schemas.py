@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from callhook.events import TOPICS
+
 
 class _Published(BaseModel):
     model_config = ConfigDict(extra="allow", str_max_length=1024)
@@ -68,23 +70,9 @@ SCHEMAS: dict[str, type[_Published]] = {
     **dict.fromkeys(
         ("extension_register", "dnd_on", "dnd_off", "forward_on", "forward_off"), ExtensionEvent
     ),
+    # call_* and target_* keys, as the event table has them
     **dict.fromkeys(
-        (
-            "call_start",
-            "call_established",
-            "call_ended",
-            "call_noanswer",
-            "call_fail",
-            "call_reroute",
-            "call_hold",
-            "call_unhold",
-            "target_add",
-            "target_ringing",
-            "target_noanswer",
-            "target_fail",
-            "target_ended",
-        ),
-        CallEvent,
+        (k for k in TOPICS["extension_events"] if k.startswith(("call_", "target_"))), CallEvent
     ),
     "queue_status": QueueStatus,
     "queue_member_state": QueueMemberState,

@@ -28,6 +28,7 @@ from callhook.correlate.state import (
     ENDED,
     ESTABLISHED,
     FAILED,
+    LIVE,
     NEW,
     NOANSWER,
     RINGING,
@@ -39,7 +40,6 @@ from callhook.events import Event, new_id
 from callhook.normalise import CallReport
 
 Out = list[Event]
-_LIVE = (NEW, DIALING, RINGING, ESTABLISHED)
 _MAX_REROUTES = 16
 
 
@@ -169,7 +169,7 @@ class CallFlow:
     def _answer(
         self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
     ) -> None:
-        if leg.state in _LIVE and leg.state != ESTABLISHED:
+        if leg.state in LIVE and leg.state != ESTABLISHED:
             self._establish(s, leg, tv, now, out)
 
     def _establish(self, s: Session, leg: Leg, tv: TenantView, at: float, out: Out) -> None:

@@ -18,8 +18,8 @@ from callhook.correlate.sessions import SessionTable
 from callhook.correlate.state import (
     DIALING,
     ENDED,
-    ESTABLISHED,
     FAILED,
+    LIVE,
     NEW,
     NOANSWER,
     RINGING,
@@ -30,7 +30,6 @@ from callhook.correlate.state import (
 from callhook.events import Event
 
 Out = list[Event]
-_LIVE = (NEW, DIALING, RINGING, ESTABLISHED)
 _ENDS = frozenset({"hangup", "missed"})  # phases of a phone that ended its own part
 _TARGET_KEYS = {NOANSWER: "target_noanswer", FAILED: "target_fail"}  # else target_ended
 
@@ -84,7 +83,7 @@ class Endings:
 
     def others_live(self, s: Session, leg: Leg) -> bool:
         """Is another phone still ringing or in this (answered) call?"""
-        return any(x is not leg and x.state in _LIVE for x in s.legs.values())
+        return any(x is not leg and x.state in LIVE for x in s.legs.values())
 
     def leg_done(
         self,
@@ -130,7 +129,7 @@ class Endings:
                 self.leg_done(
                     s, leg, tv, now, out, NOANSWER, "caller_cancelled" if why == "hangup" else why
                 )
-            elif leg.state in _LIVE:
+            elif leg.state in LIVE:
                 self.leg_done(s, leg, tv, now, out, ENDED, reason)
         s.direction = bodies.direction(s)
         s.status = cdr.decide_status(s, self.settings)

@@ -11,6 +11,7 @@ from typing import Any
 RINGING, DIALING, ESTABLISHED, NEW = "ringing", "dialing", "established", "new"
 ENDED, NOANSWER, FAILED = "ended", "noanswer", "failed"
 DONE: frozenset[str] = frozenset({ENDED, NOANSWER, FAILED})
+LIVE = (NEW, DIALING, RINGING, ESTABLISHED)  # a leg still in the call
 
 
 @dataclass(slots=True)
