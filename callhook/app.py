@@ -38,7 +38,14 @@ from callhook.deliver.service import DeliveryService
 from callhook.directory import Tenant
 from callhook.errors import HubError, error_json
 from callhook.events import Event
-from callhook.ingest.routes import IngestEndpoint, Receive, Scope, Send, TenantResolver
+from callhook.ingest.routes import (
+    IngestEndpoint,
+    Receive,
+    Scope,
+    Send,
+    TenantResolver,
+    is_ingest_target,
+)
 from callhook.ops import Metrics
 from callhook.pipeline import Pipeline
 from callhook.retention import Retention
@@ -49,10 +56,6 @@ from callhook.store.sqlite import SQLiteStore
 from callhook.wsi.service import WsiService
 
 log = logging.getLogger("callhook")
-
-# Paths that belong to the hub itself; any other path carrying `key=value` pairs is a phone.
-_OWN_PREFIXES = ("/api/", "/ws", "/static/", "/docs", "/redoc")
-_OWN_PATHS = {"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/favicon.ico"}
 
 
 class Hub:
@@ -164,8 +167,7 @@ class Hub:
         return tenant
 
     def _on_commit(self, events: list[Event]) -> None:
-        for ev in events:
-            self.metrics.events_appended.labels(ev.topic).inc()
+        self.metrics.appended(events)
         self.bus.publish(events)
 
     async def _ticker(self) -> None:
@@ -268,14 +270,10 @@ class Hub:
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The main listener: phone ingest first (hot path), everything else to FastAPI."""
         if scope["type"] == "http":
-            path: str = scope["path"]
-            if path.startswith("/ingest/") or (
-                path not in _OWN_PATHS and not path.startswith(_OWN_PREFIXES) and "=" in path
+            if is_ingest_target(
+                scope["path"], scope.get("raw_path") or b"", scope.get("query_string", b"")
             ):
-                await self.ingest(scope, receive, send)
-                return
-            if len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) > 8192:
-                await self.ingest(scope, receive, send)  # renders the 414
+                await self.ingest(scope, receive, send)  # phones, and the 414 of a long URL
                 return
         elif scope["type"] == "websocket" and scope["path"] == "/ws":
             await self.wsi.asgi(scope, receive, send)  # PortSIP WSI on the main port

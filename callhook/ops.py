@@ -70,5 +70,25 @@ class Metrics:
         self.started = Gauge("callhook_start_time_seconds", "Start time", registry=r)
         self.started.set(time.time())
 
-    def ingested(self, tenant: str, event: str) -> None:
-        self.events_ingested.labels(tenant, event).inc()
+        # Labelled children, looked up once: `labels()` costs more than the increment.
+        self._ingested: dict[tuple[str, str], Any] = {}
+        self._appended: dict[str, Any] = {}
+
+    def ingested(self, tenant: str, event: str, seconds: float) -> None:
+        """A phone request acknowledged `seconds` after it was read."""
+        child = self._ingested.get((tenant, event))
+        if child is None:
+            if len(self._ingested) >= 10_000:  # tenants come and go
+                self._ingested.clear()
+            child = self._ingested[(tenant, event)] = self.events_ingested.labels(tenant, event)
+        child.inc()
+        self.ingest_latency.observe(seconds)
+
+    def appended(self, events: list[Any]) -> None:
+        """Canonical events committed (anything with a `topic`)."""
+        for ev in events:
+            topic = ev.topic
+            child = self._appended.get(topic)
+            if child is None:
+                child = self._appended[topic] = self.events_appended.labels(topic)
+            child.inc()

@@ -1,12 +1,15 @@
 """accept(raw) -> normalise -> correlate -> append -> publish, in a few lines (SPEC diagram).
 
-Correlation runs on the event loop, one step at a time, and each step's output is queued to
-the single writer in the same order, so `seq` order is correlation order. The response to a
-phone is sent only after the step's transaction committed.
+Correlation runs on the event loop, one step at a time. What the steps of one loop iteration
+produce is gathered into one batch and queued to the single writer once, so `seq` order is
+correlation order, each changed session or extension is persisted once per batch (not once
+per event), and a burst of phone requests costs one queue hand-off. The response to a phone
+is sent only after the batch's transaction committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from callhook.correlate import Correlator
@@ -14,6 +17,7 @@ from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.ingest.model import ParsedRequest, PhoneEvent
 from callhook.store.log import Append, DeviceSeen, EventLog
+from callhook.store.sqlite import StoreError
 
 
 def device_of(tenant: Tenant, pe: PhoneEvent) -> DeviceSeen | None:
@@ -49,6 +53,8 @@ class Pipeline:
         self.log = log
         self.correlator = correlator
         self._devices: dict[tuple[str, str], tuple[tuple[str, ...], float]] = {}
+        self._batch: Append | None = None  # gathering during this loop iteration
+        self._batch_done: asyncio.Future[list[Event]] | None = None
 
     def _device_changed(self, d: DeviceSeen | None) -> DeviceSeen | None:
         if d is None:
@@ -67,7 +73,14 @@ class Pipeline:
         self._devices[key] = (facts, d.seen_at)
         return d
 
-    async def ingest(self, tenant: Tenant, parsed: ParsedRequest, source_ip: str) -> list[Event]:
+    def accept(
+        self, tenant: Tenant, parsed: ParsedRequest, source_ip: str
+    ) -> tuple[list[Event], asyncio.Future[list[Event]]]:
+        """Correlate one phone request now; its events are durable when the future is done.
+
+        The events get `seq` and `event_id` at COMMIT. The future fails with StoreError if
+        the batch could not be written.
+        """
         pe = PhoneEvent(
             tenant=tenant.name,
             event=parsed.event,
@@ -80,20 +93,56 @@ class Pipeline:
             hints=parsed.hints,
         )
         events = self.correlator.feed(pe)
-        return await self._commit(events, self._device_changed(device_of(tenant, pe)))
+        return events, self._enqueue(events, self._device_changed(device_of(tenant, pe)))
+
+    async def ingest(self, tenant: Tenant, parsed: ParsedRequest, source_ip: str) -> list[Event]:
+        events, done = self.accept(tenant, parsed, source_ip)
+        await asyncio.shield(
+            done
+        )  # the batch's future is shared: a cancelled caller must not cancel it
+        return events
 
     async def publish(self, event: Event) -> list[Event]:
         """A canonical event from a PBX or adapter (REST), through the correlator."""
-        return await self._commit(self.correlator.publish(event), None)
+        events = self.correlator.publish(event)
+        await asyncio.shield(self._enqueue(events, None))
+        return events
 
     async def tick(self) -> list[Event]:
         """Timeouts and other decisions that come with time, not with an event."""
         events = self.correlator.tick()
-        changes = self.correlator.drain_changes()
-        if not events and not changes.sessions and not changes.presence:
+        if not events and not self.correlator.has_changes():
             return []
-        return await self.log.append(Append(events, changes.sessions, changes.presence))
+        await asyncio.shield(self._enqueue(events, None))
+        return events
 
-    async def _commit(self, events: list[Event], device: DeviceSeen | None) -> list[Event]:
+    def _enqueue(
+        self, events: list[Event], device: DeviceSeen | None
+    ) -> asyncio.Future[list[Event]]:
+        batch, done = self._batch, self._batch_done
+        if batch is None or done is None:
+            loop = asyncio.get_running_loop()
+            batch = self._batch = Append([])
+            done = self._batch_done = loop.create_future()
+            loop.call_soon(self._flush)
+        batch.events.extend(events)
+        if device is not None:
+            batch.devices.append(device)
+        return done
+
+    def _flush(self) -> None:
+        """Queue this iteration's batch, with the state it changed, as one write."""
+        batch, done = self._batch, self._batch_done
+        self._batch = self._batch_done = None
+        if batch is None or done is None:
+            return
         changes = self.correlator.drain_changes()
-        return await self.log.append(Append(events, changes.sessions, changes.presence, device))
+        batch.sessions = changes.sessions
+        batch.presence = changes.presence
+        if not (batch.events or batch.sessions or batch.presence or batch.devices):
+            done.set_result([])
+            return
+        try:
+            self.log.submit(batch, done)
+        except StoreError as exc:
+            done.set_exception(exc)

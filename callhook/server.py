@@ -13,6 +13,7 @@ import uvicorn
 
 from callhook.app import Hub
 from callhook.config import Settings
+from callhook.ingest.fastpath import protocol_for
 
 log = logging.getLogger("callhook")
 
@@ -45,13 +46,15 @@ async def serve(settings: Settings, *, on_ready: object = None) -> None:
     hub = Hub(settings)
     await hub.start()
     host, port = _host_port(settings.server.listen)
+    # Phone GETs are answered on uvicorn's own protocol, without an ASGI task per request.
+    http: type[asyncio.Protocol] | str = protocol_for(hub.ingest) or "httptools"
     config = uvicorn.Config(
         hub.asgi,
         host=host,
         port=port,
         loop="none",
         interface="asgi3",  # a bound method: uvicorn's auto-detection would pick asgi2
-        http="httptools",
+        http=http,
         ws="websockets-sansio",
         ws_max_size=1024 * 1024,  # `/ws`: WSI commands are small (64 KiB answered with an error)
         ws_per_message_deflate=False,

@@ -146,6 +146,10 @@ class Correlator:
         self._table.purge(now)
         return out
 
+    def has_changes(self) -> bool:
+        """Whether drain_changes() would return anything."""
+        return bool(self._dirty) or self._presence.has_changes()
+
     def drain_changes(self) -> Changes:
         """Sessions and presence changed since the last drain (a closed session: None)."""
         sessions = [

@@ -254,6 +254,9 @@ class PresenceBook:
         self.dirty.add((ev.tenant, number))
         return True
 
+    def has_changes(self) -> bool:
+        return bool(self.dirty)
+
     def drain(self) -> list[tuple[str, str, dict[str, Any]]]:
         out = [(t, n, self.state(t, n)) for t, n in self.dirty]
         self.dirty.clear()

@@ -6,16 +6,22 @@ acknowledged request is durable: we answer only after the event log committed (S
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from callhook.directory import Tenant
 from callhook.errors import error_json
+from callhook.events import Event
 from callhook.ingest.action_url import IngestError, parse_request
+from callhook.ingest.model import ParsedRequest
 from callhook.pipeline import Pipeline
 from callhook.store.sqlite import StoreError
 
@@ -27,6 +33,21 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MAX_FORM_BODY = 64 * 1024
+
+
+# Paths that belong to the hub itself; any other path carrying `key=value` pairs is a phone.
+_OWN_PREFIXES = ("/api/", "/ws", "/static/", "/docs", "/redoc")
+_OWN_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/favicon.ico"})
+_LONG_TARGET = 8192  # longer targets go to the ingest endpoint, which answers 414 (SPEC §1)
+
+
+def is_ingest_target(path: str, raw_path: bytes, query_string: bytes) -> bool:
+    """Whether an HTTP request on the main port is a phone's (by its decoded `path`)."""
+    if path.startswith("/ingest/") or (
+        path not in _OWN_PATHS and not path.startswith(_OWN_PREFIXES) and "=" in path
+    ):
+        return True
+    return len(raw_path) + len(query_string) > _LONG_TARGET
 
 
 class TenantResolver:
@@ -55,60 +76,76 @@ class TenantResolver:
         return None
 
 
+@dataclass(slots=True)
+class Accepted:
+    """A request correlated and queued for commit: answer once `done` completes."""
+
+    parsed: ParsedRequest
+    tenant: Tenant
+    events: list[Event]
+    done: asyncio.Future[list[Event]]
+    started: float  # time.perf_counter() when the request was read
+
+
+Answer = tuple[int, bytes]  # status, JSON body
+
+
 class IngestEndpoint:
-    """ASGI app for every Action URL request shape."""
+    """Every Action URL request shape: `begin()` up to the queued commit, then `finish()`.
+
+    The two steps serve both the ASGI app (POST bodies, any server) and the HTTP protocol's
+    callback fast path for GET/HEAD (ingest/fastpath.py), so both answer alike.
+    """
 
     def __init__(self, pipeline: Pipeline, resolver: TenantResolver, metrics: Any = None) -> None:
         self.pipeline = pipeline
         self.resolver = resolver
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method = scope["method"]
-        head = method == "HEAD"
-        if method not in ("GET", "HEAD", "POST"):
-            await _respond(send, 405, error_json("method-not-allowed", "use GET"), head)
-            return
-        body = b""
-        content_type = ""
-        user_agent = ""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
-            elif name == b"user-agent":
-                user_agent = value.decode("latin-1")
-        if method == "POST":
-            try:
-                body = await _read_body(receive, MAX_FORM_BODY)
-            except ValueError:
-                await _respond(send, 413, error_json("too-large", "body over 64 KiB"), head)
-                return
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    def begin(
+        self,
+        method: str,
+        raw_path: bytes,
+        query_string: bytes,
+        body: bytes,
+        content_type: str,
+        user_agent: str,
+        source_ip: str,
+    ) -> Answer | Accepted:
+        """Parse, resolve the tenant, correlate and queue: an answer now, or Accepted."""
+        started = time.perf_counter()
         try:
-            parsed = parse_request(
-                method, raw_path, scope.get("query_string", b""), body, content_type, user_agent
-            )
+            parsed = parse_request(method, raw_path, query_string, body, content_type, user_agent)
         except IngestError as exc:
-            await _respond(send, exc.status, error_json(exc.code, exc.message), head)
-            return
-        client = scope.get("client")
-        source_ip = client[0] if client else ""
+            return exc.status, error_json(exc.code, exc.message)
         tenant = self._tenant(parsed.token, source_ip)
         if tenant is None:
             if parsed.token is None:
                 msg = f"the URL has no ingest token and open ingest is not allowed from {source_ip}"
-                await _respond(send, 404, error_json("no-token", msg), head)
-            else:
-                await _respond(send, 404, error_json("unknown-token", "unknown ingest token"), head)
-            return
+                return 404, error_json("no-token", msg)
+            return 404, error_json("unknown-token", "unknown ingest token")
         try:
-            events = await self.pipeline.ingest(tenant, parsed, source_ip)
+            events, done = self.pipeline.accept(tenant, parsed, source_ip)
         except StoreError as exc:
             log.error("ingest not stored: %s", exc)
-            await _respond(send, 503, error_json("storage-unavailable", "try again"), head)
-            return
+            return 503, error_json("storage-unavailable", "try again")
+        return Accepted(parsed, tenant, events, done, started)
+
+    def finish(self, accepted: Accepted) -> Answer:
+        """The answer to an accepted request, once its batch committed (or failed)."""
+        exc = (
+            accepted.done.exception() if not accepted.done.cancelled() else StoreError("cancelled")
+        )
+        if exc is not None:
+            log.error("ingest not stored: %s", exc)
+            return 503, error_json("storage-unavailable", "try again")
+        parsed, events = accepted.parsed, accepted.events
         if self.metrics is not None:
-            self.metrics.ingested(tenant.name, parsed.event or "unrecognised")
+            self.metrics.ingested(
+                accepted.tenant.name,
+                parsed.event or "unrecognised",
+                time.perf_counter() - accepted.started,
+            )
         result: dict[str, Any] = {
             "status": "ok" if parsed.event else "accepted",
             "event": parsed.event or parsed.event_name or "",
@@ -117,12 +154,54 @@ class IngestEndpoint:
         }
         if parsed.hints:
             result["hints"] = list(parsed.hints)
-        await _respond(send, 200 if parsed.event else 202, orjson.dumps(result), head)
+        return 200 if parsed.event else 202, orjson.dumps(result)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        head = method == "HEAD"
+        if method not in ("GET", "HEAD", "POST"):
+            await _respond(send, 405, error_json("method-not-allowed", "use GET"), head)
+            return
+        body = b""
+        content_type, user_agent = request_headers(scope["headers"])
+        if method == "POST":
+            try:
+                body = await _read_body(receive, MAX_FORM_BODY)
+            except ValueError:
+                await _respond(send, 413, error_json("too-large", "body over 64 KiB"), head)
+                return
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        client = scope.get("client")
+        outcome = self.begin(
+            method,
+            raw_path,
+            scope.get("query_string", b""),
+            body,
+            content_type,
+            user_agent,
+            client[0] if client else "",
+        )
+        if isinstance(outcome, Accepted):
+            with contextlib.suppress(Exception):
+                await asyncio.shield(outcome.done)  # shared by the batch: never cancel it
+            outcome = self.finish(outcome)
+        await _respond(send, outcome[0], outcome[1], head)
 
     def _tenant(self, token: str | None, source_ip: str) -> Tenant | None:
         if token is not None:
             return self.resolver.by_token.get(token)
         return self.resolver.by_source(source_ip)
+
+
+def request_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, str]:
+    """(content type, user agent) of a request's ASGI headers."""
+    content_type = user_agent = ""
+    for name, value in headers:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"user-agent":
+            user_agent = value.decode("latin-1")
+    return content_type, user_agent
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
@@ -43,7 +44,7 @@ class Append:
     events: list[Event]
     sessions: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
     presence: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    device: DeviceSeen | None = None
+    devices: list[DeviceSeen] = field(default_factory=list)
 
 
 def _ext_column(extensions: tuple[str, ...]) -> str:
@@ -62,6 +63,12 @@ class EventLog:
     async def append(self, batch: Append) -> list[Event]:
         """Returns the events with `seq` and `event_id` set, after COMMIT."""
         return await self.store.write(lambda conn, st: self._append(conn, st, batch))
+
+    def submit(
+        self, batch: Append, future: asyncio.Future[list[Event]] | None = None
+    ) -> asyncio.Future[list[Event]]:
+        """append() without waiting: the future completes after COMMIT (see SQLiteStore.submit)."""
+        return self.store.submit(lambda conn, st: self._append(conn, st, batch), future)
 
     def _append(self, conn: sqlite3.Connection, st: WriterState, batch: Append) -> list[Event]:
         events = batch.events
@@ -100,8 +107,8 @@ class EventLog:
             conn.execute(
                 "INSERT OR REPLACE INTO presence VALUES (?,?,?)", (tenant, ext, orjson.dumps(state))
             )
-        if batch.device is not None:
-            _upsert_device(conn, batch.device)
+        for device in batch.devices:
+            _upsert_device(conn, device)
         for hook in self.tx_hooks:
             hook(conn, events)
         if events and self.commit_hooks:

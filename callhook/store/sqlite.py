@@ -134,12 +134,21 @@ class SQLiteStore:
         Returns after COMMIT; callbacks the op queued in `state.after_commit` have run by then,
         in commit order, on the event loop.
         """
+        return await self.submit(fn)
+
+    def submit(self, fn: WriteFn[T], future: asyncio.Future[T] | None = None) -> asyncio.Future[T]:
+        """Queue `fn` to the writer without waiting: the future completes after COMMIT.
+
+        For callers on the event loop that answer from callbacks instead of a task each (the
+        ingest pipeline); `write()` is this, awaited. `future` (made on the running loop) is
+        completed instead of a new one.
+        """
         if self._closed:
             raise StoreError("store is closed")
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[T] = loop.create_future()
+        fut: asyncio.Future[T] = future if future is not None else loop.create_future()
         self._queue.put(_Op(fn, fut, loop))
-        return await fut
+        return fut
 
     def _run_writer(self, conn: sqlite3.Connection) -> None:
         try:

@@ -1,0 +1,110 @@
+"""Phone GETs answered from callbacks on uvicorn's own HTTP protocol, without an ASGI task.
+
+A phone request is one short GET whose answer waits only for the group commit. Through ASGI
+each one costs a task, a scope, two `send` messages and their header checks: about a third
+of the hub's CPU per request (bench/README.md). This subclass of uvicorn's httptools
+protocol takes over at the one point where uvicorn starts the ASGI app for a parsed request:
+a GET or HEAD for the ingest endpoint is handled right there, and its response is written
+when the commit's future completes. Everything else (the REST API, `/ws`, the dashboard,
+POST bodies, pipelined requests, keep-alive, shutdown) stays uvicorn's.
+
+The hook is a private method of uvicorn (`_start_asgi_task`, uvicorn >= 0.45). Where it is
+missing, `protocol_for()` returns None and phones are served through ASGI instead, with the
+same answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+from callhook.errors import error_json
+from callhook.ingest.routes import Accepted, IngestEndpoint, is_ingest_target, request_headers
+
+log = logging.getLogger("callhook.ingest")
+
+AVAILABLE = callable(getattr(HttpToolsProtocol, "_start_asgi_task", None))
+
+
+class IngestHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, answering phone GETs itself (see the module text)."""
+
+    endpoint: IngestEndpoint  # set on the subclass protocol_for() makes
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        scope = cycle.scope
+        method = scope["method"]
+        if (
+            (method == "GET" or method == "HEAD")
+            and app is self.app
+            and is_ingest_target(scope["path"], scope["raw_path"], scope["query_string"])
+        ):
+            self._ingest(cycle)
+            return
+        super()._start_asgi_task(cycle, app)
+
+    def _ingest(self, cycle: RequestResponseCycle) -> None:
+        scope = cycle.scope
+        _, user_agent = request_headers(scope["headers"])
+        client = self.client
+        try:
+            outcome = self.endpoint.begin(
+                scope["method"],
+                scope["raw_path"],
+                scope["query_string"],
+                b"",
+                "",
+                user_agent,
+                client[0] if client else "",
+            )
+        except Exception:  # a bug: answer it as uvicorn would, keep the connection's order
+            log.exception("ingest failed")
+            self._reply(cycle, 500, error_json("internal", "internal error"))
+            return
+        if isinstance(outcome, Accepted):
+            accepted = outcome
+            accepted.done.add_done_callback(
+                lambda _f: self._reply(cycle, *self.endpoint.finish(accepted))
+            )
+        else:
+            self._reply(cycle, *outcome)
+
+    def _reply(self, cycle: RequestResponseCycle, status: int, body: bytes) -> None:
+        """Write the whole response and hand the connection back to uvicorn's cycle logic."""
+        cycle.response_started = True
+        cycle.response_complete = True
+        # As uvicorn's ASGI runner does: leave no cycle -> protocol reference behind.
+        on_response, cycle.on_response = cycle.on_response, _nothing
+        if cycle.disconnected:  # the phone went away before the commit: nothing to write
+            return
+        head = [STATUS_LINE[status]]
+        for name, value in cycle.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+        if not cycle.keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        if cycle.scope["method"] != "HEAD":
+            head.append(body)
+        cycle.transport.write(b"".join(head))
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            cycle.transport.close()
+        on_response()
+
+
+def _nothing() -> None:
+    return None
+
+
+def protocol_for(endpoint: IngestEndpoint) -> type[HttpToolsProtocol] | None:
+    """An HTTP protocol class for uvicorn's `http` setting, or None without the hook."""
+    if not AVAILABLE:
+        return None
+    return type("HubHttpProtocol", (IngestHttpProtocol,), {"endpoint": endpoint})

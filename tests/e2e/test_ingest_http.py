@@ -1,0 +1,137 @@
+"""HTTP/1.1 behaviour of phone ingest on a real hub's main port: keep-alive, pipelining, a
+phone request and API requests on one connection, HTTP/1.0, a phone that hangs up early.
+
+Phone GETs are answered from the HTTP protocol's callbacks (callhook/ingest/fastpath.py),
+everything else by the ASGI app; on one connection the answers must still come in order.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from callhook.ingest import fastpath
+from tests.support.hub import ADMIN_KEY, Hub
+from tests.support.phone import Response, parse_response
+
+TOKEN = "gs-7f3a9c"
+
+
+def read_responses(sock: socket.socket, count: int, timeout: float = 10) -> list[Response]:
+    """Read `count` responses with Content-Length bodies from a kept-alive connection."""
+    sock.settimeout(timeout)
+    buf = b""
+    out: list[Response] = []
+    while len(out) < count:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = parse_response(buf[: head_end + 4])
+            length = int(head.headers.get("content-length", "0"))
+            end = head_end + 4 + length
+            if len(buf) >= end:
+                out.append(parse_response(buf[:end]))
+                buf = buf[end:]
+                continue
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return out
+
+
+def phone_get(target: str, *, close: bool = False) -> bytes:
+    conn = "Connection: close\r\n" if close else ""
+    return f"GET {target} HTTP/1.1\r\nHost: hub\r\n{conn}\r\n".encode()
+
+
+def test_the_fast_path_is_in_use() -> None:
+    # The pinned uvicorn has the hook; if an upgrade removes it, phones fall back to ASGI
+    # (same answers, slower): this test says so instead of a silent slowdown.
+    assert fastpath.AVAILABLE
+
+
+def test_keep_alive_connection_answers_each_request_in_order(shared_hub: Hub) -> None:
+    with socket.create_connection(("127.0.0.1", shared_hub.port)) as s:
+        for i in range(5):
+            s.sendall(phone_get(f"/ingest/{TOKEN}/dnd_on?local=101&mac=000B82112233&n={i}"))
+            (r,) = read_responses(s, 1)
+            assert r.status == 200, r.body
+            assert "connection" not in r.headers  # kept alive
+            assert r.headers["content-type"] == "application/json"
+            assert r.headers["date"]  # uvicorn's default headers, as on every other answer
+
+
+def test_pipelined_requests_mixing_phones_and_the_api_keep_their_order(shared_hub: Hub) -> None:
+    auth = f"Authorization: Bearer {ADMIN_KEY}\r\n"
+    requests = [
+        phone_get(f"/ingest/{TOKEN}/incoming_call?local=101&remote=0711555&call_id=pipe-1"),
+        b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n",
+        phone_get("/token=nope&event=dnd_on&local=101"),  # answered at once: 404
+        f"GET /api/v1/tenants/acme/events?limit=1 HTTP/1.1\r\nHost: hub\r\n{auth}\r\n".encode(),
+        phone_get(f"/ingest/{TOKEN}/terminate_call?local=101&remote=0711555&call_id=pipe-1"),
+    ]
+    with socket.create_connection(("127.0.0.1", shared_hub.port)) as s:
+        s.sendall(b"".join(requests))  # all at once: the server sees them pipelined
+        responses = read_responses(s, len(requests))
+    assert [r.status for r in responses] == [200, 200, 404, 200, 200]
+    assert responses[0].json()["events"][:1] == ["call_start"]
+    assert responses[1].json()["status"] == "ok"
+    assert responses[2].json()["error"]["code"] == "unknown-token"
+    assert isinstance(responses[3].json(), list)
+    assert "call_ended" in responses[4].json()["events"]
+    assert responses[4].json()["seq"] > responses[0].json()["seq"]
+
+
+def test_connection_close_and_http_1_0_close_after_the_answer(shared_hub: Hub) -> None:
+    for request in (
+        phone_get(f"/ingest/{TOKEN}/dnd_off?local=101", close=True),
+        f"GET /ingest/{TOKEN}/dnd_on?local=101 HTTP/1.0\r\nHost: hub\r\n\r\n".encode(),
+    ):
+        with socket.create_connection(("127.0.0.1", shared_hub.port), timeout=10) as s:
+            s.sendall(request)
+            data = b""
+            while chunk := s.recv(65536):  # the server closes: recv returns b""
+                data += chunk
+        r = parse_response(data)
+        assert r.status == 200 and r.headers["connection"] == "close", data
+
+
+def test_a_phone_that_hangs_up_before_the_answer_loses_nothing(shared_hub: Hub) -> None:
+    call_id = f"gone-{time.time_ns()}"
+    for event in ("incoming_call", "terminate_call"):
+        with socket.create_connection(("127.0.0.1", shared_hub.port)) as s:
+            s.sendall(phone_get(f"/ingest/{TOKEN}/{event}?local=102&remote=0711&call_id={call_id}"))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        # closed with RST before the commit, most likely: the event is stored all the same
+    deadline = time.monotonic() + 10
+    keys: list[str] = []
+    while time.monotonic() < deadline:
+        evs = shared_hub.events(extension="102", limit=1000)
+        keys = [e["event_type"] for e in evs if e.get("call_id") == call_id]
+        if "call_cdr" in keys:
+            break
+        time.sleep(0.1)
+    assert "call_start" in keys and "call_cdr" in keys
+    r = shared_hub.api("GET", "/healthz")
+    assert r[0] == 200
+
+
+def test_ingest_metrics_count_requests_and_latency(shared_hub: Hub) -> None:
+    with socket.create_connection(("127.0.0.1", shared_hub.port)) as s:
+        s.sendall(phone_get(f"/ingest/{TOKEN}/dnd_on?local=103"))
+        assert read_responses(s, 1)[0].status == 200
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: hub\r\n\r\n")
+        (metrics,) = read_responses(s, 1)
+    families = {f.name: f.samples for f in text_string_to_metric_families(metrics.body.decode())}
+    ingested = {
+        (x.labels["tenant"], x.labels["event"]): x.value
+        for x in families["callhook_events_ingested"]
+        if x.name.endswith("_total")
+    }
+    assert ingested[("acme", "dnd_on")] >= 1
+    count = [x.value for x in families["callhook_ingest_seconds"] if x.name.endswith("_count")]
+    assert count and count[0] >= 1
+    appended = {x.labels["topic"] for x in families["callhook_events_appended"]}
+    assert "extension_events" in appended or "device_events" in appended
