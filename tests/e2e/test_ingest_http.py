@@ -10,6 +10,8 @@ from __future__ import annotations
 import socket
 import time
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from callhook.ingest import fastpath
@@ -19,8 +21,11 @@ from tests.support.phone import Response, parse_response
 TOKEN = "gs-7f3a9c"
 
 
-def read_responses(sock: socket.socket, count: int, timeout: float = 10) -> list[Response]:
-    """Read `count` responses with Content-Length bodies from a kept-alive connection."""
+def read_responses(
+    sock: socket.socket, count: int, timeout: float = 10, heads: list[bool] | None = None
+) -> list[Response]:
+    """Read `count` responses with Content-Length bodies from a kept-alive connection
+    (`heads[i]`: the i-th answers a HEAD, so it has no body whatever its Content-Length)."""
     sock.settimeout(timeout)
     buf = b""
     out: list[Response] = []
@@ -29,6 +34,8 @@ def read_responses(sock: socket.socket, count: int, timeout: float = 10) -> list
         if head_end >= 0:
             head = parse_response(buf[: head_end + 4])
             length = int(head.headers.get("content-length", "0"))
+            if heads and heads[len(out)]:
+                length = 0
             end = head_end + 4 + length
             if len(buf) >= end:
                 out.append(parse_response(buf[:end]))
@@ -135,3 +142,52 @@ def test_ingest_metrics_count_requests_and_latency(shared_hub: Hub) -> None:
     assert count and count[0] >= 1
     appended = {x.labels["topic"] for x in families["callhook_events_appended"]}
     assert "extension_events" in appended or "device_events" in appended
+
+
+# Requests a phone, a misconfigured phone, an integrator and a browser may send on one
+# connection, with the status each must get.
+_MIXED: list[tuple[bytes, int]] = [
+    (phone_get(f"/ingest/{TOKEN}/dnd_on?local=104"), 200),
+    (phone_get(f"/token={TOKEN}&event=DND%20Off&local=104"), 200),
+    (phone_get(f"/ingest/{TOKEN}/Door%20Opened?local=104"), 202),
+    (phone_get("/token=nope&event=dnd_on&local=104"), 404),
+    (phone_get(f"/ingest/{TOKEN}/dnd_on?local=104&x=" + "a" * 9000), 414),
+    (phone_get("/ingest/"), 400),
+    (f"HEAD /ingest/{TOKEN}/dnd_on?local=104 HTTP/1.1\r\nHost: hub\r\n\r\n".encode(), 200),
+    (b"GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n", 200),
+    (b"GET /api/v1/tenants HTTP/1.1\r\nHost: hub\r\n\r\n", 401),
+    (
+        f"POST /ingest/{TOKEN}/dnd_off HTTP/1.1\r\nHost: hub\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\n"
+        "local=104".encode(),
+        200,
+    ),
+    (
+        f"GET /ingest/{TOKEN}/dnd_on?local=104 HTTP/1.1\r\nHost: hub\r\n"
+        "Content-Length: 5\r\n\r\nhello".encode(),  # a GET with a body: the body is skipped
+        200,
+    ),
+]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.sampled_from(range(len(_MIXED))), min_size=1, max_size=12), st.booleans())
+def test_any_mix_of_pipelined_requests_is_answered_in_order(
+    shared_hub: Hub, picks: list[int], at_once: bool
+) -> None:
+    heads = [_MIXED[i][0].startswith(b"HEAD") for i in picks]
+    with socket.create_connection(("127.0.0.1", shared_hub.port)) as s:
+        if at_once:
+            s.sendall(b"".join(_MIXED[i][0] for i in picks))
+            got = read_responses(s, len(picks), heads=heads)
+        else:
+            got = []
+            for i, head in zip(picks, heads, strict=True):
+                s.sendall(_MIXED[i][0])
+                got += read_responses(s, 1, heads=[head])
+    assert [r.status for r in got] == [_MIXED[i][1] for i in picks]
+    for i, r in zip(picks, got, strict=True):
+        if _MIXED[i][0].startswith(b"HEAD"):
+            assert r.body == b"" and int(r.headers["content-length"]) > 0
