@@ -125,7 +125,9 @@ class Event:
         return out
 
     def wire_bytes(self) -> bytes:
-        return orjson.dumps(self.wire())
+        """wire() as JSON; once appended, the bytes the log stored (serialised once)."""
+        stored: bytes | None = self.meta.get("wire_bytes")
+        return stored if stored is not None else orjson.dumps(self.wire())
 
 
 def unix_time(ts: float | None = None) -> str:

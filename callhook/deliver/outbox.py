@@ -112,9 +112,7 @@ class Outbox:
         created: list[tuple[str, str, str]] = ev.meta.get("deliveries") or []
         if not created:
             return []
-        wire = ev.meta.get("wire_bytes")
-        if wire is None:
-            wire = ev.meta["wire_bytes"] = ev.wire_bytes()
+        wire = ev.wire_bytes()  # the bytes the log stored
         session = ev.session_id or _str(ev.body.get("session_id"))
         now = self._clock()
         return [

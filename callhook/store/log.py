@@ -77,7 +77,8 @@ class EventLog:
             ev.seq = st.next_seq(conn, ev.tenant)
             if not ev.event_id:
                 ev.event_id = new_id()
-            body = ev.wire_bytes()
+            body = orjson.dumps(ev.wire())
+            ev.meta["wire_bytes"] = body  # for subscribers and webhooks after COMMIT
             rows.append(
                 (
                     ev.tenant,
