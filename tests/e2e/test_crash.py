@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.support.hub import Hub
 from tests.support.phone import get, pairs
+
+
+def incoming_call(call_id: str, remote: str) -> str:
+    """The seed-shaped URL of an Incoming Call to 101."""
+    values = {"token": "gs-7f3a9c", "event": "Incoming Call", "local": "101"}
+    return "/" + pairs({**values, "remote": remote, "call_id": call_id})
+
+
+def start_phones(
+    phone: Callable[[int], None], enough: Callable[[], bool]
+) -> list[threading.Thread]:
+    """Six phones sending at once; returns when `enough()` (or after 30 s)."""
+    threads = [threading.Thread(target=phone, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while not enough() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return threads
 
 
 @pytest.mark.parametrize("durability", ["normal", "full"])
@@ -23,10 +43,8 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path: Path, durability: str) ->
         i = 0
         while not stop.is_set() and i < 400:
             call_id = f"crash-{n}-{i}"
-            values = {"token": "gs-7f3a9c", "event": "Incoming Call", "local": "101"}
-            values.update({"remote": f"07{n:02d}{i:06d}", "call_id": call_id})
             try:
-                r = get(hub.port, "/" + pairs(values))
+                r = get(hub.port, incoming_call(call_id, f"07{n:02d}{i:06d}"))
             except OSError:
                 return  # the hub died under us: this request was never acknowledged
             if r.status == 200:
@@ -34,12 +52,7 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path: Path, durability: str) ->
                     acked.append(call_id)
             i += 1
 
-    threads = [threading.Thread(target=phone, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 300 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    threads = start_phones(phone, lambda: len(acked) >= 300)
     hub.kill()  # mid-write: phones are still sending
     stop.set()
     for t in threads:
@@ -73,10 +86,8 @@ def test_sigterm_answers_what_it_took_and_loses_nothing(tmp_path: Path) -> None:
             if stop.is_set():
                 return
             call_id = f"term-{n}-{i}"
-            values = {"token": "gs-7f3a9c", "event": "Incoming Call", "local": "101"}
-            values.update({"remote": f"07{n:02d}{i:06d}", "call_id": call_id})
             try:
-                r = get(hub.port, "/" + pairs(values))
+                r = get(hub.port, incoming_call(call_id, f"07{n:02d}{i:06d}"))
             except OSError:
                 return  # refused once the listener closed
             with lock:
@@ -86,12 +97,7 @@ def test_sigterm_answers_what_it_took_and_loses_nothing(tmp_path: Path) -> None:
                     broken.append(r.body)  # any other answer is a bug
                 # status 0: the connection closed before an answer (not acknowledged)
 
-    threads = [threading.Thread(target=phone, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 200 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    threads = start_phones(phone, lambda: len(acked) >= 200)
     assert hub.stop() == 0, hub.logs()
     stop.set()
     for t in threads:
