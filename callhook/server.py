@@ -41,13 +41,18 @@ def _host_port(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def serve(settings: Settings, *, on_ready: object = None) -> None:
-    """Start the hub and its listeners; return after a clean shutdown (SIGINT/SIGTERM)."""
+async def serve(settings: Settings, *, fast_ingest: bool = True) -> None:
+    """Start the hub and its listeners; return after a clean shutdown (SIGINT/SIGTERM).
+
+    `fast_ingest`: phone GETs are answered on uvicorn's own protocol, without an ASGI task
+    per request (ingest/fastpath.py); False serves them through ASGI, as on a uvicorn
+    without the hook.
+    """
     hub = Hub(settings)
     await hub.start()
     host, port = _host_port(settings.server.listen)
-    # Phone GETs are answered on uvicorn's own protocol, without an ASGI task per request.
-    http: type[asyncio.Protocol] | str = protocol_for(hub.ingest) or "httptools"
+    fast = protocol_for(hub.ingest) if fast_ingest else None
+    http: type[asyncio.Protocol] | str = fast or "httptools"
     config = uvicorn.Config(
         hub.asgi,
         host=host,

@@ -8,7 +8,9 @@ everything else by the ASGI app; on one connection the answers must still come i
 from __future__ import annotations
 
 import socket
+import sys
 import time
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -191,3 +193,24 @@ def test_any_mix_of_pipelined_requests_is_answered_in_order(
     for i, r in zip(picks, got, strict=True):
         if _MIXED[i][0].startswith(b"HEAD"):
             assert r.body == b"" and int(r.headers["content-length"]) > 0
+
+
+def test_phones_are_served_alike_without_the_fast_path(tmp_path: Path) -> None:
+    """The ASGI path phones fall back to (a uvicorn without the hook) answers the same."""
+    hub = Hub(tmp_path)
+    code = (
+        "import asyncio, sys; from callhook.config import load; from callhook.server import serve;"
+        "asyncio.run(serve(load(sys.argv[1]), fast_ingest=False))"
+    )
+    hub.start(command=[sys.executable, "-c", code, str(hub.config_path)])
+    try:
+        with socket.create_connection(("127.0.0.1", hub.port)) as s:
+            requests = [_MIXED[i] for i in range(len(_MIXED))]
+            heads = [r.startswith(b"HEAD") for r, _ in requests]
+            s.sendall(b"".join(r for r, _ in requests))
+            got = read_responses(s, len(requests), heads=heads)
+        assert [r.status for r in got] == [status for _, status in requests]
+        keys = [e["event_type"] for e in hub.events(extension="104", limit=100)]
+        assert keys.count("dnd_on") >= 1 and "dnd_off" in keys
+    finally:
+        hub.stop()

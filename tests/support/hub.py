@@ -121,11 +121,13 @@ class Hub:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> Hub:
+    def start(self, timeout: float = 30.0, command: list[str] | None = None) -> Hub:
+        """Run `callhook serve` (or `command`, which must serve this config) until ready."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLHOOK_")}
+        serve = [sys.executable, "-m", "callhook.cli", "serve", "--config", str(self.config_path)]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "callhook.cli", "serve", "--config", str(self.config_path)],
+                command or serve,
                 cwd=self.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,
