@@ -52,7 +52,7 @@ from callhook.retention import Retention
 from callhook.security import RateLimiter
 from callhook.store import directory as dirstore
 from callhook.store.log import EventLog
-from callhook.store.sqlite import SQLiteStore
+from callhook.store.sqlite import SQLiteStore, StoreError
 from callhook.wsi.service import WsiService
 
 log = logging.getLogger("callhook")
@@ -212,6 +212,15 @@ class Hub:
         @api.exception_handler(HubError)
         async def _hub_error(request: Request, exc: HubError) -> Response:
             return JSONResponse(exc.body(), status_code=exc.status)
+
+        @api.exception_handler(StoreError)
+        async def _store_error(request: Request, exc: StoreError) -> Response:
+            # The database refused the write (disk full, I/O error ...): nothing was stored.
+            return Response(
+                error_json("storage-unavailable", "the database refused the write; try again"),
+                status_code=503,
+                media_type="application/json",
+            )
 
         @api.exception_handler(StarletteHTTPException)
         async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

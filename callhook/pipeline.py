@@ -10,6 +10,7 @@ is sent only after the batch's transaction committed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from callhook.correlate import Correlator
@@ -18,6 +19,8 @@ from callhook.events import Event
 from callhook.ingest.model import ParsedRequest, PhoneEvent
 from callhook.store.log import Append, DeviceSeen, EventLog
 from callhook.store.sqlite import StoreError
+
+log = logging.getLogger("callhook.pipeline")
 
 
 def device_of(tenant: Tenant, pe: PhoneEvent) -> DeviceSeen | None:
@@ -142,7 +145,14 @@ class Pipeline:
         if not (batch.events or batch.sessions or batch.presence or batch.devices):
             done.set_result([])
             return
+        done.add_done_callback(_log_failure)
         try:
             self.log.submit(batch, done)
         except StoreError as exc:
             done.set_exception(exc)
+
+
+def _log_failure(done: asyncio.Future[list[Event]]) -> None:
+    """Once per batch (its requests are answered 503 storage-unavailable)."""
+    if not done.cancelled() and (exc := done.exception()) is not None:
+        log.error("events not stored (their requests are answered 503): %s", exc)

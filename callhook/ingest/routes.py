@@ -23,7 +23,6 @@ from callhook.events import Event
 from callhook.ingest.action_url import IngestError, parse_request
 from callhook.ingest.model import ParsedRequest
 from callhook.pipeline import Pipeline
-from callhook.store.sqlite import StoreError
 
 log = logging.getLogger("callhook.ingest")
 
@@ -124,20 +123,13 @@ class IngestEndpoint:
                 msg = f"the URL has no ingest token and open ingest is not allowed from {source_ip}"
                 return 404, error_json("no-token", msg)
             return 404, error_json("unknown-token", "unknown ingest token")
-        try:
-            events, done = self.pipeline.accept(tenant, parsed, source_ip)
-        except StoreError as exc:
-            log.error("ingest not stored: %s", exc)
-            return 503, error_json("storage-unavailable", "try again")
+        events, done = self.pipeline.accept(tenant, parsed, source_ip)
         return Accepted(parsed, tenant, events, done, started)
 
     def finish(self, accepted: Accepted) -> Answer:
         """The answer to an accepted request, once its batch committed (or failed)."""
-        exc = (
-            accepted.done.exception() if not accepted.done.cancelled() else StoreError("cancelled")
-        )
-        if exc is not None:
-            log.error("ingest not stored: %s", exc)
+        done = accepted.done
+        if done.cancelled() or done.exception() is not None:  # logged once per batch
             return 503, error_json("storage-unavailable", "try again")
         parsed, events = accepted.parsed, accepted.events
         if self.metrics is not None:

@@ -8,6 +8,7 @@ everything else by the ASGI app; on one connection the answers must still come i
 from __future__ import annotations
 
 import socket
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -212,5 +213,39 @@ def test_phones_are_served_alike_without_the_fast_path(tmp_path: Path) -> None:
         assert [r.status for r in got] == [status for _, status in requests]
         keys = [e["event_type"] for e in hub.events(extension="104", limit=100)]
         assert keys.count("dnd_on") >= 1 and "dnd_off" in keys
+    finally:
+        hub.stop()
+
+
+def test_a_refused_write_is_a_503_and_the_hub_goes_on(tmp_path: Path) -> None:
+    """The database refuses one write (a trigger stands in for a full disk): the phone and
+    the publisher get 503 storage-unavailable, nothing half-stored, the next write works."""
+    hub = Hub(tmp_path).start()
+    try:
+        with sqlite3.connect(hub.db) as db:
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events"
+                " WHEN CAST(NEW.body AS TEXT) LIKE '%poison%'"
+                " BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+            )
+        before = len(hub.events(limit=1000))
+        with socket.create_connection(("127.0.0.1", hub.port)) as s:
+            s.sendall(phone_get(f"/ingest/{TOKEN}/incoming_call?local=101&call_id=poison-1"))
+            (refused,) = read_responses(s, 1)
+            s.sendall(phone_get(f"/ingest/{TOKEN}/dnd_on?local=101"))
+            (fine,) = read_responses(s, 1)
+        assert refused.status == 503, refused.body
+        assert refused.json()["error"]["code"] == "storage-unavailable"
+        assert fine.status == 200
+        status, body = hub.api(
+            "POST",
+            "/api/v1/tenants/acme/events",
+            {"event_type": "trunk_connected", "trunk": "poison"},
+        )
+        assert status == 503 and body["error"]["code"] == "storage-unavailable"
+        after = hub.events(limit=1000)
+        assert [e["event_type"] for e in after[before:]] == ["dnd_on"]
+        assert [e["seq"] for e in after] == list(range(1, len(after) + 1))
+        assert "events not stored" in hub.logs()
     finally:
         hub.stop()
