@@ -139,17 +139,19 @@ class Pipeline:
         self._batch = self._batch_done = None
         if batch is None or done is None:
             return
-        changes = self.correlator.drain_changes()
-        batch.sessions = changes.sessions
-        batch.presence = changes.presence
-        if not (batch.events or batch.sessions or batch.presence or batch.devices):
-            done.set_result([])
-            return
         done.add_done_callback(_log_failure)
         try:
+            changes = self.correlator.drain_changes()
+            batch.sessions = changes.sessions
+            batch.presence = changes.presence
+            # Even a batch that changes nothing goes through the writer: its requests (a
+            # duplicate report, say) may be answered only after what came before committed.
             self.log.submit(batch, done)
         except StoreError as exc:
             done.set_exception(exc)
+        except Exception as exc:  # a bug: every request of the batch still gets an answer
+            log.exception("batch not queued")
+            done.set_exception(StoreError(f"batch not queued: {exc!r}"))
 
 
 def _log_failure(done: asyncio.Future[list[Event]]) -> None:

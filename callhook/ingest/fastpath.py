@@ -16,8 +16,10 @@ same answers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
@@ -28,6 +30,7 @@ from callhook.errors import error_json
 from callhook.ingest.routes import Accepted, IngestEndpoint, is_ingest_target, request_headers
 
 log = logging.getLogger("callhook.ingest")
+_INTERNAL = error_json("internal", "internal error")
 
 AVAILABLE = callable(getattr(HttpToolsProtocol, "_start_asgi_task", None))
 
@@ -49,6 +52,14 @@ class IngestHttpProtocol(HttpToolsProtocol):
             return
         super()._start_asgi_task(cycle, app)
 
+    def on_response_complete(self) -> None:
+        # uvicorn resumes reading after every answer, even with pipelined requests still
+        # queued: a client that pipelines without pause would have every read's worth of
+        # requests parsed and queued in memory. Read more only once the queue is empty.
+        super().on_response_complete()
+        if self.pipeline:
+            self.flow.pause_reading()
+
     def _ingest(self, cycle: RequestResponseCycle) -> None:
         scope = cycle.scope
         _, user_agent = request_headers(scope["headers"])
@@ -65,15 +76,22 @@ class IngestHttpProtocol(HttpToolsProtocol):
             )
         except Exception:  # a bug: answer it as uvicorn would, keep the connection's order
             log.exception("ingest failed")
-            self._reply(cycle, 500, error_json("internal", "internal error"))
-            return
+            outcome = 500, _INTERNAL
         if isinstance(outcome, Accepted):
             accepted = outcome
-            accepted.done.add_done_callback(
-                lambda _f: self._reply(cycle, *self.endpoint.finish(accepted))
-            )
+            accepted.done.add_done_callback(lambda _f: self._committed(cycle, accepted))
         else:
-            self._reply(cycle, *outcome)
+            # Not from here: the answer starts the next pipelined request, which may be
+            # answered at once too; a call per request would recurse without limit.
+            self.loop.call_soon(self._reply, cycle, *outcome)
+
+    def _committed(self, cycle: RequestResponseCycle, accepted: Accepted) -> None:
+        try:
+            answer = self.endpoint.finish(accepted)
+        except Exception:  # a bug: the request still gets its one answer
+            log.exception("ingest answer failed")
+            answer = 500, _INTERNAL
+        self._reply(cycle, *answer)
 
     def _reply(self, cycle: RequestResponseCycle, status: int, body: bytes) -> None:
         """Write the whole response and hand the connection back to uvicorn's cycle logic."""
@@ -96,7 +114,20 @@ class IngestHttpProtocol(HttpToolsProtocol):
         cycle.message_event.set()
         if not cycle.keep_alive:
             cycle.transport.close()
+        elif cycle.flow.write_paused:
+            # The client is not reading its answers: take no more requests (uvicorn's
+            # `send` waits likewise) until its socket drains or closes.
+            cycle.flow.pause_reading()
+            task = self.loop.create_task(_after_drain(cycle.flow, on_response))
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)
+            return
         on_response()
+
+
+async def _after_drain(flow: FlowControl, then: Callable[[], None]) -> None:
+    await flow.drain()  # also returns when the connection is lost
+    then()
 
 
 def _nothing() -> None:

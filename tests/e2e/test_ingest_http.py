@@ -249,3 +249,57 @@ def test_a_refused_write_is_a_503_and_the_hub_goes_on(tmp_path: Path) -> None:
         assert "events not stored" in hub.logs()
     finally:
         hub.stop()
+
+
+def test_hundreds_of_pipelined_refusals_behind_a_pending_request_all_get_answers(
+    shared_hub: Hub,
+) -> None:
+    """Answers given at once must not call each other: 600 pipelined requests that are
+    refused without a commit, queued behind one that waits for its commit."""
+    requests = [phone_get(f"/ingest/{TOKEN}/dnd_on?local=104")]
+    requests += [phone_get("/token=nope&event=dnd_on&local=104")] * 600
+    with socket.create_connection(("127.0.0.1", shared_hub.port)) as s:
+        s.sendall(b"".join(requests))
+        got = read_responses(s, len(requests), timeout=20)
+    assert [r.status for r in got] == [200] + [404] * 600
+
+
+def test_a_client_that_does_not_read_its_answers_is_not_buffered_without_limit(
+    shared_hub: Hub,
+) -> None:
+    """A client pipelining requests without reading: the hub stops reading from it (its
+    answers would pile up in memory otherwise), then serves it all once it reads."""
+    request = phone_get("/token=nope&event=dnd_on&local=104")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    s.connect(("127.0.0.1", shared_hub.port))
+    try:
+        s.setblocking(False)
+        chunk, sent, stalled, deadline = request * 200, 0, 0.0, time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                sent += s.send(chunk[sent % len(chunk) :] if sent % len(chunk) else chunk)
+                stalled = 0.0
+            except BlockingIOError:
+                stalled = stalled or time.monotonic()
+                if time.monotonic() - stalled > 2.0:
+                    break  # the hub stopped reading from us
+                time.sleep(0.01)
+        assert stalled and time.monotonic() - stalled > 2.0, "the hub kept reading"
+        whole = sent // len(request)  # a request cut in half stays unanswered
+        s.setblocking(True)
+        s.settimeout(20)
+        answered, tail = 0, b""
+        while answered < whole:
+            data = s.recv(1 << 20)
+            assert data, f"closed after {answered} of {whole} answers"
+            tail += data
+            answered += tail.count(b"HTTP/1.1 404 ")
+            tail = tail[-16:]  # a status line may straddle two reads
+            answered -= tail.count(b"HTTP/1.1 404 ")
+        answered += tail.count(b"HTTP/1.1 404 ")
+        assert answered == whole
+    finally:
+        s.close()
+    assert shared_hub.api("GET", "/healthz")[0] == 200
