@@ -109,6 +109,8 @@ class Pipeline:
         """A canonical event from a PBX or adapter (REST), through the correlator."""
         events = self.correlator.publish(event)
         await asyncio.shield(self._enqueue(events, None))
+        if not stored(events):
+            raise StoreError("the database refused these events")
         return events
 
     async def tick(self) -> list[Event]:
@@ -128,9 +130,12 @@ class Pipeline:
             batch = self._batch = Append([])
             done = self._batch_done = loop.create_future()
             loop.call_soon(self._flush)
+        start = len(batch.events)
         batch.events.extend(events)
         if device is not None:
             batch.devices.append(device)
+        last = len(batch.devices) - 1 if device is not None else -1
+        batch.parts.append((start, len(batch.events), last))
         return done
 
     def _flush(self) -> None:
@@ -152,6 +157,11 @@ class Pipeline:
         except Exception as exc:  # a bug: every request of the batch still gets an answer
             log.exception("batch not queued")
             done.set_exception(StoreError(f"batch not queued: {exc!r}"))
+
+
+def stored(events: list[Event]) -> bool:
+    """Whether a request's events were committed (one the database refused keeps seq 0)."""
+    return all(e.seq for e in events)
 
 
 def _log_failure(done: asyncio.Future[list[Event]]) -> None:

@@ -22,7 +22,7 @@ from callhook.errors import error_json
 from callhook.events import Event
 from callhook.ingest.action_url import IngestError, parse_request
 from callhook.ingest.model import ParsedRequest
-from callhook.pipeline import Pipeline
+from callhook.pipeline import Pipeline, stored
 
 log = logging.getLogger("callhook.ingest")
 
@@ -128,10 +128,9 @@ class IngestEndpoint:
 
     def finish(self, accepted: Accepted) -> Answer:
         """The answer to an accepted request, once its batch committed (or failed)."""
-        done = accepted.done
-        if done.cancelled() or done.exception() is not None:  # logged once per batch
+        done, parsed, events = accepted.done, accepted.parsed, accepted.events
+        if done.cancelled() or done.exception() is not None or not stored(events):  # logged
             return 503, error_json("storage-unavailable", "try again")
-        parsed, events = accepted.parsed, accepted.events
         if self.metrics is not None:
             self.metrics.ingested(
                 accepted.tenant.name,

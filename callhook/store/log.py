@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ import orjson
 
 from callhook.events import Event, new_id
 from callhook.store.sqlite import SQLiteStore, WriterState
+
+log = logging.getLogger("callhook.store")
 
 # In-transaction hook: sees the appended events (seq/event_id set) inside the transaction,
 # so rows it writes (e.g. webhook outbox) commit or roll back with them (STYLE §8).
@@ -45,6 +48,9 @@ class Append:
     sessions: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
     presence: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     devices: list[DeviceSeen] = field(default_factory=list)
+    # One entry per request gathered into this batch: its events are events[start:end],
+    # its device devices[device] (-1: none). Lets a refused request fail alone.
+    parts: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 def _ext_column(extensions: tuple[str, ...]) -> str:
@@ -71,7 +77,38 @@ class EventLog:
         return self.store.submit(lambda conn, st: self._append(conn, st, batch), future)
 
     def _append(self, conn: sqlite3.Connection, st: WriterState, batch: Append) -> list[Event]:
-        events = batch.events
+        if st.isolate and len(batch.parts) > 1:
+            events = self._insert_parts(conn, st, batch)
+        else:
+            self._insert(conn, st, batch.events)
+            for device in batch.devices:
+                _upsert_device(conn, device)
+            events = batch.events
+        for tenant, sid, state in batch.sessions:
+            if state is None:
+                conn.execute("DELETE FROM sessions WHERE tenant=? AND session_id=?", (tenant, sid))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO sessions VALUES (?,?,?)",
+                    (tenant, sid, orjson.dumps(state)),
+                )
+        for tenant, ext, state in batch.presence:
+            conn.execute(
+                "INSERT OR REPLACE INTO presence VALUES (?,?,?)", (tenant, ext, orjson.dumps(state))
+            )
+        for hook in self.tx_hooks:
+            hook(conn, events)
+        if events and self.commit_hooks:
+            hooks = list(self.commit_hooks)
+
+            def publish() -> None:
+                for hook in hooks:
+                    hook(events)
+
+            st.after_commit.append(publish)
+        return events
+
+    def _insert(self, conn: sqlite3.Connection, st: WriterState, events: list[Event]) -> None:
         rows = []
         for ev in events:
             ev.seq = st.next_seq(conn, ev.tenant)
@@ -96,31 +133,32 @@ class EventLog:
             if ev.key == "call_cdr":
                 self._insert_cdr(conn, ev, body)
         conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-        for tenant, sid, state in batch.sessions:
-            if state is None:
-                conn.execute("DELETE FROM sessions WHERE tenant=? AND session_id=?", (tenant, sid))
+
+    def _insert_parts(
+        self, conn: sqlite3.Connection, st: WriterState, batch: Append
+    ) -> list[Event]:
+        """The batch failed as a whole: store each request's part under a savepoint, so a
+        part the database refuses fails alone. Its events keep `seq` 0 (not stored)."""
+        stored: list[Event] = []
+        for start, end, device in batch.parts:
+            part = batch.events[start:end]
+            seqs = dict(st.seqs)
+            conn.execute("SAVEPOINT part")
+            try:
+                self._insert(conn, st, part)
+                if device >= 0:
+                    _upsert_device(conn, batch.devices[device])
+            except Exception as exc:  # refused (a trigger, a constraint) or unwritable
+                conn.execute("ROLLBACK TO part")
+                st.seqs = seqs  # seq stays gap-free
+                for ev in part:
+                    ev.seq = 0
+                    ev.meta.pop("wire_bytes", None)
+                log.error("events not stored: %s", exc, extra={"events": [e.key for e in part]})
             else:
-                conn.execute(
-                    "INSERT OR REPLACE INTO sessions VALUES (?,?,?)",
-                    (tenant, sid, orjson.dumps(state)),
-                )
-        for tenant, ext, state in batch.presence:
-            conn.execute(
-                "INSERT OR REPLACE INTO presence VALUES (?,?,?)", (tenant, ext, orjson.dumps(state))
-            )
-        for device in batch.devices:
-            _upsert_device(conn, device)
-        for hook in self.tx_hooks:
-            hook(conn, events)
-        if events and self.commit_hooks:
-            hooks = list(self.commit_hooks)
-
-            def publish() -> None:
-                for hook in hooks:
-                    hook(events)
-
-            st.after_commit.append(publish)
-        return events
+                stored.extend(part)
+            conn.execute("RELEASE part")
+        return stored
 
     @staticmethod
     def _insert_cdr(conn: sqlite3.Connection, ev: Event, body: bytes) -> None:

@@ -37,6 +37,9 @@ class WriterState:
 
     seqs: dict[str, int] = field(default_factory=dict)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # True while an operation is retried alone after its batch failed: an operation made
+    # of independent parts (EventLog appends) then stores them one savepoint each.
+    isolate: bool = False
 
     def next_seq(self, conn: sqlite3.Connection, tenant: str) -> int:
         cur = self.seqs.get(tenant)
@@ -173,22 +176,26 @@ class SQLiteStore:
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Op[Any]]) -> None:
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Op[Any]], alone: bool = False) -> None:
         saved = dict(self._state.seqs)
         self._state.after_commit = []
+        self._state.isolate = alone
         try:
             conn.execute("BEGIN IMMEDIATE")
             results = [op.fn(conn, self._state) for op in batch]
             conn.execute("COMMIT")
         except Exception as exc:
             self._rollback(conn, saved)
-            if len(batch) == 1:
+            if alone:
                 self._finish(batch, [], exc)
                 return
-            # One bad op must not fail its neighbours: redo them one per transaction.
+            # One bad op must not fail its neighbours: redo them one per transaction, each
+            # free to keep its own parts apart (WriterState.isolate).
             for op in batch:
-                self._commit(conn, [op])
+                self._commit(conn, [op], alone=True)
             return
+        finally:
+            self._state.isolate = False
         self.batches += 1
         self.ops += len(batch)
         self._finish(batch, results, None)

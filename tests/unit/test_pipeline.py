@@ -4,6 +4,7 @@ after what came before them committed, every request answered when a batch fails
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from callhook.correlate import CorrelationSettings, Correlator
 from callhook.directory import Extension, Tenant
 from callhook.ingest.action_url import parse_request
 from callhook.ingest.model import ParsedRequest
-from callhook.pipeline import Pipeline
+from callhook.pipeline import Pipeline, stored
 from callhook.store.log import EventLog
 from callhook.store.sqlite import SQLiteStore, StoreError
 
@@ -74,3 +75,32 @@ async def test_every_request_of_a_failed_batch_gets_its_failure(tmp_path: Path) 
     accepted = [pipeline.accept(*report("/ingest/t/dnd_on?local=101")) for _ in range(3)]
     results = await asyncio.gather(*(done for _, done in accepted), return_exceptions=True)
     assert all(isinstance(r, StoreError) for r in results)
+
+
+async def test_a_refused_request_fails_alone_and_seq_stays_gap_free(tmp_path: Path) -> None:
+    store, pipeline = await open_pipeline(tmp_path)
+    try:
+        with sqlite3.connect(store.path) as db:
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events"
+                " WHEN CAST(NEW.body AS TEXT) LIKE '%poison%'"
+                " BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+            )
+        targets = [
+            "/ingest/t/incoming_call?local=101&remote=0711&call_id=ok-1",
+            "/ingest/t/incoming_call?local=101&remote=0712&call_id=poison-1&mac=000B82000009",
+            "/ingest/t/dnd_on?local=101",
+        ]
+        accepted = [pipeline.accept(*report(t)) for t in targets]  # one loop turn: one batch
+        await asyncio.gather(*(done for _, done in accepted))
+        first, poisoned, last = (events for events, _ in accepted)
+        assert stored(first) and stored(last) and not stored(poisoned)
+        seqs = [e.seq for e in first + last]
+        assert seqs == list(range(1, len(seqs) + 1))
+        with sqlite3.connect(store.path) as db:
+            rows = db.execute("SELECT seq FROM events ORDER BY seq").fetchall()
+            assert [r[0] for r in rows] == seqs
+            # The refused request's device row went with its events.
+            assert db.execute("SELECT count(*) FROM devices").fetchone()[0] == 0
+    finally:
+        await store.close()
