@@ -98,16 +98,10 @@ class Pipeline:
         events = self.correlator.feed(pe)
         return events, self._enqueue(events, self._device_changed(device_of(tenant, pe)))
 
-    async def ingest(self, tenant: Tenant, parsed: ParsedRequest, source_ip: str) -> list[Event]:
-        events, done = self.accept(tenant, parsed, source_ip)
-        await asyncio.shield(
-            done
-        )  # the batch's future is shared: a cancelled caller must not cancel it
-        return events
-
     async def publish(self, event: Event) -> list[Event]:
         """A canonical event from a PBX or adapter (REST), through the correlator."""
         events = self.correlator.publish(event)
+        # The batch's future is shared: a cancelled caller must not cancel it for the others.
         await asyncio.shield(self._enqueue(events, None))
         if not stored(events):
             raise StoreError("the database refused these events")

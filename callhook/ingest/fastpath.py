@@ -5,8 +5,10 @@ each one costs a task, a scope, two `send` messages and their header checks: abo
 of the hub's CPU per request (bench/README.md). This subclass of uvicorn's httptools
 protocol takes over at the one point where uvicorn starts the ASGI app for a parsed request:
 a GET or HEAD for the ingest endpoint is handled right there, and its response is written
-when the commit's future completes. Everything else (the REST API, `/ws`, the dashboard,
-POST bodies, pipelined requests, keep-alive, shutdown) stays uvicorn's.
+when the commit's future completes, with the same back-pressure as uvicorn's `send`.
+Everything else (the REST API, `/ws`, the dashboard, POST bodies, pipelining, keep-alive,
+shutdown) stays uvicorn's, except that a connection with pipelined requests queued is not
+read from until they are answered (uvicorn would read, parse and queue without limit).
 
 The hook is a private method of uvicorn (`_start_asgi_task`, uvicorn >= 0.45). Where it is
 missing, `protocol_for()` returns None and phones are served through ASGI instead, with the
