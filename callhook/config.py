@@ -41,6 +41,10 @@ def _check_secret(v: str) -> str:
     return v
 
 
+# Scale-out (PostgreSQL storage, Redis Streams bus: SPEC §5) is not built yet.
+_ONE_NODE = 'a hub is one node on database = "sqlite:///PATH" and bus = "memory"'
+
+
 class ConfigError(Exception):
     """A configuration problem, with a message naming the key and the value."""
 
@@ -91,15 +95,26 @@ class ServerConfig(_Strict):
     @field_validator("database")
     @classmethod
     def _database(cls, v: str) -> str:
-        if not (v.startswith("sqlite:///") or v.startswith(("postgresql://", "postgres://"))):
-            raise ValueError("expected sqlite:///PATH or postgresql://USER:PW@HOST/DB")
+        if v.startswith(("postgresql://", "postgres://")):
+            # SPEC §5 scale-out. Refused rather than taken for a file name: the hub would
+            # otherwise run on a stray SQLite file while the operator believes otherwise.
+            raise ValueError(f"PostgreSQL storage is not available in this version; {_ONE_NODE}")
+        if not v.startswith("sqlite:///"):
+            raise ValueError("expected sqlite:///PATH")
+        path = v.removeprefix("sqlite:///")
+        if path == ":memory:" or path.startswith("file:"):
+            # The writer and the readers are separate connections: an in-memory database
+            # would be a different empty one for each, and nothing would survive a restart.
+            raise ValueError("expected a file path: the event log must outlive the process")
         return v
 
     @field_validator("bus")
     @classmethod
     def _bus(cls, v: str) -> str:
-        if v != "memory" and not v.startswith(("redis://", "rediss://")):
-            raise ValueError('expected "memory" or redis://HOST:PORT/DB')
+        if v.startswith(("redis://", "rediss://")):
+            raise ValueError(f"the Redis bus is not available in this version; {_ONE_NODE}")
+        if v != "memory":
+            raise ValueError('expected "memory"')
         return v
 
     @field_validator("trusted_proxies")
@@ -352,6 +367,16 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+# Keys whose values an error message must not repeat (SPEC §7: secrets are never logged).
+_SECRET_KEYS = frozenset({"admin_key", "password", "secret", "secrets", "ingest_token"})
+_USERINFO_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]*@")
+
+
+def _redact_url(value: Any) -> Any:
+    """`postgresql://u:pw@host/db` -> `postgresql://u:***@host/db`; other values as they are."""
+    return _USERINFO_PASSWORD.sub(r"\1:***@", value) if isinstance(value, str) else value
+
+
 def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:
     lines = []
     for err in exc.errors():
@@ -368,7 +393,10 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        shown = f" = {value!r}" if value is not None and not isinstance(value, dict | list) else ""
+        shown = ""
+        if value is not None and not isinstance(value, dict | list):
+            secret = any(isinstance(part, str) and part in _SECRET_KEYS for part in loc)
+            shown = " = '***'" if secret else f" = {_redact_url(value)!r}"
         lines.append(f"{where}{shown}: {msg}")
     return "; ".join(lines)
 
@@ -406,8 +434,8 @@ SAMPLE = """\
 [server]
 listen = "127.0.0.1:8080"           # ingest, REST API, /ws, dashboard, metrics
 wsi_listen = "127.0.0.1:8885"       # PortSIP-style WebSocket listener ("" to disable)
-database = "sqlite:///callhook.db"  # or "postgresql://user:pw@host/db"
-bus = "memory"                      # or "redis://127.0.0.1:6379/0"
+database = "sqlite:///callhook.db"  # the event log and everything else (SQLite, WAL)
+bus = "memory"                      # in-process; one node (docs/storage.md, "Scale-out")
 admin_key = "{admin_key}"
 allow_private_targets = false       # webhooks to loopback/private ranges
 

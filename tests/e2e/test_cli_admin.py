@@ -106,12 +106,26 @@ def test_check_config(tmp_path: Path) -> None:
         "unknown.toml": ('[server]\nlisten = "127.0.0.1:1"\ncolour = "red"\n', "colour"),
         "value.toml": ('[server]\nlisten = "nope"\n', "server.listen"),
         "syntax.toml": ("[server\n", "not valid TOML"),
+        "postgres.toml": (
+            '[server]\ndatabase = "postgresql://hub:s3cret@db/callhook"\n',
+            "server.database = 'postgresql://hub:***@db/callhook': PostgreSQL storage is not",
+        ),
     }
     for name, (text, expected) in bad.items():
         path = tmp_path / name
         path.write_text(text)
         one_line_error(cli("check-config", "--config", str(path)), expected)
     one_line_error(cli("check-config", "--config", str(tmp_path / "none.toml")), "no such file")
+
+
+def test_serve_refuses_storage_it_cannot_honour(tmp_path: Path) -> None:
+    """A PostgreSQL URL once became a SQLite file named after it (password included)."""
+    cfg = tmp_path / "callhook.toml"
+    cfg.write_text('[server]\nlisten = "127.0.0.1:0"\ndatabase = "postgresql://u:s3cret@db/x"\n')
+    result = cli("serve", "--config", str(cfg), cwd=tmp_path)
+    one_line_error(result, "PostgreSQL storage is not available", "'postgresql://u:***@db/x'")
+    assert "s3cret" not in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["callhook.toml"]
 
 
 def test_keys_on_the_database_of_a_running_hub(hub: Hub) -> None:

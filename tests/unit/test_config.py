@@ -49,6 +49,60 @@ def test_errors_name_key_and_value(data: dict, env: dict, needle: str) -> None:
     assert needle in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (
+            {"server": {"database": "postgresql://hub:s3cret@db/callhook"}},
+            "server.database = 'postgresql://hub:***@db/callhook': PostgreSQL storage is not",
+        ),
+        ({"server": {"database": "postgres://db/x"}}, "PostgreSQL storage is not available"),
+        ({"server": {"bus": "redis://:s3cret@cache:6379/0"}}, "'redis://:***@cache:6379/0'"),
+        ({"server": {"bus": "rediss://cache"}}, "the Redis bus is not available"),
+        ({"server": {"bus": "kafka"}}, "server.bus = 'kafka': expected \"memory\""),
+        ({"server": {"database": "sqlite:///:memory:"}}, "expected a file path"),
+        ({"server": {"database": "sqlite:///file:x?mode=memory"}}, "expected a file path"),
+    ],
+)
+def test_storage_the_hub_cannot_honour_is_refused(data: dict, needle: str) -> None:
+    """Scale-out URLs are refused, not taken for a SQLite file name (SPEC §5 not built)."""
+    with pytest.raises(config.ConfigError) as exc:
+        config.parse(data, env={})
+    assert needle in str(exc.value)
+    assert "s3cret" not in str(exc.value)
+
+
+_HOOK = {"url": "https://crm.example/hook"}
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"server": {"admin_key": 1234567}}, "server.admin_key = '***': "),
+        ({"tenant": [{"name": "a", "password": 1234567}]}, "tenant[0].password = '***': "),
+        (
+            {"tenant": [{"name": "a", "extension": [{"number": "1", "password": 1234567}]}]},
+            "tenant[0].extension[0].password = '***': ",
+        ),
+        ({"tenant": [{"name": "a", "ingest_token": 1234567}]}, "tenant[0].ingest_token = '***'"),
+        (
+            {"tenant": [{"name": "a", "webhook": [{**_HOOK, "secret": "whsec_1234567"}]}]},
+            "tenant[0].webhook[0].secret = '***': expected whsec_",
+        ),
+        (
+            {"tenant": [{"name": "a", "webhook": [{**_HOOK, "secrets": ["x", 1234567]}]}]},
+            "tenant[0].webhook[0].secrets[1] = '***'",
+        ),
+        ({"server": {"database": "mysql://root:1234567@db/x"}}, "'mysql://root:***@db/x'"),
+    ],
+)
+def test_errors_never_repeat_a_secret(data: dict, needle: str) -> None:
+    """They name the key, not the value (SPEC §7: secrets are never logged)."""
+    with pytest.raises(config.ConfigError) as exc:
+        config.parse(data, env={})
+    assert needle in str(exc.value) and "1234567" not in str(exc.value)
+
+
 def test_env_overrides_file() -> None:
     s = config.parse(
         {"server": {"listen": "127.0.0.1:1"}},
