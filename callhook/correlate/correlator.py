@@ -113,10 +113,14 @@ class Correlator:
     def _repeat(self, tenant: str, rep: DeviceReport, pe: PhoneEvent, now: float) -> bool:
         if rep.key in _STATEFUL and rep.own:
             return False  # presence compares it with the current state
+        if rep.key == "action_url":
+            return False  # SPEC §1: an unrecognised event is stored raw, never dropped
         # A hash, not the pairs themselves: the memory stays small whatever phones send.
+        # The same report from another address is another phone's, not a repeat.
         key = hash(
             (
                 tenant,
+                pe.source_ip,
                 pe.event,
                 pe.event_name,
                 tuple(sorted(pe.variables.items())),
@@ -190,6 +194,18 @@ class Correlator:
             for n in ringing & set(s.extensions):
                 self._presence.set_call(s.tenant, n, s.session_id, True)
         self._presence.dirty.clear()
+
+    def keep_tenants(self, names: Iterable[str]) -> None:
+        """Forget every tenant not in `names` (deleted): its calls and presence go without a
+        word, so that a new tenant of the same name starts empty (its stored state is purged)."""
+        keep = set(names)
+        for tenant in (self._table.tenants() | self._presence.tenants()) - keep:
+            self._table.drop_tenant(tenant)
+            self._presence.drop_tenant(tenant)
+        self._dirty = {k: s for k, s in self._dirty.items() if k[0] in keep}
+        self._views = {k: v for k, v in self._views.items() if k in keep}
+        for key in [key for key in self._snom_macs if key[0] not in keep]:
+            del self._snom_macs[key]
 
     def presence(self, tenant: str, extension: str) -> dict[str, Any]:
         """Current presence of one extension (JSON-able)."""

@@ -254,6 +254,14 @@ class PresenceBook:
         self.dirty.add((ev.tenant, number))
         return True
 
+    def drop_tenant(self, tenant: str) -> None:
+        """A deleted tenant: forget its extensions' presence (nothing is emitted)."""
+        self._by_tenant.pop(tenant, None)
+        self.dirty = {key for key in self.dirty if key[0] != tenant}
+
+    def tenants(self) -> set[str]:
+        return set(self._by_tenant)
+
     def has_changes(self) -> bool:
         return bool(self.dirty)
 

@@ -266,6 +266,24 @@ class SessionTable:
         while closed and closed[0].closed_at < horizon:
             self._forget(closed.popleft())
 
+    def drop_tenant(self, tenant: str) -> None:
+        """A deleted tenant: forget its sessions, open and closed, without closing them."""
+        for s in self.open.pop(tenant, {}).values():
+            self._open_count -= 1
+            s.closed = True  # its heap entries are stale from now on
+            self._forget(s)
+        if any(s.tenant == tenant for s in self._closed):
+            kept: deque[Session] = deque()
+            for s in self._closed:
+                if s.tenant == tenant:
+                    self._forget(s)
+                else:
+                    kept.append(s)
+            self._closed = kept
+
+    def tenants(self) -> set[str]:
+        return set(self.open) | {s.tenant for s in self._closed}
+
     def _forget(self, s: Session) -> None:
         t = s.tenant
         for cid in s.idx_calls:

@@ -94,8 +94,12 @@ def _refuse_nul(raw: bytes) -> None:
         raise IngestError(400, "bad-encoding", "the URL holds a NUL character")
 
 
-def _decode(raw: bytes, *, plus: bool = True) -> str:
-    """Percent-decode as UTF-8 (bad bytes become U+FFFD); `plus`: `+` is a space."""
+def _decode(raw: bytes, *, plus: bool = False) -> str:
+    """Percent-decode as UTF-8 (bad bytes become U+FFFD); `plus`: `+` is a space.
+
+    SPEC §1 asks for percent-decoding: in a URL a `+` is itself (a SIP Call-ID or a display
+    name may hold one). Only names (`Incoming+Call`) and form bodies read it as a space.
+    """
     if plus and _PLUS in raw:
         raw = raw.replace(b"+", b" ")
     if _PERCENT in raw:
@@ -103,14 +107,19 @@ def _decode(raw: bytes, *, plus: bool = True) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _decode_number(raw: bytes) -> str:
-    # Phones send E.164 numbers and SIP URIs unencoded (`remote=sip:+4971...@pbx`): in a
-    # number a `+` is a plus sign, never a space.
-    return _decode(raw, plus=False)
+def _name(raw: bytes) -> str:
+    """An event or variable name: `+` is a space (`Incoming+Call`), as folding ignores it."""
+    return _decode(raw, plus=True).strip()
 
 
-def _split_pairs(text: bytes, into: list[tuple[bytes, bytes]]) -> None:
-    """Append the `k=v` pairs of `text`, split on `&`; a pair without `=` has an empty value."""
+def target_length(raw_path: bytes, query_string: bytes) -> int:
+    """Bytes of the request target: the path, and `?` and the query if there is one."""
+    return len(raw_path) + (len(query_string) + 1 if query_string else 0)
+
+
+def _split_pairs(text: bytes, into: list[tuple[bytes, bytes, bool]], form: bool = False) -> None:
+    """Append the `k=v` pairs of `text`, split on `&`; a pair without `=` has an empty value.
+    `form`: they come from a form body, whose values read `+` as a space."""
     _refuse_nul(text)
     parts = text.split(b"&")
     if _HASH in text:
@@ -118,7 +127,7 @@ def _split_pairs(text: bytes, into: list[tuple[bytes, bytes]]) -> None:
     for part in parts:
         key, _, value = part.partition(b"=")
         if key:
-            into.append((key, value))
+            into.append((key, value, form))
 
 
 def _split_fragment(part: bytes) -> list[bytes]:
@@ -135,19 +144,19 @@ def _split_fragment(part: bytes) -> list[bytes]:
 
 
 def _route(
-    path: bytes, raw: list[tuple[bytes, bytes]], hints: list[str]
+    path: bytes, raw: list[tuple[bytes, bytes, bool]], hints: list[str]
 ) -> tuple[str | None, str | None, bool]:
     """Read the path: (token, event name, is an /ingest/ path); pairs found go to `raw`."""
     _refuse_nul(path)
     segments = path.strip(b"/").split(b"/")
     if segments[0].lower() == b"ingest":
-        token = _decode(segments[1], plus=False).strip() if len(segments) > 1 else ""
+        token = _decode(segments[1]).strip() if len(segments) > 1 else ""
         if not token:
             raise IngestError(400, "unrecognised-url", "an /ingest/ URL must name a token")
         rest = segments[2:]
         event_name = None
         if rest and _EQUALS not in rest[0]:
-            event_name = _decode(rest[0]).strip() or None
+            event_name = _name(rest[0]) or None
             rest = rest[1:]
         start = _first_pairs_segment(rest)
         if start:
@@ -258,7 +267,7 @@ def _variables(texts: dict[str, str], hints: list[str]) -> dict[str, str]:
             if value is None:
                 hints.append(HINT_BAD_DURATION)
         elif name == "calldirection":
-            value = _DIRECTION_BY_FOLDED.get(fold(value), value.lower())
+            value = _DIRECTION_BY_FOLDED.get(fold(value).replace("+", ""), value.lower())
         if value:
             variables[name] = value
     return variables
@@ -301,20 +310,20 @@ def parse_request(
     `raw_path` is the percent-encoded path as on the request line (ASGI `raw_path`) and
     `query_string` the bytes after `?`. `method` only decides whether a form body is read.
     """
-    if len(raw_path) + len(query_string) > MAX_URL_BYTES:
+    if target_length(raw_path, query_string) > MAX_URL_BYTES:
         raise IngestError(414, "uri-too-long", f"the URL is over {MAX_URL_BYTES} bytes")
     if len(body) > MAX_BODY_BYTES:
         raise IngestError(413, "body-too-large", f"the body is over {MAX_BODY_BYTES} bytes")
     raw_path, _, extra_query = raw_path.partition(b"?")  # a whole request target, tolerated
     hints: list[str] = []
-    raw: list[tuple[bytes, bytes]] = []
+    raw: list[tuple[bytes, bytes, bool]] = []
     token, event_name, is_ingest = _route(raw_path, raw, hints)
     for source in (extra_query, query_string):
         if source:
             _split_pairs(source, raw)
     if body and method.upper() == "POST":
         if content_type.partition(";")[0].strip().lower() == _FORM:
-            _split_pairs(body, raw)
+            _split_pairs(body, raw, form=True)
         else:
             hints.append(HINT_BODY_IGNORED)
     if not is_ingest and not raw:
@@ -323,23 +332,24 @@ def parse_request(
     pairs: dict[str, str] = {}
     texts: dict[str, str] = {}  # canonical variable -> its last value as sent
     vendor_sent = active_url = pair_token = pair_event = None
-    for raw_key, raw_value in raw:
+    for raw_key, raw_value, form in raw:
         known = _KNOWN_KEYS.get(raw_key)
         if known is None:
-            key = _decode(raw_key).strip()
+            key = _name(raw_key)
             if not key:
                 continue
             folded = fold(key)
         else:
             key, folded = known
         if folded == "token":
-            pair_token = _decode(raw_value).strip() or None
+            pair_token = _decode(raw_value, plus=form).strip() or None
             continue
         if folded == "event":
-            pair_event = _decode(raw_value).strip() or None
+            pair_event = _name(raw_value) or None
             continue
         canonical = VARIABLE_BY_FOLDED.get(folded)
-        text = _decode_number(raw_value) if canonical in _NUMBER_FIELDS else _decode(raw_value)
+        # Phones send E.164 numbers unencoded (`remote=sip:+4971...@pbx`), forms included.
+        text = _decode(raw_value, plus=form and canonical not in _NUMBER_FIELDS)
         pairs[key] = text
         if canonical is not None:
             texts[canonical] = text

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import orjson
 from callhook.directory import Tenant
 from callhook.errors import error_json
 from callhook.events import Event
-from callhook.ingest.action_url import IngestError, parse_request
+from callhook.ingest.action_url import MAX_URL_BYTES, IngestError, parse_request, target_length
 from callhook.ingest.model import ParsedRequest
 from callhook.pipeline import Pipeline, stored
 
@@ -32,21 +33,32 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MAX_FORM_BODY = 64 * 1024
+_EQUALS = ord("=")
 
 
-# Paths that belong to the hub itself; any other path carrying `key=value` pairs is a phone.
+# Paths that belong to the hub itself; any other path carrying `key=value` pairs, in the
+# path or in the query (Yealink's `http://srv/path?name=$var`, VENDORS.md), is a phone.
 _OWN_PREFIXES = ("/api/", "/ws", "/static/", "/docs", "/redoc")
 _OWN_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/favicon.ico"})
-_LONG_TARGET = 8192  # longer targets go to the ingest endpoint, which answers 414 (SPEC §1)
+# The dashboard at `/` reads no query: a token or an event pair there is a phone's.
+_PHONE_QUERY = re.compile(rb"(?:^|&)(?:token|event)=", re.IGNORECASE)
 
 
 def is_ingest_target(path: str, raw_path: bytes, query_string: bytes) -> bool:
     """Whether an HTTP request on the main port is a phone's (by its decoded `path`)."""
-    if path.startswith("/ingest/") or (
-        path not in _OWN_PATHS and not path.startswith(_OWN_PREFIXES) and "=" in path
+    if path.startswith("/ingest/"):
+        return True
+    if path == "/":
+        if _PHONE_QUERY.search(query_string):
+            return True
+    elif (
+        path not in _OWN_PATHS
+        and not path.startswith(_OWN_PREFIXES)
+        and ("=" in path or _EQUALS in query_string)
     ):
         return True
-    return len(raw_path) + len(query_string) > _LONG_TARGET
+    # Longer targets go to the ingest endpoint, which answers 414 (SPEC §1).
+    return target_length(raw_path, query_string) > MAX_URL_BYTES
 
 
 class TenantResolver:

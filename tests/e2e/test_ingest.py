@@ -71,6 +71,94 @@ def test_url_over_8k_is_414(shared_hub: Hub) -> None:
     assert r.status == 414
 
 
+def test_url_of_exactly_8k_is_taken_and_one_byte_more_is_414(shared_hub: Hub) -> None:
+    """SPEC §1: 414 for a URL over 8 KiB; the `?` is part of the URL."""
+    head = f"/ingest/{TOKEN}/dnd_on?local=101&x="
+    exact = head + "a" * (8192 - len(head))
+    assert len(exact) == 8192 and get(shared_hub.port, exact).status == 200
+    assert get(shared_hub.port, exact + "a").status == 414
+
+
+@pytest.mark.parametrize("size", [65_536, 1_000_000])
+def test_a_huge_url_is_a_json_414_too(shared_hub: Hub, size: int) -> None:
+    r = get(shared_hub.port, f"/token={TOKEN}&event=incoming_call&local=101&x=" + "a" * size)
+    assert r.status == 414 and r.json()["error"]["code"] == "uri-too-long"
+    assert get(shared_hub.port, f"/ingest/{TOKEN}/dnd_on?local=101").status == 200
+
+
+def test_what_phones_send_unencoded_is_taken(shared_hub: Hub) -> None:
+    """Phones substitute `$variables` as they are: a raw space (`event=Incoming Call`, as the
+    README's URL table shows) or raw UTF-8 in the request line is read as if encoded."""
+    target = (
+        f"/token={TOKEN}&event=Incoming Call&local=102&remote=0711555666"
+        "&display_remote=Иван Петров&call_id=raw-1"
+    )
+    request = f"GET {target} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n"
+    r = send_raw(shared_hub.port, request.encode("utf-8"))
+    assert r.status == 200, r.body
+    assert r.json()["event"] == "incoming_call"
+    [start] = [
+        e for e in shared_hub.events(key="call_start", limit=1000) if e["call_id"] == "raw-1"
+    ]
+    assert start["caller_display_name"] == "Иван Петров"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", b"NOT HTTP AT ALL\r\n\r\n", b"\x00\xff\r\n\r\n"],
+)
+def test_an_unreadable_request_is_a_json_400(shared_hub: Hub, request_bytes: bytes) -> None:
+    r = send_raw(shared_hub.port, request_bytes)
+    assert r.status == 400 and r.headers["content-type"] == "application/json"
+    assert r.json()["error"]["code"] in ("bad-request", "bad-encoding")
+    assert get(shared_hub.port, f"/ingest/{TOKEN}/dnd_on?local=101").status == 200
+
+
+def test_a_plus_in_a_url_is_a_plus(shared_hub: Hub) -> None:
+    """SPEC §1 asks for percent-decoding: a SIP Call-ID may hold a `+`."""
+    r = get(shared_hub.port, f"/token={TOKEN}&event=Incoming+Call&local=103&call_id=5f3a+b2@pbx")
+    assert r.status == 200 and r.json()["event"] == "incoming_call"
+    starts = shared_hub.events(key="call_start", limit=1000)
+    assert any(e["call_id"] == "5f3a+b2@pbx" for e in starts)
+
+
+@pytest.mark.parametrize(
+    ("target", "event"),
+    [
+        (f"/?token={TOKEN}&event=dnd_on&local=104", "dnd_on"),  # the root shape after `?`
+        (f"/phone?token={TOKEN}&event=dnd_off&local=104", "dnd_off"),  # Yealink: /path?k=v
+    ],
+)
+def test_pairs_in_the_query_of_any_path_are_a_phone(
+    shared_hub: Hub, target: str, event: str
+) -> None:
+    r = get(shared_hub.port, target)
+    assert r.status == 200 and r.json()["event"] == event, r.body
+    dashboard = get(shared_hub.port, "/")
+    assert dashboard.status == 200 and dashboard.headers["content-type"].startswith("text/html")
+
+
+def test_raw_reports_are_never_dropped_and_two_phones_are_not_one(shared_hub: Hub) -> None:
+    """SPEC §1: an unrecognised event is stored raw, never dropped, even when repeated; and
+    the same report from two phones (no MAC tells them apart) is two reports."""
+    since = max((e["seq"] for e in shared_hub.events(limit=1000)), default=0)
+    repeated = f"/token={TOKEN}&event=transfer_finished&local=105&call_id=tf-1"
+    boot = f"/token={TOKEN}&event=Booting%20Completed&product=GXP2170&program_version=1.0.9"
+    for source in ("127.0.0.2", "127.0.0.2", "127.0.0.9"):
+        request = f"GET {repeated} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n"
+        assert send_raw(shared_hub.port, request.encode(), source=source).status == 202
+    for source in ("127.0.0.3", "127.0.0.4"):
+        request = f"GET {boot} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n"
+        assert send_raw(shared_hub.port, request.encode(), source=source).status == 200
+    events = shared_hub.events(since_seq=since, limit=1000)
+    raw = [e for e in events if e.get("event_name") == "transfer_finished"]
+    assert len(raw) == 3
+    assert [e["source_ip"] for e in events if e["event_type"] == "boot_completed"] == [
+        "127.0.0.3",
+        "127.0.0.4",
+    ]
+
+
 def test_head_and_post_form(shared_hub: Hub) -> None:
     head = (
         f"HEAD /ingest/{TOKEN}/dnd_on?local=101 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"

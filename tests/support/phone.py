@@ -23,9 +23,13 @@ class Response:
         return json.loads(self.body)
 
 
-def send_raw(port: int, request: bytes, host: str = "127.0.0.1", timeout: float = 10) -> Response:
-    """Write `request` as is and read the whole response (the request must close)."""
-    with socket.create_connection((host, port), timeout=timeout) as s:
+def send_raw(
+    port: int, request: bytes, host: str = "127.0.0.1", timeout: float = 10, source: str = ""
+) -> Response:
+    """Write `request` as is and read the whole response (the request must close).
+    `source`: the address to send from (any of 127.0.0.0/8 reaches a loopback hub)."""
+    where = (source, 0) if source else None
+    with socket.create_connection((host, port), timeout=timeout, source_address=where) as s:
         s.sendall(request)
         chunks = []
         while True:

@@ -176,8 +176,8 @@ def test_nul_character_is_refused() -> None:
 
 def test_uri_too_long() -> None:
     path = b"/ingest/tok/dnd_on"
-    ok = path + b"?x=" + b"1" * (MAX_URL_BYTES - len(path) - 2)
-    assert get(ok).event == "dnd_on"
+    ok = path + b"?x=" + b"1" * (MAX_URL_BYTES - len(path) - 3)
+    assert len(ok) == MAX_URL_BYTES and get(ok).event == "dnd_on"  # the `?` counts
     error = refused(ok + b"1")
     assert (error.status, error.code) == (414, "uri-too-long")
     error = refused(b"/" + b"a=" * MAX_URL_BYTES)
@@ -315,11 +315,13 @@ def test_dollar_values_that_are_not_placeholders(value: str, expected: str) -> N
     ("encoded", "decoded"),
     [
         ("%E7%8E%8B%E5%B0%8F%E6%98%8E", "王小明"),
-        ("Jos%C3%A9+%22Pepe%22", 'José "Pepe"'),
         ("Jos%C3%A9%20%22Pepe%22", 'José "Pepe"'),
-        ("%D0%98%D0%B2%D0%B0%D0%BD+%D0%9F%D0%B5%D1%82%D1%80%D0%BE%D0%B2", "Иван Петров"),
-        ("O%27Brien%2C+Pat+%26+Co", "O'Brien, Pat & Co"),
-        ("+%20Bob%20+", "Bob"),
+        ("%D0%98%D0%B2%D0%B0%D0%BD%20%D0%9F%D0%B5%D1%82%D1%80%D0%BE%D0%B2", "Иван Петров"),
+        ("O%27Brien%2C%20Pat%20%26%20Co", "O'Brien, Pat & Co"),
+        ("%20Bob%20", "Bob"),
+        # Percent-decoding only (SPEC §1): a `+` in a URL is a plus sign.
+        ("+49%20711%20555", "+49 711 555"),
+        ("A+B", "A+B"),
         ("bad%FFbyte", "bad\ufffdbyte"),
         ("100%", "100%"),
         ("%zz", "%zz"),
@@ -386,6 +388,29 @@ def test_bad_duration_is_hinted(value: str) -> None:
     assert parsed.hints == ("bad-duration",)
 
 
+def test_plus_is_a_plus_in_urls_and_a_space_only_in_names_and_form_bodies() -> None:
+    """A SIP Call-ID may hold a `+`; reading it as a space changed the stored call id."""
+    for target in (
+        "/token=t&event=Incoming+Call&call_id=5f3a+b2/x@10.0.0.5&display_remote=+4971",
+        "/ingest/t/Incoming+Call?call_id=5f3a+b2/x@10.0.0.5&display_remote=+4971",
+    ):
+        parsed = get(target)
+        assert parsed.event == "incoming_call"
+        assert parsed.variables == {"call_id": "5f3a+b2/x@10.0.0.5", "display_remote": "+4971"}
+    body = b"event=Incoming+Call&display_remote=Bob+Smith&remote=+4971555&call_id=a%2Bb"
+    form = parse_request("POST", b"/ingest/t", b"", body, "application/x-www-form-urlencoded")
+    assert form.event == "incoming_call"
+    assert form.variables == {"display_remote": "Bob Smith", "remote": "+4971555", "call_id": "a+b"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("Called+Party", "incoming"), ("called%20party", "incoming"), ("Calling_Party", "outgoing")],
+)
+def test_calldirection_words_may_use_plus_for_a_space(value: str, expected: str) -> None:
+    assert get(f"/ingest/t/x?calldirection={value}").variables == {"calldirection": expected}
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -405,7 +430,7 @@ def test_bad_duration_is_hinted(value: str) -> None:
         ("Sideways", "sideways"),
     ],
 )
-def test_calldirection(value: str, expected: str) -> None:
+def test_calldirection(value: str, expected: str) -> None:  # a word: `+` may stand for a space
     assert get(f"/ingest/t/x?calldirection={value}").variables == {"calldirection": expected}
 
 

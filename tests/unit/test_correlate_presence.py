@@ -112,7 +112,21 @@ def test_unrecognised_report_is_kept_raw() -> None:
     assert ev.body["pairs"] == {"mac": "000B82112233", "x": "1"}
     assert ev.body["hints"] == ["the URL names no event"]
     assert ev.body["source_ip"] == "10.0.0.7" and ev.extensions == ()
-    assert p.c.feed(pe) == []  # the same request again
+    # The same request again is stored again: raw reports are never dropped (SPEC §1).
+    assert [e.key for e in p.c.feed(pe)] == ["action_url"]
+
+
+def test_the_same_device_report_from_another_phone_is_not_a_repeat() -> None:
+    from callhook.ingest.model import PhoneEvent
+
+    p = Phones(dedup_window=30)
+    boot = {"product": "GXP2170"}  # no MAC: the source address tells the phones apart
+    first = PhoneEvent("acme", "booting_completed", boot, boot, source_ip="10.0.0.2")
+    again = PhoneEvent("acme", "booting_completed", boot, boot, source_ip="10.0.0.2")
+    other = PhoneEvent("acme", "booting_completed", boot, boot, source_ip="10.0.0.9")
+    assert [e.key for e in p.c.feed(first)] == ["boot_completed"]
+    assert p.c.feed(again) == []
+    assert [e.key for e in p.c.feed(other)] == ["boot_completed"]
 
 
 def test_presence_follows_calls() -> None:
@@ -200,3 +214,23 @@ def test_registration_right_after_sign_off_is_news() -> None:
     assert p.send("registration", **PHONE) == ["extension_register"]
     assert p.send("registration", **PHONE) == []
     assert p.c.presence("acme", "101")["registered"]
+
+
+def test_a_deleted_tenant_is_forgotten_without_a_word() -> None:
+    """Its calls and presence go with it, so a new tenant of the same name starts empty."""
+    p = Phones()
+    p.send("dnd_on", local="101")
+    p.send("incoming_call", local="102", remote="0711", call_id="open")
+    p.send("incoming_call", local="103", remote="0712", call_id="done")
+    p.send("terminate_call", local="103", remote="0712", call_id="done")
+    p.c.drain_changes()
+    p.send("dnd_off", local="104")  # a change not yet persisted
+    p.c.keep_tenants(["globex"])
+    assert p.c.open_sessions == 0 and p.c.active_calls("acme") == []
+    assert not p.c.has_changes()  # nothing of it is written back after the purge
+    assert not p.c.presence("acme", "101")["dnd"]
+    assert p.tick(24 * 3600) == []  # its open call does not time out later either
+    # The same call id is a new call now, not a late report of the forgotten one.
+    assert p.send("incoming_call", local="103", remote="0712", call_id="done")[0] == "call_start"
+    p.c.keep_tenants(["acme"])  # a tenant that stays keeps everything
+    assert p.c.open_sessions == 1
