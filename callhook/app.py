@@ -30,7 +30,7 @@ from callhook.api import webhooks as webhooks_api
 from callhook.api.common import ERRORS
 from callhook.api.middleware import ApiMetrics, BodyLimit, RequestMetrics
 from callhook.bus.memory import MemoryBus
-from callhook.config import Settings
+from callhook.config import ConfigError, Settings
 from callhook.correlate import CorrelationSettings, Correlator
 from callhook.dashboard import routes as dashboard
 from callhook.dashboard.tickets import TicketBook
@@ -98,10 +98,18 @@ class Hub:
     # lifespan --------------------------------------------------------------------------
     async def start(self) -> None:
         await self.store.open()
-        await self.apply_config()
-        await self.retention.resume(set(self.tenants))
+        try:
+            await self.apply_config()
+        except ConfigError:
+            await self.store.close()  # nothing else has started yet
+            raise
+        await self.retention.resume(set(self.tenants))  # purges deleted tenants' data
         sessions, presence = await self.log.load_state()
-        self.correlator.restore(sessions, presence)
+        # A deleted tenant's calls and presence are being purged: a namesake starts empty.
+        self.correlator.restore(
+            [s for s in sessions if s.get("tenant") in self.tenants],
+            [p for p in presence if p.get("tenant") in self.tenants],
+        )
         self.log.commit_hooks.append(self._on_commit)
         await self.delivery.start()  # outbox hook in place before any event is appended
         await self.bus.start()
@@ -129,11 +137,16 @@ class Hub:
         await self.store.close()
 
     async def apply_config(self) -> dirstore.ApplyReport:
-        """Make the database's directory match the config file, then reload the read model."""
+        """Make the database's directory match the config file, then reload the read model.
+
+        Raises ConfigError, having changed nothing, if the file clashes with the database.
+        """
         hashes = await self.store.read(lambda c: dirstore.hash_passwords(self.settings, c))
         report = await self.store.write(
             lambda c, _st: dirstore.apply_config(c, self.settings, hashes)
         )
+        if report.refused:
+            raise ConfigError("; ".join(report.refused))
         await self.reload_directory()
         await self.delivery.apply_config()  # rules and webhooks declared in the file
         if not report.unchanged:
@@ -148,6 +161,7 @@ class Hub:
         self.tenants.clear()
         self.tenants.update(tenants)
         self.resolver.load(self.tenants)
+        self.correlator.keep_tenants(self.tenants)  # a deleted tenant's calls and presence go
         await self.delivery.reload()  # a deleted tenant's endpoints went with it (cascade)
 
     def forget_api_keys(self) -> None:

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import os
+import sqlite3
+import ssl
 import sys
 from pathlib import Path
 
 import click
 
 from callhook import __version__, config
-from callhook.cli_admin import keys, phone_urls_command
+from callhook.cli_admin import (
+    DEFAULT_CONFIG,
+    config_option,
+    keys,
+    load_settings,
+    phone_urls_command,
+)
 from callhook.demo import demo
 from callhook.simulate.command import simulate
 from callhook.tail import tail
-
-
-def _load(path: str) -> config.Settings:
-    try:
-        return config.load(path)
-    except config.ConfigError as exc:
-        raise click.ClickException(f"config error: {exc}") from None
-
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    default=lambda: os.environ.get("CALLHOOK_CONFIG", "callhook.toml"),
-    show_default="callhook.toml",
-    help="TOML config file (env CALLHOOK_CONFIG).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,18 +31,26 @@ def main() -> None:
 @main.command()
 @config_option
 @click.option("--init", is_flag=True, help="Write a sample config first if the file is missing.")
-def serve(config_path: str, init: bool) -> None:
+def serve(config_path: str | None, init: bool) -> None:
     """Run the hub (ingest, REST API, WebSocket pub/sub, webhooks)."""
     from callhook.ops import setup_logging
     from callhook.server import run
 
-    if init and not Path(config_path).exists():
-        config.write_sample(config_path)
-        click.echo(f"wrote a sample config to {config_path} (edit it to add your tenants)")
-    settings = _load(config_path)
+    path = config_path or DEFAULT_CONFIG
+    if init and not Path(path).exists():
+        config.write_sample(path)
+        click.echo(f"wrote a sample config to {path} (edit it to add your tenants)")
+    elif config_path is None and not Path(path).exists():
+        click.echo(f"note: no {path} here; running on the defaults (--init writes one)", err=True)
+    settings = load_settings(config_path)
+    _check_tls(settings)
+    _open_database(settings)
     setup_logging(settings.server.log_level, settings.server.log_format)
     _print_banner(settings)
-    run(settings)
+    try:
+        run(settings)
+    except config.ConfigError as exc:  # the file clashes with the database (Hub.apply_config)
+        raise click.ClickException(f"config error: {exc}") from None
 
 
 def _print_banner(settings: config.Settings) -> None:
@@ -69,15 +68,56 @@ def _print_banner(settings: config.Settings) -> None:
         click.echo("  warning: admin_key is the default 'change-me'; set a secret one", err=True)
 
 
+def _open_database(settings: config.Settings) -> list[int]:
+    """Open the database (applying pending migrations) before anything starts, so a path
+    that cannot be one is a one-line error naming the key rather than a traceback."""
+    from callhook.store import sqlite
+
+    url = settings.server.database
+    try:
+        return sqlite.upgrade(url)
+    except (sqlite3.Error, OSError) as exc:
+        path = sqlite.sqlite_path(url)
+        raise click.ClickException(
+            f"server.database = {url!r}: cannot open {path}: {exc}"
+        ) from None
+
+
+def _check_tls(settings: config.Settings) -> None:
+    """Load the WSI listener's certificate and key as it will (wsi/service.py), naming the
+    key of a file that cannot be read instead of dying at start with a traceback."""
+    server = settings.server
+    if not server.tls_cert:  # the config loader wants both or neither
+        return
+    for key, path in (("tls_cert", server.tls_cert), ("tls_key", server.tls_key)):
+        try:
+            Path(path).read_bytes()
+        except OSError as exc:
+            raise click.ClickException(f"server.{key} = {path!r}: {exc.strerror}") from None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            server.tls_cert, server.tls_key
+        )
+    except (ssl.SSLError, OSError) as exc:
+        raise click.ClickException(
+            f"server.tls_cert = {server.tls_cert!r}, server.tls_key = {server.tls_key!r}:"
+            f" not a PEM certificate and its private key ({exc})"
+        ) from None
+
+
 @main.command("check-config")
 @config_option
-def check_config(config_path: str) -> None:
+def check_config(config_path: str | None) -> None:
     """Validate the config file (and CALLHOOK_* overrides); exit 1 with the reason if bad."""
-    if not Path(config_path).exists():
-        raise click.ClickException(f"config error: {config_path}: no such file")
-    settings = _load(config_path)
+    settings = load_settings(config_path)
     n_ext = sum(len(t.extension) for t in settings.tenant)
-    click.echo(f"{config_path}: ok ({len(settings.tenant)} tenants, {n_ext} extensions)")
+    counts = f"{len(settings.tenant)} tenants, {n_ext} extensions"
+    if config_path is None and not Path(DEFAULT_CONFIG).exists():
+        click.echo(
+            f"no {DEFAULT_CONFIG} here; the defaults and CALLHOOK_* overrides: ok ({counts})"
+        )
+    else:
+        click.echo(f"{config_path or DEFAULT_CONFIG}: ok ({counts})")
 
 
 @main.group()
@@ -87,12 +127,9 @@ def db() -> None:
 
 @db.command("upgrade")
 @config_option
-def db_upgrade(config_path: str) -> None:
+def db_upgrade(config_path: str | None) -> None:
     """Apply pending schema migrations."""
-    from callhook.store import sqlite
-
-    settings = _load(config_path)
-    applied = sqlite.upgrade(settings.server.database)
+    applied = _open_database(load_settings(config_path))
     click.echo(f"applied migrations {applied}" if applied else "database is up to date")
 
 

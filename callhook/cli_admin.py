@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -25,17 +24,25 @@ from callhook.store.sqlite import SQLiteStore, StoreError, sqlite_path
 
 T = TypeVar("T")
 
+DEFAULT_CONFIG = "callhook.toml"
+
+# Every command's --config. Unless given (here or as CALLHOOK_CONFIG) it is None, and
+# ./callhook.toml is read if it exists, else the defaults are used; a named file must exist.
 config_option = click.option(
     "--config",
     "config_path",
-    default=lambda: os.environ.get("CALLHOOK_CONFIG", "callhook.toml"),
-    show_default="callhook.toml",
-    help="TOML config file (env CALLHOOK_CONFIG).",
+    envvar="CALLHOOK_CONFIG",
+    default=None,
+    show_default=DEFAULT_CONFIG,
+    help="TOML config file (env CALLHOOK_CONFIG); if named, it must exist.",
 )
 
 
-def _settings(path: str) -> config.Settings:
+def load_settings(path: str | None) -> config.Settings:
+    """The settings of the config file `--config` names, or of ./callhook.toml if any."""
     try:
+        if path is None:
+            return config.load(DEFAULT_CONFIG, missing_ok=True)
         return config.load(path)
     except config.ConfigError as exc:
         raise click.ClickException(f"config error: {exc}") from None
@@ -118,10 +125,10 @@ def _default_host(settings: config.Settings) -> str:
     help="provisioning: Yealink .cfg lines, Snom XML, or a labelled list.",
 )
 def phone_urls_command(
-    config_path: str, tenant: str | None, host: str | None, vendor: str, fmt: str
+    config_path: str | None, tenant: str | None, host: str | None, vendor: str, fmt: str
 ) -> None:
     """Print the URL to paste on a phone for each event (no hub needed)."""
-    settings = _settings(config_path)
+    settings = load_settings(config_path)
     tenant, token = _token(settings, tenant)
     where = host or _default_host(settings)
     vendors = phone_urls.URL_VENDORS if vendor == "all" else (vendor,)
@@ -182,18 +189,20 @@ async def _ensure_tenant(store: SQLiteStore, settings: config.Settings, tenant: 
     if tenant not in {t.name for t in settings.tenant}:
         raise click.ClickException(f"no tenant {tenant!r} in the database or the config file")
     hashes = await store.read(lambda c: dirstore.hash_passwords(settings, c))
-    await store.write(lambda c, _s: dirstore.apply_config(c, settings, hashes))
+    report = await store.write(lambda c, _s: dirstore.apply_config(c, settings, hashes))
+    if report.refused:
+        raise click.ClickException(f"config error: {'; '.join(report.refused)}")
 
 
 @keys.command("create")
 @config_option
 @click.option("--tenant", required=True, help="Tenant the key belongs to.")
 @click.option("--name", default="", help="What the key is for (shown in lists).")
-def keys_create(config_path: str, tenant: str, name: str) -> None:
+def keys_create(config_path: str | None, tenant: str, name: str) -> None:
     """Create a tenant API key; it is printed once and stored only as a hash."""
     from callhook.store import tenants as rows
 
-    settings = _settings(config_path)
+    settings = load_settings(config_path)
 
     async def op(store: SQLiteStore) -> dict[str, Any] | None:
         await _ensure_tenant(store, settings, tenant)
@@ -220,11 +229,11 @@ def _when(ts: float | None) -> str:
 @config_option
 @click.option("--tenant", required=True, help="Tenant whose keys to list.")
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
-def keys_list(config_path: str, tenant: str, include_revoked: bool) -> None:
+def keys_list(config_path: str | None, tenant: str, include_revoked: bool) -> None:
     """List a tenant's API keys (never the keys themselves)."""
     from callhook.store import tenants as rows
 
-    settings = _settings(config_path)
+    settings = load_settings(config_path)
     _existing_db(settings)
     found = _with_store(
         settings,
@@ -243,11 +252,11 @@ def keys_list(config_path: str, tenant: str, include_revoked: bool) -> None:
 @config_option
 @click.argument("key_id")
 @click.option("--tenant", help="Only if the key belongs to this tenant.")
-def keys_revoke(config_path: str, key_id: str, tenant: str | None) -> None:
+def keys_revoke(config_path: str | None, key_id: str, tenant: str | None) -> None:
     """Revoke an API key (a running hub notices within 30 s; the REST API revokes at once)."""
     from callhook.store import tenants as rows
 
-    settings = _settings(config_path)
+    settings = load_settings(config_path)
     _existing_db(settings)
     done = _with_store(
         settings, lambda s: s.write(lambda c, _s: rows.revoke_api_key(c, key_id, tenant))

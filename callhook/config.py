@@ -1,28 +1,60 @@
 """Typed settings from one TOML file plus `CALLHOOK_*` environment overrides. Loud on error.
 
-Every scalar key of a section is overridable as `CALLHOOK_<SECTION>_<KEY>`, e.g.
-`CALLHOOK_SERVER_LISTEN=0.0.0.0:8080` or `CALLHOOK_CORRELATION_MERGE_WINDOW=3`. Lists take
-JSON (`CALLHOOK_SERVER_TRUSTED_PROXIES='["10.0.0.1"]'`). Unknown keys are errors.
+Every key of a section is overridable as `CALLHOOK_<SECTION>_<KEY>`, e.g.
+`CALLHOOK_SERVER_LISTEN=0.0.0.0:8080` or `CALLHOOK_CORRELATION_MERGE_WINDOW=3`, and a
+declared tenant's own keys as `CALLHOOK_TENANT_<NAME>_<KEY>` (`CALLHOOK_TENANT_ACME_PASSWORD`).
+Lists take JSON (`CALLHOOK_SERVER_TRUSTED_PROXIES='["10.0.0.1"]'`); other values are taken
+as they are. Unknown keys are errors. Field rules shared with the admin API: fields.py.
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+import types
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from callhook import fields
 from callhook.events import KEY_TOPIC, TOPICS
 
 ENV_PREFIX = "CALLHOOK_"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_NUMBER_RE = re.compile(r"^[0-9A-Za-z*#+_.-]{1,32}$")
+
+
+def _unless_empty(check: Callable[[str], str]) -> AfterValidator:
+    """`""` means "not set" in the file (the hub's default); anything else must pass."""
+    return AfterValidator(lambda v: check(v) if v else v)
+
+
+# The admin API's rules (callhook/fields.py): the file accepts what the API accepts.
+Name = Annotated[str, AfterValidator(fields.check_name)]
+Number = Annotated[str, AfterValidator(fields.check_number)]
+Numbers = Annotated[list[Number], Field(max_length=fields.MEMBERS_MAX)]
+Network = Annotated[str, AfterValidator(fields.check_network)]
+Schedule = Annotated[list[float], AfterValidator(fields.check_schedule)]
+OptionalToken = Annotated[str, _unless_empty(fields.check_token)]
+OptionalDomain = Annotated[str, _unless_empty(fields.check_domain)]
+OptionalPassword = Annotated[
+    str, Field(max_length=fields.PASSWORD_MAX), AfterValidator(fields.check_text)
+]
+DisplayName = Annotated[
+    str, Field(max_length=fields.DISPLAY_NAME_MAX), AfterValidator(fields.check_text)
+]
 
 
 _CALL_EVENT_NAMES = ("dial_in", "dial_out", "answer_incoming", "answer_outgoing", "hangup")
@@ -36,7 +68,7 @@ def _check_target_url(v: str) -> str:
 
 
 def _check_secret(v: str) -> str:
-    if not _SECRET_RE.match(v):
+    if not _SECRET_RE.fullmatch(v):
         raise ValueError("expected whsec_ followed by base64 of 24 to 64 bytes")
     return v
 
@@ -66,13 +98,14 @@ class ServerConfig(_Strict):
     """[server]: listeners, storage, bus, keys."""
 
     listen: str = "127.0.0.1:8080"
-    wsi_listen: str = "127.0.0.1:8885"
+    # Checked against `listen` even when left at its default.
+    wsi_listen: str = Field(default="127.0.0.1:8885", validate_default=True)
     database: str = "sqlite:///callhook.db"
     bus: str = "memory"
     admin_key: str = "change-me"
     allow_private_targets: bool = False
     tls_cert: str = ""
-    tls_key: str = ""
+    tls_key: str = Field(default="", validate_default=True)  # checked against tls_cert
     # "full": fsync every group commit (survives power loss); "normal": survives a process
     # crash (SIGKILL) but may lose the last commits on power loss. See docs/storage.md.
     durability: Literal["full", "normal"] = "full"
@@ -89,8 +122,23 @@ class ServerConfig(_Strict):
 
     @field_validator("wsi_listen")
     @classmethod
-    def _wsi_listen(cls, v: str) -> str:
-        return _check_hostport(v, allow_empty=True)
+    def _wsi_listen(cls, v: str, info: ValidationInfo) -> str:
+        _check_hostport(v, allow_empty=True)
+        listen = info.data.get("listen")  # absent if it was refused itself
+        if v and listen and _same_socket(v, listen):
+            raise ValueError(f"the same port as server.listen = {listen!r}; each needs its own")
+        return v
+
+    @field_validator("tls_key")
+    @classmethod
+    def _tls_key(cls, v: str, info: ValidationInfo) -> str:
+        # One without the other once ran the WSI listener quietly without TLS.
+        cert = info.data.get("tls_cert", "")
+        if v and not cert:
+            raise ValueError("needs server.tls_cert too (TLS takes both, or neither)")
+        if cert and not v:
+            raise ValueError(f"required with server.tls_cert = {cert!r} (TLS takes both)")
+        return v
 
     @field_validator("database")
     @classmethod
@@ -123,6 +171,18 @@ class ServerConfig(_Strict):
         for net in v:
             ipaddress.ip_network(net, strict=False)
         return v
+
+
+_ANY_HOST = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
+
+
+def _same_socket(a: str, b: str) -> bool:
+    """Whether two HOST:PORT listeners would bind the same port (port 0: any free one)."""
+    host_a, _, port_a = a.rpartition(":")
+    host_b, _, port_b = b.rpartition(":")
+    if port_a != port_b or int(port_a) == 0:
+        return False
+    return host_a == host_b or host_a in _ANY_HOST or host_b in _ANY_HOST
 
 
 class CorrelationConfig(_Strict):
@@ -158,7 +218,7 @@ class DeliveryConfig(_Strict):
     connect_timeout: float = Field(default=5.0, gt=0)
     total_timeout: float = Field(default=15.0, gt=0)
     # Svix-like schedule (seconds): immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
-    schedule: list[float] = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+    schedule: Schedule = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
     jitter: float = Field(default=0.2, ge=0, le=1)
     disable_after: float = Field(default=5 * 86400.0, gt=0)
     max_in_flight_per_endpoint: int = Field(default=4, ge=1, le=256)
@@ -168,37 +228,30 @@ class DeliveryConfig(_Strict):
 class ExtensionConfig(_Strict):
     """[[tenant.extension]]"""
 
-    number: str
-    password: str = ""
-    display_name: str = ""
-    groups: list[str] = []
-
-    @field_validator("number")
-    @classmethod
-    def _number(cls, v: str) -> str:
-        if not _NUMBER_RE.match(v):
-            raise ValueError("expected an extension number like 101")
-        return v
+    number: Number
+    password: OptionalPassword = ""
+    display_name: DisplayName = ""
+    groups: Annotated[list[Name], Field(max_length=fields.GROUPS_MAX)] = []
 
 
 class QueueConfig(_Strict):
     """[[tenant.queue]]"""
 
-    number: str
-    members: list[str] = []
-    managers: list[str] = []
+    number: Number
+    members: Numbers = []
+    managers: Numbers = []
 
 
 class TrunkConfig(_Strict):
     """[[tenant.trunk]]"""
 
-    name: str
+    name: Name
 
 
 class CallEventConfig(_Strict):
     """[[tenant.call_event]]: a VoipNow-style Call Events rule (seed 003)."""
 
-    extension: str
+    extension: Number
     event: str
     method: Literal["GET", "POST"] = "POST"
     url: str
@@ -235,9 +288,9 @@ class WebhookConfig(_Strict):
     secrets: list[str] = []
     topics: list[str] = []
     keys: list[str] = []
-    extensions: list[str] = []
+    extensions: Numbers = []
     enabled: bool = True
-    schedule: list[float] | None = None
+    schedule: Schedule | None = None
 
     @field_validator("url")
     @classmethod
@@ -270,41 +323,41 @@ class WebhookConfig(_Strict):
                 raise ValueError(f"unknown event key {key!r}")
         return v
 
-    @field_validator("schedule")
-    @classmethod
-    def _schedule(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and (not v or any(x < 0 for x in v)):
-            raise ValueError("expected a non-empty list of delays in seconds, each >= 0")
-        return v
-
 
 class TenantConfig(_Strict):
     """[[tenant]]"""
 
-    name: str
-    password: str = ""
-    domain: str = ""
-    ingest_token: str = ""
-    open_ingest_networks: list[str] = []
+    name: Name
+    password: OptionalPassword = ""
+    domain: OptionalDomain = ""
+    ingest_token: OptionalToken = ""
+    open_ingest_networks: Annotated[list[Network], Field(max_length=fields.NETWORKS_MAX)] = []
     extension: list[ExtensionConfig] = []
     queue: list[QueueConfig] = []
     trunk: list[TrunkConfig] = []
     call_event: list[CallEventConfig] = []
     webhook: list[WebhookConfig] = []
 
-    @field_validator("name")
+    @field_validator("extension", "queue")
     @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
-            raise ValueError("expected letters, digits, '.', '_' or '-' (at most 64)")
+    def _unique_numbers(cls, v: list[ExtensionConfig] | list[QueueConfig]) -> Any:
+        _refuse_twice([x.number for x in v], "number")
         return v
 
-    @field_validator("open_ingest_networks")
+    @field_validator("trunk")
     @classmethod
-    def _networks(cls, v: list[str]) -> list[str]:
-        for net in v:
-            ipaddress.ip_network(net, strict=False)
+    def _unique_names(cls, v: list[TrunkConfig]) -> list[TrunkConfig]:
+        _refuse_twice([x.name for x in v], "name")
         return v
+
+
+def _refuse_twice(values: list[str], key: str) -> None:
+    """The database keeps one of each: a second entry would silently replace the first."""
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{key} {value!r} declared twice")
+        seen.add(value)
 
 
 class Settings(_Strict):
@@ -329,9 +382,6 @@ class Settings(_Strict):
             if t.ingest_token and t.ingest_token in tokens:
                 raise ValueError(f"ingest_token of tenant {t.name!r} is used by another tenant")
             tokens.add(t.ingest_token)
-            numbers = [e.number for e in t.extension]
-            if len(numbers) != len(set(numbers)):
-                raise ValueError(f"tenant {t.name!r} declares an extension twice")
         return v
 
 
@@ -343,30 +393,6 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "wsi": WsiConfig,
 }
 
-
-def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or name == "CALLHOOK_CONFIG":
-            continue
-        rest = name[len(ENV_PREFIX) :].lower()
-        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
-        if section is None:
-            raise ConfigError(f"{name}: unknown setting (expected CALLHOOK_<SECTION>_<KEY>)")
-        key = rest[len(section) + 1 :]
-        field = SECTIONS[section].model_fields.get(key)
-        if field is None:
-            raise ConfigError(f"{name}: unknown key {section}.{key}")
-        value: Any = raw
-        if raw[:1] in "[{":
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{name}={raw!r}: not valid JSON ({exc.msg})") from None
-        out.setdefault(section, {})[key] = value
-    return out
-
-
 # Keys whose values an error message must not repeat (SPEC §7: secrets are never logged).
 _SECRET_KEYS = frozenset({"admin_key", "password", "secret", "secrets", "ingest_token"})
 _USERINFO_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]*@")
@@ -377,7 +403,114 @@ def _redact_url(value: Any) -> Any:
     return _USERINFO_PASSWORD.sub(r"\1:***@", value) if isinstance(value, str) else value
 
 
-def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:
+def _takes_json(annotation: Any) -> bool:
+    """Lists and tables (also `list[...] | None`) are written as JSON in the environment."""
+    if get_origin(annotation) is Annotated:
+        return _takes_json(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_takes_json(arg) for arg in get_args(annotation) if arg is not type(None))
+    return annotation in (list, dict) or get_origin(annotation) in (list, dict)
+
+
+def _is_table(annotation: Any) -> bool:
+    args = get_args(annotation)
+    return (
+        get_origin(annotation) is list
+        and isinstance(args[0], type)
+        and issubclass(args[0], BaseModel)
+    )
+
+
+# `CALLHOOK_TENANT_<NAME>_<KEY>`: a declared tenant's own keys, not its tables or its name.
+TENANT_ENV_KEYS = tuple(
+    key
+    for key, info in TenantConfig.model_fields.items()
+    if key != "name" and not _is_table(info.annotation)
+)
+
+
+def _env_value(name: str, raw: str, key: str, model: type[BaseModel]) -> Any:
+    if not _takes_json(model.model_fields[key].annotation):
+        return raw  # a string, number or boolean: pydantic converts it
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        shown = "" if key in _SECRET_KEYS else f"={_redact_url(raw)!r}"
+        raise ConfigError(f"{name}{shown}: not valid JSON ({exc.msg})") from None
+
+
+def _env_name(tenant: str) -> str:
+    """A tenant name as variable names spell it (`acme-eu.2`: `ACME_EU_2`, any case)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", tenant).lower()
+
+
+def _tenant_table(doc: dict[str, Any], name: str, rest: str) -> tuple[int, str]:
+    """The index of the file's [[tenant]] table that `CALLHOOK_TENANT_<rest>` names, and
+    the key."""
+    tenants = doc.get("tenant")
+    named = [
+        (i, t)
+        for i, t in enumerate(tenants if isinstance(tenants, list) else [])
+        if isinstance(t, dict) and isinstance(t.get("name"), str)
+    ]
+    prefixed = [
+        (i, t["name"], rest[len(_env_name(t["name"])) + 1 :])
+        for i, t in named
+        if rest.startswith(_env_name(t["name"]) + "_")
+    ]
+    found = [(i, key) for i, _, key in prefixed if key in TENANT_ENV_KEYS]
+    if len(found) > 1:
+        which = " and ".join(repr(tenant) for _, tenant, key in prefixed if key in TENANT_ENV_KEYS)
+        raise ConfigError(f"{name}: names tenants {which} alike; rename one")
+    if found:
+        return found[0]
+    if prefixed:
+        _, tenant, key = max(prefixed, key=lambda p: len(p[1]))
+        raise ConfigError(
+            f"{name}: unknown key {key!r} of tenant {tenant!r}"
+            f" (expected {', '.join(TENANT_ENV_KEYS)})"
+        )
+    names = ", ".join(repr(t["name"]) for _, t in named) or "none"
+    raise ConfigError(
+        f"{name}: no such tenant in the config file (expected CALLHOOK_TENANT_<NAME>_<KEY>"
+        f" for a declared tenant; declared: {names})"
+    )
+
+
+def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[Any, ...], str]:
+    """Write every `CALLHOOK_*` variable into `doc`, a copy of the file's document; return
+    which variable set which key (error messages name it)."""
+    origin: dict[tuple[Any, ...], str] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == "CALLHOOK_CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        model: type[BaseModel]
+        loc: tuple[Any, ...]
+        if rest.startswith("tenant_"):
+            index, key = _tenant_table(doc, name, rest.removeprefix("tenant_"))
+            table, model, loc = doc["tenant"][index], TenantConfig, ("tenant", index, key)
+        else:
+            section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+            if section is None:
+                raise ConfigError(
+                    f"{name}: unknown setting (expected CALLHOOK_<SECTION>_<KEY>"
+                    " or CALLHOOK_TENANT_<NAME>_<KEY>)"
+                )
+            key, model = rest[len(section) + 1 :], SECTIONS[section]
+            if key not in model.model_fields:
+                raise ConfigError(f"{name}: unknown key {section}.{key}")
+            if not isinstance(doc.get(section), dict):
+                doc[section] = {}
+            table, loc = doc[section], (section, key)
+        table[key] = _env_value(name, raw, key, model)
+        origin[loc] = name
+    return origin
+
+
+def _describe(
+    exc: ValidationError, data: Mapping[str, Any], origin: Mapping[tuple[Any, ...], str]
+) -> str:
     lines = []
     for err in exc.errors():
         loc = err["loc"]
@@ -392,29 +525,32 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:
         where = "".join(path) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            # The key is what is wrong; its value may be a secret under a mistyped name.
+            msg, value = "unknown key", None
         shown = ""
         if value is not None and not isinstance(value, dict | list):
             secret = any(isinstance(part, str) and part in _SECRET_KEYS for part in loc)
             shown = " = '***'" if secret else f" = {_redact_url(value)!r}"
-        lines.append(f"{where}{shown}: {msg}")
+        by = next((f" (from {v})" for k, v in origin.items() if loc[: len(k)] == k), "")
+        lines.append(f"{where}{shown}{by}: {msg}")
     return "; ".join(lines)
 
 
 def parse(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """Validate a decoded TOML document, with env overrides applied on top."""
-    merged: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    for section, values in _env_overrides(os.environ if env is None else env).items():
-        current = merged.get(section)
-        merged[section] = {**(current if isinstance(current, dict) else {}), **values}
+    merged = copy.deepcopy(dict(data))
+    origin = _apply_env(merged, os.environ if env is None else env)
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, merged)) from None
+        raise ConfigError(_describe(exc, merged, origin)) from None
 
 
-def load(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
-    """Load and validate a config file; a missing file means all defaults."""
+def load(
+    path: str | Path, env: Mapping[str, str] | None = None, *, missing_ok: bool = False
+) -> Settings:
+    """Load and validate a config file. A missing one is an error, or with `missing_ok`
+    means all defaults (and the environment's overrides)."""
     p = Path(path)
     data: dict[str, Any] = {}
     if p.exists():
@@ -424,6 +560,8 @@ def load(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: cannot read: {exc}") from None
+    elif not missing_ok:
+        raise ConfigError(f"{p}: no such file")
     return parse(data, env)
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from callhook.api.auth import Principal, principal
-from callhook.api.common import ERRORS, Model, Number
+from callhook.api.common import ERRORS, ExtensionFilter, Model, Number
 from callhook.api.deliveries import endpoint_routes, service
 from callhook.api.webhooks import Secret, Url
 from callhook.deliver import control
@@ -112,7 +112,7 @@ async def list_rules(
     request: Request,
     tenant: str,
     who: Who,
-    extension: Annotated[str | None, Query(max_length=32)] = None,
+    extension: ExtensionFilter = None,
 ) -> dict[str, Any]:
     svc = service(request, who, tenant)
     eps = [

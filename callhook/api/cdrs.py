@@ -11,7 +11,8 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
-from callhook.errors import BadRequest
+from callhook.api.common import INT64_MAX, ExtensionFilter, seq_query
+from callhook.errors import BadRequest, Unprocessable
 from callhook.store import queries
 
 router = APIRouter(tags=["cdrs"])
@@ -38,11 +39,14 @@ def _time(value: str | None, name: str) -> int | None:
     """Unix seconds or ISO 8601 (`2026-11-22` or `2026-11-22T10:00:00+01:00`)."""
     if value is None or value == "":
         return None
-    if value.isdigit():
-        return int(value)
+    if value.isascii() and value.isdigit():  # str.isdigit() is true for "²" too
+        seconds = int(value)
+        if seconds > INT64_MAX:  # compared with an SQLite INTEGER
+            raise Unprocessable(f"{name}: at most {INT64_MAX}", field=name)
+        return seconds
     try:
         return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # naive dates near year 1 or 9999 overflow
         raise BadRequest(f"{name}: expected Unix seconds or ISO 8601", field=name) from None
 
 
@@ -63,11 +67,13 @@ async def list_cdrs(
     request: Request,
     tenant: str,
     who: Annotated[Principal, Depends(principal)],
-    from_: Annotated[str | None, Query(alias="from", description="start time >=")] = None,
-    to: Annotated[str | None, Query(description="start time <")] = None,
-    extension: Annotated[str | None, Query(max_length=32)] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", max_length=64, description="start time >=")
+    ] = None,
+    to: Annotated[str | None, Query(max_length=64, description="start time <")] = None,
+    extension: ExtensionFilter = None,
     status: Annotated[str | None, Query(max_length=32)] = None,
-    cursor: Annotated[int, Query(ge=0, description="next_cursor of the previous page")] = 0,
+    cursor: Annotated[int, seq_query("next_cursor of the previous page")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
 ) -> Response:

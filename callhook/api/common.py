@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -11,52 +10,52 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from callhook.api.auth import Principal, hub_of, require_tenant
 from callhook.errors import Conflict, NotFound
+from callhook.fields import (
+    DISPLAY_NAME_MAX,
+    DOMAIN_PATTERN,
+    NAME_PATTERN,
+    NETWORK_PATTERN,
+    NUMBER_PATTERN,
+    PASSWORD_MAX,
+    TOKEN_PATTERN,
+    check_network,
+    check_text,
+)
 
 T = TypeVar("T")
 
-# The same rules as the config file (callhook/config.py), so both doors accept one language.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-NUMBER_PATTERN = r"^[0-9A-Za-z*#+_.-]{1,32}$"
-# Ingest tokens travel in URL paths and `token=` pairs: no `&`, `=`, `/` or `%`.
-TOKEN_PATTERN = r"^[A-Za-z0-9_.~-]{6,128}$"
-DOMAIN_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$"
-NETWORK_PATTERN = r"^[0-9A-Fa-f:.]{2,45}(/[0-9]{1,3})?$"
-
-
-def _text(value: str) -> str:
-    """Reject text that cannot be stored: lone surrogates (valid JSON, invalid UTF-8), NUL."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid UTF-8 text") from None
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-def _network(value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value, strict=False))
-    except ValueError:
-        raise ValueError("expected a network such as 192.168.40.0/24") from None
-
+# The same rules as the config file (callhook/fields.py), so both doors accept one language.
+_text = AfterValidator(check_text)
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, examples=["acme"])]
 Number = Annotated[str, Field(pattern=NUMBER_PATTERN, examples=["101"])]
 Token = Annotated[str, Field(pattern=TOKEN_PATTERN, examples=["gs-7f3a9c"])]
 Domain = Annotated[str, Field(pattern=DOMAIN_PATTERN, examples=["acme.example.com"])]
-Password = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_text)]
-DisplayName = Annotated[str, Field(max_length=128), AfterValidator(_text)]
+Password = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX), _text]
+DisplayName = Annotated[str, Field(max_length=DISPLAY_NAME_MAX), _text]
 Network = Annotated[
     str,
     Field(max_length=64, pattern=NETWORK_PATTERN, examples=["192.168.40.0/24"]),
-    AfterValidator(_network),
+    AfterValidator(check_network),
 ]
 
 Cursor = Annotated[
     str | None, Query(max_length=128, description="`next_cursor` of the previous page")
 ]
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
+# A number the API compares with extension numbers in the store: the rule they are made by.
+ExtensionFilter = Annotated[
+    str | None, Query(pattern=NUMBER_PATTERN, description="only those naming this extension")
+]
+
+# Integers reach SQLite, whose INTEGER is signed 64-bit: a larger one is an OverflowError
+# there, so every integer parameter is bounded here (SPEC §7: every input has a limit).
+INT64_MAX = 2**63 - 1
+
+
+def seq_query(description: str) -> Any:
+    """A non-negative log position or cursor in the query string: 0 to INT64_MAX."""
+    return Query(ge=0, le=INT64_MAX, description=description)
 
 
 class Model(BaseModel):

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
-from callhook.api.common import ERRORS, Model
+from callhook.api.common import ERRORS, Model, seq_query
 from callhook.deliver import control, history
 from callhook.deliver.rules import Kind
 from callhook.deliver.service import DeliveryService
@@ -93,7 +93,7 @@ def endpoint_routes(router: APIRouter, kind: Kind, plural: str) -> None:
         who: Who,
         status: Annotated[Status | None, Query()] = None,
         since: Annotated[float | None, Query(description="created at or after (Unix time)")] = None,
-        before_seq: Annotated[int | None, Query(ge=0)] = None,
+        before_seq: Annotated[int | None, seq_query("next_before_seq of the previous page")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         svc = service(request, who, tenant)

@@ -17,7 +17,6 @@ from callhook import security
 from callhook.api.auth import Principal, hub_of, principal
 from callhook.api.common import (
     ERRORS,
-    NAME_PATTERN,
     Cursor,
     Limit,
     check_outcome,
@@ -36,6 +35,7 @@ from callhook.api.models import (
     GroupMembers,
 )
 from callhook.errors import NotFound, Unprocessable
+from callhook.fields import NAME_PATTERN
 from callhook.store import numbering as plan
 
 router = APIRouter(tags=["directory"], responses=ERRORS)

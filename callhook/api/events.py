@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import ValidationError
 
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
+from callhook.api.common import ExtensionFilter, seq_query
 from callhook.directory import Tenant
 from callhook.errors import BadRequest, Unprocessable
 from callhook.events import KEY_TOPIC, TOPICS, Event, sip_uri, unix_time
@@ -26,10 +27,10 @@ async def list_events(
     request: Request,
     tenant: str,
     who: Annotated[Principal, Depends(principal)],
-    since_seq: Annotated[int, Query(ge=0, description="return events with seq > this")] = 0,
+    since_seq: Annotated[int, seq_query("return events with seq > this")] = 0,
     topic: Annotated[str | None, Query(description="e.g. extension_events")] = None,
     key: Annotated[str | None, Query(description="e.g. call_start")] = None,
-    extension: Annotated[str | None, Query(max_length=32)] = None,
+    extension: ExtensionFilter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     hub = hub_of(request)
@@ -75,6 +76,10 @@ async def publish_event(
         field = ".".join(str(p) for p in err["loc"]) or None
         raise Unprocessable(err["msg"], field=field) from None
     event = published_event(hub.tenants[tenant], key, model.model_dump(exclude_none=True))
+    try:  # the log stores what orjson writes: no integer beyond 64 bits, no 255-deep nesting
+        orjson.dumps(event.body)
+    except orjson.JSONEncodeError as exc:
+        raise Unprocessable(f"the event cannot be stored: {exc}") from None
     committed = await hub.pipeline.publish(event)
     out = [{"event_id": e.event_id, "seq": e.seq, "event_type": e.key} for e in committed]
     return Response(orjson.dumps({"events": out}), status_code=201, media_type="application/json")

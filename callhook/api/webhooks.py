@@ -16,6 +16,7 @@ from callhook.api.auth import Principal, principal
 from callhook.api.common import ERRORS, Model, Number
 from callhook.api.deliveries import endpoint_routes, service
 from callhook.deliver import control, signing
+from callhook.fields import SCHEDULE_MAX_DELAY, SCHEDULE_MAX_LEN
 
 router = APIRouter(tags=["webhooks"], responses=ERRORS)
 Who = Annotated[Principal, Depends(principal)]
@@ -25,7 +26,8 @@ Url = Annotated[
 ]
 Secret = Annotated[str, Field(pattern=r"^whsec_[A-Za-z0-9+/=]{16,128}$")]
 Schedule = Annotated[
-    list[Annotated[float, Field(ge=0, le=7 * 86400)]], Field(min_length=1, max_length=30)
+    list[Annotated[float, Field(ge=0, le=SCHEDULE_MAX_DELAY)]],
+    Field(min_length=1, max_length=SCHEDULE_MAX_LEN),
 ]
 Names = Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)]
 

@@ -12,6 +12,7 @@ from callhook import security
 from callhook.config import Settings, TenantConfig
 from callhook.directory import Extension, Queue, Tenant
 from callhook.events import new_id
+from callhook.store import tenants as rows
 
 
 @dataclass(slots=True)
@@ -21,6 +22,7 @@ class ApplyReport:
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # why nothing was applied
 
     @property
     def unchanged(self) -> bool:
@@ -58,16 +60,43 @@ def hash_passwords(settings: Settings, conn: sqlite3.Connection) -> dict[tuple[s
 def apply_config(
     conn: sqlite3.Connection, settings: Settings, hashes: dict[tuple[str, str], str]
 ) -> ApplyReport:
-    """Make the database match the config file's directory; entries made by API stay."""
-    report = ApplyReport()
+    """Make the database match the config file's directory; entries made by API stay.
+
+    A tenant dropped from the file is deleted as the API deletes one: its events, CDRs and
+    the like are left to the purge that `Retention.resume` starts. If the file gives a
+    tenant an ingest token that an API-made tenant holds, nothing is changed and the
+    report says why (`refused`).
+    """
     declared = {t.name for t in settings.tenant}
+    report = ApplyReport(refused=_tokens_taken(conn, settings, declared))
+    if report.refused:
+        return report
     for (name,) in conn.execute("SELECT name FROM tenants WHERE source='config'").fetchall():
         if name not in declared:
-            conn.execute("DELETE FROM tenants WHERE name=?", (name,))
+            rows.delete_tenant(conn, name)
             report.removed.append(f"tenant {name}")
     for t in settings.tenant:
         _apply_tenant(conn, t, hashes, report)
     return report
+
+
+def _tokens_taken(conn: sqlite3.Connection, settings: Settings, declared: set[str]) -> list[str]:
+    """File tenants whose ingest token an API-made tenant holds (the file's own tenants
+    are checked against each other by the config loader; undeclared ones are removed)."""
+    taken = []
+    for i, t in enumerate(settings.tenant):
+        if not t.ingest_token:
+            continue
+        for (other,) in conn.execute(
+            "SELECT name FROM tenants WHERE ingest_token=? AND source<>'config' ORDER BY name",
+            (t.ingest_token,),
+        ):
+            if other not in declared:
+                taken.append(
+                    f"tenant[{i}].ingest_token: already used by tenant {other!r}"
+                    " (made through the API)"
+                )
+    return taken
 
 
 def _apply_tenant(

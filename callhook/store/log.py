@@ -54,8 +54,18 @@ class Append:
 
 
 def _ext_column(extensions: tuple[str, ...]) -> str:
-    # ",101,102," so that a LIKE '%,101,%' filter matches whole numbers only
+    # ",101,102," so that looking for ",101," (EXTENSION_MATCH) matches whole numbers only
     return "," + ",".join(extensions) + "," if extensions else ""
+
+
+# The filter on an `_ext_column` column, with `ext_needle(number)` as its argument. instr()
+# compares exactly: LIKE would take `_` and `%` in a number as wildcards and ignore ASCII case.
+EXTENSION_MATCH = "instr(extensions, ?) > 0"
+
+
+def ext_needle(extension: str) -> str:
+    """The argument of EXTENSION_MATCH: a number (without commas) as `_ext_column` spells it."""
+    return f",{extension},"
 
 
 class EventLog:
@@ -207,8 +217,8 @@ class EventLog:
             sql += " AND key=?"
             args.append(key)
         if extension:
-            sql += " AND extensions LIKE ?"
-            args.append(f"%,{extension},%")
+            sql += " AND " + EXTENSION_MATCH
+            args.append(ext_needle(extension))
         sql += " ORDER BY seq LIMIT ?"
         args.append(limit)
         return await self.store.read(lambda c: [r[0] for r in c.execute(sql, args)])

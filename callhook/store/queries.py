@@ -6,6 +6,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from callhook.store.log import EXTENSION_MATCH, ext_needle
+
 
 @dataclass(frozen=True, slots=True)
 class CdrFilter:
@@ -30,8 +32,8 @@ def cdrs(conn: sqlite3.Connection, tenant: str, f: CdrFilter) -> list[tuple[int,
         sql += " AND start_time<?"
         args.append(f.start_to)
     if f.extension:
-        sql += " AND extensions LIKE ?"
-        args.append(f"%,{f.extension},%")
+        sql += " AND " + EXTENSION_MATCH
+        args.append(ext_needle(f.extension))
     if f.status:
         sql += " AND status=?"
         args.append(f.status)

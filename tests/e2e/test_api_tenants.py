@@ -82,9 +82,11 @@ def test_deleting_a_tenant_removes_its_data_and_frees_the_name(shared_hub: Hub) 
     h = shared_hub
     status, t = h.api("POST", "/api/v1/tenants", {"name": "gone"})
     assert status == 201
+    assert h.api("POST", "/api/v1/tenants/gone/extensions", {"number": "101"})[0] == 201
     for event in ("off_hook", "on_hook", "dnd_on"):
         assert phone(h, t["ingest_token"], event) == 200
-    assert len(h.events("gone")) == 3
+    assert phone(h, t["ingest_token"], "incoming_call", remote="0711", call_id="open") == 200
+    assert len(h.events("gone")) == 6  # and a call left open
     assert h.api("DELETE", "/api/v1/tenants/gone")[0] == 204
     db = sqlite3.connect(f"file:{h.db}?mode=ro", uri=True)
     deadline = time.monotonic() + 10
@@ -99,6 +101,11 @@ def test_deleting_a_tenant_removes_its_data_and_frees_the_name(shared_hub: Hub) 
     status, t2 = h.api("POST", "/api/v1/tenants", {"name": "gone"})
     assert status == 201, t2
     assert h.events("gone") == []  # nothing of the old tenant shows through
+    # Nor its presence or open call, which lived in memory (same process, no restart).
+    assert h.api("POST", "/api/v1/tenants/gone/extensions", {"number": "101"})[0] == 201
+    state = h.api("GET", "/api/v1/tenants/gone/extensions/101/state")[1]
+    assert not state["dnd"] and not state["sessions"], state
+    assert h.api("GET", "/api/v1/tenants/gone/calls?active=true")[1]["calls"] == []
 
 
 def test_validation_names_the_field(shared_hub: Hub) -> None:

@@ -94,7 +94,9 @@ def test_phone_urls(tmp_path: Path) -> None:
 
     one_line_error(cli("phone-urls", "--config", str(cfg), "--tenant", "nope"), "'nope'")
     one_line_error(cli("phone-urls", "--config", str(cfg), "--host", "bad host"), "host")
-    one_line_error(cli("phone-urls", "--config", str(tmp_path / "missing.toml")), "which tenant")
+    one_line_error(cli("phone-urls", "--config", str(tmp_path / "missing.toml")), "no such file")
+    (empty := tmp_path / "empty").mkdir()
+    one_line_error(cli("phone-urls", cwd=empty), "which tenant")  # no ./callhook.toml there
 
 
 def test_check_config(tmp_path: Path) -> None:

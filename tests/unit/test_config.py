@@ -6,8 +6,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from callhook import config
+from callhook.api import models
+from callhook.api import webhooks as webhooks_api
 from callhook.store import directory, schema
 
 
@@ -24,7 +27,7 @@ def test_defaults_match_spec() -> None:
     ("data", "env", "needle"),
     [
         ({"server": {"listen": "nope"}}, {}, "server.listen = 'nope'"),
-        ({"server": {"lisen": "x"}}, {}, "server.lisen = 'x': unknown key"),
+        ({"server": {"lisen": "x"}}, {}, "server.lisen: unknown key"),
         ({"server": {"database": "mysql://x"}}, {}, "server.database = 'mysql://x'"),
         ({}, {"CALLHOOK_SERVER_NOPE": "1"}, "CALLHOOK_SERVER_NOPE: unknown key server.nope"),
         ({}, {"CALLHOOK_WHATEVER": "1"}, "CALLHOOK_WHATEVER: unknown setting"),
@@ -39,7 +42,7 @@ def test_defaults_match_spec() -> None:
         (
             {"tenant": [{"name": "a", "extension": [{"number": "1", "pin": 2}]}]},
             {},
-            "tenant[0].extension[0].pin = 2: unknown key",
+            "tenant[0].extension[0].pin: unknown key",
         ),
     ],
 )
@@ -150,7 +153,7 @@ def test_apply_is_idempotent_and_removes_what_the_file_dropped(tmp_path: Path) -
             {
                 "name": "acme",
                 "password": "pw",
-                "ingest_token": "t1",
+                "ingest_token": "tk-acme1",
                 "extension": [
                     {"number": "101", "password": "a", "groups": ["sales"]},
                     {"number": "102", "password": "b"},
@@ -181,3 +184,331 @@ def test_apply_is_idempotent_and_removes_what_the_file_dropped(tmp_path: Path) -
     assert set(tenants["acme"].extensions) == {"101"}
     assert tenants["acme"].extensions["101"].extension_id == ids["101"]
     assert tenants["acme"].queues["8001"].members == ("101",)
+
+
+def test_apply_refuses_an_api_tenants_token_and_frees_a_removed_tenants(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    schema.upgrade(conn)
+    conn.execute(
+        "INSERT INTO tenants (name, tenant_id, ingest_token, source, created_at)"
+        " VALUES ('zeta', 'z1', 'zz-999999', 'api', 0)"
+    )
+    old = {"tenant": [{"name": "old", "ingest_token": "gs-111111"}]}
+    _apply(conn, config.parse(old, env={}))
+    # Renamed in the file, keeping its token: the old tenant goes (to be purged), no clash.
+    renamed = {"tenant": [{"name": "new", "ingest_token": "gs-111111"}]}
+    report = _apply(conn, config.parse(renamed, env={}))
+    assert report.removed == ["tenant old"] and not report.refused
+    assert conn.execute("SELECT name FROM tenant_purges").fetchall() == [("old",)]
+
+    before = list(conn.iterdump())
+    clash = {"tenant": [{"name": "zed", "ingest_token": "zz-999999"}]}
+    report = _apply(conn, config.parse(clash, env={}))
+    assert report.refused == [
+        "tenant[0].ingest_token: already used by tenant 'zeta' (made through the API)"
+    ]
+    assert list(conn.iterdump()) == before  # not even `new` was removed
+    # Taking over the API tenant itself (same name) is no clash.
+    own = {"tenant": [{"name": "zeta", "ingest_token": "zz-999999"}]}
+    assert not _apply(conn, config.parse(own, env={})).refused
+
+
+# One set of rules for the file and the admin API (callhook/fields.py) --------------------
+def _file_accepts(doc: dict) -> bool:
+    try:
+        config.parse(doc, env={})
+    except config.ConfigError:
+        return False
+    return True
+
+
+def _api_accepts(model: type[BaseModel], body: dict) -> bool:
+    try:
+        model.model_validate(body)
+    except ValidationError:
+        return False
+    return True
+
+
+def _tenant(**keys: object) -> dict:
+    return {"tenant": [{"name": "acme", **keys}]}
+
+
+_HOOK_URL = "https://crm.example/hook"
+# (what, API model, the API body for a value, the file document for a value, values)
+_SAME_RULES = [
+    (
+        "ingest_token",
+        models.TenantCreate,
+        lambda v: {"name": "acme", "ingest_token": v},
+        lambda v: _tenant(ingest_token=v),
+        ["gs-7f3a9c", "ab&c=d/e", "a/b/c/d", "100%25", "short", "x" * 128, "x" * 129],
+    ),
+    (
+        "domain",
+        models.TenantCreate,
+        lambda v: {"name": "acme", "domain": v},
+        lambda v: _tenant(domain=v),
+        ["acme.example.com", "not a domain!", "-acme.example", "a" * 253, "a" * 254],
+    ),
+    (
+        "tenant name",
+        models.TenantCreate,
+        lambda v: {"name": v},
+        lambda v: {"tenant": [{"name": v}]},
+        ["acme", "acme-eu.2", "", "a b", "_x", "a" * 64, "a" * 65],
+    ),
+    (
+        "open_ingest_networks",
+        models.TenantCreate,
+        lambda v: {"name": "acme", "open_ingest_networks": [v]},
+        lambda v: _tenant(open_ingest_networks=[v]),
+        ["192.168.40.0/24", "10.0.0.1", "fe80::/10", "10.0.0.0/33", "10.0.0.0/255.0.0.0", "x"],
+    ),
+    (
+        "tenant password",
+        models.TenantCreate,
+        lambda v: {"name": "acme", "password": v},
+        lambda v: _tenant(password=v),
+        ["pw", "p" * 256, "p" * 257, "nul\x00"],
+    ),
+    (
+        "extension number",
+        models.ExtensionCreate,
+        lambda v: {"number": v},
+        lambda v: _tenant(extension=[{"number": v}]),
+        ["101", "*97", "", "10 1", "1/2", "9" * 33],
+    ),
+    (
+        "display_name",
+        models.ExtensionCreate,
+        lambda v: {"number": "101", "display_name": v},
+        lambda v: _tenant(extension=[{"number": "101", "display_name": v}]),
+        ["Alice", "A" * 128, "A" * 129, "nul\x00"],
+    ),
+    (
+        "group",
+        models.ExtensionCreate,
+        lambda v: {"number": "101", "groups": [v]},
+        lambda v: _tenant(extension=[{"number": "101", "groups": [v]}]),
+        ["sales", "", "two words", "a" * 65],
+    ),
+    (
+        "queue number",
+        models.QueueCreate,
+        lambda v: {"number": v},
+        lambda v: _tenant(queue=[{"number": v}]),
+        ["8001", "80 01/x", ""],
+    ),
+    (
+        "queue member",
+        models.QueueCreate,
+        lambda v: {"number": "8001", "members": [v]},
+        lambda v: _tenant(queue=[{"number": "8001", "members": [v]}]),
+        ["101", "1 01", ""],
+    ),
+    (
+        "trunk name",
+        models.TrunkCreate,
+        lambda v: {"name": v},
+        lambda v: _tenant(trunk=[{"name": v}]),
+        ["carrier1", "", "carrier 1", "c/1"],
+    ),
+    (
+        "webhook schedule",
+        webhooks_api.WebhookCreate,
+        lambda v: {"url": _HOOK_URL, "schedule": v},
+        lambda v: _tenant(webhook=[{"url": _HOOK_URL, "schedule": v}]),
+        [[0, 5], [], [-5], [0] * 30, [0] * 31, [7 * 86400], [7 * 86400 + 1]],
+    ),
+]
+
+
+def test_the_file_accepts_what_the_api_accepts() -> None:
+    """api/common.py promised "the same rules as the config file"; now they are one set."""
+    disagree = [
+        f"{what} = {value!r}: file {'accepts' if file_ok else 'refuses'}, API does not"
+        for what, model, body, doc, values in _SAME_RULES
+        for value in values
+        if (file_ok := _file_accepts(doc(value))) != _api_accepts(model, body(value))
+    ]
+    assert disagree == []
+
+
+@pytest.mark.parametrize(
+    ("doc", "needle"),
+    [
+        (_tenant(ingest_token="ab&c=d/e"), "tenant[0].ingest_token = '***': expected 6 to 128"),
+        (_tenant(domain="not a domain!"), "tenant[0].domain = 'not a domain!': expected a domain"),
+        (_tenant(queue=[{"number": "80 01/x"}]), "tenant[0].queue[0].number = '80 01/x'"),
+        (_tenant(trunk=[{"name": ""}]), "tenant[0].trunk[0].name = ''"),
+        (
+            _tenant(extension=[{"number": "1", "groups": ["sales", ""]}]),
+            "tenant[0].extension[0].groups[1] = ''",
+        ),
+        (_tenant(call_event=[{"extension": "1 0", "event": "dial_in", "url": _HOOK_URL}]), "'1 0'"),
+        ({"delivery": {"schedule": []}}, "delivery.schedule: expected 1 to 30 delays"),
+        ({"delivery": {"schedule": [-5]}}, "delivery.schedule: expected 1 to 30 delays"),
+        (_tenant(webhook=[{"url": _HOOK_URL, "schedule": [-5]}]), "expected 1 to 30 delays"),
+    ],
+)
+def test_values_the_api_refuses_are_config_errors(doc: dict, needle: str) -> None:
+    with pytest.raises(config.ConfigError) as exc:
+        config.parse(doc, env={})
+    assert needle in str(exc.value)
+    assert "ab&c" not in str(exc.value)  # the ingest token is a secret
+
+
+@pytest.mark.parametrize(
+    ("table", "entries", "needle"),
+    [
+        ("queue", [{"number": "8001"}, {"number": "8002"}, {"number": "8001"}], "number '8001'"),
+        ("trunk", [{"name": "carrier1"}, {"name": "carrier1"}], "name 'carrier1'"),
+        ("extension", [{"number": "101"}, {"number": "101"}], "number '101'"),
+    ],
+)
+def test_an_entry_declared_twice_in_a_tenant_is_an_error(
+    table: str, entries: list, needle: str
+) -> None:
+    """The last one silently won for queues and trunks; the database keeps one of each."""
+    with pytest.raises(config.ConfigError) as exc:
+        config.parse(_tenant(**{table: entries}), env={})
+    assert str(exc.value) == f"tenant[0].{table}: {needle} declared twice"
+    # Two tenants may each have one.
+    doc = {"tenant": [{"name": "a", table: entries[:1]}, {"name": "b", table: entries[:1]}]}
+    assert len(config.parse(doc, env={}).tenant) == 2
+
+
+# [server] values that would fail only at start ------------------------------------------
+@pytest.mark.parametrize(
+    ("server", "needle", "meant"),
+    [
+        (
+            {"tls_cert": "/etc/hub.pem"},
+            "server.tls_key: required with server.tls_cert = '/etc/hub.pem'",
+            {"tls_cert": "/etc/hub.pem", "tls_key": "/etc/hub.key"},
+        ),
+        (
+            {"tls_key": "/etc/hub.key"},
+            "server.tls_key = '/etc/hub.key': needs server.tls_cert",
+            {"tls_key": ""},
+        ),
+        (
+            {"listen": "127.0.0.1:9000", "wsi_listen": "127.0.0.1:9000"},
+            "server.wsi_listen = '127.0.0.1:9000': the same port as server.listen = '127.0.0",
+            {"listen": "127.0.0.1:0", "wsi_listen": "127.0.0.1:0"},  # each gets a free port
+        ),
+        (
+            {"listen": "0.0.0.0:9000", "wsi_listen": "127.0.0.1:9000"},
+            "server.wsi_listen = '127.0.0.1:9000': the same port as server.listen",
+            {"listen": "127.0.0.1:9000", "wsi_listen": "127.0.0.2:9000"},
+        ),
+        (
+            {"listen": "127.0.0.1:8885"},
+            "server.wsi_listen: the same port as server.listen",
+            {"listen": "127.0.0.1:8885", "wsi_listen": ""},
+        ),
+    ],
+)
+def test_server_values_that_cannot_run_together(server: dict, needle: str, meant: dict) -> None:
+    """They passed check-config, then failed at start or ran the WSI listener without TLS."""
+    with pytest.raises(config.ConfigError) as exc:
+        config.parse({"server": server}, env={})
+    assert needle in str(exc.value)
+    config.parse({"server": meant}, env={})
+
+
+# Environment overrides --------------------------------------------------------------------
+def test_an_empty_or_bracketed_env_value_is_a_string() -> None:
+    s = config.parse(
+        {},
+        env={"CALLHOOK_SERVER_WSI_LISTEN": "", "CALLHOOK_SERVER_ADMIN_KEY": "[abc{SECRET"},
+    )
+    assert s.server.wsi_listen == ""
+    assert s.server.admin_key == "[abc{SECRET"
+
+
+def test_env_json_is_decoded_for_lists_only() -> None:
+    with pytest.raises(config.ConfigError) as exc:
+        config.parse({}, env={"CALLHOOK_SERVER_TRUSTED_PROXIES": "[10.0.0.1"})
+    assert "CALLHOOK_SERVER_TRUSTED_PROXIES='[10.0.0.1': not valid JSON" in str(exc.value)
+    schedule = config.parse({}, env={"CALLHOOK_DELIVERY_SCHEDULE": "[0, 1.5]"}).delivery.schedule
+    assert schedule == [0, 1.5]
+    assert config._takes_json(config.WebhookConfig.model_fields["schedule"].annotation)
+    assert not config._takes_json(config.ServerConfig.model_fields["admin_key"].annotation)
+
+
+def test_errors_never_repeat_a_mistyped_keys_value() -> None:
+    with pytest.raises(config.ConfigError) as exc:
+        config.parse({"server": {"admin_kye": "supersecretvalue"}}, env={})
+    assert str(exc.value) == "server.admin_kye: unknown key"
+
+
+def test_env_overrides_a_declared_tenant() -> None:
+    doc = {
+        "tenant": [
+            {"name": "acme-eu", "ingest_token": "in-the-file", "extension": [{"number": "1"}]},
+            {"name": "globex"},
+        ]
+    }
+    s = config.parse(
+        doc,
+        env={
+            "CALLHOOK_TENANT_ACME_EU_INGEST_TOKEN": "from-the-env",
+            "CALLHOOK_TENANT_acme_eu_PASSWORD": "pw-from-env",
+            "CALLHOOK_TENANT_GLOBEX_DOMAIN": "globex.example.com",
+            "CALLHOOK_TENANT_GLOBEX_OPEN_INGEST_NETWORKS": '["10.1.0.0/16"]',
+        },
+    )
+    acme, globex = s.tenant
+    assert (acme.ingest_token, acme.password, acme.extension[0].number) == (
+        "from-the-env",
+        "pw-from-env",
+        "1",
+    )
+    assert globex.domain == "globex.example.com"
+    assert globex.open_ingest_networks == ["10.1.0.0/16"]
+    assert doc["tenant"][0]["ingest_token"] == "in-the-file"  # the caller's data is untouched
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        (
+            {"CALLHOOK_TENANT_NOPE_PASSWORD": "x"},
+            "CALLHOOK_TENANT_NOPE_PASSWORD: no such tenant in the config file",
+        ),
+        (
+            {"CALLHOOK_TENANT_ACME_COLOUR": "red"},
+            "CALLHOOK_TENANT_ACME_COLOUR: unknown key 'colour'",
+        ),
+        ({"CALLHOOK_TENANT_ACME_NAME": "other"}, "CALLHOOK_TENANT_ACME_NAME: unknown key 'name'"),
+        ({"CALLHOOK_TENANT_ACME_EXTENSION": "[]"}, "CALLHOOK_TENANT_ACME_EXTENSION: unknown key"),
+        (
+            {"CALLHOOK_TENANT_ACME_INGEST_TOKEN": "bad&SECRET"},
+            "tenant[0].ingest_token = '***' (from CALLHOOK_TENANT_ACME_INGEST_TOKEN): expected",
+        ),
+        (
+            {"CALLHOOK_TENANT_ACME_OPEN_INGEST_NETWORKS": "[SECRET"},
+            "CALLHOOK_TENANT_ACME_OPEN_INGEST_NETWORKS='[SECRET': not valid JSON",
+        ),
+    ],
+)
+def test_tenant_env_errors_name_the_variable(env: dict, needle: str) -> None:
+    with pytest.raises(config.ConfigError) as exc:
+        config.parse(_tenant(), env=env)
+    assert needle in str(exc.value)
+    if "INGEST_TOKEN" in needle:
+        assert "SECRET" not in str(exc.value)
+
+
+def test_two_tenants_spelled_alike_in_env_names_are_an_error() -> None:
+    doc = {"tenant": [{"name": "a-b"}, {"name": "a_b"}]}
+    with pytest.raises(config.ConfigError, match="CALLHOOK_TENANT_A_B_PASSWORD: names tenants"):
+        config.parse(doc, env={"CALLHOOK_TENANT_A_B_PASSWORD": "x"})
+
+
+def test_a_missing_file_is_an_error_unless_allowed(tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match=r"typo\.toml: no such file"):
+        config.load(tmp_path / "typo.toml", env={})
+    assert config.load(tmp_path / "typo.toml", env={}, missing_ok=True).tenant == []
