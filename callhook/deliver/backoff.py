@@ -92,13 +92,16 @@ def next_delay(
     """Seconds until the next attempt after `attempts` failed ones; None: schedule used up.
 
     Jitter spreads retries of many deliveries over ±`jitter` of the delay so an endpoint
-    coming back is not hit by all of them at once. A Retry-After is honoured up to
-    `max_retry_after` and only ever lengthened by jitter, never shortened.
+    coming back is not hit by all of them at once. A Retry-After (capped at
+    `max_retry_after`, then only ever lengthened by jitter) may push a retry later than the
+    schedule says, never earlier: a short, zero or past Retry-After must not spend the
+    schedule's attempts in seconds when it is meant to last a day (SPEC §4.4).
     """
     if attempts >= len(schedule):
         return None
-    if outcome.after is not None:
-        after = min(outcome.after, max_retry_after)
-        return after * (1 + jitter * rand())
-    base = float(schedule[attempts])
-    return max(0.0, base * (1 + jitter * (2 * rand() - 1)))
+    r = rand()
+    scheduled = max(0.0, float(schedule[attempts]) * (1 + jitter * (2 * r - 1)))
+    if outcome.after is None:
+        return scheduled
+    asked = min(outcome.after, max_retry_after) * (1 + jitter * r)
+    return max(scheduled, asked)

@@ -2,14 +2,21 @@
 
 Pure: values in, values out. Mapping, from the rule extension's point of view:
 
-| rule event        | canonical event    | fires when the rule's extension is ...  | CallFlow |
-| ----------------- | ------------------ | --------------------------------------- | -------- |
-| `dial_in`         | `call_start`       | the callee                              | IN       |
-| `dial_out`        | `call_start`       | the caller                              | OUT      |
-| `answer_incoming` | `call_established` | the callee (or the target that answered)| IN       |
-| `answer_outgoing` | `call_established` | the caller                              | OUT      |
-| `hangup`          | `call_ended`       | involved in the call                    | IN / OUT |
-| any canonical key | that key           | involved in the event                   | IN / OUT |
+| rule event        | canonical event    | fires when the rule's extension is ...      | CallFlow |
+| ----------------- | ------------------ | ------------------------------------------- | -------- |
+| `dial_in`         | `call_start`       | the callee                                  | IN       |
+|                   | `target_ringing`   | a ringing target other than the callee      | IN       |
+| `dial_out`        | `call_start`       | the caller                                  | OUT      |
+| `answer_incoming` | `call_established` | the target that answered (else the callee)  | IN       |
+| `answer_outgoing` | `call_established` | the caller                                  | OUT      |
+| `hangup`          | `call_ended`       | involved in the call                        | IN / OUT |
+| any canonical key | that key           | involved in the event                       | IN / OUT |
+
+Seed 003: Dial-In "occurs when a call is received by an extension", so every extension a
+call rings gets one (a ring group's members too: `call_start` names only the first), and
+"Answer on incoming call" only the one that answered (SPEC §3: the others end with
+`target_noanswer`, `answered_elsewhere`). An `IN` request is about the rule's extension:
+it is the `CalledExtension` / `CalledNumber` there.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ RULE_EVENTS: dict[str, str] = {
     "answer_outgoing": "call_established",
     "hangup": "call_ended",
 }
+# Every canonical key a rule event may fire on (`flow` decides for which extension).
+RULE_KEYS: dict[str, tuple[str, ...]] = {"dial_in": ("call_start", "target_ringing")}
 
 # The seed's default parameters, spelled exactly as there, plus the ones SPEC §4.2 adds.
 DEFAULT_PARAMS: tuple[str, ...] = (
@@ -72,6 +81,11 @@ def canonical_key(rule_event: str) -> str:
     return RULE_EVENTS.get(rule_event, rule_event)
 
 
+def listens_to(rule_event: str) -> tuple[str, ...]:
+    """Every canonical key a rule event may fire on (`dial_in` -> call_start, target_ringing)."""
+    return RULE_KEYS.get(rule_event) or (canonical_key(rule_event),)
+
+
 def number(address: Any) -> str:
     """`sip:102@acme.example.com` -> `102`; a bare number stays as it is."""
     if not isinstance(address, str) or not address:
@@ -85,18 +99,26 @@ def number(address: Any) -> str:
 
 
 def flow(
-    rule_event: str, extension: str, body: Mapping[str, Any], involved: tuple[str, ...]
+    rule_event: str,
+    extension: str,
+    body: Mapping[str, Any],
+    involved: tuple[str, ...],
+    key: str = "",
 ) -> str | None:
-    """`IN` / `OUT` when the rule fires for this event, None when it does not."""
+    """`IN` / `OUT` when the rule fires for this event (`key`, else the body's), else None."""
     caller = number(body.get("caller"))
     callee = number(body.get("callee"))
     if rule_event == "dial_in":
+        if (key or body.get("event_type")) == "target_ringing":
+            # The callee had its dial_in with call_start: one per extension and call.
+            target = number(body.get("call_target"))
+            return "IN" if extension == target and extension not in (callee, caller) else None
         return "IN" if extension == callee else None
     if rule_event == "dial_out":
         return "OUT" if extension == caller else None
     if rule_event == "answer_incoming":
-        target = number(body.get("call_target"))
-        return "IN" if extension in (callee, target) and extension != caller else None
+        answerer = number(body.get("call_target")) or callee
+        return "IN" if extension == answerer and extension != caller else None
     if rule_event == "answer_outgoing":
         return "OUT" if extension == caller else None
     # hangup and raw canonical keys: any involvement; the caller's side is OUT.
@@ -140,10 +162,15 @@ def params(
     *,
     event_id: str,
     was_answered: bool = False,
+    extension: str = "",
     display_name: Callable[[str], str] = lambda _n: "",
     is_extension: Callable[[str], bool] = lambda _n: False,
 ) -> dict[str, str]:
-    """The default parameters of one request (seed 003), every value a string."""
+    """The default parameters of one request (seed 003), every value a string.
+
+    `extension` is the rule's: an `IN` request is about it, so it is the called one (a
+    ring group member that rang or answered is not the `callee` the call started with).
+    """
     caller = number(body.get("caller"))
     callee = number(body.get("callee"))
     direction = body.get("direction")
@@ -154,6 +181,10 @@ def params(
         caller_is_ext, callee_is_ext = is_extension(caller), is_extension(callee)
     caller_name = str(body.get("caller_display_name") or display_name(caller) or "")
     key = str(body.get("event_type") or canonical_key(rule_event))
+    if rule_event in ("dial_in", "dial_out"):
+        key = "call_start"  # seed 003: CALLING, also for a dial_in on target_ringing
+    if call_flow == "IN" and extension and extension != caller:
+        callee, callee_is_ext = extension, True
     return {
         "CallID": str(body.get("call_id") or body.get("session_id") or ""),
         "CallerIDNum": caller,

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from callhook.deliver import call_events
+from callhook.deliver.parties import Parties
 from callhook.deliver.rules import Index
 from callhook.events import Event, new_id
 
@@ -28,7 +29,7 @@ log = logging.getLogger("callhook.deliver")
 # held (its endpoint is disabled by the hub; kept for replay).
 STATUSES = ("pending", "succeeded", "failed", "held")
 _SESSIONS_TRACKED = 100_000
-# How far back to look for a call's answer when its start predates this process.
+# How far back to look for a call's answer or start when its start predates this process.
 _ANSWER_LOOKBACK = 6 * 3600.0
 
 
@@ -64,6 +65,8 @@ class Outbox:
         self._clock = clock
         # session_id -> answered? for sessions whose start this process has seen
         self._answered: OrderedDict[str, bool] = OrderedDict()
+        # session_id -> caller, callee, direction, caller name (not every body says them)
+        self.parties = Parties(_SESSIONS_TRACKED)
 
     def tx_hook(self, conn: sqlite3.Connection, events: list[Event]) -> None:
         """EventLog tx hook: one `deliveries` row per (matching endpoint, event)."""
@@ -78,24 +81,35 @@ class Outbox:
             if ev.key == "call_cdr" and ev.session_id
         }
         for ev in events:
+            session = ev.session_id or _str(ev.body.get("session_id"))
             try:
                 matched = index.match(ev)
                 self._track(ev)
+                if session:
+                    self.parties.note(session, ev.body, start=ev.key == "call_start")
+                call = None
+                if session and any(ep.kind == "call_event" for ep, _f in matched):
+                    call = self._call(conn, ev, session)
             except Exception:  # a matching bug must never fail the event's transaction
                 log.exception("matching endpoints failed", extra={"event_id": ev.event_id})
                 continue
             if not matched:
                 continue
             created: list[tuple[str, str, str]] = []
-            session = ev.session_id or _str(ev.body.get("session_id"))
             for ep, _flow in matched:
                 did = new_id()
                 context = ""
-                if ep.kind == "call_event" and ev.key == "call_ended":
-                    answered = cdr_answered.get(session) if session else None
-                    if answered is None:
-                        answered = self._was_answered(conn, ev)
-                    context = '{"answered":true}' if answered else ""
+                if ep.kind == "call_event":
+                    ctx: dict[str, Any] = {}
+                    if ev.key == "call_ended":
+                        answered = cdr_answered.get(session) if session else None
+                        if answered is None:
+                            answered = self._was_answered(conn, ev)
+                        if answered:
+                            ctx["answered"] = True
+                    if call:
+                        ctx["call"] = call
+                    context = orjson.dumps(ctx).decode() if ctx else ""
                 status = "pending" if ep.active else "held"
                 rows.append(
                     (did, ep.endpoint_id, ev.tenant, ev.seq, ev.event_id, ev.key, session,
@@ -131,6 +145,19 @@ class Outbox:
         self._answered.move_to_end(sid)
         if len(self._answered) > _SESSIONS_TRACKED:
             self._answered.popitem(last=False)
+
+    def _call(self, conn: sqlite3.Connection, ev: Event, session: str) -> dict[str, str]:
+        """The call's parties this event does not say, for its Call Events requests."""
+        if not self.parties.whole(session):
+            # The call started before this process did: its call_start says them (rare,
+            # once per session, bounded by time).
+            row = conn.execute(
+                "SELECT body FROM events WHERE created_at >= ? AND tenant = ? AND session_id = ?"
+                " AND key = 'call_start' LIMIT 1",
+                (self._clock() - _ANSWER_LOOKBACK, ev.tenant, session),
+            ).fetchone()
+            self.parties.recall(session, orjson.loads(row[0]) if row else None)
+        return self.parties.missing(session, ev.body)
 
     def _was_answered(self, conn: sqlite3.Connection, ev: Event) -> bool:
         said = call_events.answered(ev.body)

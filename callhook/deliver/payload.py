@@ -56,7 +56,14 @@ def call_event_values(
     context: Mapping[str, Any],
     directory: Directory,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(request parameters, URL variables) for one Call Events request."""
+    """(request parameters, URL variables) for one Call Events request.
+
+    `context["call"]`: what the outbox knew of the call's parties that this event's body
+    does not say (a call_hold has no caller, a call_ended no caller name).
+    """
+    call = context.get("call")
+    if call:
+        body = {**call, **{k: v for k, v in body.items() if v or k not in call}}
     flow = call_events.flow(ep.event, ep.extension, body, involved) or "IN"
     values = call_events.params(
         ep.event,
@@ -64,6 +71,7 @@ def call_event_values(
         body,
         event_id=delivery_id,
         was_answered=bool(context.get("answered")),
+        extension=ep.extension,
         display_name=directory.display_name,
         is_extension=directory.is_extension,
     )

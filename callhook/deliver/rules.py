@@ -133,8 +133,8 @@ class Index:
             if ep.kind == "webhook":
                 self._webhooks.setdefault(ep.tenant, []).append(ep)
             else:
-                key = (ep.tenant, call_events.canonical_key(ep.event))
-                self._rules.setdefault(key, []).append(ep)
+                for key in call_events.listens_to(ep.event):
+                    self._rules.setdefault((ep.tenant, key), []).append(ep)
 
     def match(self, ev: Event) -> list[tuple[Endpoint, str]]:
         """(endpoint, call flow) for each endpoint this event goes to; flow '' for webhooks."""
@@ -145,7 +145,7 @@ class Index:
         rules = self._rules.get((ev.tenant, ev.key))
         if rules:
             for ep in rules:
-                f = call_events.flow(ep.event, ep.extension, ev.body, ev.extensions)
+                f = call_events.flow(ep.event, ep.extension, ev.body, ev.extensions, ev.key)
                 if f is not None:
                     out.append((ep, f))
         return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -56,6 +57,14 @@ def rules(sink: Sink) -> str:
             rule("102", "dial_out", "/ce/dial_out", method='"GET"'),
             rule("102", "answer_outgoing", "/ce/answer_out", method='"POST"'),
             rule("103", "hangup", "/ce/hangup103", method='"GET"'),
+            # one ring, two phones; and a rule on another event key
+            rule("101", "dial_in", "/r/101/dial_in", method='"GET"'),
+            rule("101", "answer_incoming", "/r/101/answer_in", method='"GET"'),
+            rule("101", "hangup", "/r/101/hangup", method='"GET"'),
+            rule("102", "dial_in", "/r/102/dial_in", method='"GET"'),
+            rule("102", "answer_incoming", "/r/102/answer_in", method='"GET"'),
+            rule("102", "hangup", "/r/102/hangup", method='"GET"'),
+            rule("101", "call_hold", "/r/101/hold", method='"GET"'),
         ]
     )  # fmt: skip
 
@@ -240,3 +249,115 @@ def test_config_rules_are_listed_and_guarded(env: tuple[Hub, Sink]) -> None:
     status, err = hub.api("DELETE", f"/api/v1/tenants/acme/call-events/{rule_id}")
     assert status == 409 and err["error"]["code"] == "config-managed"
     assert hub.api("GET", "/api/v1/tenants/acme/call-events", key="nope")[0] == 401
+
+
+def of_caller(sink: Sink, path: str, caller: str, n: int = 1) -> list[dict[str, str]]:
+    """The query parameters of the `n` GET requests under `path` for calls from `caller`."""
+
+    def mine() -> list[dict[str, str]]:
+        return [q for r in sink.requests(path) if (q := r.query_params)["CallerIDNum"] == caller]
+
+    deadline = time.monotonic() + 10
+    while len(mine()) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)  # a duplicate would come right behind
+    got = mine()
+    assert len(got) == n, (path, got)
+    return got
+
+
+def test_one_call_ringing_two_extensions(env: tuple[Hub, Sink]) -> None:
+    # Seed 003: Dial-In "occurs when a call is received by an extension", Answer on incoming
+    # call when it "is answered"; SPEC §3: the phone that only rang ends answered_elsewhere.
+    hub, sink = env
+    p101 = Phone(hub.port, TOKEN, "101")
+    p102 = Phone(hub.port, TOKEN, "102", mac="000B82445566")
+    caller = {"remote": "0711888", "display_remote": "Jürgen M"}
+    assert p101.send("Incoming Call", call_id="r1", **caller).status == 200
+    assert p102.send("Incoming Call", call_id="r2", **caller).status == 200
+    assert p102.send("Establish Call", call_id="r2", **caller).status == 200
+    assert p101.send("Missed Call", call_id="r1", **caller).status == 200
+    assert p102.send("Terminate Call", call_id="r2", **caller).status == 200
+
+    for ext in ("101", "102"):
+        (dial,) = of_caller(sink, f"/r/{ext}/dial_in", "0711888")
+        assert dial["CallStatus"] == "CALLING" and dial["CallFlow"] == "IN"
+        assert dial["CalledExtension"] == ext and dial["CalledNumber"] == ext
+        (hangup,) = of_caller(sink, f"/r/{ext}/hangup", "0711888")
+        assert hangup["CallStatus"] == "ANSWER" and hangup["CallFlow"] == "IN"
+        assert hangup["CalledExtension"] == ext and hangup["CalledNumber"] == ext
+        assert dial["CallID"] == hangup["CallID"]  # one call
+        for q in (dial, hangup):
+            assert q["CallerIDNam"] == q["CallerIDName"] == "Jürgen M"
+            assert q["CallerExtension"] == ""
+    (answer,) = of_caller(sink, "/r/102/answer_in", "0711888")
+    assert answer["CalledExtension"] == "102" and answer["CalledNumber"] == "102"
+    assert answer["CallStatus"] == "ANSWER" and answer["CallerIDNam"] == "Jürgen M"
+    # 101 rang but never answered: no answer_incoming for it (hangups already went out).
+    assert of_caller(sink, "/r/101/answer_in", "0711888", n=0) == []
+
+
+def test_caller_name_on_every_request_of_the_call(env: tuple[Hub, Sink]) -> None:
+    hub, sink = env
+    phone = Phone(hub.port, TOKEN, "101")
+    call = {"remote": "0711444555", "display_remote": "Jürgen M", "call_id": "name-1"}
+    for what in ("Incoming Call", "Establish Call", "Terminate Call"):
+        assert phone.send(what, **call).status == 200
+    dial = one(sink, "/ce/dial_in", "name-1").query_params
+    answer = one(sink, "/ce/answer_in", "name-1").form
+    hangup = one(sink, "/ce/hangup", "name-1").json()
+    assert "CallerIDNam=J%C3%BCrgen+M&" in one(sink, "/ce/dial_in", "name-1").query
+    for q in (dial, answer, hangup):
+        assert q["CallerIDNam"] == q["CallerIDName"] == "Jürgen M", q
+        assert q["CallerIDNum"] == "0711444555" and q["CallFlow"] == "IN"
+        assert q["CalledExtension"] == "101" and q["CallerExtension"] == ""
+
+
+def test_any_event_key_carries_the_calls_parameters(env: tuple[Hub, Sink]) -> None:
+    # SPEC §4.2: any canonical key is allowed, and each request carries the default
+    # parameters. A call_hold body has no caller or callee; the call still has them.
+    hub, sink = env
+    phone = Phone(hub.port, TOKEN, "101")
+    call = {"remote": "0799555", "call_id": "h1"}
+    for what in ("Outgoing Call", "Establish Call", "Hold Call", "Terminate Call"):
+        assert phone.send(what, **call).status == 200
+    hold = one(sink, "/r/101/hold", "h1").query_params
+    hangup = one(sink, "/ce/hangup", "h1").json()
+    assert hold["EventType"] == "call_hold"
+    assert {k: hold[k] for k in SEED_PARAMS - {"CallStatus"}} == {
+        "CallID": "h1",
+        "CallerIDNum": "101",
+        "CallerIDNam": "Alice",
+        "CalledDID": "",
+        "CalledExtension": "",
+        "CallFlow": "OUT",
+        "CallerExtension": "101",
+        "CalledNumber": "0799555",
+    }
+    same = SEED_PARAMS - {"CallStatus"} | {"CallerIDName"}
+    assert {k: hold[k] for k in same} == {k: hangup[k] for k in same}
+
+
+def test_call_parameters_survive_a_restart_mid_call(tmp_path: Path) -> None:
+    # The delivery side forgets its memory of the call on restart; the event log has it.
+    with Sink() as sink:
+        hub = Hub(tmp_path, server_config="allow_private_targets = true",
+                  acme_config=rules(sink)).start()  # fmt: skip
+        try:
+            phone = Phone(hub.port, TOKEN, "101")
+            call = {"remote": "0711777", "display_remote": "Jürgen M", "call_id": "rs-1"}
+            phone.send("Incoming Call", **call)
+            phone.send("Establish Call", **call)
+            one(sink, "/ce/answer_in", "rs-1")
+            hub.stop()
+            hub.start()
+            phone.send("Hold Call", **call)
+            phone.send("Terminate Call", **call)
+            hold = one(sink, "/r/101/hold", "rs-1").query_params
+            hangup = one(sink, "/ce/hangup", "rs-1").json()
+        finally:
+            hub.stop()
+    for q in (hold, hangup):
+        assert q["CallerIDNam"] == q["CallerIDName"] == "Jürgen M", q
+        assert q["CallerIDNum"] == "0711777" and q["CallFlow"] == "IN"
+        assert q["CalledExtension"] == q["CalledNumber"] == "101"

@@ -93,12 +93,50 @@ def test_jitter_stays_within_bounds(n: int, jitter: float, r: float) -> None:
     assert SVIX[n] * (1 - jitter) - 1e-9 <= d <= SVIX[n] * (1 + jitter) + 1e-9
 
 
-@given(after=st.floats(min_value=0, max_value=10**6), r=st.floats(min_value=0, max_value=1))
-def test_retry_after_honoured_within_cap_and_never_shortened(after: float, r: float) -> None:
-    d = next_delay(Retry("x", after), 1, SVIX, jitter=0.2, max_retry_after=3600, rand=lambda: r)
-    assert d is not None
+@given(
+    after=st.floats(min_value=0, max_value=10**6),
+    n=st.integers(min_value=1, max_value=7),
+    r=st.floats(min_value=0, max_value=1),
+)
+def test_retry_after_lengthens_within_cap_and_never_shortens(
+    after: float, n: int, r: float
+) -> None:
+    d = next_delay(Retry("x", after), n, SVIX, jitter=0.2, max_retry_after=3600, rand=lambda: r)
+    scheduled = next_delay(Retry("x"), n, SVIX, jitter=0.2, max_retry_after=3600, rand=lambda: r)
+    assert d is not None and scheduled is not None
     capped = min(after, 3600)
-    assert capped - 1e-9 <= d <= capped * 1.2 + 1e-9
+    assert d >= scheduled - 1e-9  # never earlier than the (jittered) schedule
+    assert d >= capped - 1e-9  # the server's wish, up to the cap
+    assert d <= max(scheduled, capped * 1.2) + 1e-9
+
+
+@pytest.mark.parametrize("after", [0.0, 1.0, 4.0])
+def test_short_or_past_retry_after_keeps_the_schedule(after: float) -> None:
+    # `Retry-After: 0` / `1` or an HTTP-date already past (0 s) must not turn a day-long
+    # schedule into seconds: each retry waits at least what the schedule says.
+    delays = [
+        next_delay(Retry("x", after), n, SVIX, jitter=0, max_retry_after=3600, rand=lambda: 0.5)
+        for n in range(1, 9)
+    ]
+    assert delays == [5, 300, 1800, 7200, 18000, 36000, 36000, None]
+
+
+def test_longer_retry_after_wins_up_to_the_cap() -> None:
+    def delay(after: float, n: int = 1) -> float | None:
+        return next_delay(
+            Retry("x", after), n, SVIX, jitter=0, max_retry_after=3600, rand=lambda: 0
+        )
+
+    assert delay(120) == 120  # longer than the scheduled 5 s: the server's wish
+    assert delay(10**6) == 3600  # capped
+    assert delay(10**6, n=4) == 7200  # the cap never shortens the schedule either
+
+
+def test_retry_after_jitter_only_lengthens() -> None:
+    d = next_delay(Retry("x", 100), 1, SVIX, jitter=0.2, max_retry_after=3600, rand=lambda: 1)
+    assert d == pytest.approx(120)
+    d = next_delay(Retry("x", 100), 1, SVIX, jitter=0.2, max_retry_after=3600, rand=lambda: 0)
+    assert d == pytest.approx(100)
 
 
 def test_retry_after_does_not_extend_the_number_of_attempts() -> None:

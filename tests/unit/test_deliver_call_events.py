@@ -11,6 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from callhook.deliver import call_events, payload, rules, signing
+from callhook.events import Event
 
 # seed 003's default parameters, spelled exactly, plus SPEC §4.2's additions
 SEED_PARAMS = {
@@ -59,6 +60,82 @@ INTERNAL = {**INBOUND, "caller": "sip:102@acme.example.com", "direction": "ext"}
 )
 def test_flow(rule_event: str, ext: str, body: dict[str, Any], flow: str | None) -> None:
     assert call_events.flow(rule_event, ext, body, ()) == flow
+
+
+RING_102 = {**INBOUND, "event_type": "target_ringing", "call_target": "sip:102@acme.example.com"}
+RING_101 = {**RING_102, "call_target": "sip:101@acme.example.com"}
+ANSWERED_BY_102 = {**RING_102, "event_type": "call_established"}
+
+
+@pytest.mark.parametrize(
+    ("rule_event", "ext", "body", "flow"),
+    [
+        # every extension the call rings gets one dial_in: the callee with call_start,
+        # the others with their target_ringing
+        ("dial_in", "102", RING_102, "IN"),
+        ("dial_in", "101", RING_101, None),  # had it with call_start
+        ("dial_in", "103", RING_102, None),
+        ("dial_out", "102", RING_102, None),
+        # answer_incoming: only the target that answered, not the callee that only rang
+        ("answer_incoming", "102", ANSWERED_BY_102, "IN"),
+        ("answer_incoming", "101", ANSWERED_BY_102, None),
+    ],
+)
+def test_flow_when_one_call_rings_two_extensions(
+    rule_event: str, ext: str, body: dict[str, Any], flow: str | None
+) -> None:
+    assert call_events.flow(rule_event, ext, body, ("101", "102")) == flow
+
+
+def test_dial_in_listens_to_call_start_and_target_ringing() -> None:
+    assert call_events.listens_to("dial_in") == ("call_start", "target_ringing")
+    assert call_events.listens_to("hangup") == ("call_ended",)
+    assert call_events.listens_to("call_hold") == ("call_hold",)
+    ep = rules.Endpoint("e1", "acme", "call_event", "http://x/", extension="102", event="dial_in")
+    index = rules.Index([ep])
+    ring = Event("acme", "target_ringing", RING_102, ("101", "102"))
+    assert [(e.endpoint_id, f) for e, f in index.match(ring)] == [("e1", "IN")]
+
+
+@pytest.mark.parametrize(
+    "body", [RING_102, ANSWERED_BY_102, {**INBOUND, "event_type": "call_ended"}]
+)
+def test_an_incoming_request_is_about_the_rules_extension(body: dict[str, Any]) -> None:
+    rule = {"target_ringing": "dial_in", "call_established": "answer_incoming"}
+    p = call_events.params(
+        rule.get(body["event_type"], "hangup"), "IN", body, event_id="1", extension="102"
+    )
+    assert p["CalledExtension"] == p["CalledNumber"] == "102"
+    assert p["CallerIDNum"] == "0711222333" and p["CallerExtension"] == ""
+    if body["event_type"] == "target_ringing":
+        assert p["CallStatus"] == "CALLING"
+
+
+def test_an_outgoing_request_keeps_the_callee() -> None:
+    p = call_events.params("hangup", "OUT", INTERNAL, event_id="1", extension="102")
+    assert p["CalledExtension"] == p["CalledNumber"] == "101"
+    assert p["CallerExtension"] == "102"
+
+
+def test_the_calls_parties_fill_what_the_body_lacks() -> None:
+    ep = rules.Endpoint("e1", "acme", "call_event", "http://x/", extension="102", event="call_hold")
+    hold = {"event_type": "call_hold", "aor": "sip:102@acme.example.com", "call_id": "c-1"}
+    call = {"caller": "sip:102@acme.example.com", "callee": "0711", "direction": "outbound",
+            "caller_display_name": "Bob"}  # fmt: skip
+    values, _ = payload.call_event_values(
+        ep, "9", hold, ("102",), {"call": call}, payload.Directory()
+    )
+    assert values["CallFlow"] == "OUT" and values["CallerIDNum"] == "102"
+    assert values["CallerIDNam"] == values["CallerIDName"] == "Bob"
+    assert values["CalledNumber"] == "0711" and values["CallerExtension"] == "102"
+    # What the event itself says wins over what was known of the call.
+    ended = {**INBOUND, "event_type": "call_ended", "caller_display_name": ""}
+    ep = rules.Endpoint("e2", "acme", "call_event", "http://x/", extension="101", event="hangup")
+    values, _ = payload.call_event_values(
+        ep, "9", ended, ("101",), {"call": {"caller": "0999", "caller_display_name": "J M"}},
+        payload.Directory(),
+    )  # fmt: skip
+    assert values["CallerIDNum"] == "0711222333" and values["CallerIDNam"] == "J M"
 
 
 def test_involved_extension_fires_hangup_and_raw_keys() -> None:
