@@ -54,9 +54,10 @@ class Correlator:
         self.settings = settings
         self._clock = clock
         self._views: dict[str, TenantView] = {}
-        self._table = SessionTable(settings)
+        # Changed sessions to persist; None: forgotten, its state is deleted.
+        self._dirty: dict[tuple[str, str], Session | None] = {}
+        self._table = SessionTable(settings, self._forgot)
         self._presence = PresenceBook(settings)
-        self._dirty: dict[tuple[str, str], Session] = {}
         self._end = Endings(settings, self._table, self._presence, self._mark)
         self._flow = CallFlow(settings, self._table, self._presence, self._end, self._mark)
         self._dedup = Dedup(settings.dedup_window, settings.max_dedup_entries)
@@ -155,9 +156,10 @@ class Correlator:
         return bool(self._dirty) or self._presence.has_changes()
 
     def drain_changes(self) -> Changes:
-        """Sessions and presence changed since the last drain (a closed session: None)."""
+        """Sessions and presence changed since the last drain. A closed session is kept
+        while late reports of it are recognised (dedup_window), then it is None (deleted)."""
         sessions = [
-            (t, sid, None if s.closed else s.to_dict()) for (t, sid), s in self._dirty.items()
+            (t, sid, None if s is None else s.to_dict()) for (t, sid), s in self._dirty.items()
         ]
         self._dirty.clear()
         return Changes(sessions=sessions, presence=self._presence.drain())
@@ -165,28 +167,40 @@ class Correlator:
     def restore(
         self, sessions: Iterable[dict[str, Any]], presence: Iterable[dict[str, Any]]
     ) -> None:
-        """Rebuild from what drain_changes() gave (presence first, then calls)."""
+        """Rebuild from what drain_changes() gave (presence first, then calls). Calls closed
+        within dedup_window are remembered again, so that their late reports stay dropped;
+        older ones are forgotten (their state is deleted at the next drain)."""
         for d in presence:
             try:
                 self._presence.restore(d)
             except (KeyError, TypeError, ValueError):
                 log.warning("skipping unreadable presence state %r", d)
+        horizon = self._clock() - self.settings.dedup_window
+        closed: list[Session] = []
+        open_: list[Session] = []
         for d in sessions:
             try:
                 s = Session.from_dict(d)
             except (KeyError, TypeError, ValueError):
                 log.warning("skipping unreadable session state %r", d)
                 continue
-            if s.closed or s.session_id in self._table.open.get(s.tenant, {}):
+            if not s.closed:
+                open_.append(s)
+            elif s.closed_at >= horizon:
+                closed.append(s)
+            else:
+                self._dirty[(s.tenant, s.session_id)] = None
+        # Closed calls first, oldest first: the memory is in closing order, and a phone's
+        # open call must win the index over its finished one.
+        for s in sorted(closed, key=lambda s: s.closed_at):
+            self._index(s)
+            self._table.retire(s, s.closed_at)  # bounded by max_closed_sessions
+        for s in open_:
+            if s.session_id in self._table.open.get(s.tenant, {}):
                 continue
             self._table.add(s)
             parties.refresh_extensions(s, self._view(s.tenant))
-            for leg in s.legs.values():
-                self._table.index_leg(s, leg)
-            if s.view:
-                self._table.index_caller(s, s.caller)
-            for target in s.transfer_targets:
-                self._table.index_transfer(s, target)
+            self._index(s)
             self._table.schedule(s, self._end.deadline(s))
             for n in s.extensions:
                 self._presence.set_call(s.tenant, n, s.session_id, False)
@@ -194,6 +208,14 @@ class Correlator:
             for n in ringing & set(s.extensions):
                 self._presence.set_call(s.tenant, n, s.session_id, True)
         self._presence.dirty.clear()
+
+    def _index(self, s: Session) -> None:
+        for leg in s.legs.values():
+            self._table.index_leg(s, leg)
+        if s.view:
+            self._table.index_caller(s, s.caller)
+        for target in s.transfer_targets:
+            self._table.index_transfer(s, target)
 
     def keep_tenants(self, names: Iterable[str]) -> None:
         """Forget every tenant not in `names` (deleted): its calls and presence go without a
@@ -247,7 +269,12 @@ class Correlator:
         return tv
 
     def _mark(self, s: Session) -> None:
-        self._dirty[(s.tenant, s.session_id)] = s
+        key = (s.tenant, s.session_id)
+        if self._dirty.get(key, s) is not None:  # a forgotten session's state stays deleted
+            self._dirty[key] = s
+
+    def _forgot(self, s: Session) -> None:
+        self._dirty[(s.tenant, s.session_id)] = None
 
     @property
     def open_sessions(self) -> int:

@@ -13,6 +13,7 @@ import itertools
 import math
 import re
 from collections import deque
+from collections.abc import Callable
 from typing import TypeVar
 
 from callhook.correlate.state import DIALING, RINGING, CorrelationSettings, Leg, Session
@@ -37,8 +38,11 @@ def mergeable_caller(number: str) -> bool:
 class SessionTable:
     """Open and recently closed sessions, with the indexes that route reports to them."""
 
-    def __init__(self, settings: CorrelationSettings) -> None:
+    def __init__(
+        self, settings: CorrelationSettings, forgot: Callable[[Session], None] = lambda s: None
+    ) -> None:
         self.settings = settings
+        self._forgot = forgot  # told when a closed session leaves the memory (its state goes)
         self.by_call: dict[tuple[str, str], Session] = {}
         self.by_phone: dict[tuple[str, str], Session] = {}
         self.by_pair: dict[tuple[str, str, str], list[Session]] = {}
@@ -299,6 +303,7 @@ class SessionTable:
         for target in s.transfer_targets:
             if self.by_transfer.get((t, target)) is s:
                 del self.by_transfer[(t, target)]
+        self._forgot(s)
 
     def __len__(self) -> int:
         return self._open_count

@@ -122,10 +122,10 @@ class Session:
     reroutes: set[str] = field(default_factory=set)
     transfer_targets: list[str] = field(default_factory=list)
     extensions: tuple[str, ...] = ()
+    closed_at: float = 0.0  # when it closed: findable by late reports for dedup_window
     # Bookkeeping, rebuilt on restore: timer and the index keys this session holds.
     deadline: float = math.inf
     heap_at: float = math.inf
-    closed_at: float = 0.0
     w_caller: str = ""  # caller / callee as written in bodies (bodies.render_parties)
     w_callee: str = ""
     idx_calls: list[str] = field(default_factory=list)
@@ -187,6 +187,7 @@ class Session:
             "wait_until": self.wait_until,
             "wait_reason": self.wait_reason,
             "hangup_at": self.hangup_at,
+            "closed_at": self.closed_at,
             "legs": [leg.to_dict() for leg in self.legs.values()],
             "emitted": sorted(self.emitted),
             "reroutes": sorted(self.reroutes),
@@ -231,4 +232,5 @@ _SESSION_FIELDS = (
     "wait_until",
     "wait_reason",
     "hangup_at",
+    "closed_at",
 )

@@ -230,3 +230,21 @@ def test_cdrs_page_by_cursor_and_come_as_csv(chub: Hub) -> None:
     assert [r["call_id"] for r in rows] == seen
     assert rows[0]["talk_seconds"] == "1"
     assert chub.api("GET", "/api/v1/tenants/acme/cdrs?from=yesterday")[0] == 400
+
+
+def test_repeat_of_a_finished_call_after_a_restart_is_dropped(chub: Hub) -> None:
+    carol = Phone(chub.port, TOKEN, "103")
+    carol.send("Incoming Call", remote="0711888", call_id="dr1")
+    carol.send("Establish Call", remote="0711888", call_id="dr1")
+    carol.send("Terminate Call", remote="0711888", call_id="dr1", duration="1")
+    (cdr,) = wait_for("a CDR", lambda: cdrs(chub))
+    chub.stop()
+    chub.start()
+    carol = Phone(chub.port, TOKEN, "103")
+    assert carol.send("Terminate Call", remote="0711888", call_id="dr1", duration="1").status == 200
+    carol.send("Establish Call", remote="0711888", call_id="dr1")
+    assert cdrs(chub) == [cdr]
+    assert keys(session_events(chub, cdr["session_id"]))[0] == "call_start"
+    assert [e["session_id"] for e in chub.all_events() if e["event_type"] == "call_start"] == [
+        cdr["session_id"]
+    ]

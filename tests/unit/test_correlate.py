@@ -426,7 +426,61 @@ def test_restart_keeps_the_session() -> None:
     cdr = p2.one("call_cdr")
     assert cdr["session_id"] == sid and cdr["cdr_id"] == p.one("call_start")["cdr_id"]
     assert p2.count("call_start") == 0
+    [(_, _, closed)] = p2.c.drain_changes().sessions  # kept while repeats are recognised
+    assert closed is not None and closed["closed"] and closed["closed_at"] == p2.now
+    p2.tick(31)
     assert p2.c.drain_changes().sessions == [("acme", sid, None)]
+
+
+def _restarted(
+    p: Phones, after: float, states: list[dict[str, Any]] | None = None, **settings: Any
+) -> Phones:
+    """A new correlator restored from what `p` persisted, `after` seconds later."""
+    if states is None:
+        states = [d for _, _, d in p.c.drain_changes().sessions if d is not None]
+    p2 = Phones(**settings)
+    p2.now = p.now + after
+    p2.c.restore(states, [])
+    return p2
+
+
+def test_repeat_of_a_finished_call_after_a_restart_is_dropped() -> None:
+    p = Phones()
+    v = {"local": "103", "remote": "0711444", "call_id": "dr1"}
+    p.send("incoming_call", **v)
+    p.wait(1)
+    p.send("establish_call", **v)
+    p.wait(1)
+    p.send("terminate_call", **v, duration="1")
+    p2 = _restarted(p, after=6)
+    assert p2.c.open_sessions == 0 and p2.c.active_calls("acme") == []
+    assert p2.send("terminate_call", **v, duration="1") == []
+    assert p2.send("establish_call", **v) == []
+    assert p2.c.presence("acme", "103")["sessions"] == []
+    assert p2.tick(3600) == []
+    assert p2.c.drain_changes().sessions == [("acme", p.one("call_start")["session_id"], None)]
+
+
+def test_closed_calls_older_than_dedup_window_are_not_restored() -> None:
+    p = Phones(max_closed_sessions=2)
+    for i in range(3):
+        v = {"local": "101", "remote": f"07110{i}", "call_id": f"k{i}"}
+        p.send("terminate_call", **v, duration="5")
+    states = [d for _, _, d in p.c.drain_changes().sessions if d is not None]
+    assert len(states) == 2  # the first was forgotten (max_closed_sessions) before the drain
+    p.wait(10)
+    p.send("terminate_call", local="102", remote="0712", call_id="late", duration="5")
+    states += [d for _, _, d in p.c.drain_changes().sessions if d is not None]
+    p2 = _restarted(p, after=25, states=states)  # k1, k2 closed 35 s ago: past dedup_window
+    forgotten = {sid for _, sid, d in p2.c.drain_changes().sessions if d is None}
+    assert forgotten == {d["session_id"] for d in states[:2]}
+    assert p2.send("terminate_call", local="101", remote="071101", call_id="k1", duration="5")
+    assert p2.send("terminate_call", local="102", remote="0712", call_id="late", duration="5") == []
+    p3 = Phones(max_closed_sessions=1)
+    p3.now = p.now
+    p3.c.restore(states, [])
+    assert len(p3.c._table._closed) == 1 and p3.c._table._closed[0].call_id == "late"
+    assert len(p3.c.drain_changes().sessions) == 2  # the rest is deleted
 
 
 def test_restart_without_call_ids_keeps_the_session() -> None:
@@ -520,12 +574,19 @@ def test_internal_caller_dials_a_ring_group() -> None:
 
 def test_memory_stays_bounded_without_ticks() -> None:
     p = Phones(max_closed_sessions=100, max_dedup_entries=50)
+    stored: dict[str, dict[str, Any]] = {}  # the sessions table, as the pipeline keeps it
     for i in range(3000):
         v = {"local": "101", "remote": f"07{i}", "call_id": f"m{i}"}
         p.send("incoming_call", **v)
         p.send("terminate_call", **v, duration="3")
         p.send(None, local="101", foo=str(i))  # unrecognised: remembered for dedup
         p.wait(0.001)
+        for _, sid, state in p.c.drain_changes().sessions:
+            if state is None:
+                stored.pop(sid, None)
+            else:
+                stored[sid] = state
+    assert len(stored) <= 100
     table = p.c._table
     assert len(table._closed) <= 100 and len(table.by_call) <= 100
     assert len(table._heap) <= 2 * len(table) + 1024
@@ -551,3 +612,98 @@ def test_internal_call_talk_time_is_the_longest_reported() -> None:
     ]
     cdr = p.one("call_cdr")
     assert cdr["talk_seconds"] == 93 and cdr["end_time"] == str(int(T0 + 93))
+
+
+def test_two_calls_from_one_shared_line_are_two_sessions() -> None:
+    """Ring legs merge on the caller's number: a phone settled "answered elsewhere" that
+    then answers its own call id was in a second call (a company line shared by two)."""
+    p = Phones(merge_window=1)
+    line = "0711999000"
+    p.send("incoming_call", local="101", remote=line, call_id="sc1")
+    p.wait(0.4)
+    p.send("incoming_call", local="102", remote=line, call_id="sc2")
+    p.wait(1.5)
+    p.send("establish_call", local="101", remote=line, call_id="sc1")
+    assert p.one("target_noanswer")["reason"] == "answered_elsewhere"
+    p.wait(1.5)
+    assert p.send("establish_call", local="102", remote=line, call_id="sc2") == [
+        "call_start",
+        "call_established",
+    ]
+    assert p.c.presence("acme", "102")["status"] == "busy"
+    p.wait(2)
+    p.send("terminate_call", local="101", remote=line, call_id="sc1", duration="3")
+    assert p.c.presence("acme", "102")["status"] == "busy"
+    p.wait(2)
+    assert p.send("terminate_call", local="102", remote=line, call_id="sc2", duration="30") == [
+        "target_ended",
+        "call_ended",
+        "call_cdr",
+    ]
+    assert p.send("terminate_call", local="102", remote=line, call_id="sc2", duration="30") == []
+    assert len(p.sessions()) == 2 and p.count("call_start") == 2
+    first, second = (e.body for e in p.log if e.key == "call_cdr")
+    assert (first["call_id"], first["talk_seconds"], first["status"]) == ("sc1", 3, "answered")
+    assert (second["call_id"], second["talk_seconds"], second["status"]) == ("sc2", 30, "answered")
+    assert second["call_target"] == uri("102") and second["extensions"] == ["102"]
+    assert (second["caller"], second["ring_seconds"]) == (line, 3)
+    assert second["start_time"] == str(int(T0 + 0.4))
+    start = [e.body for e in p.log if e.key == "call_start"][1]
+    assert start["session_id"] == second["session_id"] and start["time"] == str(int(T0 + 0.4))
+    assert p.c.presence("acme", "102")["sessions"] == []
+
+
+def test_shared_line_second_call_survives_a_restart() -> None:
+    p = Phones(merge_window=1)
+    p.send("incoming_call", local="101", remote="0711999000", call_id="sc1")
+    p.send("incoming_call", local="102", remote="0711999000", call_id="sc2")
+    p.wait(2)
+    p.send("establish_call", local="101", remote="0711999000", call_id="sc1")
+    p.send("establish_call", local="102", remote="0711999000", call_id="sc2")
+    first, second = (e.session_id for e in p.log if e.key == "call_start")
+    p2 = _restarted(p, after=1, merge_window=1)
+    p2.send("terminate_call", local="101", remote="0711999000", call_id="sc1", duration="3")
+    p2.send("terminate_call", local="102", remote="0711999000", call_id="sc2", duration="9")
+    assert [(e.session_id, e.body["talk_seconds"]) for e in p2.log if e.key == "call_cdr"] == [
+        (first, 3),
+        (second, 9),
+    ]
+
+
+@pytest.mark.parametrize(
+    "report",
+    [("hold_call", {}), ("terminate_call", {"duration": "30"})],
+)
+def test_shared_line_second_call_known_by_hold_or_talk_time(
+    report: tuple[str, dict[str, str]],
+) -> None:
+    p = Phones(merge_window=1)
+    p.send("incoming_call", local="101", remote="0711999000", call_id="sc1")
+    p.send("incoming_call", local="102", remote="0711999000", call_id="sc2")
+    p.wait(2)
+    p.send("establish_call", local="101", remote="0711999000", call_id="sc1")
+    p.wait(3)
+    p.send("terminate_call", local="101", remote="0711999000", call_id="sc1", duration="3")
+    event, extra = report
+    keys = p.send(event, local="102", remote="0711999000", call_id="sc2", **extra)
+    assert keys[:2] == ["call_start", "call_established"]
+    p.tick(4 * 3600 + 10)
+    assert p.count("call_cdr") == 2 and len(p.sessions()) == 2
+    assert {c.body["status"] for c in p.log if c.key == "call_cdr"} == {"answered"}
+
+
+@pytest.mark.parametrize("loser_says", ["missed_call", "terminate_call", None])
+def test_ring_group_loser_reports_stay_in_the_one_session(loser_says: str | None) -> None:
+    p = Phones(merge_window=1)
+    p.send("incoming_call", local="101", remote="0711999000", call_id="g1")
+    p.send("incoming_call", local="102", remote="0711999000", call_id="g2")
+    p.wait(2)
+    p.send("establish_call", local="101", remote="0711999000", call_id="g1")
+    if loser_says:
+        extra = {"duration": "0"} if loser_says == "terminate_call" else {}
+        assert p.send(loser_says, local="102", remote="0711999000", call_id="g2", **extra) == []
+    p.wait(3)
+    p.send("terminate_call", local="101", remote="0711999000", call_id="g1", duration="3")
+    assert p.count("call_start") == 1 and p.count("call_cdr") == 1
+    assert p.one("target_noanswer")["reason"] == "answered_elsewhere"
+    assert sorted(p.one("call_cdr")["extensions"]) == ["101", "102"]
