@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -36,25 +37,24 @@ def _run(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["serve"],  # check-config: tests/e2e/test_cli_admin.py
-        ["db", "upgrade"],
-        ["phone-urls", "--tenant", "acme"],
-        ["keys", "create", "--tenant", "acme"],
-        ["keys", "list", "--tenant", "acme"],
-        ["keys", "revoke", "1"],
-    ],
-)
-def test_a_named_config_file_that_is_missing_is_an_error(
-    tmp_path: Path, command: list[str]
-) -> None:
+_EVERY_COMMAND = [
+    ["serve"],  # check-config: tests/e2e/test_cli_admin.py
+    ["db", "upgrade"],
+    ["phone-urls", "--tenant", "acme"],
+    ["keys", "create", "--tenant", "acme"],
+    ["keys", "list", "--tenant", "acme"],
+    ["keys", "revoke", "1"],
+]
+
+
+def test_a_named_config_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
     """`serve --config typo.toml` once started on the defaults (admin key change-me)."""
-    given = _run(*command, "--config", MISSING, cwd=tmp_path)
-    one_line_error(given, f"config error: {MISSING}: no such file")
-    from_env = _run(*command, cwd=tmp_path, CALLHOOK_CONFIG=MISSING)
-    one_line_error(from_env, f"config error: {MISSING}: no such file")
+    runs = [((*command, "--config", MISSING), {}) for command in _EVERY_COMMAND]
+    runs += [(tuple(command), {"CALLHOOK_CONFIG": MISSING}) for command in _EVERY_COMMAND]
+    with ThreadPoolExecutor(4) as pool:  # a CLI start is mostly imports: run them side by side
+        results = list(pool.map(lambda run: _run(*run[0], cwd=tmp_path, **run[1]), runs))
+    for result in results:
+        one_line_error(result, f"config error: {MISSING}: no such file")
     assert list(tmp_path.iterdir()) == []  # no database made either
 
 
@@ -112,8 +112,12 @@ def test_tls_files_that_cannot_be_loaded_are_a_clean_error(tmp_path: Path) -> No
 def test_server_values_that_cannot_run_together(tmp_path: Path, server: str, expected: str) -> None:
     cfg = tmp_path / "callhook.toml"
     cfg.write_text(f"[server]\n{server}\n")
-    for command in ("check-config", "serve"):
-        one_line_error(cli(command, "--config", str(cfg), cwd=tmp_path), expected)
+    with ThreadPoolExecutor(2) as pool:
+        runs = pool.map(
+            lambda c: cli(c, "--config", str(cfg), cwd=tmp_path), ["check-config", "serve"]
+        )
+        for result in runs:
+            one_line_error(result, expected)
 
 
 def test_serve_init_writes_the_named_file_and_env_overrides_its_tenant(tmp_path: Path) -> None:
