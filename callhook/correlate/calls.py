@@ -9,10 +9,7 @@ Decisions (SPEC §3):
 - "answered elsewhere" is decided when a called phone answers: the others ringing get
   `target_noanswer` with that reason at once;
 - hangup of an answered call ends it (the other phone's Terminate may be lost), except for a
-  phone that transferred the call: then the session waits `merge_window` for the target;
-- ring legs merge on the caller's number alone, so two calls from one shared line can look
-  like a ring group: a phone settled "answered elsewhere" that then reports an answer of
-  its own call id was in another call, and its leg moves to a session of its own.
+  phone that transferred the call: then the session waits `merge_window` for the target.
 """
 
 from __future__ import annotations
@@ -44,8 +41,6 @@ from callhook.normalise import CallReport
 
 Out = list[Event]
 _MAX_REROUTES = 16
-_ANSWERS = frozenset({"answer", "hold", "unhold"})  # phases only an answered call reports
-_ENDS = frozenset({"hangup", "missed"})
 
 
 class CallFlow:
@@ -80,13 +75,10 @@ class CallFlow:
     def apply(self, tv: TenantView, rep: CallReport, now: float) -> Out:
         out: Out = []
         s = self.table.find(tv.name, rep, now)
-        apart = self._answered_apart(s, rep) if s is not None else None
-        if s is not None and apart is not None:
-            s = self._split(tv, s, apart, now, out)
-        elif s is not None and s.closed:
+        if s is not None and s.closed:
             return out  # a late or repeated report of a call that has ended
         if s is None:
-            s = self._open(tv, now, out)
+            s = self._open(tv, rep, now, out)
         leg = s.legs.get(rep.phone)
         known = leg is not None
         if leg is None:
@@ -128,7 +120,7 @@ class CallFlow:
         return out
 
     # -- session bookkeeping ---------------------------------------------------------------
-    def _open(self, tv: TenantView, now: float, out: Out) -> Session:
+    def _open(self, tv: TenantView, rep: CallReport, now: float, out: Out) -> Session:
         while self.table.count(tv.name) >= max(1, self.settings.max_sessions_per_tenant):
             oldest = self.table.oldest(tv.name)
             if oldest is None:
@@ -137,52 +129,6 @@ class CallFlow:
         s = Session(tv.name, new_id(), new_id(), now, now, start_time=now)
         self.table.add(s)
         return s
-
-    def _answered_apart(self, s: Session, rep: CallReport) -> Leg | None:
-        """The leg of `rep`'s phone if `rep` proves it answered a call other than `s`: `s` was
-        answered elsewhere while the leg rang (it got target_noanswer answered_elsewhere),
-        and the phone reports an answer for the call id only its leg has. A phone that really
-        lost the race reports Missed Call or a Terminate without talk time, or nothing."""
-        if s.answer_time is None or not rep.call_id:
-            return None
-        if rep.phase not in _ANSWERS and not (rep.phase == "hangup" and rep.duration):
-            return None
-        leg = s.legs.get(rep.phone)
-        if (
-            leg is None
-            or leg.state != NOANSWER
-            or leg.role != "target"
-            or leg.ring_start is None  # a late ring settled silently, maybe a transfer target
-            or leg.call_id != rep.call_id
-            or leg.number == s.answered_by
-            or leg.phases & _ENDS
-        ):
-            return None
-        if any(x is not leg and x.call_id == leg.call_id for x in s.legs.values()):
-            return None  # one call forked to several phones: this one did lose
-        return leg
-
-    def _split(self, tv: TenantView, s: Session, leg: Leg, now: float, out: Out) -> Session:
-        """Move `leg` from `s` to a new session that started when it rang. What `s` emitted
-        stays; its call id and phone lead to the new session from now on."""
-        del s.legs[leg.phone]
-        self._changed(s)
-        new = self._open(tv, now, out)
-        start = leg.ring_start if leg.ring_start is not None else leg.since
-        new.created_at = new.start_time = new.ring_start = start
-        new.call_id = leg.call_id
-        new.caller, new.callee, new.view = leg.remote, leg.number, 1
-        if s.caller == leg.remote:
-            new.caller_display_name = s.caller_display_name
-        leg.state, leg.end_time = RINGING, None
-        new.legs[leg.phone] = leg
-        self.table.index_leg(new, leg)
-        self.table.index_caller(new, new.caller)
-        parties.refresh_extensions(new, tv)
-        new.emitted.add("call_start")
-        new.direction = bodies.direction(new)
-        out.append(bodies.call_start(new, tv, start))
-        return new
 
     def _sync_presence(self, s: Session, tv: TenantView) -> None:
         ringing = {leg.number for leg in s.legs.values() if leg.state == RINGING}
