@@ -73,7 +73,7 @@ def _check_secret(v: str) -> str:
     return v
 
 
-# Scale-out (PostgreSQL storage, Redis Streams bus: SPEC §5) is not built yet.
+# Scale-out (PostgreSQL storage, Redis Streams bus, several nodes) is not built yet.
 _ONE_NODE = 'a hub is one node on database = "sqlite:///PATH" and bus = "memory"'
 
 
@@ -144,7 +144,7 @@ class ServerConfig(_Strict):
     @classmethod
     def _database(cls, v: str) -> str:
         if v.startswith(("postgresql://", "postgres://")):
-            # SPEC §5 scale-out. Refused rather than taken for a file name: the hub would
+            # Scale-out to several nodes. Refused rather than taken for a file name: the hub would
             # otherwise run on a stray SQLite file while the operator believes otherwise.
             raise ValueError(f"PostgreSQL storage is not available in this version; {_ONE_NODE}")
         if not v.startswith("sqlite:///"):
@@ -249,7 +249,7 @@ class TrunkConfig(_Strict):
 
 
 class CallEventConfig(_Strict):
-    """[[tenant.call_event]]: a VoipNow-style Call Events rule (seed 003)."""
+    """[[tenant.call_event]]: a VoipNow-style Call Events rule (docs/webhooks.md)."""
 
     extension: Number
     event: str
@@ -264,7 +264,7 @@ class CallEventConfig(_Strict):
     @field_validator("event")
     @classmethod
     def _event(cls, v: str) -> str:
-        # The seed's names (callhook/deliver/call_events.py RULE_EVENTS) or any event key.
+        # VoipNow's names (callhook/deliver/call_events.py RULE_EVENTS) or any event key.
         if v not in _CALL_EVENT_NAMES and v not in KEY_TOPIC:
             raise ValueError(f"expected one of {', '.join(_CALL_EVENT_NAMES)} or an event key")
         return v
@@ -393,7 +393,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "wsi": WsiConfig,
 }
 
-# Keys whose values an error message must not repeat (SPEC §7: secrets are never logged).
+# Keys whose values an error message must not repeat (secrets are never logged).
 _SECRET_KEYS = frozenset({"admin_key", "password", "secret", "secrets", "ingest_token"})
 _USERINFO_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]*@")
 

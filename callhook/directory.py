@@ -45,7 +45,7 @@ class Tenant:
         return ext.display_name if ext else ""
 
     def group_peers(self, number: str) -> set[str]:
-        """Extensions sharing a group with `number`, itself included (seed 002 permissions)."""
+        """Extensions sharing a group with `number`, itself included (PortSIP's permissions)."""
         ext = self.extensions.get(number)
         peers = {number}
         if ext is None or not ext.groups:

@@ -1,6 +1,6 @@
 """The canonical event: PortSIP's message format plus callhook's `topic`, `seq`, `event_id`.
 
-Wire format: seeds/002 ("Going Real-Time with PortSIP PBX Pub/Sub"). `time` is a string of
+Wire format: PortSIP's "Going Real-Time with PortSIP PBX Pub/Sub". `time` is a string of
 Unix seconds, SIP addresses are `sip:EXT@domain`, ids are numeric strings.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-# topic -> keys it carries (SPEC §2). Keys are unique across topics.
+# topic -> keys it carries (docs/wsi.md). Keys are unique across topics.
 TOPICS: dict[str, tuple[str, ...]] = {
     "extension_events": (
         "extension_register",

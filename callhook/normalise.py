@@ -1,4 +1,4 @@
-"""Phone event -> what it means from that one phone's point of view (SPEC §2 table).
+"""Phone event -> what it means from that one phone's point of view (the table in docs/wsi.md).
 
 Pure and table-driven: `normalise()` turns a `PhoneEvent` into a `CallReport` (a phone's view
 of one call, merged into sessions by `callhook.correlate`) or a `DeviceReport` (registration,
@@ -19,7 +19,7 @@ Role = Literal["caller", "target", ""]
 @dataclass(frozen=True, slots=True)
 class CallRule:
     """How one phone call event reads: its phase, what it says about the phone's role, and
-    the canonical keys a phone reporting it alone yields (SPEC §2, in order)."""
+    the canonical keys a phone reporting it alone yields, in order."""
 
     phase: Phase
     role: Role
@@ -27,7 +27,7 @@ class CallRule:
     reason: str = ""
 
 
-# SPEC §2 "Phone events map as follows". A Missed Call is always an incoming call at that phone.
+# docs/wsi.md, "A phone's report means". A Missed Call is always an incoming call at that phone.
 CALL_RULES: Final[dict[str, CallRule]] = {
     "incoming_call": CallRule("ring", "target", ("call_start", "target_add", "target_ringing")),
     "outgoing_call": CallRule("dial", "caller", ("call_start",)),
@@ -55,7 +55,7 @@ DEVICE_KEYS: Final[dict[str, str]] = {
     "syslog_off": "syslog_off",
 }
 
-# `$calldirection` (seed 000: "the phone is calling party or called party") -> role.
+# `$calldirection` (Grandstream: "the phone is calling party or called party") -> role.
 _DIRECTION_ROLES: Final[dict[str, Role]] = {
     "incoming": "target",
     "in": "target",
@@ -142,7 +142,7 @@ def user_agent(variables: dict[str, str]) -> str:
 def contact(
     own: str, variables: dict[str, str], source_ip: str, now: float, removed: bool
 ) -> dict[str, Any]:
-    """A PortSIP registration contact (seed 002 `registration_contacts` item) for one phone."""
+    """A PortSIP registration contact (PortSIP `registration_contacts` item) for one phone."""
     host = _clip(variables.get("phone_ip") or source_ip)
     mac = variables.get("mac", "")
     # RFC 4122 lets a UUID's node field be the MAC: a stable instance id per device.

@@ -1,9 +1,9 @@
 """The URL to paste on a phone for each event, per vendor (pure: values in, values out).
 
-Grandstream phones take the seeds' format, `HOST/token=T&event=Incoming%20Call&mac=$mac`:
-no scheme and no `?`, so the pairs arrive in the request path (SPEC §1). Yealink, Fanvil
+Grandstream phones take their guides' format, `HOST/token=T&event=Incoming%20Call&mac=$mac`:
+no scheme and no `?`, so the pairs arrive in the request path. Yealink, Fanvil
 and Snom take an ordinary URL, so we send them to `/ingest/TOKEN/<their event name>` with
-the variables in the query and an explicit `vendor=` (VENDORS.md), which tells the parser
+the variables in the query and an explicit `vendor=` (docs/vendors.md), which tells the parser
 how that vendor spells and orients `$local`/`$remote`.
 """
 
@@ -19,7 +19,7 @@ from callhook.ingest.vendors import VENDOR_EVENT_NAMES
 # ingest, but we know no event list of theirs to print).
 URL_VENDORS: tuple[str, ...] = ("grandstream", "yealink", "snom", "fanvil")
 
-# Yealink's `action_url.*` values hold at most 511 characters (VENDORS.md).
+# Yealink's `action_url.*` values hold at most 511 characters (Yealink's admin guide).
 MAX_URL_LENGTH = {"yealink": 511}
 
 _CALL = ("mac", "local", "remote", "display_remote", "call_id")
@@ -48,7 +48,7 @@ EVENT_VARIABLES: dict[str, tuple[str, ...]] = {
     "sign_off": ("mac", "phone_ip", "local", "active_user", "active_host"),
 }
 
-# How each vendor spells a variable, where it differs from the canonical name (VENDORS.md
+# How each vendor spells a variable, where it differs from the canonical name (docs/vendors.md,
 # "Variables"). None: the vendor has no such variable, so the pair is left out.
 VENDOR_VARIABLES: dict[str, dict[str, str | None]] = {
     "grandstream": {},
@@ -136,7 +136,7 @@ def phone_url(vendor: str, event: str, host: str, token: str) -> PhoneUrl:
 
 
 def phone_urls(vendor: str, host: str, token: str) -> list[PhoneUrl]:
-    """Every event `vendor`'s phones can report, in the seeds' order."""
+    """Every event `vendor`'s phones can report, in Grandstream's order."""
     if vendor not in URL_VENDORS:
         raise PhoneUrlError(f"vendor {vendor!r}: expected one of {', '.join(URL_VENDORS)}")
     return [phone_url(vendor, ev, host, token) for ev in VENDOR_EVENT_NAMES[vendor]]

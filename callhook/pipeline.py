@@ -1,4 +1,4 @@
-"""accept(raw) -> normalise -> correlate -> append -> publish, in a few lines (SPEC diagram).
+"""accept(raw) -> normalise -> correlate -> append -> publish, in a few lines.
 
 Correlation runs on the event loop, one step at a time. What the steps of one loop iteration
 produce is gathered into one batch and queued to the single writer once, so `seq` order is

@@ -2,11 +2,11 @@
 
 Everything runs through the single writer in small batches, one batch per write, so phone
 ingest waiting in the writer's queue gets its turn between batches and is never stalled
-behind a long delete (STYLE §9). CDRs are kept (SPEC §5). The webhook delivery log is
+behind a long delete. CDRs are kept. The webhook delivery log is
 pruned by the delivery service itself (`deliveries_days`, callhook/deliver).
 
 The newest event of each tenant is never pruned: the writer derives the next `seq` from
-`MAX(seq)` after a restart, and `seq` must keep increasing (SPEC §2, the resume point).
+`MAX(seq)` after a restart, and `seq` must keep increasing (it is the subscribers' resume point).
 """
 
 from __future__ import annotations

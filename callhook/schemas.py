@@ -1,6 +1,6 @@
 """Schemas of canonical events published by PBXs and adapters (POST .../events).
 
-Field names follow the PortSIP message format (seed 002); fields beyond the required ones
+Field names follow the message format of PortSIP's Pub/Sub guide; fields beyond the required ones
 are kept as sent, so an adapter can forward what its PBX knows.
 """
 

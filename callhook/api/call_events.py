@@ -1,8 +1,8 @@
-"""/api/v1/tenants/{tenant}/call-events: VoipNow-style Call Events rules (seeds/003).
+"""/api/v1/tenants/{tenant}/call-events: VoipNow-style Call Events rules (docs/webhooks.md).
 
 A rule belongs to an extension: on `dial_in`, `dial_out`, `answer_incoming`,
 `answer_outgoing`, `hangup` (or any canonical event key) the hub sends a GET or POST with
-the seed's default parameters to the rule's URL ("make request to"). A disabled rule sends
+VoipNow's default parameters to the rule's URL ("make request to"). A disabled rule sends
 nothing. With a `secret`, requests are signed like JSON webhooks (docs/webhooks.md).
 """
 
@@ -37,7 +37,7 @@ CustomData = Annotated[
 
 
 class RuleCreate(Model):
-    """A Call Events rule (seed 003: request method, make request to, status, notes)."""
+    """A Call Events rule (VoipNow's fields: request method, make request to, status, notes)."""
 
     extension: Number
     event: EventName

@@ -49,7 +49,7 @@ ExtensionFilter = Annotated[
 ]
 
 # Integers reach SQLite, whose INTEGER is signed 64-bit: a larger one is an OverflowError
-# there, so every integer parameter is bounded here (SPEC §7: every input has a limit).
+# there, so every integer parameter is bounded here (every input has a limit).
 INT64_MAX = 2**63 - 1
 
 

@@ -1,4 +1,4 @@
-"""Correlation: phone reports -> sessions (one per call), CDRs and presence (SPEC §3).
+"""Correlation: phone reports -> sessions (one per call), CDRs and presence.
 
 The pipeline uses `Correlator` only; the modules behind it are: `sessions` (which session a
 report belongs to, timers), `calls` (the call state machine), `cdr`, `presence`, `bodies`

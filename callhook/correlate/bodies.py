@@ -1,8 +1,8 @@
-"""Event bodies in PortSIP's wire format (seed 002): field names and value types as there.
+"""Event bodies in PortSIP's Pub/Sub wire format: field names and value types as there.
 
 `time` is a string of Unix seconds, extensions are `sip:NUMBER@domain`, external numbers bare.
-Fields the seed does not show for a key (target_* events, call_reroute) follow the nearest
-seed example and add what the key needs (`reason`, `transferred_by`, `fail_code`).
+Fields the guide does not show for a key (target_* events, call_reroute) follow its nearest
+example and add what the key needs (`reason`, `transferred_by`, `fail_code`).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def render_parties(s: Session, tv: TenantView) -> None:
 
 
 def call_event(s: Session, tv: TenantView, key: str, now: float, **extra: Any) -> Event:
-    """call_established / call_ended / call_noanswer / call_fail / target_* (seed 002 shape)."""
+    """call_established / call_ended / call_noanswer / call_fail / target_* (PortSIP's shape)."""
     body: dict[str, Any] = {
         "call_id": s.call_id,
         "call_target": "",

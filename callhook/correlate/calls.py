@@ -1,7 +1,7 @@
 """The call state machine: each phone's report moves its leg, and the session emits each
 lifecycle event once, whichever phone reports it first and in whatever order reports come.
 
-Decisions (SPEC §3):
+Decisions:
 - a session starts from any report; one that does not start with Incoming/Outgoing Call
   still gets its `call_start` first, so every session reads start .. end;
 - every session ends with one `call_ended` then one `call_cdr`; unanswered calls get

@@ -1,6 +1,6 @@
 """Call detail records: the outcome of a closed session, as a `call_cdr` event.
 
-Statuses (SPEC §3 lists answered, missed, failed, no_answer; the minimum ring time adds one):
+Statuses (answered, missed, failed, no_answer; the minimum ring time adds abandoned):
 - answered: someone answered (Establish Call, or a Terminate Call with talk time);
 - failed: unanswered and a failure code was reported;
 - missed: unanswered, one of the tenant's extensions rang at least `min_ring_seconds` (or a

@@ -115,7 +115,7 @@ class Correlator:
         if rep.key in _STATEFUL and rep.own:
             return False  # presence compares it with the current state
         if rep.key == "action_url":
-            return False  # SPEC §1: an unrecognised event is stored raw, never dropped
+            return False  # an unrecognised event is stored raw, never dropped
         # A hash, not the pairs themselves: the memory stays small whatever phones send.
         # The same report from another address is another phone's, not a repeat.
         key = hash(

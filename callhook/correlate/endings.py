@@ -1,7 +1,7 @@
 """How sessions end: one phone's part (target_* events), and the whole call (closing
 lifecycle event, call_ended, the CDR) on hangup, deadline or eviction.
 
-Deadlines (SPEC §3): a transferred call waits `merge_window` for its target; ringing that
+Deadlines: a transferred call waits `merge_window` for its target; ringing that
 phones able to report an answer never answered is decided after `ring_timeout`; any other
 open call idle for `session_timeout` is closed with end_reason "timeout".
 """

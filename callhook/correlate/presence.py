@@ -211,7 +211,7 @@ class PresenceBook:
         self, t: str, p: Presence | None, rep: DeviceReport, body: dict[str, Any]
     ) -> None:
         """Registration adds the phone's contact, Sign Off removes it; the body lists what
-        remains registered (seed 002: `registration_contacts` absent when nothing is)."""
+        remains registered (PortSIP: `registration_contacts` absent when nothing is)."""
         c = rep.contact
         if c is None or p is None:
             body["removed_contacts" if rep.removed else "registration_contacts"] = [c] if c else []

@@ -1,6 +1,6 @@
 """What to do after an attempt: `Success`, `Retry(after)` or `GiveUp(reason)` (pure).
 
-Retry and give-up are types (STYLE §7): the worker never inspects status codes itself.
+Retry and give-up are types: the worker never inspects status codes itself.
 Schedule semantics follow Svix: the schedule's length is the number of attempts;
 `schedule[0]` stands for the first attempt, made as soon as the event is committed, and
 `schedule[n]` is the delay before attempt n+1 once attempt n failed.
@@ -95,7 +95,7 @@ def next_delay(
     coming back is not hit by all of them at once. A Retry-After (capped at
     `max_retry_after`, then only ever lengthened by jitter) may push a retry later than the
     schedule says, never earlier: a short, zero or past Retry-After must not spend the
-    schedule's attempts in seconds when it is meant to last a day (SPEC §4.4).
+    schedule's attempts in seconds when it is meant to last a day.
     """
     if attempts >= len(schedule):
         return None

@@ -1,4 +1,4 @@
-"""VoipNow Call Events (seeds/003): which canonical event fires which rule, and its parameters.
+"""VoipNow Call Events (docs/webhooks.md): which canonical event fires which rule, with what.
 
 Pure: values in, values out. Mapping, from the rule extension's point of view:
 
@@ -14,7 +14,7 @@ Pure: values in, values out. Mapping, from the rule extension's point of view:
 
 Seed 003: Dial-In "occurs when a call is received by an extension", so every extension a
 call rings gets one (a ring group's members too: `call_start` names only the first), and
-"Answer on incoming call" only the one that answered (SPEC §3: the others end with
+"Answer on incoming call" only the one that answered (the others end with
 `target_noanswer`, `answered_elsewhere`). An `IN` request is about the rule's extension:
 it is the `CalledExtension` / `CalledNumber` there.
 """
@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-# Rule event (seed 003 names) -> canonical key (SPEC §2).
+# Rule event (VoipNow's names) -> canonical key.
 RULE_EVENTS: dict[str, str] = {
     "dial_in": "call_start",
     "dial_out": "call_start",
@@ -37,7 +37,7 @@ RULE_EVENTS: dict[str, str] = {
 # Every canonical key a rule event may fire on (`flow` decides for which extension).
 RULE_KEYS: dict[str, tuple[str, ...]] = {"dial_in": ("call_start", "target_ringing")}
 
-# The seed's default parameters, spelled exactly as there, plus the ones SPEC §4.2 adds.
+# VoipNow's default parameters, spelled exactly as VoipNow does, plus ours (docs/webhooks.md).
 DEFAULT_PARAMS: tuple[str, ...] = (
     "CallID",
     "CallerIDNum",
@@ -52,7 +52,7 @@ DEFAULT_PARAMS: tuple[str, ...] = (
     "EventID",
     "EventType",
 )
-# Action URL variables (seeds 000/001) usable in a rule URL, with the other spellings of call id.
+# Action URL variables (Grandstream's) usable in a rule URL, with the other spellings of call id.
 URL_VARIABLES: tuple[str, ...] = (
     "local",
     "remote",
@@ -166,7 +166,7 @@ def params(
     display_name: Callable[[str], str] = lambda _n: "",
     is_extension: Callable[[str], bool] = lambda _n: False,
 ) -> dict[str, str]:
-    """The default parameters of one request (seed 003), every value a string.
+    """The default parameters of one request (VoipNow's), every value a string.
 
     `extension` is the rule's: an `IN` request is about it, so it is the called one (a
     ring group member that rang or answered is not the `callee` the call started with).
@@ -182,7 +182,7 @@ def params(
     caller_name = str(body.get("caller_display_name") or display_name(caller) or "")
     key = str(body.get("event_type") or canonical_key(rule_event))
     if rule_event in ("dial_in", "dial_out"):
-        key = "call_start"  # seed 003: CALLING, also for a dial_in on target_ringing
+        key = "call_start"  # VoipNow: CALLING, also for a dial_in on target_ringing
     if call_flow == "IN" and extension and extension != caller:
         callee, callee_is_ext = extension, True
     return {

@@ -1,7 +1,7 @@
 """Who a call is between, remembered per session for the Call Events requests of later events.
 
 Seed 003 wants the same default parameters on every request of a call (`CallerIDNum`,
-`CallerIDNam`, `CalledExtension`, `CallFlow`, ...), but the canonical bodies (seed 002
+`CallerIDNam`, `CalledExtension`, `CallFlow`, ...), but the canonical bodies (PortSIP's
 shapes) do not all say them: `call_established` / `call_ended` have no `direction` nor
 `caller_display_name`, `call_hold` not even `caller` / `callee`. The outbox sees every
 event in log order on the writer thread, so it notes what each event says here and writes

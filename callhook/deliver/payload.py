@@ -1,7 +1,7 @@
 """The HTTP request for one delivery attempt (pure): method, URL, headers, body.
 
 JSON webhooks: POST of the event's wire JSON, `webhook-id` = the event's `event_id`.
-Call Events: the seed's parameters as a query string (GET, merged with any query already
+Call Events: VoipNow's parameters as a query string (GET, merged with any query already
 in the URL), a form body or JSON (POST); `webhook-id` = `EventID` = the delivery id, so
 both stay the same across retries. Signatures cover the body, or for a GET the query
 string (there is no body), and are sent only when the endpoint has a secret.
@@ -76,7 +76,7 @@ def call_event_values(
         is_extension=directory.is_extension,
     )
     variables = call_events.url_variables(ep.extension, values, body, directory.display_name)
-    # custom_data is added to every request; the seed's parameters keep their meaning.
+    # custom_data is added to every request; VoipNow's parameters keep their meaning.
     sent = {k: v for k, v in ep.custom_data if k not in values}
     sent.update(values)
     return sent, variables

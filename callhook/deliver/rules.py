@@ -40,7 +40,7 @@ class Endpoint:
     extensions: frozenset[str] = frozenset()
     schedule: tuple[float, ...] | None = None
     description: str = ""
-    # Call Events rule (seed 003)
+    # Call Events rule (VoipNow style)
     extension: str = ""
     event: str = ""
     method: str = "POST"

@@ -1,4 +1,4 @@
-"""Action URL requests -> ParsedRequest: the pure parser for the request shapes of SPEC §1.
+"""Action URL requests -> ParsedRequest: the pure parser for the request shapes of docs/api.md.
 
 Shapes (all may add a query string, and a POST may add a form body; later sources win):
 
@@ -25,8 +25,8 @@ from callhook.ingest.vendors import (
     vendor_from_user_agent,
 )
 
-MAX_URL_BYTES = 8192  # SPEC §1: 414 above 8 KiB of path and query
-MAX_BODY_BYTES = 65536  # SPEC §7: every input has a size limit
+MAX_URL_BYTES = 8192  # 414 above 8 KiB of path and query
+MAX_BODY_BYTES = 65536  # every input has a size limit
 
 HINT_NO_EVENT = "url-has-no-event-name"
 HINT_BAD_MAC = "bad-mac"
@@ -54,7 +54,7 @@ _NUL, _HASH, _PERCENT, _PLUS, _EQUALS = 0, ord("#"), ord("%"), ord("+"), ord("="
 _NUMBER_FIELDS = frozenset({"local", "remote", "active_user"})
 _HEX = frozenset("0123456789ABCDEF")
 _PLACEHOLDER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
-# `$calldirection` is "whether the phone is calling party or called party" (seeds 000/001);
+# `$calldirection` is "whether the phone is calling party or called party" (Grandstream's guides);
 # no public source shows its values, so accept the usual words for either side. Numeric codes
 # (0/1) stay raw: nothing says which is which.
 _DIRECTION_BY_FOLDED: dict[str, str] = {
@@ -97,7 +97,7 @@ def _refuse_nul(raw: bytes) -> None:
 def _decode(raw: bytes, *, plus: bool = False) -> str:
     """Percent-decode as UTF-8 (bad bytes become U+FFFD); `plus`: `+` is a space.
 
-    SPEC §1 asks for percent-decoding: in a URL a `+` is itself (a SIP Call-ID or a display
+    Values are percent-decoded only: in a URL a `+` is itself (a SIP Call-ID or a display
     name may hold one). Only names (`Incoming+Call`) and form bodies read it as a space.
     """
     if plus and _PLUS in raw:
@@ -131,7 +131,7 @@ def _split_pairs(text: bytes, into: list[tuple[bytes, bytes, bool]], form: bool 
 
 
 def _split_fragment(part: bytes) -> list[bytes]:
-    # Snom may send pairs in a fragment (VENDORS.md): `x=1#mac=...`. A `#` followed by no
+    # Snom may send pairs in a fragment: `x=1#mac=...`. A `#` followed by no
     # `=` is part of a value (`remote=*72#`).
     pieces = part.split(b"#")
     out = [pieces[0]]
@@ -188,7 +188,7 @@ def _is_placeholder(value: str) -> bool:
             else value[1:]
         )
     elif first == "{" and value[-1] == "}":
-        inner = value[1:-1]  # GRP "Action URL Notification" placeholders (VENDORS.md)
+        inner = value[1:-1]  # GRP "Action URL Notification" placeholders (newer firmware)
     else:
         return False
     return bool(inner) and _PLACEHOLDER_CHARS.issuperset(inner)
@@ -274,7 +274,7 @@ def _variables(texts: dict[str, str], hints: list[str]) -> dict[str, str]:
 
 
 def _resolve_snom(variables: dict[str, str], event: str | None, hints: list[str]) -> None:
-    """Make `local` this phone for Snom, whose `$local` is always the callee (VENDORS.md).
+    """Make `local` this phone for Snom, whose `$local` is always the callee (Snom's guide).
 
     On a call this phone placed (event outgoing_call, or calldirection outgoing) the callee is
     the other party, so local and remote (and their display names) swap. Incoming and missed
@@ -363,7 +363,7 @@ def parse_request(
 
     variables = _variables(texts, hints)
     if active_url and not _is_placeholder(active_url):
-        # Yealink/Snom `$active_url` is the whole account URI (VENDORS.md).
+        # Yealink/Snom `$active_url` is the whole account URI.
         if "active_user" not in variables and (user := _sip_user(active_url)):
             variables["active_user"] = user
         if "active_host" not in variables and (host := _uri_host(active_url)):

@@ -85,14 +85,14 @@ class IngestHttpProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def on_url(self, url: bytes) -> None:
-        # Keep enough of an over-long target to refuse it (414, SPEC §1): uvicorn would keep
+        # Keep enough of an over-long target to refuse it (414 above 8 KiB): uvicorn would keep
         # all of it, and httptools' URL parser fails past 64 KiB (a plain-text 400).
         room = _URL_KEEP - len(self.url)
         if room > 0:
             self.url += url[:room]
 
     def send_400_response(self, msg: str) -> None:
-        """An unreadable request: SPEC §1's JSON error, then close (as uvicorn does)."""
+        """An unreadable request: a 400 with a JSON error, then close (as uvicorn does)."""
         body = _UNREADABLE
         head = [STATUS_LINE[400]]
         for name, value in self.server_state.default_headers:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The 20 Grandstream phone events (seeds 000/001), by canonical name.
+# The 20 Grandstream phone events (Grandstream's Event Notification guide), by canonical name.
 PHONE_EVENTS: tuple[str, ...] = (
     "incoming_call",
     "outgoing_call",
@@ -28,7 +28,7 @@ PHONE_EVENTS: tuple[str, ...] = (
     "sign_off",
 )
 
-# The 15 Grandstream variables (seeds 000/001), by canonical name.
+# The 15 Grandstream variables (Grandstream's Event Notification guide), by canonical name.
 VARIABLES: tuple[str, ...] = (
     "phone_ip",
     "mac",

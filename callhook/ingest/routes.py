@@ -1,7 +1,7 @@
-"""The phone ingest endpoint: a lean ASGI handler, dispatched ahead of FastAPI (STYLE stack).
+"""The phone ingest endpoint: a lean ASGI handler, dispatched ahead of FastAPI (it is the hot path).
 
 Phones do not retry and ignore the response, so the one thing that matters is that an
-acknowledged request is durable: we answer only after the event log committed (SPEC §1, §5).
+acknowledged request is durable: we answer only after the event log committed.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _EQUALS = ord("=")
 
 
 # Paths that belong to the hub itself; any other path carrying `key=value` pairs, in the
-# path or in the query (Yealink's `http://srv/path?name=$var`, VENDORS.md), is a phone.
+# path or in the query (Yealink's `http://srv/path?name=$var`), is a phone.
 _OWN_PREFIXES = ("/api/", "/ws", "/static/", "/docs", "/redoc")
 _OWN_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/favicon.ico"})
 # The dashboard at `/` reads no query: a token or an event pair there is a phone's.
@@ -57,7 +57,7 @@ def is_ingest_target(path: str, raw_path: bytes, query_string: bytes) -> bool:
         and ("=" in path or _EQUALS in query_string)
     ):
         return True
-    # Longer targets go to the ingest endpoint, which answers 414 (SPEC §1).
+    # Longer targets go to the ingest endpoint, which answers 414.
     return target_length(raw_path, query_string) > MAX_URL_BYTES
 
 

@@ -2,7 +2,8 @@
 
 Every table here is built once at import and never changed. Names are compared after
 `fold`, so `Incoming Call`, `incoming_call`, `incoming-call` and `IncomingCall` are one name
-(SPEC §1). Sources: the Grandstream seeds 000/001 and the tables in VENDORS.md.
+Sources: Grandstream's Event Notification and ActionURL guides and the vendors' admin
+guides, summed up in docs/vendors.md.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def fold(name: str) -> str:
 
 # What each vendor calls each canonical event, in the spelling its admin UI or config shows.
 # Used by the `phone-urls` command to tell an admin which field gets which URL. Missing
-# entries: the vendor has no such event (VENDORS.md: Yealink and Snom have no syslog events).
+# entries: the vendor has no such event (Yealink and Snom have no syslog events).
 VENDOR_EVENT_NAMES: dict[str, dict[str, str]] = {
     # Seeds 000/001, "Supported Events".
     "grandstream": {
@@ -49,7 +50,7 @@ VENDOR_EVENT_NAMES: dict[str, dict[str, str]] = {
         "registration": "Registration",
         "sign_off": "Sign Off",
     },
-    # VENDORS.md, "Yealink action_url.*"; forward key names are unconfirmed there, these
+    # Yealink's `action_url.*` keys; forward key names are unconfirmed in its guides, these
     # are the ones Yealink's config templates use for "always" forwarding.
     "yealink": {
         "incoming_call": "incoming_call",
@@ -71,7 +72,7 @@ VENDOR_EVENT_NAMES: dict[str, dict[str, str]] = {
         "registration": "log_on",
         "sign_off": "log_off",
     },
-    # VENDORS.md, "Snom setting".
+    # Snom's `action_*_url` settings.
     "snom": {
         "incoming_call": "action_incoming_url",
         "outgoing_call": "action_outgoing_url",
@@ -92,8 +93,8 @@ VENDOR_EVENT_NAMES: dict[str, dict[str, str]] = {
         "registration": "action_log_on_url",
         "sign_off": "action_log_off_url",
     },
-    # Fanvil's web UI labels (Phone -> Action URL); VENDORS.md only says Fanvil "looks the
-    # same" as Yealink, so these labels are unconfirmed by it.
+    # Fanvil's web UI labels (Phone -> Action URL); no public guide lists them;
+    # Fanvil's dialect otherwise looks the same as Yealink's.
     "fanvil": {
         "incoming_call": "Incoming Call",
         "outgoing_call": "Outgoing Call",
@@ -117,11 +118,11 @@ VENDOR_EVENT_NAMES: dict[str, dict[str, str]] = {
 }
 
 # Further accepted spellings that no vendor table above lists. Deliberately not mapped:
-# Yealink `transfer_finished`, `register_failed` and Snom `action_reg_failed` (VENDORS.md
+# Yealink `transfer_finished`, `register_failed` and Snom `action_reg_failed` (docs/vendors.md
 # lists them next to transfers / registration, but they are not those events); they are
 # kept raw as unrecognised events instead of being reported as something they are not.
 _EXTRA_EVENT_NAMES: dict[str, tuple[str, ...]] = {
-    # The seeds' example labels the resume event "On Unhold" and its capture "On Hold".
+    # Grandstream's example labels the resume event "On Unhold" and its capture "On Hold".
     "hold_call": ("On Hold", "action_hold_url"),
     "resume_call": ("On Unhold", "Unhold", "action_unhold_url"),
     # Yealink's other forward kinds (busy, no answer) and its *_call transfer keys.
@@ -164,7 +165,7 @@ def _event_aliases() -> Iterable[tuple[str, str]]:
 # Yealink names may arrive with their config key prefix (`action_url.call_established`).
 EVENT_BY_FOLDED: Mapping[str, str] = _build(_event_aliases(), prefixes=("", "action_url."))
 
-# VENDORS.md "Variables (canonical <- aliases)"; the canonical names are aliases of themselves.
+# docs/vendors.md, "Variables"; the canonical names are aliases of themselves.
 VARIABLE_ALIASES: dict[str, tuple[str, ...]] = {
     "phone_ip": ("ip", "LOCALIP"),
     "mac": (),
@@ -190,7 +191,7 @@ VARIABLE_BY_FOLDED: Mapping[str, str] = _build(
 )
 
 # Substrings of a User-Agent header that name the vendor, checked in order. Yealink's OEMs
-# behave like Yealink (VENDORS.md); Mitel bought Aastra and kept its Action URL dialect.
+# behave like Yealink; Mitel bought Aastra and kept its Action URL dialect.
 _USER_AGENT_MARKS: tuple[tuple[str, str], ...] = (
     ("grandstream", "grandstream"),
     ("yealink", "yealink"),

@@ -1,7 +1,7 @@
 """Simulated phones on the wire: each step becomes the request its vendor's phone would send.
 
-Dialects (VENDORS.md):
-- Grandstream (the seeds): the URL is typed without scheme or `?`, so the pairs arrive in
+Dialects (docs/vendors.md):
+- Grandstream (the reference): the URL is typed without scheme or `?`, so the pairs arrive in
   the path: `GET /token=T&event=Incoming%20Call&mac=...&local=101&remote=... HTTP/1.1`;
   bare numbers, the vendor's event names (`VENDOR_EVENT_NAMES`).
 - Yealink, Fanvil: `GET /ingest/T/<event>?vendor=...&ip=...&model=...`; `$local`/`$remote`
@@ -23,7 +23,7 @@ from callhook.simulate.model import SimPhone, Step
 
 SIP_HOST = "pbx.local"  # the host part of the SIP URIs that Yealink and Snom phones send
 _DEVICE_EVENTS = frozenset({"registration", "sign_off", "booting_completed"})
-# Variables each dialect spells its own way (VENDORS.md "Variables").
+# Variables each dialect spells its own way (docs/vendors.md, "Variables").
 _SPELLING: dict[str, dict[str, str]] = {
     "grandstream": {},
     "yealink": {"phone_ip": "ip", "product": "model", "program_version": "firmware"},

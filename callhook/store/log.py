@@ -18,7 +18,7 @@ from callhook.store.sqlite import SQLiteStore, WriterState
 log = logging.getLogger("callhook.store")
 
 # In-transaction hook: sees the appended events (seq/event_id set) inside the transaction,
-# so rows it writes (e.g. webhook outbox) commit or roll back with them (STYLE §8).
+# so rows it writes (e.g. webhook outbox) commit or roll back with them: publish after commit.
 TxHook = Callable[[sqlite3.Connection, list[Event]], None]
 # After-commit hook: runs on the event loop, in commit order (e.g. publish to the bus).
 CommitHook = Callable[[list[Event]], None]

@@ -2,7 +2,7 @@
 
 Every write goes through one queue to one thread, which takes all waiting operations into
 a single `BEGIN IMMEDIATE` transaction (group commit): under load one fsync covers many
-events, so durable acknowledgement costs little throughput (STYLE §9). Results reach the
+events, so durable acknowledgement costs little throughput. Results reach the
 event loop only after COMMIT returned, in commit order.
 """
 

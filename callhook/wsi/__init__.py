@@ -1,1 +1,1 @@
-"""WebSocket pub/sub in the PortSIP WSI protocol (seeds/002, SPEC §4.1)."""
+"""WebSocket pub/sub in the PortSIP WSI protocol (docs/wsi.md)."""

@@ -3,7 +3,7 @@
 Argon2 is deliberately slow (~15 ms, 19 MiB), so a reconnect storm of thousands of clients
 would queue for seconds. A successful verification is therefore cached briefly, keyed by the
 account and a SHA-256 of the password, and tied to the stored hash: a changed password
-invalidates it at once. Failures are limited per source address and per account (SPEC §7).
+invalidates it at once. Failures are limited per source address and per account.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Authenticator:
         self._dummy_hash = ""
 
     async def authenticate(self, cmd: Auth, address: str) -> Principal | bytes:
-        """A principal, or the reply to send (the seed's error, or a rate-limit error)."""
+        """A principal, or the reply to send (PortSIP's error, or a rate-limit error)."""
         account = "wsi-account:" + cmd.account()
         source = "wsi-address:" + address
         if self.by_address.blocked(source) or self.by_account.blocked(account):

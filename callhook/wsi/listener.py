@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from callhook.wsi.service import WsiService
 
 # The hard limit websockets enforces (close 1009). Messages between 64 KiB and this get an
-# error reply and the connection stays open (SPEC §4.1).
+# error reply and the connection stays open.
 HARD_MAX_MESSAGE = 1024 * 1024
 CLOSE_TIMEOUT = 5.0
 _HIGH_WATER = 64 * 1024  # replay pauses above this many unsent bytes

@@ -1,6 +1,6 @@
 """Who may follow what (pure): subscribe commands become subscription entries, or a refusal.
 
-Rules of seeds/002: an extension follows itself and the extensions sharing a group with it,
+PortSIP's Pub/Sub rules: an extension follows itself and the extensions sharing a group with it,
 the queues it is a member or manager of, and never trunk events; a tenant follows everything
 in the tenant. Nothing crosses tenants: entries are always scoped to the principal's tenant.
 
@@ -87,7 +87,7 @@ def _scopes(
 def revoke(current: frozenset[Entry] | set[Entry], cmd: Unsubscribe) -> set[Entry]:
     """The subset of `current` that `cmd` removes (never refused; unknown parts are no-ops).
 
-    Omitted `extensions`/`queues` remove every scope of the named topics, as the seed's
+    Omitted `extensions`/`queues` remove every scope of the named topics, as PortSIP's
     "unsubscribe from the CDR events" example expects. A tenant-wide (`all`) entry is
     removed only when the matching filter is omitted: it cannot be narrowed piecemeal.
     """

@@ -1,8 +1,8 @@
 """The PortSIP WSI command language: parse and validate client commands, build replies (pure).
 
-Wire format: seeds/002 "Going Real-Time with PortSIP PBX Pub/Sub". Every command is a JSON
+Wire format: PortSIP's "Going Real-Time with PortSIP PBX Pub/Sub". Every command is a JSON
 object with a `command`; every reply is `{"status":0}` or `{"error":...,"status":-1}`.
-Additions (SPEC §4.1): `since_seq` and `snapshot` on subscribe, and `ping`.
+Additions (docs/wsi.md): `since_seq` and `snapshot` on subscribe, and `ping`.
 
 `parse` never raises: anything a client can send yields a command or a `ProtocolError`.
 """
@@ -17,7 +17,7 @@ import orjson
 
 from callhook.events import KEY_TOPIC, TOPICS
 
-MAX_COMMAND_BYTES = 64 * 1024  # larger frames get an error reply (SPEC §4.1)
+MAX_COMMAND_BYTES = 64 * 1024  # larger frames get an error reply
 _MAX_NAME = 128  # extension numbers, domains, tenant names, passwords
 _MAX_LIST = 10_000
 _MAX_SEQ = 2**63 - 1
@@ -27,11 +27,11 @@ PONG = b'{"status":0,"pong":true}'
 
 
 def error_reply(message: str) -> bytes:
-    """`{"error":message,"status":-1}`, keys in the seed's order."""
+    """`{"error":message,"status":-1}`, keys in PortSIP's order."""
     return orjson.dumps({"error": message, "status": -1})
 
 
-AUTH_FAILED = error_reply("name or password error")  # the seed's exact reply
+AUTH_FAILED = error_reply("name or password error")  # PortSIP's exact reply
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Three dict indexes keyed by (tenant, key): tenant-wide subscribers, subscribers by extension,
 subscribers by queue. Routing one event costs a few dict lookups plus the size of the
-result, whatever the number of connections or extensions (SPEC §4.1, last point).
+result, whatever the number of connections or extensions.
 """
 
 from __future__ import annotations

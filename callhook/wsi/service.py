@@ -1,7 +1,7 @@
 """The WSI service: listener lifecycle, the subscription index, fan-out of committed events.
 
 Built by the Hub (composition root) from the collaborators it needs; subscribes to the bus,
-so subscribers only ever see committed events, in commit order (STYLE §8).
+so subscribers only ever see committed events, in commit order.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every configuration key and CLI command is documented (STYLE §5, datasette's docs test)."""
+"""Every configuration key and CLI command is documented (datasette's docs test)."""
 
 from __future__ import annotations
 
