@@ -90,15 +90,26 @@ async def list_cdrs(
     return Response(body, media_type="application/json")
 
 
+# OWASP "CSV Injection": a cell starting with one of these is a formula to a spreadsheet
+# (`=HYPERLINK(...)`, `@SUM(...)`, `+cmd|...`); a leading `'` makes it text.
+# https://owasp.org/www-community/attacks/CSV_Injection
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CDR value as a spreadsheet-safe CSV cell: text that could be a formula gets `'`."""
+    if isinstance(value, list):
+        value = " ".join(map(str, value))
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv(cdrs: list[dict[str, Any]], next_cursor: int | None) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for cdr in cdrs:
-        row = []
-        for col in CSV_COLUMNS:
-            value = cdr.get(col, "")
-            row.append(" ".join(map(str, value)) if isinstance(value, list) else value)
-        writer.writerow(row)
+        writer.writerow([csv_cell(cdr.get(col, "")) for col in CSV_COLUMNS])
     headers = {"X-Next-Cursor": str(next_cursor)} if next_cursor is not None else {}
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)

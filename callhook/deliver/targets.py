@@ -22,12 +22,48 @@ class TargetRefused(OSError):
     """The target is not allowed (private address, bad scheme ...); never retried."""
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address the traffic ends up at.
+_LAST_32_BITS = tuple(
+    ipaddress.IPv6Network(net)
+    for net in (
+        "64:ff9b::/96",  # NAT64 well-known prefix (RFC 6052)
+        "::ffff:0:0:0/96",  # IPv4-translated (RFC 2765)
+        "::/96",  # IPv4-compatible (deprecated by RFC 4291, still accepted by some stacks)
+    )
+)
+# Never public: local-use NAT64 (RFC 8215; the IPv4 part may sit anywhere) and site-local
+# (deprecated by RFC 3879, Python's is_global does not know it).
+_NEVER_PUBLIC = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("fec0::/10"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (mapped, NAT64, 6to4 ...), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if ip.sixtofour is not None:
+        return ip.sixtofour  # 2002:7f00:1::1 is routed to 127.0.0.1
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in net for net in _LAST_32_BITS):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def address_allowed(ip: IPAddress, allow_private: bool) -> bool:
-    """Public unicast only, unless private targets are allowed by configuration."""
+    """Public unicast only, unless private targets are allowed by configuration.
+
+    An IPv6 address that carries an IPv4 one must be public on both counts.
+    """
     if allow_private:
         return True
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in net for net in _NEVER_PUBLIC):
+            return False
+        inner = embedded_ipv4(ip)
+        if inner is not None and not address_allowed(inner, False):
+            return False
+        if ip.ipv4_mapped is not None:
+            return True  # public IPv4, written the mapped way
     # is_global is False for loopback, RFC 1918, link-local, CGNAT, documentation, reserved.
     return ip.is_global and not ip.is_multicast
 

@@ -37,6 +37,17 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Sink]]:
         "http://192.168.40.207/x",
         "http://169.254.169.254/latest/meta-data/",
         "http://[::ffff:127.0.0.1]:{port}/x",
+        # IPv6 spellings of private IPv4 addresses, and site-local IPv6
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[64:ff9b::7f00:1]:{port}/x",
+        "http://[64:ff9b:1::a00:1]/x",
+        "http://[2002:7f00:1::1]:{port}/x",
+        "http://[2002:c0a8:101::1]/x",
+        "http://[::127.0.0.1]:{port}/x",
+        "http://[::a00:1]/x",
+        "http://[::ffff:0:7f00:1]:{port}/x",
+        "http://[::ffff:0:a9fe:a9fe]/x",
+        "http://[fec0::1]/x",
         "ftp://example.com/x",
     ],
 )

@@ -40,6 +40,21 @@ from tests.support.sink import Sink
         ("fd00::1", False),
         ("::ffff:127.0.0.1", False),
         ("::ffff:10.0.0.1", False),
+        # IPv6 forms that carry an IPv4 address: the embedded address decides.
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 (RFC 6052) of 169.254.169.254
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8: public
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64 (RFC 8215): never public
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("::127.0.0.1", False),  # IPv4-compatible (deprecated)
+        ("::a9fe:a9fe", False),  # IPv4-compatible 169.254.169.254
+        ("::ffff:0:7f00:1", False),  # IPv4-translated (RFC 2765)
+        ("::ffff:0:c0a8:101", False),  # IPv4-translated 192.168.1.1
+        ("fec0::1", False),  # site-local (deprecated, still routed inside some sites)
+        ("fec0:1:2::3", False),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
     ],
 )
 def test_addresses(ip: str, allowed: bool) -> None:
