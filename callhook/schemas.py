@@ -42,6 +42,15 @@ class CallEvent(_Published):
     fail_code: int | None = Field(default=None, ge=100, le=699)
 
 
+class HoldEvent(_Published):
+    """call_hold / call_unhold: `aor` held (or resumed) the call, `peer_aor` is the other party."""
+
+    call_id: str = Field(min_length=1, max_length=256)
+    aor: Number
+    peer_aor: Number | None = None
+    session_id: str | None = Field(default=None, max_length=64)
+
+
 class QueueStatus(_Published):
     """queue_status: the state of a call queue."""
 
@@ -74,6 +83,8 @@ SCHEMAS: dict[str, type[_Published]] = {
     **dict.fromkeys(
         (k for k in TOPICS["extension_events"] if k.startswith(("call_", "target_"))), CallEvent
     ),
+    "call_hold": HoldEvent,
+    "call_unhold": HoldEvent,
     "queue_status": QueueStatus,
     "queue_member_state": QueueMemberState,
     "trunk_connected": TrunkEvent,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from callhook.correlate import parties
+from callhook.correlate import parties, published
 from callhook.correlate.bodies import TenantView
 from callhook.correlate.calls import CallFlow
 from callhook.correlate.dedup import Dedup
@@ -131,12 +131,43 @@ class Correlator:
         return self._dedup.repeat(key, now)
 
     def publish(self, ev: Event) -> list[Event]:
-        """A canonical event published by a PBX: presence follows it; it is passed on as is."""
+        """A canonical event published by a PBX. Call events are correlated like phones'
+        reports (their session, presence and CDR are the hub's); the others update presence
+        and are passed on as they are."""
+        call = published.read(ev.key, ev.body)
+        if call is not None:
+            try:
+                return self._publish_call(ev, call)
+            except Exception:  # a bug must not lose the stream: pass the event on as it is
+                log.exception("correlating published %s failed", ev.key)
+                return [ev]
         try:
             self._presence.apply_published(ev, self._clock())
         except Exception:
             log.exception("presence update failed for published %s", ev.key)
         return [ev]
+
+    def _publish_call(self, ev: Event, call: published.PublishedCall) -> list[Event]:
+        now = self._clock()
+        tv = self._view(ev.tenant)
+        out: list[Event] = []
+        for rep in call.reports:
+            out.extend(self._flow.apply(tv, rep, now))
+            s = self._table.by_call.get((tv.name, rep.call_id)) if rep.call_id else None
+            leg = s.legs.get(rep.phone) if s is not None else None
+            if leg is not None and leg.answers is None:
+                leg.answers = True  # the PBX reports answers: its silence means none yet
+        s = self._table.by_call.get((tv.name, call.call_id)) if call.call_id else None
+        if call.close and s is not None and not s.closed:
+            if call.fail_code is not None and s.answer_time is None:
+                s.fail_code = call.fail_code
+            self._end.close(s, tv, now, call.close, out)
+        extra = {k: v for k, v in ev.body.items() if k not in published.OWN_FIELDS}
+        if extra:
+            for e in out:
+                if e.key == ev.key:
+                    e.body = {**extra, **e.body}
+        return out
 
     def tick(self) -> list[Event]:
         """Close sessions whose deadline passed: ringing nobody answered, idle calls,
