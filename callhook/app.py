@@ -31,6 +31,7 @@ from callhook.api.common import ERRORS
 from callhook.api.middleware import ApiMetrics, BodyLimit, RequestMetrics
 from callhook.bus.memory import MemoryBus
 from callhook.config import ConfigError, Settings
+from callhook.connections import ConnectionLimits
 from callhook.correlate import CorrelationSettings, Correlator
 from callhook.dashboard import routes as dashboard
 from callhook.dashboard.tickets import TicketBook
@@ -64,6 +65,10 @@ class Hub:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        conns = settings.connections
+        self.connections = ConnectionLimits(  # both listeners' connections, counted together
+            conns.max_open, conns.max_per_source, self.metrics.registry
+        )
         self.store = SQLiteStore(settings.server.database, durability=settings.server.durability)
         self.log = EventLog(self.store)
         self.bus = MemoryBus()

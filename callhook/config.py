@@ -212,6 +212,22 @@ class WsiConfig(_Strict):
     ping_interval: float = Field(default=20.0, gt=0, le=3600)
 
 
+class ConnectionsConfig(_Strict):
+    """[connections]: what one client may hold of the listeners (docs/operations.md)."""
+
+    # Request line + headers of one request (main port, `/ws`); over it: 431 and close.
+    max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    # Seconds from a connection's (or a request's) first byte to the end of its headers.
+    header_timeout: float = Field(default=10.0, gt=0, le=3600)
+    # Seconds for a request's body to arrive once its headers have.
+    body_timeout: float = Field(default=10.0, gt=0, le=3600)
+    # Open connections, both listeners together; new ones get 503 and are closed. Also kept
+    # below the process's file limit.
+    max_open: int = Field(default=20_000, ge=16)
+    # Open connections from one source address.
+    max_per_source: int = Field(default=1_000, ge=1)
+
+
 class DeliveryConfig(_Strict):
     """[delivery]: webhook timeouts and retry schedule."""
 
@@ -368,6 +384,7 @@ class Settings(_Strict):
     retention: RetentionConfig = RetentionConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     wsi: WsiConfig = WsiConfig()
+    connections: ConnectionsConfig = ConnectionsConfig()
     tenant: list[TenantConfig] = []
 
     @field_validator("tenant")
@@ -391,6 +408,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "retention": RetentionConfig,
     "delivery": DeliveryConfig,
     "wsi": WsiConfig,
+    "connections": ConnectionsConfig,
 }
 
 # Keys whose values an error message must not repeat (secrets are never logged).

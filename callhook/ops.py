@@ -68,6 +68,11 @@ class Metrics:
             registry=r,
         )
         self.started = Gauge("callhook_start_time_seconds", "Start time", registry=r)
+        self.fast_path = Gauge(
+            "callhook_ingest_fast_path",
+            "1 when phone GETs are answered on the HTTP protocol's fast path, 0 through ASGI",
+            registry=r,
+        )
         self.started.set(time.time())
 
         # Labelled children, looked up once: `labels()` costs more than the increment.

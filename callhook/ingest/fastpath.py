@@ -11,14 +11,14 @@ shutdown) stays uvicorn's, except that a connection with pipelined requests queu
 read from until they are answered (uvicorn would read, parse and queue without limit).
 
 The hook is a private method of uvicorn (`_start_asgi_task`, uvicorn >= 0.45). Where it is
-missing, `protocol_for()` returns None and phones are served through ASGI instead, with the
-same answers.
+missing, phones are served through ASGI (`plain_protocol()`), on the
+same bounded, tolerant protocol (http_protocol.py), with the same answers; the hub then
+logs a warning and sets `callhook_ingest_fast_path` to 0.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +30,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 
 from callhook.errors import error_json
-from callhook.ingest.action_url import MAX_URL_BYTES
+from callhook.http_protocol import Guard, HubHttpProtocol, protocol_class
 from callhook.ingest.routes import Accepted, IngestEndpoint, is_ingest_target, request_headers
 
 log = logging.getLogger("callhook.ingest")
@@ -38,69 +38,11 @@ _INTERNAL = error_json("internal", "internal error")
 
 AVAILABLE = callable(getattr(HttpToolsProtocol, "_start_asgi_task", None))
 
-_URL_KEEP = 2 * MAX_URL_BYTES  # over MAX_URL_BYTES is all a 414 needs to know
-_FIRST_LINE_LIMIT = _URL_KEEP  # a longer first line is fed as it is (and refused)
-_UNREADABLE = error_json(
-    "bad-request",
-    "not a readable HTTP/1.1 request",
-)
-# What a request-target may not hold raw and HTTP's parser refuses: space, controls, DEL
-# and non-ASCII bytes. Percent-encoded, they decode to what the phone meant.
-_UNSAFE_IN_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
-_REQUEST_LINE = re.compile(rb"^([A-Z]+) (.*) (HTTP/1\.[01])\r?$", re.DOTALL)
 
-
-def mend_request_line(data: bytes, end: int) -> bytes:
-    """`GET /a=Incoming Call HTTP/1.1`: percent-encode what the target may not hold raw.
-
-    `end` is the index of the line's `\\n`. Anything else is returned as it is, for the
-    HTTP parser to take or refuse.
-    """
-    line = _REQUEST_LINE.match(data, 0, end)
-    if line is None or not _UNSAFE_IN_TARGET.search(line.group(2)):
-        return data
-    target = _UNSAFE_IN_TARGET.sub(lambda m: b"%%%02X" % m.group()[0], line.group(2))
-    return b"%s %s %s\r%s" % (line.group(1), target, line.group(3), data[end:])
-
-
-class IngestHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, answering phone GETs itself (see the module text)."""
+class IngestHttpProtocol(HubHttpProtocol):
+    """The main port's protocol, answering phone GETs itself (see the module text)."""
 
     endpoint: IngestEndpoint  # set on the subclass protocol_for() makes
-    _first_line: bytes | None = b""  # the connection's first request line, until it is whole
-
-    def data_received(self, data: bytes) -> None:
-        # A phone sends one request per connection, with its variables substituted as they
-        # are: `event=Incoming Call`, `display_remote=张伟`. HTTP's parser refuses a raw space
-        # or non-ASCII byte in the target, so the first request line is mended before it.
-        if self._first_line is not None:
-            data = self._first_line + data
-            end = data.find(b"\n")
-            if end < 0 and len(data) <= _FIRST_LINE_LIMIT:
-                self._first_line = data
-                return
-            self._first_line = None
-            if end >= 0:
-                data = mend_request_line(data, end)
-        super().data_received(data)
-
-    def on_url(self, url: bytes) -> None:
-        # Keep enough of an over-long target to refuse it (414 above 8 KiB): uvicorn would keep
-        # all of it, and httptools' URL parser fails past 64 KiB (a plain-text 400).
-        room = _URL_KEEP - len(self.url)
-        if room > 0:
-            self.url += url[:room]
-
-    def send_400_response(self, msg: str) -> None:
-        """An unreadable request: a 400 with a JSON error, then close (as uvicorn does)."""
-        body = _UNREADABLE
-        head = [STATUS_LINE[400]]
-        for name, value in self.server_state.default_headers:
-            head += [name, b": ", value, b"\r\n"]
-        head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
-        head.append(b"connection: close\r\n\r\n")
-        self.transport.write(b"".join(head) + body)
-        self.transport.close()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         scope = cycle.scope
@@ -196,8 +138,12 @@ def _nothing() -> None:
     return None
 
 
-def protocol_for(endpoint: IngestEndpoint) -> type[HttpToolsProtocol] | None:
-    """An HTTP protocol class for uvicorn's `http` setting, or None without the hook."""
-    if not AVAILABLE:
-        return None
-    return type("HubHttpProtocol", (IngestHttpProtocol,), {"endpoint": endpoint})
+def protocol_for(endpoint: IngestEndpoint, guard: Guard) -> type[HubHttpProtocol]:
+    """The main port's protocol class with the phone fast path (needs AVAILABLE)."""
+    cls = type("HubIngestProtocol", (IngestHttpProtocol,), {"endpoint": endpoint})
+    return protocol_class(cls, guard)
+
+
+def plain_protocol(guard: Guard) -> type[HubHttpProtocol]:
+    """The main port's protocol class without the fast path: every request through ASGI."""
+    return protocol_class(HubHttpProtocol, guard)

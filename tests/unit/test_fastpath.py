@@ -8,7 +8,7 @@ import httptools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callhook.ingest.fastpath import mend_request_line
+from callhook.http_protocol import mend_request_line
 
 
 class _Url:

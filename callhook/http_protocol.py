@@ -1,0 +1,235 @@
+"""The main port's HTTP protocol: uvicorn's httptools protocol, bounded and tolerant.
+
+Whatever then serves a request (the phone fast path of ingest/fastpath.py or plain ASGI),
+every connection on the main port goes through this class first, so both answer alike:
+
+- limits ([connections] in the config): request line + headers of one request are read up
+  to `max_header_bytes` (over it: `431`, or `414` while still in the request line) and
+  within `header_timeout` of their first byte (or of the connection's start); a body within
+  `body_timeout` of its headers (`408`); open connections per source and in total are
+  capped (`503` at once). Each answer closes the connection and is counted and logged.
+- tolerance: a phone's request line with a raw space or non-ASCII byte (`event=Incoming
+  Call`, `display_remote=张伟`) is percent-encoded before the parser sees it (every request
+  that starts a read; pipelined ones within a read are parsed as they are); a request the
+  parser refuses gets a JSON `400`; a long URL is kept only as far as its `414` needs.
+
+Every uvicorn name this relies on is listed in tests/unit/test_uvicorn_contract.py, which
+fails when an upgrade removes one; pyproject.toml pins the range that test passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from callhook.connections import ConnectionLimits
+from callhook.errors import error_json
+from callhook.ingest.action_url import MAX_URL_BYTES
+
+_URL_KEEP = 2 * MAX_URL_BYTES  # over MAX_URL_BYTES is all a 414 needs to know
+_UNREADABLE = error_json("bad-request", "not a readable HTTP/1.1 request")
+# What a request-target may not hold raw and HTTP's parser refuses: space, controls, DEL
+# and non-ASCII bytes. Percent-encoded, they decode to what the phone meant.
+_UNSAFE_IN_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
+_REQUEST_LINE = re.compile(rb"^([A-Z]+) (.*) (HTTP/1\.[01])\r?$", re.DOTALL)
+
+
+def mend_request_line(data: bytes, end: int) -> bytes:
+    """`GET /a=Incoming Call HTTP/1.1`: percent-encode what the target may not hold raw.
+
+    `end` is the index of the line's `\\n`. Anything else is returned as it is, for the
+    HTTP parser to take or refuse.
+    """
+    line = _REQUEST_LINE.match(data, 0, end)
+    if line is None or not _UNSAFE_IN_TARGET.search(line.group(2)):
+        return data
+    target = _UNSAFE_IN_TARGET.sub(lambda m: b"%%%02X" % m.group()[0], line.group(2))
+    return b"%s %s %s\r%s" % (line.group(1), target, line.group(3), data[end:])
+
+
+class Guard:
+    """The limits one listener applies, shared by all its connections."""
+
+    def __init__(
+        self,
+        limits: ConnectionLimits,
+        max_header_bytes: int,
+        header_timeout: float,
+        body_timeout: float,
+    ) -> None:
+        self.limits = limits
+        self.max_header_bytes = max_header_bytes
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+
+
+class HubHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the main port's limits and tolerance (module text)."""
+
+    guard: Guard  # set on the subclass protocol_class() makes
+    _done = False  # refused, or handed over to the WebSocket protocol: read nothing more
+    _line: bytes | None = b""  # a request line being collected for mending, until whole
+    _at_start = False  # the last request read is complete and no next one has begun
+    _head_left: int | None = None  # head bytes still allowed; None while reading a body
+    _timer: asyncio.TimerHandle | None = None
+    _in_url = False  # no header seen yet in the current request
+
+    # connection ------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        guard = self.guard
+        source = self.client[0] if self.client else ""
+        if guard.limits.admit(transport, source) is not None:
+            self._done = True
+            self._answer(503, "unavailable", "too many connections; try again later")
+            return
+        self._head_left = guard.max_header_bytes
+        self._arm(guard.header_timeout, "header_timeout")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self.guard.limits.release(self.transport)
+        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()  # the WebSocket's own timers take over (auth and ping timeouts)
+        self._done = True
+        super().handle_websocket_upgrade()
+
+    # reading ---------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self._done or self.transport.is_closing():
+            return
+        # A phone sends its variables substituted as they are: `event=Incoming Call`,
+        # `display_remote=张伟`. HTTP's parser refuses a raw space or non-ASCII byte in the
+        # target, so a request line at the start of a read is mended before it.
+        if self._at_start:
+            self._at_start = False
+            self._line = b""
+        if self._line is not None:
+            data = self._line + data
+            end = data.find(b"\n")
+            if end < 0 and len(data) <= _URL_KEEP and len(data) <= self.guard.max_header_bytes:
+                self._line = data
+                return
+            self._line = None
+            if end >= 0:
+                data = mend_request_line(data, end)
+        # Feed no more of a head than the limit allows: httptools itself would hold an
+        # unbounded header (and copy it over and over as it grows).
+        while data:
+            left = self._head_left
+            if left is None or len(data) <= left:
+                if left is not None:
+                    self._head_left = left - len(data)
+                super().data_received(data)
+                return
+            part, data = data[:left], data[left:]
+            self._head_left = 0
+            super().data_received(part)
+            if self._head_left == 0 and not self.transport.is_closing():
+                self._head_too_large()
+                return
+            if self._done or self.transport.is_closing():
+                return
+
+    def _head_too_large(self) -> None:
+        source = self.client[0] if self.client else ""
+        if self._in_url:  # still in the request line: it is the URL that is too long
+            self.guard.limits.shed("uri_too_long", source)
+            limit = min(MAX_URL_BYTES, self.guard.max_header_bytes)
+            self._answer(414, "uri-too-long", f"the URL is over {limit} bytes")
+            return
+        self.guard.limits.shed("header_too_large", source)
+        limit = self.guard.max_header_bytes
+        self._answer(431, "headers-too-large", f"request line and headers over {limit} bytes")
+
+    # parser callbacks ------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._at_start = False
+        self._in_url = True
+        if self._timer is None:
+            self._arm(self.guard.header_timeout, "header_timeout")
+
+    def on_url(self, url: bytes) -> None:
+        # Keep enough of an over-long target to refuse it (414): uvicorn would keep all of
+        # it, and httptools' URL parser fails past 64 KiB (a plain-text 400).
+        room = _URL_KEEP - len(self.url)
+        if room > 0:
+            self.url += url[:room]
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._in_url = False
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        self._head_left = None
+        self._in_url = False
+        super().on_headers_complete()
+        if self.parser.should_upgrade():
+            return
+        if any(
+            (name == b"content-length" and value.strip() not in (b"0", b""))
+            or name == b"transfer-encoding"
+            for name, value in self.headers
+        ):
+            self._arm(self.guard.body_timeout, "body_timeout")
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self._head_left = self.guard.max_header_bytes
+        self._at_start = True  # the next read starts a request: mend its line too
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """An unreadable request: the ingest's JSON error, then close (as uvicorn does)."""
+        self._write_close(400, _UNREADABLE)
+
+    # timeouts --------------------------------------------------------------------------
+    def _arm(self, delay: float, reason: str) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(delay, self._expired, reason)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self, reason: str) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        self.guard.limits.shed(reason, self.client[0] if self.client else "")
+        cycle = self.cycle
+        if reason == "header_timeout":
+            owed = cycle is not None and not cycle.response_complete
+        else:
+            owed = bool(self.pipeline) or (cycle is not None and cycle.response_started)
+        if owed:  # an answer to an earlier request is still being written: just close
+            self.transport.close()
+            return
+        what = "headers" if reason == "header_timeout" else "body"
+        self._answer(408, "request-timeout", f"the request's {what} did not arrive in time")
+
+    # answers ---------------------------------------------------------------------------
+    def _answer(self, status: int, code: str, message: str) -> None:
+        self._write_close(status, error_json(code, message))
+
+    def _write_close(self, status: int, body: bytes) -> None:
+        self._disarm()
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+        head.append(b"connection: close\r\n\r\n")
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+
+def protocol_class(base: type[HubHttpProtocol], guard: Guard) -> type[HubHttpProtocol]:
+    """A protocol class for uvicorn's `http` setting, bound to one listener's guard."""
+    return type(base.__name__, (base,), {"guard": guard})

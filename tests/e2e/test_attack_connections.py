@@ -1,0 +1,243 @@
+"""Attacks on the main port's connections, against a real `callhook serve` over real sockets:
+an endless header, idle and slow clients, and connection floods from one or many sources.
+
+Small limits are set in the test config ([connections]) so each attack takes a few seconds;
+memory is read from /proc/PID/status, answers and closes from the sockets themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.hub import Hub
+from tests.support.phone import Response, get, parse_response
+
+TOKEN = "gs-7f3a9c"
+LIMITS = """
+[connections]
+max_header_bytes = 4096
+header_timeout = 1.0
+body_timeout = 1.0
+max_open = 40
+max_per_source = 16
+"""
+PHONE = f"/token={TOKEN}&event=DND%20On&local=101"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    h = Hub(tmp_path_factory.mktemp("hub"), extra_config=LIMITS).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def rss_kib(h: Hub) -> int:
+    assert h.proc is not None
+    for line in Path(f"/proc/{h.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def shed(h: Hub) -> dict[str, float]:
+    status, text = h.api("GET", "/metrics")
+    assert status == 200
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "callhook_connections_shed":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    out[sample.labels["reason"]] = sample.value
+    return out
+
+
+def read_all(sock: socket.socket, timeout: float = 5) -> bytes:
+    """Everything the hub sends until it closes (or `timeout`)."""
+    sock.settimeout(timeout)
+    chunks = []
+    with contextlib.suppress(ConnectionResetError, TimeoutError):
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def connect(h: Hub, source: str = "127.0.0.1") -> socket.socket:
+    return socket.create_connection(("127.0.0.1", h.port), timeout=5, source_address=(source, 0))
+
+
+def phone_ok(h: Hub, source: str = "127.0.0.1") -> Response:
+    req = f"GET {PHONE} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n".encode()
+    with connect(h, source) as s:
+        s.sendall(req)
+        return parse_response(read_all(s))
+
+
+# 17.1: the request line and headers are bounded -------------------------------------------
+def test_a_header_over_the_limit_gets_431_and_a_close(hub: Hub) -> None:
+    before = shed(hub).get("header_too_large", 0)
+    head = f"GET {PHONE} HTTP/1.1\r\nHost: hub\r\nX-Big: ".encode()
+    with connect(hub) as s:
+        s.sendall(head + b"a" * 6000)  # one read: the hub takes it all, then answers
+        r = parse_response(read_all(s))
+    assert r.status == 431, r
+    assert r.headers["connection"] == "close"
+    assert json.loads(r.body)["error"]["code"] == "headers-too-large"
+    assert shed(hub)["header_too_large"] == before + 1
+    assert phone_ok(hub).status == 200
+
+
+def test_an_endless_header_costs_no_memory_and_slows_no_phone(hub: Hub) -> None:
+    """The reported attack: `X-Big: ` then 150 MiB of `a`, on three connections at once."""
+    base = rss_kib(hub)
+    head = f"GET {PHONE} HTTP/1.1\r\nHost: hub\r\nX-Big: ".encode()
+    chunk = b"a" * 65536
+    socks = [connect(hub) for _ in range(3)]
+    sent = [0, 0, 0]
+    try:
+        for s in socks:
+            s.sendall(head)
+        for _ in range(256):  # up to 16 MiB each; the hub stops reading after 4 KiB
+            for i, s in enumerate(socks):
+                if sent[i] < 0:
+                    continue
+                try:
+                    s.settimeout(0.5)
+                    sent[i] += s.send(chunk)
+                except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                    sent[i] = -1
+            if all(n < 0 for n in sent):
+                break
+        assert phone_ok(hub, "127.0.0.2").status == 200  # while the attack runs
+    finally:
+        for s in socks:
+            s.close()
+    assert all(n < 0 for n in sent), f"the hub kept reading: {sent}"
+    assert rss_kib(hub) - base < 10 * 1024
+
+
+def test_a_header_over_the_limit_on_ws_gets_431(hub: Hub) -> None:
+    req = (
+        b"GET /ws HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"X-Big: "
+    )
+    with connect(hub) as s:
+        s.sendall(req + b"b" * 6000)
+        r = parse_response(read_all(s))
+    assert r.status == 431, r
+
+
+def test_a_long_url_is_still_a_414(hub: Hub) -> None:
+    with connect(hub) as s:
+        s.sendall(f"GET {PHONE}&x={'y' * 20000} HTTP/1.1\r\n".encode())
+        r = parse_response(read_all(s))
+    assert r.status == 414, r
+    assert json.loads(r.body)["error"]["code"] == "uri-too-long"
+
+
+# 17.2: idle and slow clients are timed out -----------------------------------------------
+@pytest.mark.parametrize(
+    ("sent", "reason"),
+    [
+        (b"", "header_timeout"),
+        (b"GET /token=gs-7f3a9c&ev", "header_timeout"),
+        (f"GET {PHONE} HTTP/1.1\r\nHost: hub\r\nUser-Ag".encode(), "header_timeout"),
+        (
+            b"POST /ingest/gs-7f3a9c/dnd_on HTTP/1.1\r\nHost: hub\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 100\r\n\r\nlocal=10",
+            "body_timeout",
+        ),
+    ],
+    ids=["nothing", "half-a-request-line", "half-the-headers", "short-body"],
+)
+def test_a_slow_client_is_answered_408_and_closed(hub: Hub, sent: bytes, reason: str) -> None:
+    before = shed(hub).get(reason, 0)
+    with connect(hub) as s:
+        s.sendall(sent)
+        started = time.monotonic()
+        raw = read_all(s, timeout=5)
+        took = time.monotonic() - started
+    assert 0.8 < took < 4, took  # header_timeout / body_timeout = 1 s
+    r = parse_response(raw)
+    assert r.status == 408, raw
+    assert json.loads(r.body)["error"]["code"] == "request-timeout"
+    assert shed(hub)[reason] == before + 1
+
+
+def test_a_keep_alive_client_dripping_its_next_request_is_closed(hub: Hub) -> None:
+    with connect(hub) as s:
+        s.sendall(f"GET {PHONE} HTTP/1.1\r\nHost: hub\r\n\r\n".encode())
+        s.settimeout(5)
+        first = s.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200"), first
+        started = time.monotonic()
+        for part in (b"GET /hea", b"lthz HTT", b"P/1.1\r\nHo"):
+            with contextlib.suppress(OSError):
+                s.sendall(part)
+            time.sleep(0.4)
+        rest = read_all(s, timeout=5)
+        assert time.monotonic() - started < 4
+    assert rest == b"" or rest.startswith(b"HTTP/1.1 408"), rest
+
+
+# 17.2: connection caps, per source and in total ------------------------------------------
+def test_connection_floods_are_shed_with_503_and_phones_elsewhere_still_report(
+    hub: Hub,
+) -> None:
+    before = shed(hub)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(16):  # max_per_source
+            held.append(connect(hub, "127.0.0.3"))
+        time.sleep(0.2)  # the hub has accepted them all
+        with connect(hub, "127.0.0.3") as s:
+            r = parse_response(read_all(s))
+        assert r.status == 503, r
+        assert json.loads(r.body)["error"]["code"] == "unavailable"
+        # another source still gets in: the flood from one address stops nobody else
+        assert phone_ok(hub, "127.0.0.4").status == 200
+
+        # many sources: the total cap (max_open = 40) answers 503 before files run out
+        for i in range(24):
+            held.append(connect(hub, f"127.0.1.{i % 2 + 1}"))
+        time.sleep(0.2)
+        with connect(hub, "127.0.2.1") as s:
+            r = parse_response(read_all(s))
+        assert r.status == 503, r
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.3)
+    after = shed(hub)
+    assert after["max_per_source"] >= before.get("max_per_source", 0) + 1
+    assert after["max_open"] >= before.get("max_open", 0) + 1
+    assert phone_ok(hub, "127.0.0.3").status == 200  # freed once they closed
+    assert "connection shed" in hub.log_path.read_text()
+
+
+def test_the_file_limit_is_raised_and_said_at_start(hub: Hub) -> None:
+    assert hub.proc is not None
+    limits = Path(f"/proc/{hub.proc.pid}/limits").read_text()
+    line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+    soft, hard = line.split()[3:5]
+    assert soft == hard
+    logs = hub.log_path.read_text()
+    started = next(json.loads(x) for x in logs.splitlines() if '"callhook listening"' in x)
+    assert started["file_limit"] == int(soft)
+    assert started["max_connections"] == 40
+
+
+def test_phones_still_report_after_all_of_it(hub: Hub) -> None:
+    r = get(hub.port, PHONE)
+    assert r.status == 200, r
