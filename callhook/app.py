@@ -54,6 +54,7 @@ from callhook.security import RateLimiter
 from callhook.store import directory as dirstore
 from callhook.store.log import EventLog
 from callhook.store.sqlite import SQLiteStore, StoreError
+from callhook.traffic_log import TrafficLog
 from callhook.wsi.service import WsiService
 
 log = logging.getLogger("callhook")
@@ -92,7 +93,8 @@ class Hub:
         self.api_metrics = ApiMetrics(self.metrics.registry, lambda: len(self.tenants))
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
-        self.ingest = IngestEndpoint(self.pipeline, self.resolver, self.metrics)
+        self.traffic = TrafficLog()  # phone refusals, failed logins (callhook/traffic_log.py)
+        self.ingest = IngestEndpoint(self.pipeline, self.resolver, self.metrics, self.traffic)
         self.dashboard_tickets = TicketBook()  # dashboard login to WSI (dashboard/tickets.py)
         self.wsi = WsiService(self, self.metrics.registry, tickets=self.dashboard_tickets)
         self.delivery = DeliveryService(

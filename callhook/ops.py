@@ -31,12 +31,37 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """Readable lines for a terminal: time, level, logger, message, then `key=value` fields."""
+
+    _skip = JsonFormatter._skip
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = [
+            f"{k}={_text_value(v)}" for k, v in record.__dict__.items() if k not in self._skip
+        ]
+        if not fields:
+            return line
+        head, sep, tail = line.partition("\n")  # a traceback stays below the fields
+        return f"{head}  {' '.join(fields)}{sep}{tail}"
+
+
+def _text_value(v: Any) -> str:
+    if not isinstance(v, str):
+        return orjson.dumps(v, default=str).decode()
+    return v if v and not any(c in v for c in ' "=') else orjson.dumps(v).decode()
+
+
 def setup_logging(level: str = "info", fmt: str = "auto") -> None:
     """JSON logs, or readable ones on a terminal (`log_format = "auto"`)."""
     handler = logging.StreamHandler(sys.stderr)
     pretty = fmt == "pretty" or (fmt == "auto" and sys.stderr.isatty())
     if pretty:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     else:
         handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from callhook import traffic_log
 from callhook.app import Hub
 from callhook.config import Settings
 from callhook.connections import raise_file_limit
@@ -84,19 +85,18 @@ async def serve(settings: Settings, *, fast_ingest: bool = True) -> None:
         timeout_graceful_shutdown=10,
     )
     server = _Server(config)
-    log.info(
-        "callhook listening",
-        extra={
-            "listen": settings.server.listen,
-            "file_limit": nofile,
-            "max_connections": hub.connections.max_open,
-            "fast_path": fast,
-        },
+    addresses = traffic_log.addresses(settings)
+    traffic_log.started(
+        addresses,
+        file_limit=nofile,
+        max_connections=hub.connections.max_open,
+        fast_path=fast,
     )
     try:
         await server.serve()
     finally:
         await hub.stop()
+        traffic_log.stopped(addresses)
 
 
 def run(settings: Settings) -> None:

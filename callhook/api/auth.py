@@ -35,10 +35,12 @@ async def principal(request: Request) -> Principal:
     hub = hub_of(request)
     source = request.client.host if request.client else ""
     if hub.auth_limiter.blocked(f"api:{source}"):
+        hub.traffic.login_failed("api", source, "rate-limited", path=request.url.path)
         raise TooManyRequests("too many failed authentications; wait a minute")
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
+        hub.traffic.login_failed("api", source, "no-key", path=request.url.path)
         raise Unauthorized("send 'Authorization: Bearer <admin or tenant API key>'")
     key = key.strip()
     if security.same(key, hub.settings.server.admin_key):
@@ -46,6 +48,7 @@ async def principal(request: Request) -> Principal:
     tenant = await hub.tenant_of_api_key(key)
     if tenant is None:
         hub.auth_limiter.failed(f"api:{source}")
+        hub.traffic.login_failed("api", source, "unknown-key", path=request.url.path)
         raise Unauthorized("unknown or revoked API key")
     return Principal(tenant)
 

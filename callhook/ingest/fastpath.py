@@ -44,6 +44,11 @@ class IngestHttpProtocol(HubHttpProtocol):
 
     endpoint: IngestEndpoint  # set on the subclass protocol_for() makes
 
+    def send_400_response(self, msg: str) -> None:
+        client = self.client
+        self.endpoint.traffic.phone_refused(client[0] if client else "", 400, "unreadable")
+        super().send_400_response(msg)
+
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         scope = cycle.scope
         method = scope["method"]

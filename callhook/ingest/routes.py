@@ -24,6 +24,7 @@ from callhook.events import Event
 from callhook.ingest.action_url import MAX_URL_BYTES, IngestError, parse_request, target_length
 from callhook.ingest.model import ParsedRequest
 from callhook.pipeline import Pipeline, stored
+from callhook.traffic_log import TrafficLog
 
 log = logging.getLogger("callhook.ingest")
 
@@ -96,6 +97,7 @@ class Accepted:
     events: list[Event]
     done: asyncio.Future[list[Event]]
     started: float  # time.perf_counter() when the request was read
+    source_ip: str = ""
 
 
 Answer = tuple[int, bytes]  # status, JSON body
@@ -108,10 +110,17 @@ class IngestEndpoint:
     callback fast path for GET/HEAD (ingest/fastpath.py), so both answer alike.
     """
 
-    def __init__(self, pipeline: Pipeline, resolver: TenantResolver, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        resolver: TenantResolver,
+        metrics: Any = None,
+        traffic: TrafficLog | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.resolver = resolver
         self.metrics = metrics
+        self.traffic = traffic or TrafficLog()
 
     def begin(
         self,
@@ -128,15 +137,22 @@ class IngestEndpoint:
         try:
             parsed = parse_request(method, raw_path, query_string, body, content_type, user_agent)
         except IngestError as exc:
+            self.traffic.phone_refused(
+                source_ip, exc.status, exc.code, detail=exc.message, user_agent=user_agent[:80]
+            )
             return exc.status, error_json(exc.code, exc.message)
         tenant = self._tenant(parsed.token, source_ip)
         if tenant is None:
+            reason = "no-token" if parsed.token is None else "unknown-token"
+            self.traffic.phone_refused(
+                source_ip, 404, reason, event=parsed.event_name or "", user_agent=user_agent[:80]
+            )
             if parsed.token is None:
                 msg = f"the URL has no ingest token and open ingest is not allowed from {source_ip}"
                 return 404, error_json("no-token", msg)
             return 404, error_json("unknown-token", "unknown ingest token")
         events, done = self.pipeline.accept(tenant, parsed, source_ip)
-        return Accepted(parsed, tenant, events, done, started)
+        return Accepted(parsed, tenant, events, done, started, source_ip)
 
     def finish(self, accepted: Accepted) -> Answer:
         """The answer to an accepted request, once its batch committed (or failed)."""
@@ -157,6 +173,18 @@ class IngestEndpoint:
         }
         if parsed.hints:
             result["hints"] = list(parsed.hints)
+        if parsed.event:
+            self.traffic.phone_accepted(
+                accepted.source_ip,
+                accepted.tenant.name,
+                parsed.event,
+                events=result["events"],
+                seq=result["seq"],
+            )
+        else:
+            self.traffic.phone_unknown_event(
+                accepted.source_ip, accepted.tenant.name, parsed.event_name or ""
+            )
         return 200 if parsed.event else 202, orjson.dumps(result)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -18,6 +18,7 @@ from typing import Protocol, TypeVar
 from callhook import security
 from callhook.directory import Tenant
 from callhook.store import directory as dirstore
+from callhook.traffic_log import TrafficLog
 from callhook.wsi.permissions import Principal
 from callhook.wsi.protocol import AUTH_FAILED, Auth, error_reply
 
@@ -72,8 +73,10 @@ class Authenticator:
         cache_max: int = 10_000,
         concurrency: int = 4,
         tickets: Tickets | None = None,
+        traffic: TrafficLog | None = None,
     ) -> None:
         self.tenants = tenants
+        self.traffic = traffic or TrafficLog()
         self.tickets = tickets
         self.store = store
         self.by_account = by_account
@@ -90,6 +93,7 @@ class Authenticator:
         account = "wsi-account:" + cmd.account()
         source = "wsi-address:" + address
         if self.by_address.blocked(source) or self.by_account.blocked(account):
+            self.traffic.login_failed("wsi", address, "rate-limited", account=cmd.account()[:128])
             return TOO_MANY
         tenant = find_tenant(self.tenants, cmd)
         if (
@@ -108,6 +112,8 @@ class Authenticator:
         if not ok or tenant is None:
             self.by_account.failed(account)
             self.by_address.failed(source)
+            reason = "unknown-account" if tenant is None else "wrong-password"
+            self.traffic.login_failed("wsi", address, reason, account=cmd.account()[:128])
             return AUTH_FAILED
         self.by_account.succeeded(account)
         return Principal(tenant.name, cmd.extension)
