@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from callhook.api.auth import Principal, principal
-from callhook.api.common import ERRORS, ExtensionFilter, Model, Number
+from callhook.api.common import ERRORS, ExtensionFilter, Model, NotNull, Number
 from callhook.api.deliveries import endpoint_routes, service
 from callhook.api.webhooks import Secret, Url
 from callhook.deliver import control
@@ -51,15 +52,18 @@ class RuleCreate(Model):
 
 
 class RuleUpdate(Model):
-    """Fields to change; omitted ones stay as they are."""
+    """Fields to change; omitted ones stay as they are. `null` clears `notes`, `secret` and
+    `custom_data`; the other fields may not be empty (422)."""
 
-    event: EventName | None = None
-    enabled: bool | None = Field(None, description="same as enable / disable")
-    method: Literal["GET", "POST"] | None = None
-    url: Url | None = None
+    event: Annotated[EventName | SkipJsonSchema[None], NotNull] = None
+    enabled: Annotated[bool | SkipJsonSchema[None], NotNull] = Field(
+        None, description="same as enable / disable"
+    )
+    method: Annotated[Literal["GET", "POST"] | SkipJsonSchema[None], NotNull] = None
+    url: Annotated[Url | SkipJsonSchema[None], NotNull] = None
     notes: Annotated[str, Field(max_length=500)] | None = None
-    format: Literal["form", "json"] | None = None
-    secret: Secret | None = None
+    format: Annotated[Literal["form", "json"] | SkipJsonSchema[None], NotNull] = None
+    secret: Secret | None = Field(None, description="null: stop signing")
     custom_data: CustomData | None = None
 
 
@@ -91,6 +95,8 @@ class RuleList(BaseModel):
 
 def _fields(body: Model) -> dict[str, Any]:
     out = body.model_dump(exclude_unset=True)
+    if "notes" in out and out["notes"] is None:
+        out["notes"] = ""
     if "secret" in out:
         secret = out.pop("secret")
         out["secrets"] = (secret,) if secret else ()

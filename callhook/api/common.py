@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from callhook.api.auth import Principal, hub_of, require_tenant
 from callhook.errors import Conflict, NotFound
@@ -56,6 +56,19 @@ INT64_MAX = 2**63 - 1
 def seq_query(description: str) -> Any:
     """A non-negative log position or cursor in the query string: 0 to INT64_MAX."""
     return Query(ge=0, le=INT64_MAX, description=description)
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may not be null: omit the field to keep its value")
+    return value
+
+
+# `PATCH` bodies: `null` clears a field that may be empty; on a field that may not, it is
+# this 422 (a stored null once broke every later read of the resource). Use it as
+# `name: Annotated[T | SkipJsonSchema[None], NotNull] = None`: omitted means "unchanged",
+# and the OpenAPI schema does not offer null.
+NotNull = BeforeValidator(_not_null)
 
 
 class Model(BaseModel):

@@ -11,9 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from callhook.api.auth import Principal, principal
-from callhook.api.common import ERRORS, Model, Number
+from callhook.api.common import ERRORS, Model, NotNull, Number
 from callhook.api.deliveries import endpoint_routes, service
 from callhook.deliver import control, signing
 from callhook.fields import SCHEDULE_MAX_DELAY, SCHEDULE_MAX_LEN
@@ -48,10 +49,14 @@ class WebhookCreate(Model):
 
 
 class WebhookUpdate(Model):
-    """Fields to change; omitted ones stay as they are."""
+    """Fields to change; omitted ones stay as they are. `null` clears the filters (all
+    events), `schedule` (the [delivery] schedule) and `description`; `url` and `enabled`
+    may not be empty (422)."""
 
-    url: Url | None = None
-    enabled: bool | None = Field(None, description="same as enable / disable")
+    url: Annotated[Url | SkipJsonSchema[None], NotNull] = None
+    enabled: Annotated[bool | SkipJsonSchema[None], NotNull] = Field(
+        None, description="same as enable / disable"
+    )
     topics: Names | None = None
     keys: Names | None = None
     extensions: Annotated[list[Number], Field(max_length=10_000)] | None = None
@@ -101,8 +106,8 @@ def _fields(body: Model) -> dict[str, Any]:
             out[k] = frozenset(v or ())  # null, like [], means "all"
         elif k == "schedule":
             out[k] = tuple(v) if v is not None else None  # null: the [delivery] schedule
-        elif v is None:
-            continue  # null elsewhere leaves the field as it is
+        elif k == "description":
+            out[k] = v or ""  # null: no description
         elif k == "secret":
             out["secrets"] = (v,) if v else ()
         else:

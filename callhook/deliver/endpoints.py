@@ -28,6 +28,8 @@ _COLUMNS = (
 
 
 def from_row(r: tuple[Any, ...]) -> Endpoint:
+    # `or`, not a default: a null that an older version stored reads as the default (it
+    # once made every listing of the tenant's rules fail).
     spec: dict[str, Any] = orjson.loads(r[9])
     common: dict[str, Any] = {
         "endpoint_id": r[0],
@@ -50,15 +52,15 @@ def from_row(r: tuple[Any, ...]) -> Endpoint:
             keys=frozenset(spec.get("keys") or ()),
             extensions=frozenset(spec.get("extensions") or ()),
             schedule=tuple(float(x) for x in schedule) if schedule is not None else None,
-            description=spec.get("description", ""),
+            description=spec.get("description") or "",
         )
     else:
         common.update(
-            extension=spec.get("extension", ""),
-            event=spec.get("event", ""),
-            method=spec.get("method", "POST"),
-            format=spec.get("format", "form"),
-            notes=spec.get("notes", ""),
+            extension=spec.get("extension") or "",
+            event=spec.get("event") or "",
+            method=spec.get("method") or "POST",
+            format=spec.get("format") or "form",
+            notes=spec.get("notes") or "",
             custom_data=tuple(sorted((spec.get("custom_data") or {}).items())),
         )
     return rules.build(**common)
