@@ -31,7 +31,6 @@ from pydantic import (
 )
 
 from callhook import fields
-from callhook.events import KEY_TOPIC, TOPICS
 
 ENV_PREFIX = "CALLHOOK_"
 
@@ -57,20 +56,12 @@ DisplayName = Annotated[
 ]
 
 
-_CALL_EVENT_NAMES = ("dial_in", "dial_out", "answer_incoming", "answer_outgoing", "hangup")
-_SECRET_RE = re.compile(r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")
-
-
-def _check_target_url(v: str) -> str:
-    if not re.match(r"^https?://[^/?#\s$]+", v):
-        raise ValueError("expected an http:// or https:// URL with a host")
-    return v
-
-
-def _check_secret(v: str) -> str:
-    if not _SECRET_RE.fullmatch(v):
-        raise ValueError("expected whsec_ followed by base64 of 24 to 64 bytes")
-    return v
+Secret = Annotated[str, AfterValidator(fields.check_secret)]
+OptionalSecret = Annotated[str, _unless_empty(fields.check_secret)]
+TargetUrl = Annotated[str, AfterValidator(fields.check_target_url)]
+Topic = Annotated[str, AfterValidator(fields.check_topic)]
+EventKey = Annotated[str, AfterValidator(fields.check_key)]
+CallEventName = Annotated[str, AfterValidator(fields.check_call_event)]
 
 
 # Scale-out (PostgreSQL storage, Redis Streams bus, several nodes) is not built yet.
@@ -268,76 +259,27 @@ class CallEventConfig(_Strict):
     """[[tenant.call_event]]: a VoipNow-style Call Events rule (docs/webhooks.md)."""
 
     extension: Number
-    event: str
+    event: CallEventName
     method: Literal["GET", "POST"] = "POST"
-    url: str
+    url: TargetUrl
     enabled: bool = True
     notes: str = ""
     format: Literal["form", "json"] = "form"
-    secret: str = ""
+    secret: OptionalSecret = ""
     custom_data: dict[str, str] = {}
-
-    @field_validator("event")
-    @classmethod
-    def _event(cls, v: str) -> str:
-        # VoipNow's names (callhook/deliver/call_events.py RULE_EVENTS) or any event key.
-        if v not in _CALL_EVENT_NAMES and v not in KEY_TOPIC:
-            raise ValueError(f"expected one of {', '.join(_CALL_EVENT_NAMES)} or an event key")
-        return v
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return _check_target_url(v)
-
-    @field_validator("secret")
-    @classmethod
-    def _secret(cls, v: str) -> str:
-        return _check_secret(v) if v else v
 
 
 class WebhookConfig(_Strict):
     """[[tenant.webhook]]: a signed JSON webhook (Standard Webhooks)."""
 
-    url: str
-    secret: str = ""
-    secrets: list[str] = []
-    topics: list[str] = []
-    keys: list[str] = []
+    url: TargetUrl
+    secret: OptionalSecret = ""
+    secrets: list[Secret] = []
+    topics: list[Topic] = []
+    keys: list[EventKey] = []
     extensions: Numbers = []
     enabled: bool = True
     schedule: Schedule | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return _check_target_url(v)
-
-    @field_validator("secret")
-    @classmethod
-    def _secret(cls, v: str) -> str:
-        return _check_secret(v) if v else v
-
-    @field_validator("secrets")
-    @classmethod
-    def _secrets(cls, v: list[str]) -> list[str]:
-        return [_check_secret(s) for s in v]
-
-    @field_validator("topics")
-    @classmethod
-    def _topics(cls, v: list[str]) -> list[str]:
-        for topic in v:
-            if topic not in TOPICS:
-                raise ValueError(f"unknown topic {topic!r}")
-        return v
-
-    @field_validator("keys")
-    @classmethod
-    def _keys(cls, v: list[str]) -> list[str]:
-        for key in v:
-            if key not in KEY_TOPIC:
-                raise ValueError(f"unknown event key {key!r}")
-        return v
 
 
 class TenantConfig(_Strict):
@@ -550,8 +492,32 @@ def _describe(
             secret = any(isinstance(part, str) and part in _SECRET_KEYS for part in loc)
             shown = " = '***'" if secret else f" = {_redact_url(value)!r}"
         by = next((f" (from {v})" for k, v in origin.items() if loc[: len(k)] == k), "")
-        lines.append(f"{where}{shown}{by}: {msg}")
+        lines.append(f"{where}{shown}{_endpoint_named(loc, data)}{by}: {msg}")
     return "; ".join(lines)
+
+
+_ENDPOINT_TABLES = {"webhook": "webhook", "call_event": "Call Events rule"}
+
+
+def _endpoint_named(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str:
+    """` (tenant 'acme', webhook to https://...)` for an error inside a webhook or rule: an
+    index alone does not tell the operator which of several endpoints is wrong."""
+    if len(loc) < 5 or loc[0] != "tenant" or loc[2] not in _ENDPOINT_TABLES:
+        return ""
+    try:
+        tenant = data["tenant"][loc[1]]
+        table = tenant[loc[2]][loc[3]]
+    except (KeyError, IndexError, TypeError):
+        return ""
+    if not isinstance(tenant, dict) or not isinstance(table, dict):
+        return ""
+    name, url = tenant.get("name"), table.get("url")
+    parts = [f"tenant {name!r}"] if isinstance(name, str) else []
+    what = _ENDPOINT_TABLES[loc[2]]
+    if loc[2] == "call_event" and isinstance(table.get("extension"), str):
+        what += f" of extension {table['extension']!r}"
+    parts.append(f"{what} to {_redact_url(url)}" if isinstance(url, str) else what)
+    return f" ({', '.join(parts)})"
 
 
 def parse(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:

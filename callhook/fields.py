@@ -1,15 +1,23 @@
-"""Field rules shared by the config file and the admin API, so both doors accept one language.
+"""Field rules shared by the config file, the admin API and delivery: one rule, one place.
 
-The API states them as JSON Schema (`pattern`, `max_length`: /openapi.json shows them); the
-config loader applies the same constants through the `check_*` functions, whose messages
-say what is expected. Values are the only input: these functions know nothing of either door.
+The API states them as JSON Schema (`pattern`, `max_length`: /openapi.json shows them) and
+calls the same `check_*` functions; the config loader applies them too, and delivery decodes
+secrets and checks target URLs with them, so what one door accepts the others honour.
+Their messages say what is expected. Values are the only input: these functions know
+nothing of any door.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import math
 import re
+from typing import Literal, get_args
+from urllib.parse import urlsplit
+
+from callhook.events import KEY_TOPIC, TOPICS
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # tenants, groups, trunks
 NUMBER_PATTERN = r"^[0-9A-Za-z*#+_.-]{1,32}$"  # extensions, queues
@@ -90,3 +98,94 @@ def check_schedule(value: list[float]) -> list[float]:
             f" each from 0 to {SCHEDULE_MAX_DELAY} (7 days)"
         )
     return value
+
+
+# -- webhooks and Call Events rules ----------------------------------------------------------
+# A signing secret is `whsec_` and the base64 of 24 to 64 random bytes (Standard Webhooks:
+# Svix makes 24). The pattern is the JSON Schema form; `secret_key` is the exact rule.
+SECRET_PREFIX = "whsec_"
+SECRET_MIN_BYTES, SECRET_MAX_BYTES = 24, 64
+SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]{32,88}={0,2}$"
+SECRET_RULE = "whsec_ followed by the base64 of 24 to 64 bytes"
+
+
+def secret_key(value: str) -> bytes:
+    """The HMAC key inside a `whsec_...` secret; ValueError saying why it is not one."""
+    if not value.startswith(SECRET_PREFIX):
+        raise ValueError(f"expected {SECRET_RULE}")
+    raw = value[len(SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"expected {SECRET_RULE} (the part after whsec_ is not base64)") from None
+    if not SECRET_MIN_BYTES <= len(key) <= SECRET_MAX_BYTES:
+        raise ValueError(f"expected {SECRET_RULE} (it holds {len(key)} bytes)")
+    return key
+
+
+def check_secret(value: str) -> str:
+    secret_key(value)
+    return value
+
+
+# The Call Events rule events (VoipNow's Call Events page); any canonical event key is also
+# accepted as a rule event.
+CALL_EVENT_NAMES: tuple[str, ...] = (
+    "dial_in",
+    "dial_out",
+    "answer_incoming",
+    "answer_outgoing",
+    "hangup",
+)
+
+
+def check_call_event(value: str) -> str:
+    """A Call Events rule's event, as stored: a rule event name or a canonical event key."""
+    if value in CALL_EVENT_NAMES or value in KEY_TOPIC:
+        return value
+    raise ValueError(f"unknown event {value!r}: use {', '.join(CALL_EVENT_NAMES)} or an event key")
+
+
+def check_topic(value: str) -> str:
+    if value not in TOPICS:
+        raise ValueError(f"unknown topic {value!r}: use {', '.join(TOPICS)}")
+    return value
+
+
+def check_key(value: str) -> str:
+    if value not in KEY_TOPIC:
+        raise ValueError(f"unknown event key {value!r}")
+    return value
+
+
+URL_MAX = 2048
+
+
+def check_target_url(value: str) -> str:
+    """A webhook or rule target: http(s), a host without variables, no credentials. Whether
+    the host may be reached (private addresses) is decided by deliver/targets.py."""
+    if len(value) > URL_MAX:
+        raise ValueError(f"the URL is longer than {URL_MAX} characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("the URL must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("the URL has no host")
+    if "$" in parts.netloc:
+        raise ValueError("variables are not allowed in the host part of the URL")
+    if parts.username or parts.password:
+        raise ValueError("credentials in the URL are not supported; use a secret")
+    if any(c.isspace() for c in parts.netloc):
+        raise ValueError("the host part of the URL holds a space")
+    return value
+
+
+# -- phone vendors ---------------------------------------------------------------------------
+# Vendors a phone URL can be made for (phone-urls, the API, the dashboard). Aastra/Mitel's
+# `$$NAME$$` dialect is accepted on ingest, but no event list of theirs is known to print.
+PhoneUrlVendor = Literal["grandstream", "yealink", "snom", "fanvil"]
+PHONE_URL_VENDORS: tuple[str, ...] = get_args(PhoneUrlVendor)

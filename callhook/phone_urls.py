@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from callhook.fields import PHONE_URL_VENDORS
 from callhook.ingest.vendors import VENDOR_EVENT_NAMES
 
-# Vendors a phone URL can be made for (Aastra/Mitel's `$$NAME$$` dialect is accepted on
-# ingest, but we know no event list of theirs to print).
-URL_VENDORS: tuple[str, ...] = ("grandstream", "yealink", "snom", "fanvil")
+# Vendors a phone URL can be made for: the list of callhook/fields.py, which the API uses too.
+URL_VENDORS: tuple[str, ...] = PHONE_URL_VENDORS
 
 # Yealink's `action_url.*` values hold at most 511 characters (Yealink's admin guide).
 MAX_URL_LENGTH = {"yealink": 511}

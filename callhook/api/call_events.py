@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from callhook.api.auth import Principal, principal
@@ -19,6 +19,7 @@ from callhook.api.common import ERRORS, ExtensionFilter, Model, NotNull, Number
 from callhook.api.deliveries import endpoint_routes, service
 from callhook.api.webhooks import Secret, Url
 from callhook.deliver import control
+from callhook.fields import CALL_EVENT_NAMES, check_call_event
 
 router = APIRouter(tags=["call events"], responses=ERRORS)
 Who = Annotated[Principal, Depends(principal)]
@@ -27,9 +28,10 @@ EventName = Annotated[
     str,
     Field(
         max_length=64,
-        description="dial_in, dial_out, answer_incoming, answer_outgoing, hangup, or an event key",
+        description=f"{', '.join(CALL_EVENT_NAMES)}, or an event key",
         examples=["dial_in"],
     ),
+    AfterValidator(check_call_event),
 ]
 CustomData = Annotated[
     dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=1024)]],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -11,10 +11,11 @@ from callhook.api.auth import Principal, hub_of, principal, require_tenant
 from callhook.api.common import ERRORS
 from callhook.api.models import PhoneUrls
 from callhook.errors import Unprocessable
+from callhook.fields import PhoneUrlVendor
 
 router = APIRouter(tags=["phone urls"], responses=ERRORS)
 
-Vendor = Literal["grandstream", "yealink", "snom", "fanvil"]
+Vendor = PhoneUrlVendor
 
 
 def default_host(public_url: str, request_host: str) -> str:

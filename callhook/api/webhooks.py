@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from callhook import fields
 from callhook.api.auth import Principal, principal
 from callhook.api.common import ERRORS, Model, NotNull, Number
 from callhook.api.deliveries import endpoint_routes, service
@@ -22,23 +23,37 @@ from callhook.fields import SCHEDULE_MAX_DELAY, SCHEDULE_MAX_LEN
 router = APIRouter(tags=["webhooks"], responses=ERRORS)
 Who = Annotated[Principal, Depends(principal)]
 
+# The URL rule itself (scheme, host, credentials) is applied with the SSRF check, so that
+# a refused URL is a `target-refused` error naming why (deliver/control.py).
 Url = Annotated[
-    str, Field(min_length=8, max_length=2048, examples=["https://crm.example.com/hook"])
+    str,
+    Field(min_length=8, max_length=fields.URL_MAX, examples=["https://crm.example.com/hook"]),
 ]
-Secret = Annotated[str, Field(pattern=r"^whsec_[A-Za-z0-9+/=]{16,128}$")]
+Secret = Annotated[
+    str,
+    Field(pattern=fields.SECRET_PATTERN, description=fields.SECRET_RULE),
+    AfterValidator(fields.check_secret),
+]
 Schedule = Annotated[
     list[Annotated[float, Field(ge=0, le=SCHEDULE_MAX_DELAY)]],
     Field(min_length=1, max_length=SCHEDULE_MAX_LEN),
 ]
-Names = Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=64)]
+Topics = Annotated[
+    list[Annotated[str, Field(max_length=64), AfterValidator(fields.check_topic)]],
+    Field(max_length=64),
+]
+Keys = Annotated[
+    list[Annotated[str, Field(max_length=64), AfterValidator(fields.check_key)]],
+    Field(max_length=64),
+]
 
 
 class WebhookCreate(Model):
     """A JSON webhook: which events (empty filters: all), where, and how to retry."""
 
     url: Url
-    topics: Names = Field([], description="e.g. extension_events, cdr_events; empty: all")
-    keys: Names = Field([], description="e.g. call_start; empty: all keys of the topics")
+    topics: Topics = Field([], description="e.g. extension_events, cdr_events; empty: all")
+    keys: Keys = Field([], description="e.g. call_start; empty: all keys of the topics")
     extensions: Annotated[list[Number], Field(max_length=10_000)] = Field(
         [], description="only events concerning these extensions; empty: all"
     )
@@ -57,8 +72,8 @@ class WebhookUpdate(Model):
     enabled: Annotated[bool | SkipJsonSchema[None], NotNull] = Field(
         None, description="same as enable / disable"
     )
-    topics: Names | None = None
-    keys: Names | None = None
+    topics: Topics | None = None
+    keys: Keys | None = None
     extensions: Annotated[list[Number], Field(max_length=10_000)] | None = None
     schedule: Schedule | None = None
     description: Annotated[str, Field(max_length=500)] | None = None

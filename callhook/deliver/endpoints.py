@@ -8,6 +8,7 @@ when they disappear from the file. Entries made over the API are left alone.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
@@ -17,9 +18,11 @@ from typing import Any
 import orjson
 
 from callhook.config import CallEventConfig, Settings, WebhookConfig
-from callhook.deliver import rules
+from callhook.deliver import rules, signing
 from callhook.deliver.rules import Endpoint
 from callhook.events import new_id
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "endpoint_id, tenant, kind, url, enabled, disabled_reason, health, failing_since, secrets,"
@@ -63,7 +66,11 @@ def from_row(r: tuple[Any, ...]) -> Endpoint:
             notes=spec.get("notes") or "",
             custom_data=tuple(sorted((spec.get("custom_data") or {}).items())),
         )
-    return rules.build(**common)
+    try:
+        return rules.build(**common)
+    except signing.BadSecret as exc:
+        log.error("%s %s of tenant %s is held: %s", r[2], r[0], r[1], exc)
+        return rules.unusable(**common)
 
 
 def _values(ep: Endpoint, config_key: str | None) -> tuple[Any, ...]:
@@ -222,7 +229,9 @@ def apply_config(conn: sqlite3.Connection, settings: Settings, now: float) -> li
             updated_at=old.updated_at,
             health=old.health,
             failing_since=old.failing_since,
-            disabled_reason=old.disabled_reason,
+            # The file's secret is valid (the config loader checked it): a stored one that
+            # was not stops holding deliveries.
+            disabled_reason="" if old.disabled_reason == rules.BAD_SECRET else old.disabled_reason,
             **fields,
         )
         if candidate != old:

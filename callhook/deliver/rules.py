@@ -6,7 +6,6 @@ writer thread (in-transaction outbox hook) can read it without locks.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -102,12 +101,19 @@ class Endpoint:
 
 
 def build(**values: Any) -> Endpoint:
-    """An Endpoint with its signing keys decoded once (not on every send)."""
-    keys: list[signing.SigningKey] = []
-    for s in values.get("secrets", ()):
-        with contextlib.suppress(signing.BadSecret):  # checked on create; never fail a load
-            keys.append(signing.SigningKey(signing.secret_key(s)))
-    return Endpoint(**values, signing_keys=tuple(keys))
+    """An Endpoint with its signing keys decoded once (not on every send). BadSecret for a
+    secret that is not one: an endpoint with a secret is signed with it, or not built."""
+    keys = tuple(signing.SigningKey(signing.secret_key(s)) for s in values.get("secrets", ()))
+    return Endpoint(**values, signing_keys=keys)
+
+
+BAD_SECRET = "bad-secret"
+
+
+def unusable(**values: Any) -> Endpoint:
+    """A stored endpoint whose secret is not valid (an older version let one in): held, so
+    that nothing goes out unsigned, until its secret is replaced."""
+    return Endpoint(**{**values, "disabled_reason": BAD_SECRET})
 
 
 def webhook_matches(ep: Endpoint, ev: Event) -> bool:

@@ -8,16 +8,17 @@ several space-separated signatures; a receiver accepts the message if any one ma
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import secrets as _secrets
 from collections.abc import Sequence
 
-PREFIX = "whsec_"
+from callhook import fields
+
+PREFIX = fields.SECRET_PREFIX
 
 
 class BadSecret(ValueError):
-    """A secret that is not `whsec_` followed by base64 of 24 to 64 bytes."""
+    """A secret that is not `whsec_` followed by base64 of 24 to 64 bytes (fields.py)."""
 
 
 def new_secret() -> str:
@@ -27,16 +28,10 @@ def new_secret() -> str:
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key inside a `whsec_...` secret; BadSecret if it is malformed."""
-    if not secret.startswith(PREFIX):
-        raise BadSecret("a secret must start with 'whsec_' followed by base64")
-    raw = secret[len(PREFIX) :]
     try:
-        key = base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise BadSecret("the part after 'whsec_' is not valid base64") from None
-    if not 24 <= len(key) <= 64:
-        raise BadSecret("a secret must hold 24 to 64 bytes (base64 after 'whsec_')")
-    return key
+        return fields.secret_key(secret)
+    except ValueError as exc:
+        raise BadSecret(str(exc)) from None
 
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))

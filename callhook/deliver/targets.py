@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from callhook import fields
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -69,22 +71,14 @@ def address_allowed(ip: IPAddress, allow_private: bool) -> bool:
 
 
 def parse_target(url: str) -> tuple[str, int]:
-    """(host, port) of an http(s) URL; TargetRefused with the reason otherwise."""
+    """(host, port) of an http(s) URL; TargetRefused with the reason otherwise (the URL
+    rule of callhook/fields.py, which the config file and the API apply too)."""
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        fields.check_target_url(url)
     except ValueError as exc:
-        raise TargetRefused(f"not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise TargetRefused("the URL must start with http:// or https://")
-    host = parts.hostname or ""
-    if not host:
-        raise TargetRefused("the URL has no host")
-    if "$" in host:
-        raise TargetRefused("variables are not allowed in the host part of the URL")
-    if parts.username or parts.password:
-        raise TargetRefused("credentials in the URL are not supported; use a secret")
-    return host, port or (443 if parts.scheme == "https" else 80)
+        raise TargetRefused(str(exc)) from None
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def literal_ip(host: str) -> IPAddress | None:

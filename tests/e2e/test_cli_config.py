@@ -3,6 +3,7 @@ only fail at start (database, TLS files), and CALLHOOK_* overrides of a running 
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -154,3 +155,21 @@ def test_serve_init_writes_the_named_file_and_env_overrides_its_tenant(tmp_path:
     assert "wrote a sample config to new.toml" in out
     assert "/token=tk-from-env&event=" in out  # the banner shows the token in use
     assert (tmp_path / "new.toml").exists() and (tmp_path / "callhook.db").exists()
+
+
+def test_a_webhook_secret_the_signer_cannot_use_stops_the_load(tmp_path: Path) -> None:
+    """A 100-byte secret once loaded, and the webhook's requests went out unsigned."""
+    secret = "whsec_" + base64.b64encode(b"k" * 100).decode()
+    config = tmp_path / "callhook.toml"
+    config.write_text(
+        '[[tenant]]\nname = "acme"\n\n[[tenant.webhook]]\nurl = "https://crm.example/a"\n'
+        f'\n[[tenant.webhook]]\nurl = "https://crm.example/b"\nsecret = "{secret}"\n'
+    )
+    expected = ("tenant 'acme', webhook to https://crm.example/b", "24 to 64 bytes")
+    with ThreadPoolExecutor(2) as pool:
+        runs = [("check-config", "--config", str(config)), ("serve", "--config", str(config))]
+        results = list(pool.map(lambda args: _run(*args, cwd=tmp_path), runs))
+    for result in results:
+        one_line_error(result, *expected)
+        assert secret[6:30] not in result.stderr  # a secret is never repeated
+    assert not (tmp_path / "callhook.db").exists()

@@ -90,7 +90,8 @@ _HOOK = {"url": "https://crm.example/hook"}
         ({"tenant": [{"name": "a", "ingest_token": 1234567}]}, "tenant[0].ingest_token = '***'"),
         (
             {"tenant": [{"name": "a", "webhook": [{**_HOOK, "secret": "whsec_1234567"}]}]},
-            "tenant[0].webhook[0].secret = '***': expected whsec_",
+            "tenant[0].webhook[0].secret = '***' (tenant 'a', webhook to https://crm.example/hook)"
+            ": expected whsec_",
         ),
         (
             {"tenant": [{"name": "a", "webhook": [{**_HOOK, "secrets": ["x", 1234567]}]}]},
