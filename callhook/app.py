@@ -87,7 +87,8 @@ class Hub:
         )
         self.pipeline = Pipeline(self.log, self.correlator)
         self.resolver = TenantResolver()
-        self.auth_limiter = RateLimiter(limit=10, window=60)
+        limits = settings.auth
+        self.api_limiter = RateLimiter(limits.api_max_failures_per_source, limits.window)
         self._api_keys: dict[str, tuple[str | None, float]] = {}
         self.retention = Retention(self.store, settings.retention, self.metrics.registry)
         self.api_metrics = ApiMetrics(self.metrics.registry, lambda: len(self.tenants))
@@ -96,7 +97,13 @@ class Hub:
         self.traffic = TrafficLog()  # phone refusals, failed logins (callhook/traffic_log.py)
         self.ingest = IngestEndpoint(self.pipeline, self.resolver, self.metrics, self.traffic)
         self.dashboard_tickets = TicketBook()  # dashboard login to WSI (dashboard/tickets.py)
-        self.wsi = WsiService(self, self.metrics.registry, tickets=self.dashboard_tickets)
+        self.wsi = WsiService(
+            self,
+            self.metrics.registry,
+            tickets=self.dashboard_tickets,
+            traffic=self.traffic,
+            auth_metrics=self.metrics.auth,
+        )
         self.delivery = DeliveryService(
             settings, self.store, self.log, self.tenants.get, registry=self.metrics.registry
         )

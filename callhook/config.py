@@ -219,6 +219,26 @@ class ConnectionsConfig(_Strict):
     max_per_source: int = Field(default=1_000, ge=1)
 
 
+class AuthConfig(_Strict):
+    """[auth]: brute-force limits on WSI logins, API keys and phone tokens (docs/operations.md).
+
+    An attempt counts from the moment it starts (before its check), so parallel guesses
+    cannot overrun a limit; a successful one is uncounted.
+    """
+
+    window: float = Field(default=60.0, gt=0, le=86400)  # seconds attempts are counted over
+    # WSI: per account (tenant or extension, however its domain is spelt), from any address.
+    wsi_max_failures_per_account: int = Field(default=10, ge=1)
+    # WSI: per client address over all accounts (an office behind NAT shares one).
+    wsi_max_failures_per_source: int = Field(default=30, ge=1)
+    # REST API and dashboard: unknown or missing keys per client address.
+    api_max_failures_per_source: int = Field(default=10, ge=1)
+    # Argon2 checks run at once (each about 15 ms of one core and 19 MiB), and logins that
+    # may wait for one before further ones are answered "busy".
+    hash_concurrency: int = Field(default=1, ge=1, le=64)
+    hash_queue: int = Field(default=256, ge=0)
+
+
 class DeliveryConfig(_Strict):
     """[delivery]: webhook timeouts and retry schedule."""
 
@@ -327,6 +347,7 @@ class Settings(_Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     wsi: WsiConfig = WsiConfig()
     connections: ConnectionsConfig = ConnectionsConfig()
+    auth: AuthConfig = AuthConfig()
     tenant: list[TenantConfig] = []
 
     @field_validator("tenant")
@@ -351,6 +372,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "delivery": DeliveryConfig,
     "wsi": WsiConfig,
     "connections": ConnectionsConfig,
+    "auth": AuthConfig,
 }
 
 # Keys whose values an error message must not repeat (secrets are never logged).

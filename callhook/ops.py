@@ -71,12 +71,34 @@ def setup_logging(level: str = "info", fmt: str = "auto") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+class AuthMetrics:
+    """Credential checks and the attempts refused before one (brute-force limits)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.checks = Counter(
+            "callhook_auth_checks",
+            "Credential checks made (via: wsi = Argon2, api = key lookup)",
+            ["via"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            "callhook_auth_refused",
+            "Login attempts refused before any check (reason: rate-limited, busy)",
+            ["via", "reason"],
+            registry=registry,
+        )
+        self.hash_peak = Gauge(
+            "callhook_auth_hash_peak", "Most Argon2 checks ever run at once", registry=registry
+        )
+
+
 class Metrics:
     """The hub's Prometheus metrics, on a registry of its own (one per hub)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self.auth = AuthMetrics(r)
         self.events_ingested = Counter(
             "callhook_events_ingested", "Phone requests accepted", ["tenant", "event"], registry=r
         )

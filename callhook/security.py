@@ -54,9 +54,13 @@ def same(a: str, b: str) -> bool:
 
 
 class RateLimiter:
-    """Failed-attempt limiter: at most `limit` failures per `window` seconds per key.
+    """Attempt limiter: at most `limit` counted attempts per `window` seconds per key.
 
-    Bounded: keeps at most `max_keys` keys (least recently failed dropped first).
+    An attempt is counted *before* its check (`reserve`), not after it failed: checks are
+    slow (Argon2, a database read), and 200 attempts started together would otherwise all
+    pass a "fewer than 10 failures so far?" test before the first of them failed. An
+    attempt that succeeds is uncounted (`release`); `succeeded` forgets a key entirely.
+    Bounded: keeps at most `max_keys` keys (least recently used dropped first).
     """
 
     def __init__(self, limit: int = 10, window: float = 60.0, max_keys: int = 100_000) -> None:
@@ -65,13 +69,30 @@ class RateLimiter:
         self.max_keys = max_keys
         self._fails: OrderedDict[str, list[float]] = OrderedDict()
 
-    def blocked(self, key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
+    def _recent(self, key: str, now: float) -> list[float]:
         fails = self._fails.get(key)
         if not fails:
-            return False
+            return []
         fails[:] = [t for t in fails if now - t < self.window]
-        return len(fails) >= self.limit
+        return fails
+
+    def blocked(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return len(self._recent(key, now)) >= self.limit
+
+    def reserve(self, key: str, now: float | None = None) -> float | None:
+        """Count one attempt now; its token, or None when `key` is over the limit."""
+        now = time.monotonic() if now is None else now
+        if len(self._recent(key, now)) >= self.limit:
+            return None
+        self.failed(key, now)
+        return now
+
+    def release(self, key: str, token: float) -> None:
+        """Uncount the attempt `reserve` returned `token` for (it succeeded)."""
+        fails = self._fails.get(key)
+        if fails and token in fails:
+            fails.remove(token)
 
     def failed(self, key: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now

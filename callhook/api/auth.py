@@ -31,25 +31,35 @@ def hub_of(request: Request) -> Hub:
 
 
 async def principal(request: Request) -> Principal:
-    """FastAPI dependency: resolve the Bearer key, rate-limiting failures per address."""
+    """FastAPI dependency: resolve the Bearer key, limiting failures per client address.
+
+    The attempt is counted before the key is looked up (the lookup may wait on the
+    database), so parallel guesses cannot all pass the limit; a valid key uncounts it.
+    """
     hub = hub_of(request)
     source = request.client.host if request.client else ""
-    if hub.auth_limiter.blocked(f"api:{source}"):
+    limit_key = f"api:{source}"
+    attempt = hub.api_limiter.reserve(limit_key)
+    if attempt is None:
+        hub.metrics.auth.refused.labels("api", "rate-limited").inc()
         hub.traffic.login_failed("api", source, "rate-limited", path=request.url.path)
         raise TooManyRequests("too many failed authentications; wait a minute")
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
+        hub.api_limiter.release(limit_key, attempt)  # no guess made
         hub.traffic.login_failed("api", source, "no-key", path=request.url.path)
         raise Unauthorized("send 'Authorization: Bearer <admin or tenant API key>'")
     key = key.strip()
+    hub.metrics.auth.checks.labels("api").inc()
     if security.same(key, hub.settings.server.admin_key):
+        hub.api_limiter.release(limit_key, attempt)
         return Principal(None)
     tenant = await hub.tenant_of_api_key(key)
     if tenant is None:
-        hub.auth_limiter.failed(f"api:{source}")
         hub.traffic.login_failed("api", source, "unknown-key", path=request.url.path)
         raise Unauthorized("unknown or revoked API key")
+    hub.api_limiter.release(limit_key, attempt)
     return Principal(tenant)
 
 

@@ -3,7 +3,13 @@
 Argon2 is deliberately slow (~15 ms, 19 MiB), so a reconnect storm of thousands of clients
 would queue for seconds. A successful verification is therefore cached briefly, keyed by the
 account and a SHA-256 of the password, and tied to the stored hash: a changed password
-invalidates it at once. Failures are limited per source address and per account.
+invalidates it at once.
+
+Brute force: an attempt is counted before its check (reserve, then verify), per account
+(however the domain is spelt: `101@ACME.example.com`, `101@acme`) and per source address,
+so parallel guesses cannot overrun the limits ([auth] in the config). Argon2 runs in at most
+`hash_concurrency` threads at once, so a flood of logins leaves the other core to phones;
+beyond `hash_queue` waiting logins, more are answered "busy" at once.
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from callhook import security
 from callhook.directory import Tenant
+from callhook.ops import AuthMetrics
 from callhook.store import directory as dirstore
 from callhook.traffic_log import TrafficLog
 from callhook.wsi.permissions import Principal
@@ -25,6 +34,7 @@ from callhook.wsi.protocol import AUTH_FAILED, Auth, error_reply
 T = TypeVar("T")
 
 TOO_MANY = error_reply("too many failed attempts, try again later")
+BUSY = error_reply("too many logins in progress, try again later")
 HASH_TTL = 5.0  # seconds a stored hash is reused before it is read again
 
 
@@ -59,6 +69,54 @@ class Tickets(Protocol):
     def attach(self, ws_path: str) -> None: ...
 
 
+def account_key(tenant: Tenant | None, cmd: Auth) -> str:
+    """The account an auth names, however it is spelt: `acme/101` for `101@ACME.example.com`
+    and for `101@acme`; `acme` for the tenant itself."""
+    if tenant is None:
+        return "unknown:" + cmd.account().lower()
+    return tenant.name if cmd.extension is None else f"{tenant.name}/{cmd.extension}"
+
+
+class Busy(Exception):
+    """More logins are waiting for an Argon2 slot than `hash_queue` allows."""
+
+
+class HashSlots:
+    """Runs Argon2 in at most `concurrency` threads at once, with at most `queue` waiting.
+
+    A slot is freed when its thread finishes, not when the waiting client goes away, so the
+    bound holds even for clients that disconnect mid-check.
+    """
+
+    def __init__(self, concurrency: int, queue: int, on_peak: Callable[[int], None]) -> None:
+        self._free = asyncio.Semaphore(concurrency)
+        self.queue = queue
+        self.waiting = 0
+        self.running = 0
+        self.peak = 0
+        self._on_peak = on_peak
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        if self._free.locked() and self.waiting >= self.queue:
+            raise Busy
+        self.waiting += 1
+        try:
+            await self._free.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        if self.running > self.peak:
+            self.peak = self.running
+            self._on_peak(self.peak)
+        work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        work.add_done_callback(self._done)
+        return await asyncio.shield(work)
+
+    def _done(self, _work: object) -> None:
+        self.running -= 1
+        self._free.release()
+
+
 class Authenticator:
     """Verifies WSI credentials; bounded cache, bounded concurrency, bounded failures."""
 
@@ -71,12 +129,15 @@ class Authenticator:
         *,
         cache_ttl: float = 300.0,
         cache_max: int = 10_000,
-        concurrency: int = 4,
+        concurrency: int = 1,
+        queue: int = 256,
         tickets: Tickets | None = None,
         traffic: TrafficLog | None = None,
+        metrics: AuthMetrics | None = None,
     ) -> None:
         self.tenants = tenants
         self.traffic = traffic or TrafficLog()
+        self.metrics = metrics or AuthMetrics(CollectorRegistry())
         self.tickets = tickets
         self.store = store
         self.by_account = by_account
@@ -85,17 +146,23 @@ class Authenticator:
         self.cache_max = cache_max
         self._cache: dict[tuple[str, str, bytes], tuple[str, float]] = {}
         self._hashes: dict[tuple[str, str], tuple[str, float, Tenant]] = {}
-        self._slots = asyncio.Semaphore(concurrency)  # Argon2 costs 19 MiB per verification
+        self.slots = HashSlots(concurrency, queue, self.metrics.hash_peak.set)
         self._dummy_hash = ""
 
     async def authenticate(self, cmd: Auth, address: str) -> Principal | bytes:
         """A principal, or the reply to send (PortSIP's error, or a rate-limit error)."""
-        account = "wsi-account:" + cmd.account()
-        source = "wsi-address:" + address
-        if self.by_address.blocked(source) or self.by_account.blocked(account):
-            self.traffic.login_failed("wsi", address, "rate-limited", account=cmd.account()[:128])
-            return TOO_MANY
         tenant = find_tenant(self.tenants, cmd)
+        label = cmd.account()[:128]
+        account = "wsi-account:" + account_key(tenant, cmd)
+        source = "wsi-address:" + address
+        by_source = self.by_address.reserve(source)
+        by_account = self.by_account.reserve(account) if by_source is not None else None
+        if by_source is None or by_account is None:
+            if by_source is not None:  # refused without a check: costs the source nothing
+                self.by_address.release(source, by_source)
+            self.metrics.refused.labels("wsi", "rate-limited").inc()
+            self.traffic.login_failed("wsi", address, "rate-limited", account=label)
+            return TOO_MANY
         if (
             tenant is not None
             and cmd.extension is None
@@ -103,19 +170,25 @@ class Authenticator:
             and self.tickets.redeem(tenant.name, cmd.password)
         ):
             self.by_account.succeeded(account)
+            self.by_address.release(source, by_source)
             return Principal(tenant.name, None)
-        ok = False
-        if tenant is None:
-            await self._verify_dummy(cmd.password)  # same cost as a real miss
-        else:
-            ok = await self._check(tenant, cmd.extension, cmd.password)
+        try:
+            if tenant is None:
+                await self._verify_dummy(cmd.password)  # same cost as a real miss
+                ok = False
+            else:
+                ok = await self._check(tenant, cmd.extension, cmd.password)
+        except Busy:
+            self.by_account.release(account, by_account)  # not the client's fault
+            self.by_address.release(source, by_source)
+            self.metrics.refused.labels("wsi", "busy").inc()
+            return BUSY
         if not ok or tenant is None:
-            self.by_account.failed(account)
-            self.by_address.failed(source)
             reason = "unknown-account" if tenant is None else "wrong-password"
-            self.traffic.login_failed("wsi", address, reason, account=cmd.account()[:128])
+            self.traffic.login_failed("wsi", address, reason, account=label)
             return AUTH_FAILED
         self.by_account.succeeded(account)
+        self.by_address.release(source, by_source)  # the address keeps its other failures
         return Principal(tenant.name, cmd.extension)
 
     async def _stored_hash(self, tenant: Tenant, extension: str | None) -> str:
@@ -137,6 +210,9 @@ class Authenticator:
     async def _check(self, tenant: Tenant, extension: str | None, password: str) -> bool:
         stored = await self._stored_hash(tenant, extension)
         if not stored or not password:
+            # No such extension (or no password): the same cost as a wrong password, so
+            # timing does not tell which extensions exist.
+            await self._verify_dummy(password)
             return False
         digest = hashlib.sha256(password.encode("utf-8", "replace")).digest()
         key = (tenant.name, extension or "", digest)
@@ -144,19 +220,23 @@ class Authenticator:
         hit = self._cache.get(key)
         if hit is not None and hit[0] == stored and hit[1] > now:
             return True
-        async with self._slots:
-            hit = self._cache.get(key)  # a storm: someone may have verified it meanwhile
-            if hit is not None and hit[0] == stored and hit[1] > time.monotonic():
-                return True
-            ok = await asyncio.to_thread(security.verify_password, stored, password)
+        ok = await self.slots.run(self._verify, stored, password, key)
         if ok:
             if len(self._cache) >= self.cache_max:
                 self._cache.clear()  # crude but bounded; a storm re-verifies once
             self._cache[key] = (stored, now + self.cache_ttl)
         return ok
 
+    def _verify(self, stored: str, password: str, key: tuple[str, str, bytes]) -> bool:
+        """In a hash thread: verify, unless another thread verified it while this one waited."""
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == stored and hit[1] > time.monotonic():
+            return True
+        self.metrics.checks.labels("wsi").inc()
+        return security.verify_password(stored, password)
+
     async def _verify_dummy(self, password: str) -> None:
-        async with self._slots:
-            if not self._dummy_hash:
-                self._dummy_hash = await asyncio.to_thread(security.hash_password, "x")
-            await asyncio.to_thread(security.verify_password, self._dummy_hash, password or "y")
+        if not self._dummy_hash:
+            self._dummy_hash = await self.slots.run(security.hash_password, "x")
+        self.metrics.checks.labels("wsi").inc()
+        await self.slots.run(security.verify_password, self._dummy_hash, password or "y")

@@ -19,7 +19,9 @@ from callhook.bus import Bus
 from callhook.config import Settings
 from callhook.directory import Tenant
 from callhook.events import Event
+from callhook.ops import AuthMetrics
 from callhook.security import RateLimiter
+from callhook.traffic_log import TrafficLog
 from callhook.wsi import asgi
 from callhook.wsi.auth import Authenticator, Reader, Tickets
 from callhook.wsi.listener import WsiConnection
@@ -64,8 +66,6 @@ class HubPort(Protocol):
     @property
     def correlator(self) -> StateView: ...
     @property
-    def auth_limiter(self) -> RateLimiter: ...
-    @property
     def store(self) -> Reader: ...
 
 
@@ -82,6 +82,9 @@ class WsiService:
         hub: HubPort,
         registry: CollectorRegistry | None = None,
         tickets: Tickets | None = None,
+        *,
+        traffic: TrafficLog | None = None,
+        auth_metrics: AuthMetrics | None = None,
     ) -> None:
         self.settings = hub.settings
         self.tenants: Mapping[str, Tenant] = hub.tenants
@@ -94,13 +97,17 @@ class WsiService:
         self.router: Router[Session] = Router()
         self.sessions: set[Session] = set()
         self.dirty: list[WsiConnection] = []  # connections with coalesced frames to flush
+        limits = hub.settings.auth
         self.auth = Authenticator(
             hub.tenants,
             hub.store,
-            by_account=hub.auth_limiter,
-            # One office behind NAT shares an address: allow more failures per address.
-            by_address=RateLimiter(limit=30, window=60),
+            by_account=RateLimiter(limits.wsi_max_failures_per_account, limits.window),
+            by_address=RateLimiter(limits.wsi_max_failures_per_source, limits.window),
+            concurrency=limits.hash_concurrency,
+            queue=limits.hash_queue,
             tickets=tickets,
+            traffic=traffic,
+            metrics=auth_metrics,
         )
         if tickets is not None:
             tickets.attach("/ws")  # the dashboard may now use /ws instead of polling
