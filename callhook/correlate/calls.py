@@ -4,8 +4,8 @@ lifecycle event once, whichever phone reports it first and in whatever order rep
 Decisions:
 - a session starts from any report; one that does not start with Incoming/Outgoing Call
   still gets its `call_start` first, so every session reads start .. end;
-- every session ends with one `call_ended` then one `call_cdr`; unanswered calls get
-  `call_noanswer` (missed, no_answer) or `call_fail` (failed) before `call_ended`;
+- every session ends with one closing event then one `call_cdr`: `call_ended`, or for an
+  unanswered call `call_noanswer` (missed, no_answer) or `call_fail` (failed) instead;
 - "answered elsewhere" is decided when a called phone answers: the others ringing get
   `target_noanswer` with that reason at once;
 - hangup of an answered call ends it (the other phone's Terminate may be lost), except for a
@@ -36,7 +36,7 @@ from callhook.correlate.state import (
     Leg,
     Session,
 )
-from callhook.events import Event, new_id
+from callhook.events import Event, new_id, unix_time
 from callhook.normalise import CallReport
 
 Out = list[Event]
@@ -103,12 +103,18 @@ class CallFlow:
             self.table.index_leg(s, leg)
             s.call_id = s.call_id or rep.call_id
             parties.learn(s, leg, rep, tv, self.table)
+        start: Event | None = None
         if "call_start" not in s.emitted:
             s.emitted.add("call_start")
             s.direction = bodies.direction(s)
-            out.append(bodies.call_start(s, tv, now))
+            start = bodies.call_start(s, tv, now)
+            out.append(start)
         before = leg.state
         self._phases[rep.phase](s, leg, rep, tv, now, out)
+        if start is not None and s.start_time is not None and s.start_time < now:
+            # A first report that says the call began earlier (a Terminate Call with talk
+            # time): the call started then, not after the answer it reports.
+            start.body["time"] = unix_time(s.start_time)
         if not s.closed:
             if known and leg.state == before and s.answer_time is not None and s.wait_until is None:
                 # Nothing changed but the activity: the idle timer moves later (lazy heap).
@@ -207,8 +213,10 @@ class CallFlow:
         if rep.duration and leg.state != ESTABLISHED:
             # It talked, so it was answered: its Establish Call was lost or not configured.
             at = now - rep.duration
-            if s.ring_start is not None:
-                at = max(at, s.ring_start)
+            if leg.ring_start is not None or s.ring_start is not None:
+                at = max(at, leg.ring_start if leg.ring_start is not None else s.ring_start or 0)
+            if s.created_at < now:  # what was sent since the call began stays before it
+                at = max(at, s.created_at)
             s.start_time = min(s.start_time if s.start_time is not None else at, at)
             self._establish(s, leg, tv, at, out)
         was = leg.state

@@ -4,6 +4,10 @@ lifecycle event, call_ended, the CDR) on hangup, deadline or eviction.
 Deadlines: a transferred call waits `merge_window` for its target; ringing that
 phones able to report an answer never answered is decided after `ring_timeout`; any other
 open call idle for `session_timeout` is closed with end_reason "timeout".
+
+A call ends with exactly one closing event, then its `call_cdr`: `call_fail` when it
+failed, `call_noanswer` when nobody answered it (missed, or an outbound call the far end
+did not pick up), else `call_ended` (answered, or the caller gave up at once: abandoned).
 """
 
 from __future__ import annotations
@@ -134,12 +138,16 @@ class Endings:
         s.direction = bodies.direction(s)
         s.status = cdr.decide_status(s, self.settings)
         s.end_reason = reason
+        # One closing lifecycle event per call, then its CDR (PortSIP: `call_noanswer` is "no
+        # answer in the specified time then hang up", `call_fail` "call has failed").
         if s.status == "failed":
-            out.append(bodies.call_event(s, tv, "call_fail", now, fail_code=s.fail_code or 0))
+            key, extra = "call_fail", {"fail_code": s.fail_code or 0}
         elif s.status == "missed" or (s.status == "no_answer" and s.view > 0):
-            out.append(bodies.call_event(s, tv, "call_noanswer", now))
-        s.emitted.add("call_ended")
-        out.append(bodies.call_event(s, tv, "call_ended", now))
+            key, extra = "call_noanswer", {}
+        else:
+            key, extra = "call_ended", {}
+        s.emitted.add(key)
+        out.append(bodies.call_event(s, tv, key, now, **extra))
         out.append(cdr.cdr_event(s, tv, now))
         s.closed = True
         self.table.retire(s, now)

@@ -10,6 +10,8 @@ Pure: values in, values out. Mapping, from the rule extension's point of view:
 | `answer_incoming` | `call_established` | the target that answered (else the callee)  | IN       |
 | `answer_outgoing` | `call_established` | the caller                                  | OUT      |
 | `hangup`          | `call_ended`       | involved in the call                        | IN / OUT |
+|                   | `call_noanswer`    | (an unanswered call closes with one of      |          |
+|                   | `call_fail`        | these instead of `call_ended`)              |          |
 | any canonical key | that key           | involved in the event                       | IN / OUT |
 
 Seed 003: Dial-In "occurs when a call is received by an extension", so every extension a
@@ -35,7 +37,11 @@ RULE_EVENTS: dict[str, str] = {
     "hangup": "call_ended",
 }
 # Every canonical key a rule event may fire on (`flow` decides for which extension).
-RULE_KEYS: dict[str, tuple[str, ...]] = {"dial_in": ("call_start", "target_ringing")}
+RULE_KEYS: dict[str, tuple[str, ...]] = {
+    "dial_in": ("call_start", "target_ringing"),
+    # A call closes with one of these (an unanswered one never has a call_ended).
+    "hangup": ("call_ended", "call_noanswer", "call_fail"),
+}
 
 # VoipNow's default parameters, spelled exactly as VoipNow does, plus ours (docs/webhooks.md).
 DEFAULT_PARAMS: tuple[str, ...] = (

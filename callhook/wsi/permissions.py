@@ -2,7 +2,10 @@
 
 PortSIP's Pub/Sub rules: an extension follows itself and the extensions sharing a group with it,
 the queues it is a member or manager of, and never trunk events; a tenant follows everything
-in the tenant. Nothing crosses tenants: entries are always scoped to the principal's tenant.
+in the tenant. Asking for an extension or a topic it may not follow refuses the subscribe;
+asking for a queue it may not follow only leaves that queue out (PortSIP: "the events will
+not push to the extension"). Nothing crosses tenants: entries are always scoped to the
+principal's tenant.
 
 An entry is `(key, scope, value)`: scope `all` (every event of that key in the tenant),
 `ext` (events concerning extension `value`) or `queue` (events of queue `value`).
@@ -78,10 +81,21 @@ def _scopes(
     allowed = tenant.group_peers(who.extension) if dim == EXT else tenant.queues_of(who.extension)
     if asked is None:  # omitted: everything this extension may follow
         return [(dim, v) for v in sorted(allowed)]
+    if dim == QUEUE:  # PortSIP: other queues' events "will not push": follow the rest
+        return [(dim, v) for v in asked if v in allowed]
     denied = [v for v in asked if v not in allowed]
     if denied:
-        refused.append(("extensions " if dim == EXT else "queues ") + ", ".join(denied))
+        refused.append("extensions " + ", ".join(denied))
     return [(dim, v) for v in asked]
+
+
+def ignored_queues(who: Principal, tenant: Tenant, cmd: Subscribe) -> list[str]:
+    """Queues `cmd` names that `who` may not follow: left out of the subscription, not refused
+    (an extension follows the queues it is a member or manager of, whatever it asks)."""
+    if who.extension is None or cmd.queues is None or not QUEUE_TOPICS & set(cmd.topics):
+        return []
+    allowed = tenant.queues_of(who.extension)
+    return [q for q in cmd.queues if q not in allowed]
 
 
 def revoke(current: frozenset[Entry] | set[Entry], cmd: Unsubscribe) -> set[Entry]:

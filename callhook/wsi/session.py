@@ -18,10 +18,12 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from callhook.events import Event
 from callhook.wsi import replay
 from callhook.wsi.frames import text_frame
-from callhook.wsi.permissions import Entry, Principal, Refused, grant, revoke
+from callhook.wsi.permissions import Entry, Principal, Refused, grant, ignored_queues, revoke
 from callhook.wsi.protocol import (
     OK,
     PONG,
@@ -260,7 +262,8 @@ class Session:
         if new:
             self.service.router.add(who.tenant, self, new)
             self.entries = self.entries | new
-        self._ok(OK)
+        ignored = ignored_queues(who, tenant, cmd)
+        self._ok(OK if not ignored else orjson.dumps({"status": 0, "ignored_queues": ignored}))
         return self._catch_up(who, cmd, granted) if catch_up else None
 
     async def _catch_up(self, who: Principal, cmd: Subscribe, granted: frozenset[Entry]) -> None:

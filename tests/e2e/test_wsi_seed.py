@@ -156,14 +156,28 @@ async def test_queue_example(wsi_hub: Hub) -> None:
             assert {e["topic"] for e in got} == {"queue_events"}
 
 
-async def test_queue_example_refused_for_a_non_member(wsi_hub: Hub) -> None:
+async def test_queue_example_for_a_non_member_pushes_nothing(wsi_hub: Hub) -> None:
+    # "if the extension(subscriber) is not a member of the queue, and also not a queue
+    # manager of the queue, the events will not push to the extension(subscriber)"
     async with await wsi.login(
         wsi_hub.wsi_port, extension="104", domain="test.com", password="secret104"
     ) as ws:
         reply = json.loads(await wsi.send_raw(ws, wsi.SEED_SUBSCRIBE_QUEUES))
-        assert reply == {"error": "not permitted: queues 8001, 8002", "status": -1}
+        assert reply == {"status": 0, "ignored_queues": ["8001", "8002"]}
         publish(wsi_hub, {"event_type": "queue_status", "queue": "8001"})
-        assert await wsi.until_pong(ws) == []  # the refused subscribe changed nothing
+        assert await wsi.until_pong(ws) == []
+
+
+async def test_queue_subscribe_keeps_the_permitted_queues(wsi_hub: Hub) -> None:
+    # 101 may follow 8001 (member), not 8003: it gets 8001's events and nothing of 8003's.
+    message = wsi.SEED_SUBSCRIBE_QUEUES.replace('"8002"', '"8003"')
+    async with await seed_login(wsi_hub) as ws:
+        reply = json.loads(await wsi.send_raw(ws, message))
+        assert reply == {"status": 0, "ignored_queues": ["8003"]}
+        for queue in ("8003", "8001", "8003"):
+            publish(wsi_hub, {"event_type": "queue_status", "queue": queue, "waiting_calls": 2})
+        got = await wsi.until_pong(ws)
+        assert [e["queue"] for e in got] == ["8001"]
 
 
 async def test_trunk_example_tenant_only(wsi_hub: Hub) -> None:

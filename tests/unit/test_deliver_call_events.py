@@ -89,7 +89,8 @@ def test_flow_when_one_call_rings_two_extensions(
 
 def test_dial_in_listens_to_call_start_and_target_ringing() -> None:
     assert call_events.listens_to("dial_in") == ("call_start", "target_ringing")
-    assert call_events.listens_to("hangup") == ("call_ended",)
+    # An unanswered call closes with call_noanswer or call_fail, never with call_ended.
+    assert call_events.listens_to("hangup") == ("call_ended", "call_noanswer", "call_fail")
     assert call_events.listens_to("call_hold") == ("call_hold",)
     ep = rules.Endpoint("e1", "acme", "call_event", "http://x/", extension="102", event="dial_in")
     index = rules.Index([ep])

@@ -14,6 +14,7 @@ from callhook.wsi.permissions import (
     Principal,
     Refused,
     grant,
+    ignored_queues,
     revoke,
 )
 from callhook.wsi.protocol import Subscribe, Unsubscribe
@@ -63,6 +64,9 @@ def scopes(entries: frozenset[Entry] | Refused) -> set[tuple[str, str]]:
         (ext("101"), sub("queue_events"), {(QUEUE, "8001")}),
         (ext("103"), sub("queue_events"), {(QUEUE, "8002")}),  # a manager
         (ext("104"), sub("queue_events"), set()),  # nothing to follow: not an error
+        # Queues it may not follow are left out, not refused (PortSIP: "will not push").
+        (ext("104"), sub("queue_events", queues=("8001",)), set()),
+        (ext("101"), sub("queue_events", queues=("8001", "8002")), {(QUEUE, "8001")}),
         (TENANT, sub("extension_events"), {(ALL, "")}),
         (TENANT, sub("trunk_events"), {(ALL, "")}),
         (TENANT, sub("extension_events", extensions=("103", "999")), {(EXT, "103"), (EXT, "999")}),
@@ -83,8 +87,6 @@ def test_grants(who: Principal, cmd: Subscribe, expected: set[tuple[str, str]]) 
     [
         (ext("101"), sub("extension_events", extensions=("103",)), "extensions 103"),
         (ext("101"), sub("cdr_events", extensions=("101", "104", "105")), "extensions 104, 105"),
-        (ext("104"), sub("queue_events", queues=("8001",)), "queues 8001"),
-        (ext("101"), sub("queue_events", queues=("8001", "8002")), "queues 8002"),
         (ext("101"), sub("trunk_events"), "topics trunk_events"),
         (ext("101"), sub("webhook_events", "trunk_events"), "topics trunk_events, webhook_events"),
         (
@@ -147,3 +149,18 @@ CURRENT = {
 def test_revoke(cmd: Unsubscribe, left: set[str]) -> None:
     remaining = CURRENT - revoke(CURRENT, cmd)
     assert {f"{k}/{s}/{v}" for k, s, v in remaining} == left
+
+
+@pytest.mark.parametrize(
+    ("who", "cmd", "ignored"),
+    [
+        (ext("101"), sub("queue_events", queues=("8001", "8002", "8003")), ["8002", "8003"]),
+        (ext("104"), sub("queue_events", queues=("8001",)), ["8001"]),
+        (ext("101"), sub("queue_events", queues=("8001",)), []),
+        (ext("101"), sub("queue_events"), []),  # omitted: every queue it may follow
+        (ext("101"), sub("cdr_events", queues=("8009",)), []),  # no queue topic asked
+        (TENANT, sub("queue_events", queues=("8009",)), []),  # a tenant follows any queue
+    ],
+)
+def test_ignored_queues(who: Principal, cmd: Subscribe, ignored: list[str]) -> None:
+    assert ignored_queues(who, ACME, cmd) == ignored
