@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sqlite3
 import ssl
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from callhook import __version__, config
+from callhook import __version__, config, invocation
 from callhook.cli_admin import (
     DEFAULT_CONFIG,
     config_option,
@@ -64,8 +65,27 @@ def _print_banner(settings: config.Settings) -> None:
                 f"    {host}/token={t.ingest_token}&event=Incoming%20Call&mac=$mac&local=$local"
                 "&remote=$remote&call_id=$call_id"
             )
+    if loopback_only(settings.server.listen):
+        click.echo(
+            f"  note: listen = {settings.server.listen!r} takes connections from this machine"
+            ' only; for real phones set listen = "0.0.0.0:PORT" and public_url (README,'
+            ' "Point a real phone at the hub")',
+            err=True,
+        )
+    click.echo(f"  URLs for every event and vendor: {invocation.command()} phone-urls --vendor all")
     if settings.server.admin_key == "change-me":
         click.echo("  warning: admin_key is the default 'change-me'; set a secret one", err=True)
+
+
+def loopback_only(listen: str) -> bool:
+    """Whether a HOST:PORT listener takes connections from this machine only."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _open_database(settings: config.Settings) -> list[int]:

@@ -592,15 +592,29 @@ open_ingest_networks = []           # e.g. ["192.168.40.0/24"]: token-less inges
 
 [[tenant.extension]]
 number = "101"
-password = "{ext_password}"         # WSI extension auth
+password = "{password_101}"         # WSI extension auth
 display_name = "Alice"
 groups = ["sales"]
 
 [[tenant.extension]]
 number = "102"
-password = "{ext_password}"
+password = "{password_102}"
 display_name = "Bob"
 groups = ["sales"]
+
+[[tenant.extension]]
+number = "103"
+password = "{password_103}"
+display_name = "Carol"
+groups = ["support"]
+
+[[tenant.queue]]
+number = "8001"
+members = ["101", "102"]
+managers = ["103"]
+
+[[tenant.trunk]]
+name = "carrier1"
 """
 
 
@@ -612,6 +626,8 @@ def write_sample(path: str | Path) -> None:
         admin_key=secrets.token_urlsafe(24),
         tenant_password=secrets.token_urlsafe(12),
         ingest_token="gs-" + secrets.token_hex(4),
-        ext_password=secrets.token_urlsafe(9),
+        password_101=secrets.token_urlsafe(9),
+        password_102=secrets.token_urlsafe(9),
+        password_103=secrets.token_urlsafe(9),
     )
     Path(path).write_text(text, encoding="utf-8")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from callhook import config
+from callhook import config, invocation
 
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy")
 
@@ -149,17 +149,20 @@ async def run_demo(
     base = f"http://127.0.0.1:{port}"
     server = asyncio.create_task(serve(settings))
     await _wait_ready(base, server)
-    tail = shlex.join(
-        [
-            "callhook",
-            "tail",
-            "--url",
-            f"ws://127.0.0.1:{wsi_port}/",
-            "--tenant",
-            "demo",
-            "--password",
-            keys["tenant_password"],
-        ]
+    tail = (
+        invocation.command()
+        + " "
+        + shlex.join(
+            [
+                "tail",
+                "--url",
+                f"ws://127.0.0.1:{wsi_port}/",
+                "--tenant",
+                "demo",
+                "--password",
+                keys["tenant_password"],
+            ]
+        )
     )
     auth = f"Authorization: Bearer {keys['admin_key']}"
     for line in (
@@ -216,7 +219,11 @@ def demo(
     workdir: str | None,
 ) -> None:
     """Run a demo hub with simulated phones making calls (for a first look)."""
-    port, wsi_port = pick_port(port), pick_port(wsi_port)
+    chosen = pick_port(port), pick_port(wsi_port)
+    for name, wanted, got in (("port", port, chosen[0]), ("WSI port", wsi_port, chosen[1])):
+        if got != wanted:
+            click.echo(f"{name} {wanted} is taken: the demo uses {got} instead")
+    port, wsi_port = chosen
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="callhook-demo-"))
