@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 CONFIG ?= callhook.toml
 
-.PHONY: serve test lint unit bench install dev clean chromium
+.PHONY: serve test lint unit bench install dev clean chromium nginx
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,12 @@ lint: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+## nginx: Debian's nginx, the real reverse proxy of the trusted_proxies tests
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light)
+
 ## test: set up, lint, and run the whole suite
-test: lint chromium
+test: lint chromium nginx
 	$(BIN)/pytest -q -p no:cacheprovider
 
 BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py

@@ -49,6 +49,7 @@ from callhook.ingest.routes import (
 )
 from callhook.ops import Metrics
 from callhook.pipeline import Pipeline
+from callhook.proxies import TrustedProxies
 from callhook.retention import Retention
 from callhook.security import RateLimiter
 from callhook.store import directory as dirstore
@@ -94,8 +95,15 @@ class Hub:
         self.api_metrics = ApiMetrics(self.metrics.registry, lambda: len(self.tenants))
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
+        # The client behind a listed reverse proxy (callhook/proxies.py): for open ingest
+        # networks, rate limits and logs.
+        self.proxies = TrustedProxies(
+            settings.server.trusted_proxies, settings.server.trusted_proxy_header
+        )
         self.traffic = TrafficLog()  # phone refusals, failed logins (callhook/traffic_log.py)
-        self.ingest = IngestEndpoint(self.pipeline, self.resolver, self.metrics, self.traffic)
+        self.ingest = IngestEndpoint(
+            self.pipeline, self.resolver, self.metrics, self.traffic, proxies=self.proxies
+        )
         self.dashboard_tickets = TicketBook()  # dashboard login to WSI (dashboard/tickets.py)
         self.wsi = WsiService(
             self,
@@ -103,6 +111,7 @@ class Hub:
             tickets=self.dashboard_tickets,
             traffic=self.traffic,
             auth_metrics=self.metrics.auth,
+            proxies=self.proxies,
         )
         self.delivery = DeliveryService(
             settings, self.store, self.log, self.tenants.get, registry=self.metrics.registry
@@ -306,6 +315,10 @@ class Hub:
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The main listener: phone ingest first (hot path), everything else to FastAPI."""
+        if self.proxies:
+            client = scope.get("client")
+            if client:  # seen from here on as the client the trusted proxy forwarded for
+                scope["client"] = (self.proxies.client(client[0], scope["headers"]), client[1])
         if scope["type"] == "http":
             if is_ingest_target(
                 scope["path"], scope.get("raw_path") or b"", scope.get("query_string", b"")

@@ -104,6 +104,8 @@ class ServerConfig(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "pretty"] = "auto"
     trusted_proxies: list[str] = []
+    # The header those proxies write the client's address in (only that one is read).
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     @field_validator("listen")

@@ -73,6 +73,8 @@ class IngestHttpProtocol(HubHttpProtocol):
         scope = cycle.scope
         _, user_agent = request_headers(scope["headers"])
         client = self.client
+        # Behind a listed reverse proxy, the phone is the address the proxy forwarded for.
+        source = self.endpoint.proxies.client(client[0], scope["headers"]) if client else ""
         try:
             outcome = self.endpoint.begin(
                 scope["method"],
@@ -81,7 +83,7 @@ class IngestHttpProtocol(HubHttpProtocol):
                 b"",
                 "",
                 user_agent,
-                client[0] if client else "",
+                source,
             )
         except Exception:  # a bug: answer it as uvicorn would, keep the connection's order
             log.exception("ingest failed")

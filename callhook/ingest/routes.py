@@ -24,6 +24,7 @@ from callhook.events import Event
 from callhook.ingest.action_url import MAX_URL_BYTES, IngestError, parse_request, target_length
 from callhook.ingest.model import ParsedRequest
 from callhook.pipeline import Pipeline, stored
+from callhook.proxies import TrustedProxies
 from callhook.traffic_log import TrafficLog
 
 log = logging.getLogger("callhook.ingest")
@@ -116,11 +117,14 @@ class IngestEndpoint:
         resolver: TenantResolver,
         metrics: Any = None,
         traffic: TrafficLog | None = None,
+        *,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.resolver = resolver
         self.metrics = metrics
         self.traffic = traffic or TrafficLog()
+        self.proxies = proxies or TrustedProxies(())
 
     def begin(
         self,

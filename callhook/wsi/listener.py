@@ -97,6 +97,12 @@ class WsiConnection(Session, asyncio.Protocol):
             if isinstance(item, Frame):
                 self._frame(item)
             elif isinstance(item, Request):
+                if self.service.proxies:
+                    raw = [
+                        (k.encode("latin-1"), v.encode("latin-1"))
+                        for k, v in item.headers.raw_items()
+                    ]
+                    self.address = self.service.proxies.client(self.address, raw)
                 proto.send_response(proto.accept(item))
         self._flush_proto()
 

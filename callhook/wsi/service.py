@@ -20,6 +20,7 @@ from callhook.config import Settings
 from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.ops import AuthMetrics
+from callhook.proxies import TrustedProxies
 from callhook.security import RateLimiter
 from callhook.traffic_log import TrafficLog
 from callhook.wsi import asgi
@@ -85,7 +86,10 @@ class WsiService:
         *,
         traffic: TrafficLog | None = None,
         auth_metrics: AuthMetrics | None = None,
+        proxies: TrustedProxies | None = None,
     ) -> None:
+        # The WSI listener's clients may come through a reverse proxy too (its handshake).
+        self.proxies = proxies or TrustedProxies(())
         self.settings = hub.settings
         self.tenants: Mapping[str, Tenant] = hub.tenants
         self.store = hub.store
