@@ -84,9 +84,14 @@ class Hub:
                 ring_timeout=c.ring_timeout,
                 min_ring_seconds=c.min_ring_seconds,
                 max_sessions_per_tenant=c.max_sessions_per_tenant,
+                fault_event=settings.testing.correlator_fault,
             ),
         )
-        self.pipeline = Pipeline(self.log, self.correlator)
+        self.pipeline = Pipeline(
+            self.log,
+            self.correlator,
+            lambda tenant: self.metrics.correlation_failures.labels(tenant).inc(),
+        )
         self.resolver = TenantResolver()
         limits = settings.auth
         self.api_limiter = RateLimiter(limits.api_max_failures_per_source, limits.window)

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from callhook import fields
+from callhook.ingest.model import PHONE_EVENTS
 
 ENV_PREFIX = "CALLHOOK_"
 
@@ -187,6 +188,21 @@ class CorrelationConfig(_Strict):
     min_ring_seconds: float = Field(default=5.0, ge=0)
     max_sessions_per_tenant: int = Field(default=50_000, ge=10)
     tick_interval: float = Field(default=1.0, gt=0, le=60)
+
+
+class TestingConfig(_Strict):
+    """[testing]: fault injection for the test suite; empty (off) in production."""
+
+    # A phone event (e.g. "hold_call") on which the correlator raises, to test that such a
+    # report is stored raw and counted, not lost (docs/configuration.md, [testing]).
+    correlator_fault: str = ""
+
+    @field_validator("correlator_fault")
+    @classmethod
+    def _fault(cls, v: str) -> str:
+        if v and v not in PHONE_EVENTS:
+            raise ValueError('expected "" (off) or a phone event such as hold_call')
+        return v
 
 
 class RetentionConfig(_Strict):
@@ -350,6 +366,7 @@ class Settings(_Strict):
     wsi: WsiConfig = WsiConfig()
     connections: ConnectionsConfig = ConnectionsConfig()
     auth: AuthConfig = AuthConfig()
+    testing: TestingConfig = TestingConfig()
     tenant: list[TenantConfig] = []
 
     @field_validator("tenant")
@@ -375,6 +392,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "wsi": WsiConfig,
     "connections": ConnectionsConfig,
     "auth": AuthConfig,
+    "testing": TestingConfig,
 }
 
 # Keys whose values an error message must not repeat (secrets are never logged).

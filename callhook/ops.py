@@ -120,6 +120,12 @@ class Metrics:
             "1 when phone GETs are answered on the HTTP protocol's fast path, 0 through ASGI",
             registry=r,
         )
+        self.correlation_failures = Counter(
+            "callhook_correlation_failures",
+            "Phone reports the correlator failed on, stored raw as device_events/action_url",
+            ["tenant"],
+            registry=r,
+        )
         self.started.set(time.time())
 
         # Labelled children, looked up once: `labels()` costs more than the increment.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from callhook.correlate import Correlator
 from callhook.directory import Tenant
@@ -52,9 +53,15 @@ MAX_DEVICE_CACHE = 100_000
 class Pipeline:
     """Turns phone reports and published events into committed canonical events."""
 
-    def __init__(self, log: EventLog, correlator: Correlator) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        correlator: Correlator,
+        correlation_failed: Callable[[str], None] = lambda tenant: None,
+    ) -> None:
         self.log = log
         self.correlator = correlator
+        self._correlation_failed = correlation_failed  # counts them (a metric), by tenant
         self._devices: dict[tuple[str, str], tuple[tuple[str, ...], float]] = {}
         self._batch: Append | None = None  # gathering during this loop iteration
         self._batch_done: asyncio.Future[list[Event]] | None = None
@@ -95,7 +102,19 @@ class Pipeline:
             vendor=parsed.vendor,
             hints=parsed.hints,
         )
-        events = self.correlator.feed(pe)
+        try:
+            events = self.correlator.feed(pe)
+        except Exception as exc:  # a bug: the phone was not wrong, and its report is kept
+            events = [self.correlator.raw_report(pe, f"{type(exc).__name__}: {exc}")]
+            self._correlation_failed(tenant.name)
+            log.exception(
+                "correlation failed; the report is stored raw (device_events/action_url):"
+                " tenant=%s source=%s event=%s pairs=%s",
+                tenant.name,
+                source_ip,
+                parsed.event or parsed.event_name,
+                parsed.pairs,
+            )
         return events, self._enqueue(events, self._device_changed(device_of(tenant, pe)))
 
     async def publish(self, event: Event) -> list[Event]:

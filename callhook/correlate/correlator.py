@@ -7,6 +7,7 @@ Pure: no I/O, time from the injected clock. The pipeline appends what `feed`, `p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -32,6 +33,15 @@ from callhook.normalise import (
 )
 
 log = logging.getLogger(__name__)
+
+# The hint on a report stored raw because correlating it failed (Correlator.raw_report).
+CORRELATION_FAILED = "correlation-failed"
+
+
+class InjectedFault(RuntimeError):
+    """The fault `[testing] correlator_fault` asks for: a real exception in the real process,
+    for the tests of what the hub does when correlation fails."""
+
 
 # Device events whose repeats are told apart by state (presence), not by the dedup memory:
 # a Registration after a Sign Off is news however soon it comes.
@@ -65,19 +75,15 @@ class Correlator:
 
     # -- the pipeline's calls ----------------------------------------------------------------
     def feed(self, pe: PhoneEvent) -> list[Event]:
-        """Canonical events for one phone report, in order (never raises)."""
-        try:
-            return self._feed(pe)
-        except Exception:  # a bug must not lose the stream: log it, drop this report
-            log.exception("correlation failed for %s from %s", pe.event, pe.tenant)
-            return []
-
-    def _feed(self, pe: PhoneEvent) -> list[Event]:
+        """Canonical events for one phone report, in order. An exception here is a bug the
+        caller must not swallow: the pipeline stores the report with `raw_report` instead."""
         now = self._clock()
         if self._table.closed_before(now - self.settings.dedup_window):
             self._table.purge(now)
         tv = self._view(pe.tenant)
         rep = normalise(pe, now)
+        if self.settings.fault_event and pe.event == self.settings.fault_event:
+            raise InjectedFault(f"injected correlator fault on {pe.event}")
         if isinstance(rep, CallReport):
             if pe.vendor == "snom":
                 self._snom_phone(tv, pe, rep)
@@ -129,6 +135,34 @@ class Correlator:
             )
         )
         return self._dedup.repeat(key, now)
+
+    def raw_report(self, pe: PhoneEvent, failure: str) -> Event:
+        """A report `feed` failed on, kept as `device_events/action_url`: its event name,
+        pairs and variables as sent, with the hint `correlation-failed` and the error."""
+        now = self._clock()
+        body: dict[str, Any] = {
+            "event_type": "action_url",
+            "tenant_name": pe.tenant,
+            "time": unix_time(now),
+        }
+        with contextlib.suppress(Exception):  # the tenant's view may be what failed
+            body = self._view(pe.tenant).base("action_url", now)
+        own = pe.variables.get("active_user") or pe.variables.get("local", "")
+        body.update(
+            {
+                "event_name": pe.event_name or pe.event or "",
+                "event": pe.event or "",
+                "pairs": dict(pe.pairs),
+                "variables": dict(pe.variables),
+                "hints": [*pe.hints, CORRELATION_FAILED],
+                "error": failure[:500],
+                "vendor": pe.vendor,
+                "source_ip": pe.source_ip,
+            }
+        )
+        return Event(
+            tenant=pe.tenant, key="action_url", body=body, extensions=(own,) if own else ()
+        )
 
     def publish(self, ev: Event) -> list[Event]:
         """A canonical event published by a PBX. Call events are correlated like phones'

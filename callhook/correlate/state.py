@@ -28,6 +28,7 @@ class CorrelationSettings:
     max_dedup_entries: int = 100_000  # device-event repeat memory, all tenants
     max_presence_per_tenant: int = 100_000  # extensions with presence state
     max_closed_sessions: int = 100_000  # closed sessions kept dedup_window for late reports
+    fault_event: str = ""  # tests only ([testing] correlator_fault): this phone event raises
 
 
 @dataclass(slots=True)

@@ -169,14 +169,17 @@ class IngestEndpoint:
                 parsed.event or "unrecognised",
                 time.perf_counter() - accepted.started,
             )
+        # A known event stored raw: the correlator failed on it (pipeline.accept).
+        kept_raw = bool(parsed.event) and [e.key for e in events] == ["action_url"]
         result: dict[str, Any] = {
-            "status": "ok" if parsed.event else "accepted",
+            "status": "ok" if parsed.event and not kept_raw else "accepted",
             "event": parsed.event or parsed.event_name or "",
             "events": [e.key for e in events],
             "seq": events[-1].seq if events else None,
         }
-        if parsed.hints:
-            result["hints"] = list(parsed.hints)
+        hints = events[0].body.get("hints", ()) if kept_raw else parsed.hints
+        if hints:
+            result["hints"] = list(hints)
         if parsed.event:
             self.traffic.phone_accepted(
                 accepted.source_ip,
@@ -189,7 +192,7 @@ class IngestEndpoint:
             self.traffic.phone_unknown_event(
                 accepted.source_ip, accepted.tenant.name, parsed.event_name or ""
             )
-        return 200 if parsed.event else 202, orjson.dumps(result)
+        return 200 if result["status"] == "ok" else 202, orjson.dumps(result)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]

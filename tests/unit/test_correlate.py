@@ -534,8 +534,8 @@ def test_active_calls_view() -> None:
 )
 def test_odd_reports_never_raise(event: str, variables: dict[str, str]) -> None:
     p = Phones()
-    p.c._feed(PhoneEvent("acme", event, variables))  # the unguarded path
-    p.c._feed(PhoneEvent("unknown-tenant", event, variables))
+    p.c.feed(PhoneEvent("acme", event, variables))
+    p.c.feed(PhoneEvent("unknown-tenant", event, variables))
     p.tick(10 * 3600)
 
 

@@ -103,7 +103,7 @@ def test_one_call_stays_one_session(case: tuple[str, list[tuple[PhoneEvent, floa
     for pe, gap in stream:
         clock.now += gap
         note(f"+{gap:.2f}s {pe.event} {pe.variables}")
-        out.extend(c._feed(pe))  # the unguarded path: an exception fails the test
+        out.extend(c.feed(pe))  # an exception fails the test
     clock.now += AFTER_ALL_TIMEOUTS
     out.extend(c.tick())
     keys = Counter(e.key for e in out)
@@ -157,7 +157,7 @@ def test_any_stream_every_session_starts_and_ends_once(
             assert event is None or isinstance(event, str)
             assert isinstance(variables, dict)
             variables = {k: v for k, v in variables.items() if v}
-            out.extend(c._feed(PhoneEvent("acme", event, variables)))
+            out.extend(c.feed(PhoneEvent("acme", event, variables)))
         else:
             _, seconds, tick = step
             assert isinstance(seconds, float)

@@ -47,7 +47,7 @@ def test_a_simulated_day_correlates_as_expected(seed: int) -> None:
         if step.event in DEVICE_EVENTS:
             v.update(phone_ip=phone.ip, product=phone.model, program_version=phone.firmware)
         v.update(dict(step.variables))
-        out += c._feed(PhoneEvent("acme", step.event, v))
+        out += c.feed(PhoneEvent("acme", step.event, v))
     now += 24 * 3600  # past every timeout: the rebooted phones' calls close
     out += c.tick()
     cdrs = [e.body for e in out if e.key == "call_cdr"]
