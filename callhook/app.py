@@ -52,9 +52,7 @@ from callhook.pipeline import Pipeline
 from callhook.proxies import TrustedProxies
 from callhook.retention import Retention
 from callhook.security import RateLimiter
-from callhook.store import directory as dirstore
-from callhook.store.log import EventLog
-from callhook.store.sqlite import SQLiteStore, StoreError
+from callhook.store import ApplyReport, StoreError, open_store
 from callhook.traffic_log import TrafficLog
 from callhook.wsi.service import WsiService
 
@@ -71,8 +69,8 @@ class Hub:
         self.connections = ConnectionLimits(  # both listeners' connections, counted together
             conns.max_open, conns.max_per_source, self.metrics.registry
         )
-        self.store = SQLiteStore(settings.server.database, durability=settings.server.durability)
-        self.log = EventLog(self.store)
+        self.store = open_store(settings.server.database, durability=settings.server.durability)
+        self.log = self.store.log
         self.bus = MemoryBus()
         self.tenants: dict[str, Tenant] = {}
         c = settings.correlation
@@ -96,7 +94,9 @@ class Hub:
         limits = settings.auth
         self.api_limiter = RateLimiter(limits.api_max_failures_per_source, limits.window)
         self._api_keys: dict[str, tuple[str | None, float]] = {}
-        self.retention = Retention(self.store, settings.retention, self.metrics.registry)
+        self.retention = Retention(
+            self.store.maintenance, settings.retention, self.metrics.registry
+        )
         self.api_metrics = ApiMetrics(self.metrics.registry, lambda: len(self.tenants))
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -119,7 +119,11 @@ class Hub:
             proxies=self.proxies,
         )
         self.delivery = DeliveryService(
-            settings, self.store, self.log, self.tenants.get, registry=self.metrics.registry
+            settings,
+            self.store.deliveries,
+            self.log,
+            self.tenants.get,
+            registry=self.metrics.registry,
         )
         self.api = self._build_api()
 
@@ -132,7 +136,7 @@ class Hub:
             await self.store.close()  # nothing else has started yet
             raise
         await self.retention.resume(set(self.tenants))  # purges deleted tenants' data
-        sessions, presence = await self.log.load_state()
+        sessions, presence = await self.store.state.load()
         # A deleted tenant's calls and presence are being purged: a namesake starts empty.
         self.correlator.restore(
             [s for s in sessions if s.get("tenant") in self.tenants],
@@ -164,15 +168,13 @@ class Hub:
         await self.bus.stop()
         await self.store.close()
 
-    async def apply_config(self) -> dirstore.ApplyReport:
+    async def apply_config(self) -> ApplyReport:
         """Make the database's directory match the config file, then reload the read model.
 
         Raises ConfigError, having changed nothing, if the file clashes with the database.
         """
-        hashes = await self.store.read(lambda c: dirstore.hash_passwords(self.settings, c))
-        report = await self.store.write(
-            lambda c, _st: dirstore.apply_config(c, self.settings, hashes)
-        )
+        hashes = await self.store.directory.hash_passwords(self.settings)
+        report = await self.store.directory.apply_config(self.settings, hashes)
         if report.refused:
             raise ConfigError("; ".join(report.refused))
         await self.reload_directory()
@@ -185,7 +187,7 @@ class Hub:
         return report
 
     async def reload_directory(self) -> None:
-        tenants = await self.store.read(dirstore.load_tenants)
+        tenants = await self.store.directory.load()
         self.tenants.clear()
         self.tenants.update(tenants)
         self.resolver.load(self.tenants)
@@ -201,7 +203,7 @@ class Hub:
         now = time.monotonic()
         if cached and now - cached[1] < 30:  # revocation takes effect within 30 s
             return cached[0]
-        tenant = await self.store.read(lambda c: dirstore.tenant_of_api_key(c, key))
+        tenant = await self.store.directory.tenant_of_api_key(key)
         if tenant is not None:
             if len(self._api_keys) > 10_000:
                 self._api_keys.clear()
@@ -300,7 +302,7 @@ class Hub:
             ok = self.ready
             if ok:
                 try:
-                    await asyncio.wait_for(self.store.read(lambda c: c.execute("SELECT 1")), 5)
+                    await asyncio.wait_for(self.store.ping(), 5)
                 except Exception:
                     ok = False
             body = {"status": "ready" if ok else "not-ready"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import sqlite3
 import ssl
 import sys
 from pathlib import Path
@@ -91,16 +90,13 @@ def loopback_only(listen: str) -> bool:
 def _open_database(settings: config.Settings) -> list[int]:
     """Open the database (applying pending migrations) before anything starts, so a path
     that cannot be one is a one-line error naming the key rather than a traceback."""
-    from callhook.store import sqlite
+    from callhook import store
 
     url = settings.server.database
     try:
-        return sqlite.upgrade(url)
-    except (sqlite3.Error, OSError) as exc:
-        path = sqlite.sqlite_path(url)
-        raise click.ClickException(
-            f"server.database = {url!r}: cannot open {path}: {exc}"
-        ) from None
+        return store.upgrade(url)
+    except store.StoreError as exc:
+        raise click.ClickException(f"server.database = {url!r}: {exc}") from None
 
 
 def _check_tls(settings: config.Settings) -> None:

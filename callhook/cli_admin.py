@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any, TypeVar
 import click
 
 from callhook import config, phone_urls
-from callhook.store.sqlite import SQLiteStore, StoreError, sqlite_path
+from callhook.store import Store, StoreError, open_store
+from callhook.store.sqlite import sqlite_path
 
 T = TypeVar("T")
 
@@ -55,11 +55,11 @@ def _db_path(settings: config.Settings) -> str:
     return sqlite_path(url)
 
 
-def _with_store(settings: config.Settings, op: Callable[[SQLiteStore], Awaitable[T]]) -> T:
+def _with_store(settings: config.Settings, op: Callable[[Store], Awaitable[T]]) -> T:
     """Open the store (running migrations), run `op`, close it; errors as one line."""
 
     async def run() -> T:
-        store = SQLiteStore(settings.server.database, durability=settings.server.durability)
+        store = open_store(settings.server.database, durability=settings.server.durability)
         await store.open()
         try:
             return await op(store)
@@ -68,7 +68,7 @@ def _with_store(settings: config.Settings, op: Callable[[SQLiteStore], Awaitable
 
     try:
         return asyncio.run(run())
-    except (StoreError, sqlite3.Error, OSError) as exc:
+    except (StoreError, OSError) as exc:
         raise click.ClickException(f"database {_db_path(settings)}: {exc}") from None
 
 
@@ -81,10 +81,8 @@ def _token(settings: config.Settings, tenant: str | None) -> tuple[str, str]:
             raise click.ClickException(f"which tenant? pass --tenant (tenants: {names})")
         tenant = next(iter(declared))
     token = declared.get(tenant)
-    from callhook.store import tenants as rows
-
     if token is None and Path(_db_path(settings)).exists():
-        found = _with_store(settings, lambda s: s.read(lambda c: rows.get_tenant(c, tenant)))
+        found = _with_store(settings, lambda s: s.directory.get_tenant(tenant))
         token = found["ingest_token"] if found else None
     if token is None:
         raise click.ClickException(f"no tenant {tenant!r} in the config file or the database")
@@ -179,17 +177,14 @@ def keys() -> None:
     """Tenant API keys, on the database directly (no hub needed)."""
 
 
-async def _ensure_tenant(store: SQLiteStore, settings: config.Settings, tenant: str) -> None:
+async def _ensure_tenant(store: Store, settings: config.Settings, tenant: str) -> None:
     """Tenant rows come from the config at hub start; do the same here if it never ran."""
-    from callhook.store import directory as dirstore
-    from callhook.store import tenants as rows
-
-    if await store.read(lambda c: rows.get_tenant(c, tenant)) is not None:
+    if await store.directory.get_tenant(tenant) is not None:
         return
     if tenant not in {t.name for t in settings.tenant}:
         raise click.ClickException(f"no tenant {tenant!r} in the database or the config file")
-    hashes = await store.read(lambda c: dirstore.hash_passwords(settings, c))
-    report = await store.write(lambda c, _s: dirstore.apply_config(c, settings, hashes))
+    hashes = await store.directory.hash_passwords(settings)
+    report = await store.directory.apply_config(settings, hashes)
     if report.refused:
         raise click.ClickException(f"config error: {'; '.join(report.refused)}")
 
@@ -200,13 +195,11 @@ async def _ensure_tenant(store: SQLiteStore, settings: config.Settings, tenant: 
 @click.option("--name", default="", help="What the key is for (shown in lists).")
 def keys_create(config_path: str | None, tenant: str, name: str) -> None:
     """Create a tenant API key; it is printed once and stored only as a hash."""
-    from callhook.store import tenants as rows
-
     settings = load_settings(config_path)
 
-    async def op(store: SQLiteStore) -> dict[str, Any] | None:
+    async def op(store: Store) -> dict[str, Any] | None:
         await _ensure_tenant(store, settings, tenant)
-        return await store.write(lambda c, _s: rows.create_api_key(c, tenant, name))
+        return await store.directory.create_api_key(tenant, name)
 
     created = _with_store(settings, op)
     if created is None:
@@ -231,15 +224,11 @@ def _when(ts: float | None) -> str:
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
 def keys_list(config_path: str | None, tenant: str, include_revoked: bool) -> None:
     """List a tenant's API keys (never the keys themselves)."""
-    from callhook.store import tenants as rows
-
     settings = load_settings(config_path)
     _existing_db(settings)
     found = _with_store(
         settings,
-        lambda s: s.read(
-            lambda c: rows.list_api_keys(c, tenant, limit=100_000, include_revoked=include_revoked)
-        ),
+        lambda s: s.directory.list_api_keys(tenant, limit=100_000, include_revoked=include_revoked),
     )
     if not found:
         click.echo(f"tenant {tenant}: no API keys")
@@ -254,13 +243,9 @@ def keys_list(config_path: str | None, tenant: str, include_revoked: bool) -> No
 @click.option("--tenant", help="Only if the key belongs to this tenant.")
 def keys_revoke(config_path: str | None, key_id: str, tenant: str | None) -> None:
     """Revoke an API key (a running hub notices within 30 s; the REST API revokes at once)."""
-    from callhook.store import tenants as rows
-
     settings = load_settings(config_path)
     _existing_db(settings)
-    done = _with_store(
-        settings, lambda s: s.write(lambda c, _s: rows.revoke_api_key(c, key_id, tenant))
-    )
+    done = _with_store(settings, lambda s: s.directory.revoke_api_key(key_id, tenant))
     if not done:
         where = f" of tenant {tenant!r}" if tenant else ""
         raise click.ClickException(f"no API key {key_id!r}{where}")

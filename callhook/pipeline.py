@@ -18,8 +18,8 @@ from callhook.correlate import Correlator
 from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.ingest.model import ParsedRequest, PhoneEvent
-from callhook.store.log import Append, DeviceSeen, EventLog
-from callhook.store.sqlite import StoreError
+from callhook.store import Append, EventLog, StoreError
+from callhook.store.records import DeviceSeen
 
 log = logging.getLogger("callhook.pipeline")
 

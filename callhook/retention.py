@@ -1,12 +1,13 @@
 """Retention: prune old events; remove a deleted tenant's data.
 
-Everything runs through the single writer in small batches, one batch per write, so phone
-ingest waiting in the writer's queue gets its turn between batches and is never stalled
-behind a long delete. CDRs are kept. The webhook delivery log is
-pruned by the delivery service itself (`deliveries_days`, callhook/deliver).
+Everything runs through the store (`store.Maintenance`) in small batches, one batch per
+transaction, so phone ingest waiting for the writer gets its turn between batches and is
+never stalled behind a long delete. CDRs are kept. The webhook delivery log is pruned by
+the delivery service itself (`deliveries_days`, callhook/deliver).
 
 The newest event of each tenant is never pruned: the writer derives the next `seq` from
-`MAX(seq)` after a restart, and `seq` must keep increasing (it is the subscribers' resume point).
+`MAX(seq)` after a restart, and `seq`, the resume point of subscribers, must keep
+increasing.
 """
 
 from __future__ import annotations
@@ -14,53 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter
 
 from callhook.config import RetentionConfig
-from callhook.store.sqlite import SQLiteStore, StoreError, WriterState
+from callhook.store import Maintenance, StoreError
 
 log = logging.getLogger("callhook.retention")
 
 DAY = 86_400.0
 BATCH = 1000
-# A deleted tenant's rows, table by table (events has no rowid: keyed by seq).
-TENANT_TABLES: tuple[tuple[str, str], ...] = (
-    ("events", "seq"),
-    ("cdrs", "rowid"),
-    ("sessions", "rowid"),
-    ("presence", "rowid"),
-    ("devices", "rowid"),
-)
-
-
-def prune_events(conn: sqlite3.Connection, cutoff: float, limit: int) -> int:
-    """Delete up to `limit` events created before `cutoff`, never a tenant's newest."""
-    doomed = conn.execute(
-        "SELECT tenant, seq FROM events AS e WHERE created_at < ?"
-        " AND seq < (SELECT MAX(seq) FROM events WHERE tenant = e.tenant)"
-        " ORDER BY created_at LIMIT ?",
-        (cutoff, limit),
-    ).fetchall()
-    conn.executemany("DELETE FROM events WHERE tenant = ? AND seq = ?", doomed)
-    return len(doomed)
-
-
-def purge_batch(conn: sqlite3.Connection, tenant: str, limit: int) -> int:
-    """Delete up to `limit` rows of a deleted tenant; 0 means nothing is left."""
-    for table, key in TENANT_TABLES:
-        n = conn.execute(
-            f"DELETE FROM {table} WHERE tenant = ? AND {key} IN"
-            f" (SELECT {key} FROM {table} WHERE tenant = ? LIMIT ?)",
-            (tenant, tenant, limit),
-        ).rowcount
-        if n:
-            return n
-    conn.execute("DELETE FROM tenant_purges WHERE name = ?", (tenant,))
-    return 0
 
 
 class Retention:
@@ -68,7 +34,7 @@ class Retention:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Maintenance,
         settings: RetentionConfig,
         registry: CollectorRegistry,
         *,
@@ -109,17 +75,17 @@ class Retention:
         done: dict[str, int] = {}
         if self.settings.events_days:
             cutoff = now - self.settings.events_days * DAY
-            done["events"] = await self._drain(lambda c: prune_events(c, cutoff, self.batch))
+            done["events"] = await self._drain(lambda: self.store.prune_events(cutoff, self.batch))
         for table, n in done.items():
             if n:
                 self.pruned.labels(table).inc(n)
                 log.info("retention pruned", extra={"table": table, "rows": n})
         return done
 
-    async def _drain(self, step: Callable[[sqlite3.Connection], int]) -> int:
+    async def _drain(self, step: Callable[[], Awaitable[int]]) -> int:
         total = 0
         while True:
-            n = await self.store.write(lambda c, _s: step(c))
+            n = await step()
             total += n
             if n < self.batch:
                 return total
@@ -129,14 +95,10 @@ class Retention:
     async def resume(self, existing: set[str]) -> None:
         """Restart purges a previous run left unfinished; a tenant that exists again (the
         config file brought it back) keeps what is left of its data."""
-        pending: list[str] = await self.store.read(
-            lambda c: [r[0] for r in c.execute("SELECT name FROM tenant_purges")]
-        )
-        back = [(name,) for name in pending if name in existing]
+        pending = await self.store.pending_purges()
+        back = [name for name in pending if name in existing]
         if back:
-            await self.store.write(
-                lambda c, _s: c.executemany("DELETE FROM tenant_purges WHERE name=?", back)
-            )
+            await self.store.cancel_purges(back)
         for name in pending:
             if name not in existing:
                 self.purge_tenant(name)
@@ -154,7 +116,7 @@ class Retention:
     async def _purge(self, tenant: str) -> None:
         total = 0
         try:
-            while n := await self.store.write(self._purge_step(tenant)):
+            while n := await self.store.purge_batch(tenant, self.batch):
                 total += n
                 await asyncio.sleep(0)  # let queued ingest writes in between batches
             self.pruned.labels("tenant").inc(total)
@@ -165,9 +127,6 @@ class Retention:
             log.exception("tenant purge failed", extra={"tenant": tenant})
         finally:
             self.purging.discard(tenant)
-
-    def _purge_step(self, tenant: str) -> Callable[[sqlite3.Connection, WriterState], int]:
-        return lambda conn, _state: purge_batch(conn, tenant, self.batch)
 
     async def stop(self) -> None:
         for task in list(self._purges):

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
 from callhook.api.common import INT64_MAX, ExtensionFilter, seq_query
 from callhook.errors import BadRequest, Unprocessable
-from callhook.store import queries
+from callhook.store import CdrFilter
 
 router = APIRouter(tags=["cdrs"])
 
@@ -79,8 +79,8 @@ async def list_cdrs(
 ) -> Response:
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
-    f = queries.CdrFilter(_time(from_, "from"), _time(to, "to"), extension, status, cursor, limit)
-    rows = await hub.store.read(lambda c: queries.cdrs(c, tenant, f))
+    f = CdrFilter(_time(from_, "from"), _time(to, "to"), extension, status, cursor, limit)
+    rows = await hub.store.queries.cdrs(tenant, f)
     next_cursor = rows[-1][0] if len(rows) == limit else None
     as_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
     if as_csv:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request
@@ -21,6 +21,7 @@ from callhook.fields import (
     check_network,
     check_text,
 )
+from callhook.store import Directory
 
 T = TypeVar("T")
 
@@ -131,18 +132,23 @@ def check_outcome(outcome: str, what: str, *, field: str | None = None) -> None:
 
 
 # route helpers -------------------------------------------------------------------
-async def write_then_reload(request: Request, fn: Callable[[Any], T]) -> T:
-    """Run a numbering-plan write, then reload the hub's directory."""
-    hub = hub_of(request)
-    result = await hub.store.write(lambda c, _s: fn(c))
-    await hub.reload_directory()
+def directory_of(request: Request) -> Directory:
+    """The store's directory repository (tenants, numbering plan, keys)."""
+    directory: Directory = hub_of(request).store.directory
+    return directory
+
+
+async def write_then_reload(request: Request, write: Awaitable[T]) -> T:
+    """Await a numbering-plan write, then reload the hub's directory."""
+    result = await write
+    await hub_of(request).reload_directory()
     return result
 
 
 async def found(
-    request: Request, fn: Callable[[Any], dict[str, Any] | None], what: str
+    request: Request, read: Awaitable[dict[str, Any] | None], what: str
 ) -> dict[str, Any]:
-    row = await hub_of(request).store.read(fn)
+    row = await read
     if row is None:
         raise NotFound(f"no {what}", code="not-found")
     return row

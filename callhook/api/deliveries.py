@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
 from callhook.api.common import ERRORS, Model, seq_query
-from callhook.deliver import control, history
+from callhook.deliver import control
 from callhook.deliver.rules import Kind
 from callhook.deliver.service import DeliveryService
 from callhook.errors import NotFound
@@ -98,10 +98,8 @@ def endpoint_routes(router: APIRouter, kind: Kind, plural: str) -> None:
     ) -> dict[str, Any]:
         svc = service(request, who, tenant)
         control.owned(svc, tenant, kind, endpoint_id)
-        rows = await svc.store.read(
-            lambda c: history.list_deliveries(
-                c, endpoint_id, status=status, since=since, before_seq=before_seq, limit=limit
-            )
+        rows = await svc.store.list_deliveries(
+            endpoint_id, status=status, since=since, before_seq=before_seq, limit=limit
         )
         more = rows[-1]["seq"] if len(rows) == limit else None
         return {"deliveries": rows, "next_before_seq": more}
@@ -135,7 +133,7 @@ router = APIRouter(tags=["deliveries"], responses=ERRORS)
             response_model=DeliveryDetail)  # fmt: skip
 async def get_delivery(request: Request, tenant: str, delivery_id: str, who: Who) -> dict[str, Any]:
     svc = service(request, who, tenant)
-    row = await svc.store.read(lambda c: history.get_delivery(c, tenant, delivery_id))
+    row = await svc.store.get_delivery(tenant, delivery_id)
     if row is None:
         raise NotFound(f"no delivery {delivery_id!r}", code="unknown-delivery")
     return row

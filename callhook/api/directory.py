@@ -20,6 +20,7 @@ from callhook.api.common import (
     Cursor,
     Limit,
     check_outcome,
+    directory_of,
     found,
     next_cursor,
     scope,
@@ -36,7 +37,6 @@ from callhook.api.models import (
 )
 from callhook.errors import NotFound, Unprocessable
 from callhook.fields import NAME_PATTERN
-from callhook.store import numbering as plan
 
 router = APIRouter(tags=["directory"], responses=ERRORS)
 
@@ -56,10 +56,8 @@ async def list_extensions(
     search: Annotated[str | None, Query(max_length=64, description="in number or name")] = None,
 ) -> dict[str, Any]:
     scope(request, who, tenant)
-    found = await hub_of(request).store.read(
-        lambda c: plan.list_extensions(
-            c, tenant, after=cursor or "", limit=limit, group=group, search=search
-        )
+    found = await directory_of(request).list_extensions(
+        tenant, after=cursor or "", limit=limit, group=group, search=search
     )
     return {"extensions": found, "next_cursor": next_cursor(found, "number", limit)}
 
@@ -77,10 +75,14 @@ async def create_extension(
     pw = await asyncio.to_thread(security.hash_password, body.password or "")
     outcome = await write_then_reload(
         request,
-        lambda c: plan.create_extension(c, tenant, body.number, body.display_name, pw, body.groups),
+        directory_of(request).create_extension(
+            tenant, body.number, body.display_name, pw, body.groups
+        ),
     )
     check_outcome(outcome, f"extension {body.number!r}", field="number")
-    return await found(request, lambda c: plan.get_extension(c, tenant, body.number), "extension")
+    return await found(
+        request, directory_of(request).get_extension(tenant, body.number), "extension"
+    )
 
 
 @router.get(
@@ -89,7 +91,7 @@ async def create_extension(
 async def get_extension(request: Request, tenant: str, number: str, who: Who) -> dict[str, Any]:
     scope(request, who, tenant)
     return await found(
-        request, lambda c: plan.get_extension(c, tenant, number), f"extension {number!r}"
+        request, directory_of(request).get_extension(tenant, number), f"extension {number!r}"
     )
 
 
@@ -107,12 +109,12 @@ async def update_extension(
         pw = await asyncio.to_thread(security.hash_password, body.password)
     outcome = await write_then_reload(
         request,
-        lambda c: plan.update_extension(
-            c, tenant, number, display_name=body.display_name, password_hash=pw, groups=body.groups
+        directory_of(request).update_extension(
+            tenant, number, display_name=body.display_name, password_hash=pw, groups=body.groups
         ),
     )
     check_outcome(outcome, f"extension {number!r}")
-    return await found(request, lambda c: plan.get_extension(c, tenant, number), "extension")
+    return await found(request, directory_of(request).get_extension(tenant, number), "extension")
 
 
 @router.delete(
@@ -123,7 +125,7 @@ async def update_extension(
 )
 async def delete_extension(request: Request, tenant: str, number: str, who: Who) -> Response:
     scope(request, who, tenant)
-    if not await write_then_reload(request, lambda c: plan.delete_extension(c, tenant, number)):
+    if not await write_then_reload(request, directory_of(request).delete_extension(tenant, number)):
         raise NotFound(f"no extension {number!r}", code="not-found")
     return Response(status_code=204)
 
@@ -136,14 +138,14 @@ async def delete_extension(request: Request, tenant: str, number: str, who: Who)
 )
 async def list_groups(request: Request, tenant: str, who: Who) -> dict[str, Any]:
     scope(request, who, tenant)
-    found = await hub_of(request).store.read(lambda c: plan.groups(c, tenant))
+    found = await hub_of(request).store.directory.groups(tenant)
     return {"groups": [{"name": g, "members": m} for g, m in found.items()]}
 
 
 @router.get("/tenants/{tenant}/groups/{group}", summary="A group", response_model=Group)
 async def get_group(request: Request, tenant: str, group: GroupName, who: Who) -> dict[str, Any]:
     scope(request, who, tenant)
-    found = await hub_of(request).store.read(lambda c: plan.groups(c, tenant))
+    found = await hub_of(request).store.directory.groups(tenant)
     if group not in found:
         raise NotFound(f"no group {group!r} (no extension names it)", code="not-found")
     return {"name": group, "members": found[group]}
@@ -159,7 +161,7 @@ async def set_group(
 ) -> dict[str, Any]:
     scope(request, who, tenant)
     unknown = await write_then_reload(
-        request, lambda c: plan.set_group(c, tenant, group, body.members)
+        request, directory_of(request).set_group(tenant, group, body.members)
     )
     if unknown:
         raise Unprocessable(f"no such extensions: {', '.join(unknown[:10])}", field="members")
@@ -174,8 +176,8 @@ async def set_group(
 )
 async def delete_group(request: Request, tenant: str, group: GroupName, who: Who) -> Response:
     scope(request, who, tenant)
-    found = await hub_of(request).store.read(lambda c: plan.groups(c, tenant))
+    found = await hub_of(request).store.directory.groups(tenant)
     if group not in found:
         raise NotFound(f"no group {group!r}", code="not-found")
-    await write_then_reload(request, lambda c: plan.set_group(c, tenant, group, []))
+    await write_then_reload(request, directory_of(request).set_group(tenant, group, []))
     return Response(status_code=204)

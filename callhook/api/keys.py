@@ -14,7 +14,6 @@ from callhook.api.auth import Principal, hub_of, principal, require_tenant
 from callhook.api.common import ERRORS, Cursor, Limit, next_cursor
 from callhook.api.models import ApiKeyCreate, ApiKeyCreated, ApiKeyPage
 from callhook.errors import NotFound
-from callhook.store import tenants as rows
 
 router = APIRouter(tags=["api keys"], responses=ERRORS)
 
@@ -36,10 +35,8 @@ async def list_keys(
 ) -> dict[str, Any]:
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
-    found = await hub.store.read(
-        lambda c: rows.list_api_keys(
-            c, tenant, after=cursor or "", limit=limit, include_revoked=include_revoked
-        )
+    found = await hub.store.directory.list_api_keys(
+        tenant, after=cursor or "", limit=limit, include_revoked=include_revoked
     )
     return {"api_keys": found, "next_cursor": next_cursor(found, "key_id", limit)}
 
@@ -56,7 +53,7 @@ async def create_key(
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
     name = body.name if body is not None else ""
-    created = await hub.store.write(lambda c, _s: rows.create_api_key(c, tenant, name))
+    created = await hub.store.directory.create_api_key(tenant, name)
     if created is None:
         raise NotFound(f"no tenant {tenant!r}", code="unknown-tenant")
     return created
@@ -71,7 +68,7 @@ async def create_key(
 async def revoke_key(request: Request, tenant: str, key_id: str, who: Who) -> Response:
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
-    if not await hub.store.write(lambda c, _s: rows.revoke_api_key(c, key_id, tenant)):
+    if not await hub.store.directory.revoke_api_key(key_id, tenant):
         raise NotFound(f"no API key {key_id!r} in tenant {tenant!r}", code="not-found")
     hub.forget_api_keys()
     return Response(status_code=204)

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
 from callhook.errors import NotFound
-from callhook.store import queries
 
 router = APIRouter(tags=["presence"])
 
@@ -55,4 +54,4 @@ async def devices(
 ) -> dict[str, Any]:
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
-    return {"devices": await hub.store.read(lambda c: queries.devices(c, tenant))}
+    return {"devices": await hub.store.queries.devices(tenant)}

@@ -17,6 +17,7 @@ from callhook.api.common import (
     Cursor,
     Limit,
     check_outcome,
+    directory_of,
     found,
     next_cursor,
     scope,
@@ -32,7 +33,6 @@ from callhook.api.models import (
     TrunkPage,
 )
 from callhook.errors import NotFound
-from callhook.store import numbering as plan
 
 router = APIRouter(tags=["directory"], responses=ERRORS)
 
@@ -50,8 +50,8 @@ async def list_queues(
     member: Annotated[str | None, Query(max_length=32, description="member or manager")] = None,
 ) -> dict[str, Any]:
     scope(request, who, tenant)
-    found = await hub_of(request).store.read(
-        lambda c: plan.list_queues(c, tenant, after=cursor or "", limit=limit, member=member)
+    found = await hub_of(request).store.directory.list_queues(
+        tenant, after=cursor or "", limit=limit, member=member
     )
     return {"queues": found, "next_cursor": next_cursor(found, "number", limit)}
 
@@ -63,16 +63,20 @@ async def create_queue(request: Request, tenant: str, who: Who, body: QueueCreat
     scope(request, who, tenant)
     outcome = await write_then_reload(
         request,
-        lambda c: plan.save_queue(c, tenant, body.number, body.members, body.managers, create=True),
+        directory_of(request).save_queue(
+            tenant, body.number, body.members, body.managers, create=True
+        ),
     )
     check_outcome(outcome, f"queue {body.number!r}", field="number")
-    return await found(request, lambda c: plan.get_queue(c, tenant, body.number), "queue")
+    return await found(request, directory_of(request).get_queue(tenant, body.number), "queue")
 
 
 @router.get("/tenants/{tenant}/queues/{number}", summary="A queue", response_model=Queue)
 async def get_queue(request: Request, tenant: str, number: str, who: Who) -> Any:
     scope(request, who, tenant)
-    return await found(request, lambda c: plan.get_queue(c, tenant, number), f"queue {number!r}")
+    return await found(
+        request, directory_of(request).get_queue(tenant, number), f"queue {number!r}"
+    )
 
 
 @router.patch(
@@ -86,10 +90,10 @@ async def update_queue(
     scope(request, who, tenant)
     outcome = await write_then_reload(
         request,
-        lambda c: plan.save_queue(c, tenant, number, body.members, body.managers, create=False),
+        directory_of(request).save_queue(tenant, number, body.members, body.managers, create=False),
     )
     check_outcome(outcome, f"queue {number!r}")
-    return await found(request, lambda c: plan.get_queue(c, tenant, number), "queue")
+    return await found(request, directory_of(request).get_queue(tenant, number), "queue")
 
 
 @router.delete(
@@ -100,7 +104,7 @@ async def update_queue(
 )
 async def delete_queue(request: Request, tenant: str, number: str, who: Who) -> Response:
     scope(request, who, tenant)
-    if not await write_then_reload(request, lambda c: plan.delete_queue(c, tenant, number)):
+    if not await write_then_reload(request, directory_of(request).delete_queue(tenant, number)):
         raise NotFound(f"no queue {number!r}", code="not-found")
     return Response(status_code=204)
 
@@ -111,8 +115,8 @@ async def list_trunks(
     request: Request, tenant: str, who: Who, cursor: Cursor = None, limit: Limit = 100
 ) -> dict[str, Any]:
     scope(request, who, tenant)
-    found = await hub_of(request).store.read(
-        lambda c: plan.list_trunks(c, tenant, after=cursor or "", limit=limit)
+    found = await hub_of(request).store.directory.list_trunks(
+        tenant, after=cursor or "", limit=limit
     )
     return {"trunks": found, "next_cursor": next_cursor(found, "name", limit)}
 
@@ -122,7 +126,9 @@ async def list_trunks(
 )
 async def create_trunk(request: Request, tenant: str, who: Who, body: TrunkCreate) -> Any:
     scope(request, who, tenant)
-    outcome = await write_then_reload(request, lambda c: plan.create_trunk(c, tenant, body.name))
+    outcome = await write_then_reload(
+        request, directory_of(request).create_trunk(tenant, body.name)
+    )
     check_outcome(outcome, f"trunk {body.name!r}", field="name")
     return {"name": body.name, "source": "api"}
 
@@ -130,7 +136,7 @@ async def create_trunk(request: Request, tenant: str, who: Who, body: TrunkCreat
 @router.get("/tenants/{tenant}/trunks/{name}", summary="A trunk", response_model=Trunk)
 async def get_trunk(request: Request, tenant: str, name: str, who: Who) -> Any:
     scope(request, who, tenant)
-    return await found(request, lambda c: plan.get_trunk(c, tenant, name), f"trunk {name!r}")
+    return await found(request, directory_of(request).get_trunk(tenant, name), f"trunk {name!r}")
 
 
 @router.delete(
@@ -141,6 +147,6 @@ async def get_trunk(request: Request, tenant: str, name: str, who: Who) -> Any:
 )
 async def delete_trunk(request: Request, tenant: str, name: str, who: Who) -> Response:
     scope(request, who, tenant)
-    if not await write_then_reload(request, lambda c: plan.delete_trunk(c, tenant, name)):
+    if not await write_then_reload(request, directory_of(request).delete_trunk(tenant, name)):
         raise NotFound(f"no trunk {name!r}", code="not-found")
     return Response(status_code=204)

@@ -18,7 +18,7 @@ from callhook.api.auth import Principal, hub_of, principal, require_admin, requi
 from callhook.api.common import ERRORS, Cursor, Limit, check_outcome, next_cursor
 from callhook.api.models import IngestToken, Tenant, TenantCreate, TenantPage, TenantUpdate
 from callhook.errors import NotFound
-from callhook.store import tenants as rows
+from callhook.store import TenantValues
 
 router = APIRouter(tags=["tenants"], responses=ERRORS)
 
@@ -37,7 +37,7 @@ async def _hash(password: str | None) -> str | None:
 
 async def _read(request: Request, name: str) -> dict[str, Any]:
     hub = hub_of(request)
-    row = await hub.store.read(lambda c: rows.get_tenant(c, name))
+    row = await hub.store.directory.get_tenant(name)
     if row is None:
         raise NotFound(f"no tenant {name!r}", code="unknown-tenant")
     return row
@@ -53,9 +53,7 @@ async def list_tenants(
 ) -> dict[str, Any]:
     require_admin(who)
     hub = hub_of(request)
-    found = await hub.store.read(
-        lambda c: rows.list_tenants(c, after=cursor or "", limit=limit, search=search)
-    )
+    found = await hub.store.directory.list_tenants(after=cursor or "", limit=limit, search=search)
     return {"tenants": found, "next_cursor": next_cursor(found, "name", limit)}
 
 
@@ -63,13 +61,13 @@ async def list_tenants(
 async def create_tenant(request: Request, who: Who, body: TenantCreate) -> dict[str, Any]:
     require_admin(who)
     hub = hub_of(request)
-    values = rows.TenantValues(
+    values = TenantValues(
         domain=body.domain,
         password_hash=await _hash(body.password),
         ingest_token=body.ingest_token or new_ingest_token(),
         open_ingest_networks=body.open_ingest_networks,
     )
-    outcome = await hub.store.write(lambda c, _s: rows.create_tenant(c, body.name, values))
+    outcome = await hub.store.directory.create_tenant(body.name, values)
     check_outcome(outcome, f"tenant {body.name!r}", field="name")
     await hub.reload_directory()
     return await _read(request, body.name)
@@ -88,12 +86,12 @@ async def update_tenant(
     require_admin(who)
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
-    values = rows.TenantValues(
+    values = TenantValues(
         domain=body.domain,
         password_hash=await _hash(body.password),
         open_ingest_networks=body.open_ingest_networks,
     )
-    outcome = await hub.store.write(lambda c, _s: rows.update_tenant(c, tenant, values))
+    outcome = await hub.store.directory.update_tenant(tenant, values)
     check_outcome(outcome, f"tenant {tenant!r}")
     await hub.reload_directory()
     return await _read(request, tenant)
@@ -109,7 +107,7 @@ async def delete_tenant(request: Request, tenant: str, who: Who) -> Response:
     require_admin(who)
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
-    if not await hub.store.write(lambda c, _s: rows.delete_tenant(c, tenant)):
+    if not await hub.store.directory.delete_tenant(tenant):
         raise NotFound(f"no tenant {tenant!r}", code="unknown-tenant")
     hub.forget_api_keys()
     await hub.reload_directory()
@@ -126,8 +124,8 @@ async def rotate_ingest_token(request: Request, tenant: str, who: Who) -> dict[s
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
     token = new_ingest_token()
-    values = rows.TenantValues(ingest_token=token)
-    outcome = await hub.store.write(lambda c, _s: rows.update_tenant(c, tenant, values))
+    values = TenantValues(ingest_token=token)
+    outcome = await hub.store.directory.update_tenant(tenant, values)
     check_outcome(outcome, f"tenant {tenant!r}")
     await hub.reload_directory()
     return {"ingest_token": token}

@@ -1,17 +1,17 @@
 """Delivery health per endpoint, for the dashboard: success rate, latency, last error.
 
-A read-only summary of the delivery log of `callhook/deliver` (tables `deliveries` and
-`delivery_attempts`, schema migration 3) over a recent window: deliveries are found through
-their `created_at` index, attempts through their primary key. Success is a 2xx answer, as
-`deliver/backoff.classify` decides.
+A read-only summary of the delivery log of `callhook/deliver` over a recent window, from
+`Deliveries.recent_health` (deliveries created in the window, their attempts newest
+first). Success is a 2xx answer, as `deliver/backoff.classify` decides.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from callhook.store.records import AttemptRow
 
 MAX_ATTEMPTS = 20_000  # per tenant and window: bounds the work of one dashboard refresh
 
@@ -54,8 +54,16 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-def endpoint_health(
-    conn: sqlite3.Connection, tenant: str, since: float, max_attempts: int = MAX_ATTEMPTS
+class HealthSource(Protocol):
+    """The delivery log's recent rows (store.Deliveries)."""
+
+    async def recent_health(
+        self, tenant: str, since: float, max_attempts: int
+    ) -> tuple[list[tuple[str, str, int]], list[AttemptRow]]: ...
+
+
+async def endpoint_health(
+    source: HealthSource, tenant: str, since: float, max_attempts: int = MAX_ATTEMPTS
 ) -> dict[str, EndpointHealth]:
     """Health of every endpoint of `tenant` with deliveries created at or after `since`."""
     out: dict[str, EndpointHealth] = {}
@@ -66,18 +74,9 @@ def endpoint_health(
             h = out[endpoint_id] = EndpointHealth(endpoint_id)
         return h
 
-    for endpoint_id, status, n in conn.execute(
-        "SELECT endpoint_id, status, COUNT(*) FROM deliveries"
-        " WHERE created_at >= ? AND tenant = ? GROUP BY endpoint_id, status",
-        (since, tenant),
-    ):
-        entry(endpoint_id).deliveries[str(status)] = int(n)
-    rows = conn.execute(
-        "SELECT d.endpoint_id, d.delivery_id, d.status, a.at, a.status_code, a.latency_ms, a.error"
-        " FROM deliveries d JOIN delivery_attempts a ON a.delivery_id = d.delivery_id"
-        " WHERE d.created_at >= ? AND d.tenant = ? ORDER BY a.at DESC LIMIT ?",
-        (since, tenant, max_attempts),
-    )
+    counts, rows = await source.recent_health(tenant, since, max_attempts)
+    for endpoint_id, status, n in counts:
+        entry(endpoint_id).deliveries[status] = n
     for endpoint_id, delivery_id, status, at, code, latency, error in rows:
         h = entry(endpoint_id)
         first = h.attempts == 0  # rows come newest first

@@ -128,7 +128,7 @@ async def webhook_health(
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
     since = time.time() - hours * 3600
-    found = await hub.store.read(lambda c: health.endpoint_health(c, tenant, since))
+    found = await health.endpoint_health(hub.store.deliveries, tenant, since)
     return {"since": since, "endpoints": {k: v.public() for k, v in found.items()}}
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from callhook import fields as field_rules
-from callhook.deliver import endpoints, history, outbox, rules, signing, targets
+from callhook.deliver import rules, signing, targets
 from callhook.deliver.rules import Endpoint, Kind
 from callhook.deliver.service import DeliveryService
 from callhook.errors import Conflict, NotFound, Unprocessable
@@ -74,7 +74,7 @@ async def create(
     now = svc.clock()
     ep = rules.build(endpoint_id=new_id(), tenant=tenant, kind=kind, created_at=now,
                      updated_at=now, **fields)  # fmt: skip
-    await svc.store.write(lambda c, _st: endpoints.insert(c, ep))
+    await svc.store.insert_endpoint(ep)
     await svc.reload()
     return ep, list(ep.secrets)
 
@@ -90,7 +90,7 @@ async def update(
     if "url" in fields and fields["url"] != ep.url:
         await check_target(svc, fields["url"])
     new = rules.build(**{**_fields_of(ep), **fields, "updated_at": svc.clock()})
-    await svc.store.write(lambda c, _st: endpoints.update(c, new))
+    await svc.store.update_endpoint(new)
     await svc.reload()
     if enabled is not None and enabled != ep.enabled:
         new = await set_enabled(svc, tenant, kind, endpoint_id, enabled)
@@ -106,7 +106,7 @@ async def delete(svc: DeliveryService, tenant: str, kind: Kind, endpoint_id: str
     if ep.source == "config":
         raise Conflict("declared in the config file: remove it there", code="config-managed")
     svc.dispatcher.drop(endpoint_id)
-    await svc.store.write(lambda c, _st: endpoints.delete(c, endpoint_id))
+    await svc.store.delete_endpoint(endpoint_id)
     await svc.reload()
 
 
@@ -128,13 +128,7 @@ async def set_enabled(
         svc.dispatcher.drop(endpoint_id)
         await svc.recorder.flush()
     new = replace(new, updated_at=now)
-
-    def write(conn: Any, _st: Any) -> None:
-        endpoints.update(conn, new)
-        if not enabled:
-            history.hold_pending(conn, endpoint_id, now)
-
-    await svc.store.write(write)
+    await svc.store.update_endpoint(new, hold_at=None if enabled else now)
     await svc.reload()
     if enabled:
         await svc.dispatcher.load(endpoint_id)
@@ -143,9 +137,7 @@ async def set_enabled(
 
 async def redeliver(svc: DeliveryService, tenant: str, delivery_id: str) -> dict[str, Any]:
     now = svc.clock()
-    endpoint_id = await svc.store.write(
-        lambda c, _st: history.requeue_one(c, tenant, delivery_id, now)
-    )
+    endpoint_id = await svc.store.requeue_one(tenant, delivery_id, now)
     if endpoint_id is None:
         raise NotFound(f"no delivery {delivery_id!r}", code="unknown-delivery")
     ep = svc.index.get(endpoint_id)
@@ -161,7 +153,7 @@ async def redeliver(svc: DeliveryService, tenant: str, delivery_id: str) -> dict
             known.schedule_base = known.attempts
             queue.arm(known)
     else:
-        items = await svc.store.read(lambda c: outbox.load_items(c, [delivery_id]))
+        items = await svc.store.load_items([delivery_id])
         svc.dispatcher.add_now(items)
     return {"id": delivery_id, "status": "pending"}
 
@@ -185,10 +177,8 @@ async def replay(
             raise Unprocessable(f"cannot replay status {s!r}", field="statuses")
     now = svc.clock()
     await svc.recorder.flush()
-    n: int = await svc.store.write(
-        lambda c, _st: history.requeue_range(
-            c, endpoint_id, since=since, until=until or now, statuses=statuses, now=now
-        )
+    n = await svc.store.requeue_range(
+        endpoint_id, since=since, until=until or now, statuses=statuses, now=now
     )
     if n:
         await svc.dispatcher.load(endpoint_id)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from callhook.config import DeliveryConfig
-from callhook.deliver import backoff, outbox
+from callhook.deliver import backoff
 from callhook.deliver.outbox import Item
 from callhook.deliver.payload import Request
 from callhook.deliver.recorder import Attempt, Recorder, Update
@@ -36,8 +36,12 @@ class Health(Protocol):
     def failed(self, ep: Endpoint, consecutive: int, reason: str, gone: bool) -> None: ...
 
 
-class Reader(Protocol):
-    async def read(self, fn: Any) -> Any: ...
+class Pending(Protocol):
+    """The part of the store the dispatcher reads: an endpoint's pending deliveries."""
+
+    async def load_pending(
+        self, endpoint_id: str, *, after_seq: int = 0, limit: int = 10_000
+    ) -> list[Item]: ...
 
 
 Builder = Callable[[Endpoint, Item, int], Request]
@@ -51,7 +55,7 @@ class Dispatcher:
         *,
         sender: Sender,
         recorder: Recorder,
-        store: Reader,
+        store: Pending,
         index: Callable[[], Index],
         build: Builder,
         settings: DeliveryConfig,
@@ -126,11 +130,7 @@ class Dispatcher:
             await self.recorder.flush()
             while not q.closed and not full:
                 page = 1000
-                rows: list[Item] = await self.store.read(
-                    lambda c, a=last, n=page: outbox.load_pending(
-                        c, endpoint_id, after_seq=a, limit=n
-                    )
-                )
+                rows = await self.store.load_pending(endpoint_id, after_seq=last, limit=page)
                 for item in rows:
                     if (
                         item.delivery_id in q.items

@@ -1,4 +1,4 @@
-"""The durable outbox: delivery rows written in the event's own transaction, and read back.
+"""The durable outbox: which deliveries an event makes, asked for in its own transaction.
 
 `Outbox.tx_hook` runs inside the event log's append transaction (EventLog.tx_hooks), so an
 event and its deliveries commit together or not at all: a crash at any point loses none.
@@ -9,11 +9,9 @@ which hands them to the in-memory queues without another read.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -22,6 +20,8 @@ from callhook.deliver import call_events
 from callhook.deliver.parties import Parties
 from callhook.deliver.rules import Index
 from callhook.events import Event, new_id
+from callhook.store import AppendTx
+from callhook.store.records import Item, NewDelivery
 
 log = logging.getLogger("callhook.deliver")
 
@@ -31,30 +31,6 @@ STATUSES = ("pending", "succeeded", "failed", "held")
 _SESSIONS_TRACKED = 100_000
 # How far back to look for a call's answer or start when its start predates this process.
 _ANSWER_LOOKBACK = 6 * 3600.0
-
-
-@dataclass(slots=True)
-class Item:
-    """One delivery in memory: one event on its way to one endpoint."""
-
-    delivery_id: str
-    endpoint_id: str
-    seq: int
-    event_id: str
-    session: str | None
-    attempts: int
-    schedule_base: int
-    next_at: float
-    wire: bytes
-    involved: tuple[str, ...]
-    context: str = ""
-
-
-_INSERT = (
-    "INSERT OR IGNORE INTO deliveries (delivery_id, endpoint_id, tenant, seq, event_id, key,"
-    " session_id, status, attempts, schedule_base, next_at, context, created_at, updated_at)"
-    " VALUES (?,?,?,?,?,?,?,?,0,0,?,?,?,?)"
-)
 
 
 class Outbox:
@@ -68,11 +44,11 @@ class Outbox:
         # session_id -> caller, callee, direction, caller name (not every body says them)
         self.parties = Parties(_SESSIONS_TRACKED)
 
-    def tx_hook(self, conn: sqlite3.Connection, events: list[Event]) -> None:
+    def tx_hook(self, tx: AppendTx, events: list[Event]) -> None:
         """EventLog tx hook: one `deliveries` row per (matching endpoint, event)."""
         index = self._index()
         now = self._clock()
-        rows: list[tuple[Any, ...]] = []
+        rows: list[NewDelivery] = []
         # The correlator appends call_ended and the session's call_cdr together: the CDR
         # says whether the call was answered (ANSWER / UNKNOWN for hangup rules).
         cdr_answered = {
@@ -89,7 +65,7 @@ class Outbox:
                     self.parties.note(session, ev.body, start=ev.key == "call_start")
                 call = None
                 if session and any(ep.kind == "call_event" for ep, _f in matched):
-                    call = self._call(conn, ev, session)
+                    call = self._call(tx, ev, session)
             except Exception:  # a matching bug must never fail the event's transaction
                 log.exception("matching endpoints failed", extra={"event_id": ev.event_id})
                 continue
@@ -104,7 +80,7 @@ class Outbox:
                     if ev.key == "call_ended":
                         answered = cdr_answered.get(session) if session else None
                         if answered is None:
-                            answered = self._was_answered(conn, ev)
+                            answered = self._was_answered(tx, ev)
                         if answered:
                             ctx["answered"] = True
                     if call:
@@ -112,14 +88,14 @@ class Outbox:
                     context = orjson.dumps(ctx).decode() if ctx else ""
                 status = "pending" if ep.active else "held"
                 rows.append(
-                    (did, ep.endpoint_id, ev.tenant, ev.seq, ev.event_id, ev.key, session,
-                     status, now, context, now, now)
+                    NewDelivery(did, ep.endpoint_id, ev.tenant, ev.seq, ev.event_id, ev.key,
+                                session, status, context, now)
                 )  # fmt: skip
                 if status == "pending":
                     created.append((did, ep.endpoint_id, context))
             ev.meta["deliveries"] = created
         if rows:
-            conn.executemany(_INSERT, rows)
+            tx.add_deliveries(rows)
 
     def items(self, ev: Event) -> list[Item]:
         """The pending deliveries `tx_hook` created for a committed event."""
@@ -146,20 +122,18 @@ class Outbox:
         if len(self._answered) > _SESSIONS_TRACKED:
             self._answered.popitem(last=False)
 
-    def _call(self, conn: sqlite3.Connection, ev: Event, session: str) -> dict[str, str]:
+    def _call(self, tx: AppendTx, ev: Event, session: str) -> dict[str, str]:
         """The call's parties this event does not say, for its Call Events requests."""
         if not self.parties.whole(session):
             # The call started before this process did: its call_start says them (rare,
             # once per session, bounded by time).
-            row = conn.execute(
-                "SELECT body FROM events WHERE created_at >= ? AND tenant = ? AND session_id = ?"
-                " AND key = 'call_start' LIMIT 1",
-                (self._clock() - _ANSWER_LOOKBACK, ev.tenant, session),
-            ).fetchone()
-            self.parties.recall(session, orjson.loads(row[0]) if row else None)
+            body = tx.first_event_body(
+                ev.tenant, session, "call_start", self._clock() - _ANSWER_LOOKBACK
+            )
+            self.parties.recall(session, orjson.loads(body) if body else None)
         return self.parties.missing(session, ev.body)
 
-    def _was_answered(self, conn: sqlite3.Connection, ev: Event) -> bool:
+    def _was_answered(self, tx: AppendTx, ev: Event) -> bool:
         said = call_events.answered(ev.body)
         if said is not None:
             return said
@@ -170,57 +144,15 @@ class Outbox:
         if known is not None:
             return known
         # The call started before this process did: ask the log (rare, bounded by time).
-        row = conn.execute(
-            "SELECT 1 FROM events WHERE created_at >= ? AND tenant = ? AND session_id = ?"
-            " AND key = 'call_established' LIMIT 1",
-            (self._clock() - _ANSWER_LOOKBACK, ev.tenant, sid),
-        ).fetchone()
-        return row is not None
+        since = self._clock() - _ANSWER_LOOKBACK
+        return tx.first_event_body(ev.tenant, sid, "call_established", since) is not None
 
 
 def _str(v: Any) -> str | None:
     return str(v) if v not in (None, "") else None
 
 
-_SELECT_ITEMS = (
-    "SELECT d.delivery_id, d.endpoint_id, d.seq, d.event_id, d.session_id, d.attempts,"
-    " d.schedule_base, d.next_at, e.body, e.extensions, d.context"
-    " FROM deliveries d JOIN events e ON e.tenant = d.tenant AND e.seq = d.seq"
-)
-
-
-def _item(row: tuple[Any, ...]) -> Item:
-    exts = tuple(x for x in str(row[9]).split(",") if x)
-    return Item(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], bytes(row[8]), exts, row[10]
-    )
-
-
-def load_pending(
-    conn: sqlite3.Connection, endpoint_id: str, *, after_seq: int = 0, limit: int = 10_000
-) -> list[Item]:
-    """Pending deliveries of one endpoint, oldest event first (per-session order)."""
-    rows = conn.execute(
-        _SELECT_ITEMS + " WHERE d.endpoint_id = ? AND d.status = 'pending' AND d.seq > ?"
-        " ORDER BY d.seq LIMIT ?",
-        (endpoint_id, after_seq, limit),
-    ).fetchall()
-    return [_item(r) for r in rows]
-
-
-def load_items(conn: sqlite3.Connection, delivery_ids: list[str]) -> list[Item]:
-    """Specific deliveries (redeliver), whatever their status."""
-    marks = ",".join("?" * len(delivery_ids))
-    rows = conn.execute(
-        _SELECT_ITEMS + f" WHERE d.delivery_id IN ({marks}) ORDER BY d.seq", delivery_ids
-    ).fetchall()
-    return [_item(r) for r in rows]
-
-
-def pending_endpoints(conn: sqlite3.Connection) -> list[str]:
-    """Endpoints with pending deliveries (to fill the queues at start)."""
-    rows = conn.execute("SELECT DISTINCT endpoint_id FROM deliveries WHERE status = 'pending'")
-    return [str(r[0]) for r in rows]
+__all__ = ["Item", "Outbox", "wire_dict"]
 
 
 def wire_dict(item: Item) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The writer is shared with ingest, so one transaction per attempt would compete with phones
 for it. Outcomes collect for a few milliseconds (or until a batch is full) and go in one
-`store.write`; while that write is in flight the next batch builds up. A crash before a
+store write; while that write is in flight the next batch builds up. A crash before a
 batch commits only means those deliveries are sent again: at-least-once.
 """
 
@@ -10,82 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
+
+from callhook.store.records import Attempt, Update
 
 log = logging.getLogger("callhook.deliver")
+
+__all__ = ["Attempt", "Recorder", "Update"]
 
 
 class Writer(Protocol):
     """The part of the store the recorder needs."""
 
-    async def write(self, fn: Any) -> Any: ...
-
-
-@dataclass(slots=True)  # not frozen: built on every attempt, frozen init is slower
-class Attempt:
-    """One attempt, as the delivery log shows it."""
-
-    delivery_id: str
-    n: int
-    at: float
-    status_code: int | None
-    latency_ms: float
-    error: str
-    response: str
-
-
-@dataclass(slots=True)  # not frozen: built on every attempt, frozen init is slower
-class Update:
-    """A delivery's state after an attempt (or a hold)."""
-
-    delivery_id: str
-    status: str
-    attempts: int
-    next_at: float
-    last_code: int | None
-    last_error: str
-    updated_at: float
-
-
-def write_batch(conn: sqlite3.Connection, updates: list[Update], attempts: list[Attempt]) -> None:
-    """Apply a batch; also used directly by tests and the service."""
-    conn.executemany(
-        "UPDATE deliveries SET status=?, attempts=?, next_at=?, last_code=?, last_error=?,"
-        " updated_at=? WHERE delivery_id=?",
-        [
-            (
-                u.status,
-                u.attempts,
-                u.next_at,
-                u.last_code,
-                u.last_error,
-                u.updated_at,
-                u.delivery_id,
-            )
-            for u in updates
-        ],
-    )
-    # Only for deliveries that still exist: an attempt may finish after its endpoint (and
-    # with it the delivery) was deleted.
-    conn.executemany(
-        "INSERT OR REPLACE INTO delivery_attempts SELECT ?,?,?,?,?,?,?"
-        " WHERE EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = ?)",
-        [
-            (
-                a.delivery_id,
-                a.n,
-                a.at,
-                a.status_code,
-                a.latency_ms,
-                a.error,
-                a.response,
-                a.delivery_id,
-            )
-            for a in attempts
-        ],
-    )
+    async def record(self, updates: list[Update], attempts: list[Attempt]) -> None: ...
 
 
 class Recorder:
@@ -125,9 +62,7 @@ class Recorder:
                 updates, attempts = self._updates, self._attempts
                 self._updates, self._attempts = [], []
                 try:
-                    await self._store.write(
-                        lambda c, _st, u=updates, a=attempts: write_batch(c, u, a)
-                    )
+                    await self._store.record(updates, attempts)
                     self.batches += 1
                 except Exception:
                     # The rows stay as they were (pending): they will be sent again.

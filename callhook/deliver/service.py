@@ -23,7 +23,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from callhook.config import Settings
-from callhook.deliver import endpoints, history, outbox, payload
+from callhook.deliver import endpoints, outbox, payload
 from callhook.deliver.dispatch import Dispatcher
 from callhook.deliver.metrics import DeliveryMetrics
 from callhook.deliver.outbox import Item, Outbox
@@ -32,8 +32,8 @@ from callhook.deliver.rules import Endpoint, Index
 from callhook.deliver.sender import Sender
 from callhook.directory import Tenant
 from callhook.events import Event, unix_time
-from callhook.store.log import Append, EventLog
-from callhook.store.sqlite import SQLiteStore
+from callhook.store import Append, Deliveries, EventLog
+from callhook.store.records import EndpointState
 
 log = logging.getLogger("callhook.deliver")
 
@@ -47,7 +47,7 @@ class DeliveryService:
     def __init__(
         self,
         settings: Settings,
-        store: SQLiteStore,
+        store: Deliveries,
         event_log: EventLog,
         tenant: Callable[[str], Tenant | None],
         clock: Callable[[], float] = time.time,
@@ -84,14 +84,8 @@ class DeliveryService:
     # lifespan --------------------------------------------------------------------------
     async def apply_config(self) -> list[str]:
         """Config-declared rules and webhooks into the database (after the directory)."""
-        now = self.clock()
-
-        def apply(conn: Any, _st: Any) -> list[str]:
-            changes = endpoints.apply_config(conn, self.settings, now)
-            endpoints.delete_orphans(conn)
-            return changes
-
-        changes = await self.store.write(apply)
+        plan = endpoints.config_plan(self.settings, self.clock())
+        changes = await self.store.sync_config_endpoints(plan)
         if changes:
             log.info("delivery endpoints applied from config", extra={"changes": changes})
         await self.reload()
@@ -103,7 +97,7 @@ class DeliveryService:
         self.event_log.tx_hooks.append(self.outbox.tx_hook)
         self.event_log.commit_hooks.append(self._on_commit)
         await self.sender.start()
-        for endpoint_id in await self.store.read(outbox.pending_endpoints):
+        for endpoint_id in await self.store.pending_endpoints():
             ep = self.index.get(endpoint_id)
             if ep is not None and ep.active:
                 await self.dispatcher.load(endpoint_id)
@@ -119,7 +113,7 @@ class DeliveryService:
         await self.sender.close()
 
     async def reload(self) -> None:
-        self.index = Index(await self.store.read(endpoints.load_all))
+        self.index = Index(await self.store.load_endpoints())
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -199,21 +193,8 @@ class DeliveryService:
     async def _persist_state(self, ep: Endpoint, *, hold: bool) -> None:
         if hold:
             await self.recorder.flush()  # outcomes decided before the disable land first
-        now = self.clock()
-
-        def write(conn: Any, _st: Any) -> None:
-            endpoints.set_state(
-                conn,
-                ep.endpoint_id,
-                health=ep.health,
-                failing_since=ep.failing_since,
-                disabled_reason=ep.disabled_reason,
-                now=now,
-            )
-            if hold:
-                history.hold_pending(conn, ep.endpoint_id, now)
-
-        await self.store.write(write)
+        state = EndpointState(ep.endpoint_id, ep.health, ep.failing_since, ep.disabled_reason)
+        await self.store.set_endpoint_state(state, hold=hold, now=self.clock())
 
     async def announce(self, ep: Endpoint, key: str, reason: str) -> None:
         """Append an operational event (topic webhook_events) and log it."""
@@ -253,7 +234,7 @@ class DeliveryService:
         """Delete finished deliveries older than `before`, a chunk per transaction."""
         total = 0
         while True:
-            n: int = await self.store.write(lambda c, _st: history.prune(c, before))
+            n = await self.store.prune(before)
             total += n
             if not n:
                 return total

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
@@ -26,7 +25,6 @@ from prometheus_client import CollectorRegistry
 from callhook import security
 from callhook.directory import Tenant
 from callhook.ops import AuthMetrics
-from callhook.store import directory as dirstore
 from callhook.traffic_log import TrafficLog
 from callhook.wsi.permissions import Principal
 from callhook.wsi.protocol import AUTH_FAILED, Auth, error_reply
@@ -38,10 +36,10 @@ BUSY = error_reply("too many logins in progress, try again later")
 HASH_TTL = 5.0  # seconds a stored hash is reused before it is read again
 
 
-class Reader(Protocol):
-    """The store's read side: run a function on a reader connection."""
+class Passwords(Protocol):
+    """The part of the directory auth reads: stored Argon2 hashes."""
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+    async def password_hash(self, tenant: str, extension: str | None) -> str: ...
 
 
 def find_tenant(tenants: Mapping[str, Tenant], cmd: Auth) -> Tenant | None:
@@ -123,7 +121,7 @@ class Authenticator:
     def __init__(
         self,
         tenants: Mapping[str, Tenant],
-        store: Reader,
+        store: Passwords,
         by_account: security.RateLimiter,
         by_address: security.RateLimiter,
         *,
@@ -201,7 +199,7 @@ class Authenticator:
         if hit is not None and hit[1] > now and hit[2] is tenant:
             return hit[0]
         name = tenant.name
-        stored = await self.store.read(lambda c: dirstore.password_hash(c, name, extension))
+        stored = await self.store.password_hash(name, extension)
         if len(self._hashes) >= self.cache_max:
             self._hashes.clear()
         self._hashes[key] = (stored, now + HASH_TTL, tenant)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -22,9 +22,10 @@ from callhook.events import Event
 from callhook.ops import AuthMetrics
 from callhook.proxies import TrustedProxies
 from callhook.security import RateLimiter
+from callhook.store.records import StoredEvent
 from callhook.traffic_log import TrafficLog
 from callhook.wsi import asgi
-from callhook.wsi.auth import Authenticator, Reader, Tickets
+from callhook.wsi.auth import Authenticator, Passwords, Tickets
 from callhook.wsi.listener import WsiConnection
 from callhook.wsi.permissions import ALL, EXT, Entry, Principal
 from callhook.wsi.router import Router
@@ -49,8 +50,19 @@ class StateView(Protocol):
     def active_calls(self, tenant: str) -> list[dict[str, Any]]: ...
 
 
-class LastSeq(Protocol):
+class LogReader(Protocol):
+    """The event log's read side: the newest seq, and pages for `since_seq` replay."""
+
     async def last_seq(self, tenant: str) -> int: ...
+
+    async def read_stored(
+        self, tenant: str, since: int, keys: Sequence[str] | None, limit: int
+    ) -> list[StoredEvent]: ...
+
+
+class StoreView(Protocol):
+    @property
+    def directory(self) -> Passwords: ...
 
 
 class HubPort(Protocol):
@@ -63,11 +75,11 @@ class HubPort(Protocol):
     @property
     def bus(self) -> Bus: ...
     @property
-    def log(self) -> LastSeq: ...
+    def log(self) -> LogReader: ...
     @property
     def correlator(self) -> StateView: ...
     @property
-    def store(self) -> Reader: ...
+    def store(self) -> StoreView: ...
 
 
 def _host_port(listen: str) -> tuple[str, int]:
@@ -92,9 +104,8 @@ class WsiService:
         self.proxies = proxies or TrustedProxies(())
         self.settings = hub.settings
         self.tenants: Mapping[str, Tenant] = hub.tenants
-        self.store = hub.store
         self._bus = hub.bus
-        self._log = hub.log
+        self.log = hub.log
         self._state = hub.correlator
         self.max_queue_bytes = hub.settings.wsi.max_queue_bytes
         self.ping_interval = hub.settings.wsi.ping_interval
@@ -104,7 +115,7 @@ class WsiService:
         limits = hub.settings.auth
         self.auth = Authenticator(
             hub.tenants,
-            hub.store,
+            hub.store.directory,
             by_account=RateLimiter(limits.wsi_max_failures_per_account, limits.window),
             by_address=RateLimiter(limits.wsi_max_failures_per_source, limits.window),
             concurrency=limits.hash_concurrency,
@@ -237,7 +248,7 @@ class WsiService:
         followed: set[str] = {v for _, scope, v in entries if scope == EXT}
         if tenant is not None and any(scope == ALL for _, scope, _ in entries):
             followed.update(tenant.extensions)
-        as_of = await self._log.last_seq(who.tenant)
+        as_of = await self.log.last_seq(who.tenant)
         calls = [
             c
             for c in self._state.active_calls(who.tenant)

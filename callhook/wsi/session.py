@@ -273,7 +273,7 @@ class Session:
             if last is not None:
                 keys = wanted.keys
                 while not self.closed:
-                    rows = await replay.read_page(self.service.store, who.tenant, last, keys)
+                    rows = await replay.read_page(self.service.log, who.tenant, last, keys)
                     if self.closed:
                         break
                     for row in rows:

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ValidationError
 from callhook import config
 from callhook.api import models
 from callhook.api import webhooks as webhooks_api
-from callhook.store import directory, schema
+from callhook.store.records import ApplyReport
+from callhook.store.sqlite import directory, schema
 
 
 def test_defaults_match_spec() -> None:
@@ -138,7 +139,7 @@ def test_sample_config_is_valid(tmp_path: Path) -> None:
     assert s.server.admin_key != "change-me"
 
 
-def _apply(conn: sqlite3.Connection, s: config.Settings) -> directory.ApplyReport:
+def _apply(conn: sqlite3.Connection, s: config.Settings) -> ApplyReport:
     hashes = directory.hash_passwords(s, conn)
     conn.execute("BEGIN IMMEDIATE")
     report = directory.apply_config(conn, s, hashes)

@@ -7,7 +7,8 @@ from typing import Any
 
 from callhook import config
 from callhook.deliver import endpoints
-from callhook.store import schema
+from callhook.store.sqlite import endpoints as rows
+from callhook.store.sqlite import schema
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -33,37 +34,39 @@ HOOK = {"url": "https://hooks.example.com/cdr", "secret": SECRET, "topics": ["cd
 def test_apply_twice_changes_nothing_and_keeps_ids() -> None:
     conn = _db()
     s = _settings([RULE, {**RULE, "event": "hangup"}], [HOOK])
-    assert len(endpoints.apply_config(conn, s, 1.0)) == 3
-    first = {e.endpoint_id: e for e in endpoints.load_all(conn)}
-    assert endpoints.apply_config(conn, s, 2.0) == []
-    assert {e.endpoint_id: e for e in endpoints.load_all(conn)} == first
+    assert len(rows.sync_config(conn, endpoints.config_plan(s, 1.0))) == 3
+    first = {e.endpoint_id: e for e in rows.load_all(conn)}
+    assert rows.sync_config(conn, endpoints.config_plan(s, 2.0)) == []
+    assert {e.endpoint_id: e for e in rows.load_all(conn)} == first
     assert all(e.source == "config" for e in first.values())
 
 
 def test_changed_entry_keeps_its_id_and_removed_entry_goes() -> None:
     conn = _db()
-    endpoints.apply_config(conn, _settings([RULE], [HOOK]), 1.0)
-    (hook_id,) = [e.endpoint_id for e in endpoints.load_all(conn) if e.kind == "webhook"]
-    changes = endpoints.apply_config(conn, _settings([], [{**HOOK, "enabled": False}]), 2.0)
+    rows.sync_config(conn, endpoints.config_plan(_settings([RULE], [HOOK]), 1.0))
+    (hook_id,) = [e.endpoint_id for e in rows.load_all(conn) if e.kind == "webhook"]
+    changes = rows.sync_config(
+        conn, endpoints.config_plan(_settings([], [{**HOOK, "enabled": False}]), 2.0)
+    )
     assert any(c.startswith("removed call_event") for c in changes)
     assert any(c.startswith(f"changed webhook {hook_id}") for c in changes)
-    (hook,) = endpoints.load_all(conn)
+    (hook,) = rows.load_all(conn)
     assert hook.endpoint_id == hook_id and hook.enabled is False and hook.updated_at == 2.0
 
 
 def test_api_entries_are_left_alone() -> None:
     conn = _db()
-    endpoints.apply_config(conn, _settings([RULE], []), 1.0)
+    rows.sync_config(conn, endpoints.config_plan(_settings([RULE], []), 1.0))
     conn.execute("UPDATE endpoints SET source='api', config_key=NULL")
-    endpoints.apply_config(conn, _settings([], []), 2.0)
-    assert len(endpoints.load_all(conn)) == 1
+    rows.sync_config(conn, endpoints.config_plan(_settings([], []), 2.0))
+    assert len(rows.load_all(conn)) == 1
 
 
 def test_identical_entries_are_told_apart() -> None:
     conn = _db()
-    endpoints.apply_config(conn, _settings([RULE, RULE], []), 1.0)
-    assert len(endpoints.load_all(conn)) == 2
-    assert endpoints.apply_config(conn, _settings([RULE, RULE], []), 2.0) == []
+    rows.sync_config(conn, endpoints.config_plan(_settings([RULE, RULE], []), 1.0))
+    assert len(rows.load_all(conn)) == 2
+    assert rows.sync_config(conn, endpoints.config_plan(_settings([RULE, RULE], []), 2.0)) == []
 
 
 def test_config_rejects_bad_entries_loudly() -> None:

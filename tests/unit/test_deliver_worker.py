@@ -19,8 +19,7 @@ from callhook import config
 from callhook.deliver.service import DeliveryService
 from callhook.directory import Tenant
 from callhook.events import Event
-from callhook.store import directory as dirstore
-from callhook.store.log import Append, EventLog
+from callhook.store import Append
 from callhook.store.sqlite import SQLiteStore
 from tests.support.sink import Recorded, Sink
 
@@ -44,15 +43,15 @@ class Node:
             env={},
         )
         self.store = SQLiteStore(self.settings.server.database)
-        self.log = EventLog(self.store)
+        self.log = self.store.log
         self.tenants: dict[str, Tenant] = {}
-        self.svc = DeliveryService(self.settings, self.store, self.log, self.tenants.get)
+        self.svc = DeliveryService(self.settings, self.store.deliveries, self.log, self.tenants.get)
 
     async def start(self) -> Node:
         await self.store.open()
-        hashes = await self.store.read(lambda c: dirstore.hash_passwords(self.settings, c))
-        await self.store.write(lambda c, _s: dirstore.apply_config(c, self.settings, hashes))
-        self.tenants.update(await self.store.read(dirstore.load_tenants))
+        hashes = await self.store.directory.hash_passwords(self.settings)
+        await self.store.directory.apply_config(self.settings, hashes)
+        self.tenants.update(await self.store.directory.load())
         await self.svc.apply_config()
         await self.svc.start()
         return self
@@ -136,7 +135,7 @@ async def test_overflow_stays_in_the_database_and_is_refilled(tmp_path: Path, si
         assert sorted(ids) == sorted(e.event_id for e in events)  # each exactly once
         assert_session_order(sink)
         await node.svc.recorder.flush()
-        n = await node.store.read(
+        n = await node.store.engine.read(
             lambda c: c.execute("SELECT COUNT(*) FROM deliveries WHERE status='pending'").fetchone()
         )
         assert n[0] == 0
@@ -177,7 +176,7 @@ async def test_gone_disables_holds_and_announces(tmp_path: Path, sink: Sink) -> 
 
         await node.svc.recorder.flush()
         deadline = time.monotonic() + 5
-        while (s := await node.store.read(statuses)).get("held", 0) < 2:
+        while (s := await node.store.engine.read(statuses)).get("held", 0) < 2:
             assert time.monotonic() < deadline, s
             await asyncio.sleep(0.02)
         assert s.get("failed") == 1 and s.get("pending", 0) == 0

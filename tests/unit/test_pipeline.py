@@ -13,8 +13,8 @@ from callhook.directory import Extension, Tenant
 from callhook.ingest.action_url import parse_request
 from callhook.ingest.model import ParsedRequest
 from callhook.pipeline import Pipeline, stored
-from callhook.store.log import EventLog
-from callhook.store.sqlite import SQLiteStore, StoreError
+from callhook.store import StoreError
+from callhook.store.sqlite import SQLiteStore
 
 TENANT = Tenant("acme", "1", "acme.example.com", extensions={"101": Extension("101")})
 
@@ -27,7 +27,7 @@ async def open_pipeline(tmp_path: Path) -> tuple[SQLiteStore, Pipeline]:
     store = SQLiteStore(f"sqlite:///{tmp_path}/p.db")
     await store.open()
     correlator = Correlator(lambda name: TENANT if name == "acme" else None, CorrelationSettings())
-    return store, Pipeline(EventLog(store), correlator)
+    return store, Pipeline(store.log, correlator)
 
 
 async def test_one_loop_turn_is_one_write_in_order(tmp_path: Path) -> None:
@@ -37,9 +37,9 @@ async def test_one_loop_turn_is_one_write_in_order(tmp_path: Path) -> None:
             pipeline.accept(*report(f"/ingest/t/dnd_{'on' if i % 2 == 0 else 'off'}?local=101"))
             for i in range(20)
         ]
-        ops_before = store.ops
+        ops_before = store.engine.ops
         await asyncio.gather(*(done for _, done in accepted))
-        assert store.ops - ops_before == 1  # all twenty in one writer operation
+        assert store.engine.ops - ops_before == 1  # all twenty in one writer operation
         seqs = [e.seq for events, _ in accepted for e in events]
         assert seqs == sorted(seqs) and len(seqs) == 20
     finally:
@@ -51,7 +51,7 @@ async def test_a_duplicate_is_answered_only_after_the_original_committed(tmp_pat
     release = threading.Event()
     try:
         # Hold the writer: whatever is queued behind this waits.
-        blocker = store.submit(lambda _c, _s: release.wait(10))
+        blocker = store.engine.submit(lambda _c, _s: release.wait(10))
         original = pipeline.accept(
             *report("/ingest/t/booting_completed?local=101&mac=000B82000001")
         )
@@ -80,7 +80,7 @@ async def test_every_request_of_a_failed_batch_gets_its_failure(tmp_path: Path) 
 async def test_a_refused_request_fails_alone_and_seq_stays_gap_free(tmp_path: Path) -> None:
     store, pipeline = await open_pipeline(tmp_path)
     try:
-        with sqlite3.connect(store.path) as db:
+        with sqlite3.connect(store.engine.path) as db:
             db.execute(
                 "CREATE TRIGGER refuse BEFORE INSERT ON events"
                 " WHEN CAST(NEW.body AS TEXT) LIKE '%poison%'"
@@ -97,7 +97,7 @@ async def test_a_refused_request_fails_alone_and_seq_stays_gap_free(tmp_path: Pa
         assert stored(first) and stored(last) and not stored(poisoned)
         seqs = [e.seq for e in first + last]
         assert seqs == list(range(1, len(seqs) + 1))
-        with sqlite3.connect(store.path) as db:
+        with sqlite3.connect(store.engine.path) as db:
             rows = db.execute("SELECT seq FROM events ORDER BY seq").fetchall()
             assert [r[0] for r in rows] == seqs
             # The refused request's device row went with its events.

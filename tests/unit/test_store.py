@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from callhook.events import Event
-from callhook.store.log import Append, EventLog
-from callhook.store.sqlite import SQLiteStore, StoreError, WriterState
+from callhook.store import Append, StoreError
+from callhook.store.sqlite import SQLiteStore
+from callhook.store.sqlite.engine import WriterState
 
 
 def _ev(tenant: str, n: int) -> Event:
@@ -22,7 +23,7 @@ def _ev(tenant: str, n: int) -> Event:
 async def test_concurrent_appends_group_commit_and_gap_free_seq(tmp_path: Path) -> None:
     store = SQLiteStore(f"sqlite:///{tmp_path}/t.db")
     await store.open()
-    log = EventLog(store)
+    log = store.log
     seen: list[int] = []
     log.commit_hooks.append(lambda evs: seen.extend(e.seq for e in evs))
     try:
@@ -35,7 +36,7 @@ async def test_concurrent_appends_group_commit_and_gap_free_seq(tmp_path: Path) 
         assert a == list(range(1, 1001))
         assert b == list(range(1, 101))
         # Far fewer transactions than operations: that is the group commit.
-        assert store.batches < store.ops
+        assert store.engine.batches < store.engine.ops
         # Commit hooks ran in commit order, before the appends returned.
         assert len(seen) == 1100
         bodies = await log.read("a", since_seq=998)
@@ -48,7 +49,7 @@ async def test_concurrent_appends_group_commit_and_gap_free_seq(tmp_path: Path) 
 async def test_a_failing_op_does_not_fail_its_neighbours_nor_burn_seq(tmp_path: Path) -> None:
     store = SQLiteStore(f"sqlite:///{tmp_path}/t.db")
     await store.open()
-    log = EventLog(store)
+    log = store.log
 
     def bad(conn: sqlite3.Connection, st: WriterState) -> None:
         st.next_seq(conn, "a")
@@ -57,7 +58,7 @@ async def test_a_failing_op_does_not_fail_its_neighbours_nor_burn_seq(tmp_path: 
     try:
         results = await asyncio.gather(
             log.append(Append([_ev("a", 1)])),
-            store.write(bad),
+            store.engine.write(bad),
             log.append(Append([_ev("a", 2)])),
             return_exceptions=True,
         )
@@ -67,13 +68,13 @@ async def test_a_failing_op_does_not_fail_its_neighbours_nor_burn_seq(tmp_path: 
     finally:
         await store.close()
     with pytest.raises(StoreError):
-        await store.write(bad)
+        await store.engine.write(bad)
 
 
 async def test_state_round_trip(tmp_path: Path) -> None:
     store = SQLiteStore(f"sqlite:///{tmp_path}/t.db")
     await store.open()
-    log = EventLog(store)
+    log = store.log
     try:
         await log.append(
             Append(
@@ -83,7 +84,7 @@ async def test_state_round_trip(tmp_path: Path) -> None:
             )
         )
         await log.append(Append([], sessions=[("a", "s2", None)]))
-        sessions, presence = await log.load_state()
+        sessions, presence = await store.state.load()
         assert sessions == [{"session_id": "s1"}]
         assert presence == [{"dnd": True}]
     finally:

@@ -1,6 +1,6 @@
 """Session logic without sockets: replay + live switch-over, command order, garbage limit.
 
-The store is a real SQLite `events` table; "commits" insert a row and then publish the
+The log is a real SQLite `events` table; "commits" insert a row and then publish the
 event to the service, the same order as the hub (publish after commit).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -19,7 +19,8 @@ from callhook.bus.memory import MemoryBus
 from callhook.directory import Extension, Tenant
 from callhook.events import Event
 from callhook.security import RateLimiter
-from callhook.store.log import _ext_column
+from callhook.store.records import StoredEvent
+from callhook.store.sqlite.log import _ext_column
 from callhook.wsi.permissions import Principal
 from callhook.wsi.service import WsiService
 from callhook.wsi.session import Outgoing, Session
@@ -39,11 +40,22 @@ class FakeStore:
         self.before_read: Callable[[], None] | None = None
         self.after_read: Callable[[], None] | None = None
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def read_stored(
+        self, tenant: str, since: int, keys: Sequence[str] | None, limit: int
+    ) -> list[StoredEvent]:
         await asyncio.sleep(0)
         if self.before_read:
             self.before_read()  # committed before the snapshot: in the page and held live
-        result = fn(self.conn)
+        sql = "SELECT seq, key, extensions, queue, body FROM events WHERE tenant=? AND seq>?"
+        args: list[object] = [tenant, since]
+        if keys is not None:
+            sql += f" AND key IN ({','.join('?' * len(keys))})"
+            args.extend(keys)
+        rows = self.conn.execute(sql + " ORDER BY seq LIMIT ?", [*args, limit])
+        result = [
+            StoredEvent(seq, key, tuple(x for x in exts.split(",") if x), queue, body)
+            for seq, key, exts, queue, body in rows
+        ]
         if self.after_read:
             self.after_read()  # committed after it: only held live
         return result
@@ -83,10 +95,10 @@ def make_service() -> tuple[WsiService, FakeStore]:
         settings=config.parse({}, env={}),
         tenants={"acme": tenant},
         bus=MemoryBus(),
-        log=SimpleNamespace(),
+        log=store,
         correlator=SimpleNamespace(),
         auth_limiter=RateLimiter(),
-        store=store,
+        store=SimpleNamespace(directory=SimpleNamespace()),
     )
     return WsiService(hub), store  # type: ignore[arg-type]
 

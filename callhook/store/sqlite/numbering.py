@@ -2,7 +2,7 @@
 
 Rows created here carry `source='api'`; a config-declared row changed here keeps
 `source='config'`, so the config file wins again at the next start (docs/api.md). Like
-store/tenants.py, write functions report an outcome instead of raising.
+tenants.py, write functions report an outcome instead of raising.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import sqlite3
 from typing import Any
 
 from callhook.events import new_id
-from callhook.store.tenants import Outcome, like_escape
+from callhook.store.records import Outcome
+from callhook.store.sqlite.tenants import like_escape
 
 
 def _tenant_exists(conn: sqlite3.Connection, tenant: str) -> bool:

@@ -1,4 +1,4 @@
-"""SQLite backend: one writer thread with group commit, pooled reader threads (WAL).
+"""SQLite engine: one writer thread with group commit, pooled reader threads (WAL).
 
 Every write goes through one queue to one thread, which takes all waiting operations into
 a single `BEGIN IMMEDIATE` transaction (group commit): under load one fsync covers many
@@ -19,16 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from callhook.store import schema
+from callhook.store import StoreError
+from callhook.store.sqlite import schema
 
 log = logging.getLogger("callhook.store")
 
 T = TypeVar("T")
 MAX_BATCH = 1024
-
-
-class StoreError(Exception):
-    """The store cannot do what was asked (closed, disk full, corrupt file ...)."""
 
 
 @dataclass(slots=True)
@@ -82,16 +79,19 @@ def connect(path: str, *, durability: str = "full") -> sqlite3.Connection:
 def upgrade(url: str) -> list[int]:
     """Run pending migrations on the database at `url` (`callhook db upgrade`)."""
     path = sqlite_path(url)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
     try:
-        return schema.upgrade(conn)
-    finally:
-        conn.close()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(path)
+        try:
+            return schema.upgrade(conn)
+        finally:
+            conn.close()
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from exc
 
 
-class SQLiteStore:
-    """The event log and everything else callhook keeps, in one SQLite file."""
+class Engine:
+    """One SQLite file: a single writer thread (group commit) and reader threads."""
 
     def __init__(self, url: str, *, durability: str = "full", readers: int = 4) -> None:
         self.path = sqlite_path(url)
@@ -109,9 +109,12 @@ class SQLiteStore:
 
     # lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(self.path, durability=self.durability)
-        schema.upgrade(conn)
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = connect(self.path, durability=self.durability)
+            schema.upgrade(conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._thread = threading.Thread(
             target=self._run_writer, args=(conn,), name="sqlite-writer", daemon=True
         )
@@ -249,4 +252,7 @@ class SQLiteStore:
         if self._closed:
             raise StoreError("store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(self._reader()))
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(self._reader()))
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc

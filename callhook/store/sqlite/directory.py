@@ -5,28 +5,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from callhook import security
 from callhook.config import Settings, TenantConfig
 from callhook.directory import Extension, Queue, Tenant
 from callhook.events import new_id
-from callhook.store import tenants as rows
-
-
-@dataclass(slots=True)
-class ApplyReport:
-    """What applying the config file changed (empty on a restart with the same file)."""
-
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)  # why nothing was applied
-
-    @property
-    def unchanged(self) -> bool:
-        return not (self.added or self.changed or self.removed)
+from callhook.store.records import ApplyReport
+from callhook.store.sqlite import tenants as rows
 
 
 def _password_hash(stored: str, password: str) -> str:

@@ -1,24 +1,12 @@
-"""Read-side queries: CDRs and devices (the event log's reads live in store/log.py)."""
+"""Read-side queries: CDRs and devices (the event log's reads live in log.py)."""
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
-from callhook.store.log import EXTENSION_MATCH, ext_needle
-
-
-@dataclass(frozen=True, slots=True)
-class CdrFilter:
-    """Filters of GET .../cdrs; `after` is the pagination cursor (a CDR's log seq)."""
-
-    start_from: int | None = None
-    start_to: int | None = None
-    extension: str | None = None
-    status: str | None = None
-    after: int = 0
-    limit: int = 100
+from callhook.store.records import CdrFilter
+from callhook.store.sqlite.log import EXTENSION_MATCH, ext_needle
 
 
 def cdrs(conn: sqlite3.Connection, tenant: str, f: CdrFilter) -> list[tuple[int, bytes]]:

@@ -11,24 +11,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from callhook import security
 from callhook.events import new_id
-
-Outcome = Literal["ok", "exists", "missing", "token-taken", "purging"]
-
-
-@dataclass(frozen=True, slots=True)
-class TenantValues:
-    """A tenant's settable fields; None leaves a field as it is (on update)."""
-
-    domain: str | None = None
-    password_hash: str | None = None
-    ingest_token: str | None = None
-    open_ingest_networks: list[str] | None = None
-
+from callhook.store.records import Outcome, TenantValues
 
 _TENANT_SELECT = (
     "SELECT t.name, t.tenant_id, t.domain, t.ingest_token, t.password_hash,"

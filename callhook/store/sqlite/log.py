@@ -5,52 +5,50 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from callhook.events import Event, new_id
-from callhook.store.sqlite import SQLiteStore, WriterState
+from callhook.store import CommitHook, TxHook
+from callhook.store.records import Append, DeviceSeen, NewDelivery, StoredEvent
+from callhook.store.sqlite.engine import Engine, WriterState
 
 log = logging.getLogger("callhook.store")
 
-# In-transaction hook: sees the appended events (seq/event_id set) inside the transaction,
-# so rows it writes (e.g. webhook outbox) commit or roll back with them: publish after commit.
-TxHook = Callable[[sqlite3.Connection, list[Event]], None]
-# After-commit hook: runs on the event loop, in commit order (e.g. publish to the bus).
-CommitHook = Callable[[list[Event]], None]
+_INSERT_DELIVERY = (
+    "INSERT OR IGNORE INTO deliveries (delivery_id, endpoint_id, tenant, seq, event_id, key,"
+    " session_id, status, attempts, schedule_base, next_at, context, created_at, updated_at)"
+    " VALUES (?,?,?,?,?,?,?,?,0,0,?,?,?,?)"
+)
 
 
-@dataclass(slots=True)
-class DeviceSeen:
-    """A phone seen on ingest (by MAC)."""
+class _AppendTx:
+    """What an in-transaction hook may do (store.AppendTx), on the writer's connection."""
 
-    tenant: str
-    mac: str
-    vendor: str = ""
-    model: str = ""
-    firmware: str = ""
-    hardware: str = ""
-    ip: str = ""
-    extension: str = ""
-    last_event: str = ""
-    seen_at: float = field(default_factory=time.time)
+    __slots__ = ("_conn",)
 
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
 
-@dataclass(slots=True)
-class Append:
-    """Everything one pipeline step writes, committed as one unit."""
+    def first_event_body(self, tenant: str, session: str, key: str, since: float) -> bytes | None:
+        row = self._conn.execute(
+            "SELECT body FROM events WHERE created_at >= ? AND tenant = ? AND session_id = ?"
+            " AND key = ? LIMIT 1",
+            (since, tenant, session, key),
+        ).fetchone()
+        return bytes(row[0]) if row else None
 
-    events: list[Event]
-    sessions: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
-    presence: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    devices: list[DeviceSeen] = field(default_factory=list)
-    # One entry per request gathered into this batch: its events are events[start:end],
-    # its device devices[device] (-1: none). Lets a refused request fail alone.
-    parts: list[tuple[int, int, int]] = field(default_factory=list)
+    def add_deliveries(self, rows: Sequence[NewDelivery]) -> None:
+        self._conn.executemany(
+            _INSERT_DELIVERY,
+            [
+                (r.delivery_id, r.endpoint_id, r.tenant, r.seq, r.event_id, r.key, r.session,
+                 r.status, r.now, r.context, r.now, r.now)
+                for r in rows
+            ],
+        )  # fmt: skip
 
 
 def _ext_column(extensions: tuple[str, ...]) -> str:
@@ -68,10 +66,10 @@ def ext_needle(extension: str) -> str:
     return f",{extension},"
 
 
-class EventLog:
-    """Appends events durably and reads them back by (tenant, seq)."""
+class SQLiteEventLog:
+    """Appends events durably and reads them back by (tenant, seq) (store.EventLog)."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: Engine) -> None:
         self.store = store
         self.tx_hooks: list[TxHook] = []
         self.commit_hooks: list[CommitHook] = []
@@ -83,7 +81,7 @@ class EventLog:
     def submit(
         self, batch: Append, future: asyncio.Future[list[Event]] | None = None
     ) -> asyncio.Future[list[Event]]:
-        """append() without waiting: the future completes after COMMIT (see SQLiteStore.submit)."""
+        """append() without waiting: the future completes after COMMIT (see Engine.submit)."""
         return self.store.submit(lambda conn, st: self._append(conn, st, batch), future)
 
     def _append(self, conn: sqlite3.Connection, st: WriterState, batch: Append) -> list[Event]:
@@ -106,8 +104,10 @@ class EventLog:
             conn.execute(
                 "INSERT OR REPLACE INTO presence VALUES (?,?,?)", (tenant, ext, orjson.dumps(state))
             )
-        for hook in self.tx_hooks:
-            hook(conn, events)
+        if self.tx_hooks:
+            tx = _AppendTx(conn)
+            for hook in self.tx_hooks:
+                hook(tx, events)
         if events and self.commit_hooks:
             hooks = list(self.commit_hooks)
 
@@ -230,9 +230,41 @@ class EventLog:
 
         return await self.store.read(q)
 
-    async def load_state(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Stored correlation state (sessions, presence), to restore the correlator."""
+    async def read_stored(
+        self, tenant: str, since: int, keys: Sequence[str] | None, limit: int
+    ) -> list[StoredEvent]:
+        """Events after `since` with their routing columns, oldest first (WSI replay).
 
+        Each SELECT is one WAL snapshot and events commit in `seq` order, so a page is
+        always a gap-free prefix of the log.
+        """
+        if keys is not None and not keys:
+            return []
+        sql = "SELECT seq, key, extensions, queue, body FROM events WHERE tenant=? AND seq>?"
+        args: list[object] = [tenant, since]
+        if keys is not None:
+            sql += f" AND key IN ({','.join('?' * len(keys))})"
+            args.extend(keys)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+
+        def q(c: sqlite3.Connection) -> list[StoredEvent]:
+            return [
+                StoredEvent(int(seq), key, tuple(e for e in (exts or "").split(",") if e), queue,
+                            bytes(body))
+                for seq, key, exts, queue, body in c.execute(sql, args)
+            ]  # fmt: skip
+
+        return await self.store.read(q)
+
+
+class SQLiteCorrelationState:
+    """Open sessions and presence, as the appends left them (store.CorrelationState)."""
+
+    def __init__(self, store: Engine) -> None:
+        self.store = store
+
+    async def load(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         def q(c: sqlite3.Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             sessions = [orjson.loads(r[0]) for r in c.execute("SELECT state FROM sessions")]
             presence = [orjson.loads(r[0]) for r in c.execute("SELECT state FROM presence")]
