@@ -19,7 +19,8 @@ from callhook.api import call_events as call_events_api
 from callhook.api import phone_urls as phone_urls_api
 from callhook.api import webhooks as webhooks_api
 from callhook.deliver import call_events, endpoints, rules, signing, targets
-from callhook.store import schema
+from callhook.store.sqlite import endpoints as rows
+from callhook.store.sqlite import schema
 
 URL = "https://crm.example.com/hook"
 
@@ -167,13 +168,15 @@ def test_a_stored_bad_secret_holds_the_endpoint_instead_of_sending_unsigned() ->
     settings = config.parse(
         {"tenant": [{"name": "acme", "webhook": [{"url": URL, "secret": _secret(32)}]}]}, env={}
     )
-    endpoints.apply_config(conn, settings, 1.0)
+    rows.sync_config(conn, endpoints.config_plan(settings, 1.0))
     bad = orjson.dumps([_secret(100)]).decode()
     conn.execute("UPDATE endpoints SET secrets=?", (bad,))
-    [ep] = endpoints.load_all(conn)
+    [ep] = rows.load_all(conn)
     assert ep.disabled_reason == rules.BAD_SECRET and not ep.active
-    assert endpoints.apply_config(conn, settings, 2.0)  # the file's secret replaces it
-    [ep] = endpoints.load_all(conn)
+    assert rows.sync_config(
+        conn, endpoints.config_plan(settings, 2.0)
+    )  # the file's secret replaces it
+    [ep] = rows.load_all(conn)
     assert ep.active and len(ep.signing_keys) == 1
 
 
