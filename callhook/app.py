@@ -66,9 +66,6 @@ class Hub:
         self.settings = settings
         self.metrics = Metrics()
         conns = settings.connections
-        self.connections = ConnectionLimits(  # both listeners' connections, counted together
-            conns.max_open, conns.max_per_source, self.metrics.registry
-        )
         self.store = open_store(settings.server.database, durability=settings.server.durability)
         self.log = self.store.log
         self.bus = MemoryBus()
@@ -104,6 +101,12 @@ class Hub:
         # networks, rate limits and logs.
         self.proxies = TrustedProxies(
             settings.server.trusted_proxies, settings.server.trusted_proxy_header
+        )
+        self.connections = ConnectionLimits(  # both listeners' connections, counted together
+            conns.max_open,
+            conns.max_per_source,
+            self.metrics.registry,
+            unlimited_source=self.proxies.trusted,  # a proxy carries many clients' connections
         )
         self.traffic = TrafficLog()  # phone refusals, failed logins (callhook/traffic_log.py)
         self.ingest = IngestEndpoint(
@@ -321,18 +324,17 @@ class Hub:
         return api
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The main listener: phone ingest first (hot path), everything else to FastAPI."""
+        """The main listener: phone ingest first (hot path), everything else to FastAPI.
+
+        `/ws` never gets here: the HTTP protocol hands its upgrade to the WSI service.
+        """
         if self.proxies:
             client = scope.get("client")
             if client:  # seen from here on as the client the trusted proxy forwarded for
                 scope["client"] = (self.proxies.client(client[0], scope["headers"]), client[1])
-        if scope["type"] == "http":
-            if is_ingest_target(
-                scope["path"], scope.get("raw_path") or b"", scope.get("query_string", b"")
-            ):
-                await self.ingest(scope, receive, send)  # phones, and the 414 of a long URL
-                return
-        elif scope["type"] == "websocket" and scope["path"] == "/ws":
-            await self.wsi.asgi(scope, receive, send)  # PortSIP WSI on the main port
+        if scope["type"] == "http" and is_ingest_target(
+            scope["path"], scope.get("raw_path") or b"", scope.get("query_string", b"")
+        ):
+            await self.ingest(scope, receive, send)  # phones, and the 414 of a long URL
             return
         await self.api(scope, receive, send)

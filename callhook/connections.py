@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -43,8 +44,15 @@ class ConnectionLimits:
     """Counts open connections per source address and in total; sheds over the caps."""
 
     def __init__(
-        self, max_open: int, max_per_source: int, registry: CollectorRegistry | None = None
+        self,
+        max_open: int,
+        max_per_source: int,
+        registry: CollectorRegistry | None = None,
+        *,
+        unlimited_source: Callable[[str], bool] | None = None,
     ) -> None:
+        """`unlimited_source`: sources held only to `max_open` (trusted reverse proxies)."""
+        self.unlimited_source = unlimited_source
         self.max_open = max_open
         self.max_per_source = max_per_source
         self.open: dict[Closable, str] = {}
@@ -106,7 +114,9 @@ class ConnectionLimits:
     def _over(self, source: str) -> str | None:
         if len(self.open) >= self.max_open:
             return "max_open"
-        if self.per_source.get(source, 0) >= self.max_per_source:
+        if self.per_source.get(source, 0) >= self.max_per_source and not (
+            self.unlimited_source is not None and self.unlimited_source(source)
+        ):
             return "max_per_source"
         return None
 

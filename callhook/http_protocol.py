@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from callhook.connections import ConnectionLimits
@@ -58,8 +60,11 @@ class Guard:
         max_header_bytes: int,
         header_timeout: float,
         body_timeout: float,
+        websocket: Callable[[], asyncio.Protocol] | None = None,
     ) -> None:
+        """`websocket`: makes the protocol that takes over an upgrade to `/ws`."""
         self.limits = limits
+        self.websocket = websocket
         self.max_header_bytes = max_header_bytes
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
@@ -96,7 +101,21 @@ class HubHttpProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self._disarm()  # the WebSocket's own timers take over (auth and ping timeouts)
         self._done = True
-        super().handle_websocket_upgrade()
+        take = self.guard.websocket
+        if take is None or httptools.parse_url(self.url).path != b"/ws":
+            super().handle_websocket_upgrade()
+            return
+        # WSI at `/ws`: the same protocol as the WSI listener gets the connection, and the
+        # request again for its handshake. It keeps this connection's place in the limits.
+        self.connections.discard(self)
+        request = [self.parser.get_method(), b" ", self.url, b" HTTP/1.1\r\n"]
+        for name, value in self.headers:
+            request += [name, b": ", value, b"\r\n"]
+        request.append(b"\r\n")
+        protocol = take()
+        protocol.connection_made(self.transport)
+        self.transport.set_protocol(protocol)
+        protocol.data_received(b"".join(request))
 
     # reading ---------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:

@@ -57,7 +57,13 @@ async def serve(settings: Settings, *, fast_ingest: bool = True) -> None:
     await hub.start()
     host, port = _host_port(settings.server.listen)
     c = settings.connections
-    guard = Guard(hub.connections, c.max_header_bytes, c.header_timeout, c.body_timeout)
+    guard = Guard(
+        hub.connections,
+        c.max_header_bytes,
+        c.header_timeout,
+        c.body_timeout,
+        websocket=hub.wsi.upgraded,  # `/ws`: the WSI listener's own protocol
+    )
     fast = fast_ingest and fastpath.AVAILABLE
     hub.metrics.fast_path.set(1 if fast else 0)
     if fast_ingest and not fast:

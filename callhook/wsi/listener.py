@@ -7,7 +7,11 @@ bytes are handed to every subscriber's transport. Writes made while one loop ite
 publishes are coalesced per connection and flushed with one `writelines` (one syscall).
 
 The byte budget per connection is the transport's write buffer plus what waits to be
-flushed; over `max_queue_bytes` the client is closed with 1013 and where to resume.
+flushed, whatever it holds (events, replies, replayed events, snapshots, pongs); over
+`max_queue_bytes` the client is closed with 1013 and where to resume.
+
+The same class carries `/ws` on the main port: the HTTP protocol hands the upgraded
+connection over (http_protocol.py), so both carriers behave alike.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from websockets.http11 import Request
 from websockets.protocol import SEND_EOF, State
 from websockets.server import ServerProtocol
 
+from callhook.errors import error_json
 from callhook.wsi.frames import PING, text_frame
-from callhook.wsi.session import POLICY, Outgoing, Session
+from callhook.wsi.session import INVALID_DATA, POLICY, Outgoing, Session
 
 if TYPE_CHECKING:
     from callhook.wsi.service import WsiService
@@ -36,6 +41,11 @@ HARD_MAX_MESSAGE = 1024 * 1024
 CLOSE_TIMEOUT = 5.0
 _HIGH_WATER = 64 * 1024  # replay pauses above this many unsent bytes
 
+_BUSY = error_json("unavailable", "too many connections; try again later")
+_UNAVAILABLE = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_BUSY), _BUSY)
+)
 _ws_log = logging.getLogger("callhook.wsi.websockets")
 _ws_log.setLevel(logging.WARNING)  # websockets logs every open/close at INFO
 
@@ -45,7 +55,9 @@ class WsiConnection(Session, asyncio.Protocol):
 
     __slots__ = (
         "close_timer",
+        "counted",
         "partial",
+        "partial_text",
         "pending",
         "pending_bytes",
         "pinged",
@@ -57,12 +69,15 @@ class WsiConnection(Session, asyncio.Protocol):
 
     transport: asyncio.Transport  # set by connection_made, before anything else runs
 
-    def __init__(self, service: WsiService) -> None:
+    def __init__(self, service: WsiService, *, counted: bool = False) -> None:
+        """`counted`: the connection was admitted already (handed over by the HTTP port)."""
         super().__init__(service, "")
+        self.counted = counted
         self.proto = ServerProtocol(max_size=HARD_MAX_MESSAGE, logger=_ws_log)
         self.pending: list[bytes] | None = None
         self.pending_bytes = 0
         self.partial: list[bytes] | None = None
+        self.partial_text = False
         self.rx = False
         self.pinged = False
         self.writable: asyncio.Future[None] | None = None
@@ -74,10 +89,19 @@ class WsiConnection(Session, asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer: Any = transport.get_extra_info("peername")
         self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        if not self.counted:
+            if self.service.limits.admit(self.transport, self.address) is not None:
+                self.closed = True
+                self.transport.write(_UNAVAILABLE)
+                self.transport.close()
+                return
+            self.counted = True
         self.transport.set_write_buffer_limits(high=_HIGH_WATER)
         self.service.sessions.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.service.limits.release(self.transport)
         self.forget()
         if self.close_timer is not None:
             self.close_timer.cancel()
@@ -90,7 +114,8 @@ class WsiConnection(Session, asyncio.Protocol):
         self._wake()
 
     def data_received(self, data: bytes) -> None:
-        self.rx = True
+        if self.closed and self.close_timer is None:  # refused at connection_made
+            return
         proto = self.proto
         proto.receive_data(data)
         for item in proto.events_received():
@@ -117,16 +142,29 @@ class WsiConnection(Session, asyncio.Protocol):
         data = frame.data if isinstance(frame.data, bytes) else bytes(frame.data)
         if op is Opcode.TEXT or op is Opcode.BINARY:
             if frame.fin:
-                self.on_message(data)
+                self._message(op is Opcode.TEXT, data)
             else:
                 self.partial = [data]
+                self.partial_text = op is Opcode.TEXT
         elif op is Opcode.CONT and self.partial is not None:
             self.partial.append(data)
             if frame.fin:
                 message, self.partial = b"".join(self.partial), None
-                self.on_message(message)
+                self._message(self.partial_text, message)
+        elif op is Opcode.PONG:
+            self.rx = True  # only an answer to our ping shows the client reads what we send
         elif op is Opcode.CLOSE:
             self.forget()  # the client is leaving: stop routing to it now
+
+    def _message(self, text: bool, data: bytes) -> None:
+        if text:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:  # RFC 6455 §8.1: fail the connection, 1007
+                self.service.invalid_utf8.inc()
+                self.close(INVALID_DATA, "invalid UTF-8 in a text frame")
+                return
+        self.on_message(data)
 
     def _flush_proto(self) -> None:
         """Send what websockets produced: handshake response, pongs, close, EOF."""
@@ -141,11 +179,20 @@ class WsiConnection(Session, asyncio.Protocol):
 
     # outgoing --------------------------------------------------------------------------
     def _write(self, frame: bytes) -> None:
+        """Replies, replayed events, pongs, pings: within the same budget as live events."""
         if self.pending is not None:  # keep order behind coalesced event frames
             self.pending.append(frame)
             self.pending_bytes += len(frame)
         elif not self.transport.is_closing():
             self.transport.write(frame)
+        else:
+            return
+        if (
+            not self.closed
+            and self.pending_bytes + self.transport.get_write_buffer_size()
+            > self.service.max_queue_bytes
+        ):
+            self.close_slow(self.last_seq + 1)
 
     def _flush(self) -> None:
         pending = self.pending

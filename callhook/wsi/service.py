@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from callhook.bus import Bus
 from callhook.config import Settings
+from callhook.connections import ConnectionLimits
 from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.ops import AuthMetrics
@@ -24,7 +25,6 @@ from callhook.proxies import TrustedProxies
 from callhook.security import RateLimiter
 from callhook.store.records import StoredEvent
 from callhook.traffic_log import TrafficLog
-from callhook.wsi import asgi
 from callhook.wsi.auth import Authenticator, Passwords, Tickets
 from callhook.wsi.listener import WsiConnection
 from callhook.wsi.permissions import ALL, EXT, Entry, Principal
@@ -80,6 +80,8 @@ class HubPort(Protocol):
     def correlator(self) -> StateView: ...
     @property
     def store(self) -> StoreView: ...
+    @property
+    def connections(self) -> ConnectionLimits: ...
 
 
 def _host_port(listen: str) -> tuple[str, int]:
@@ -107,6 +109,7 @@ class WsiService:
         self._bus = hub.bus
         self.log = hub.log
         self._state = hub.correlator
+        self.limits = hub.connections  # shared with the main port's HTTP connections
         self.max_queue_bytes = hub.settings.wsi.max_queue_bytes
         self.ping_interval = hub.settings.wsi.ping_interval
         self.router: Router[Session] = Router()
@@ -144,6 +147,11 @@ class WsiService:
         )
         self.slow_consumers = Counter(
             "callhook_wsi_slow_consumers", "Subscribers closed for not keeping up", registry=r
+        )
+        self.invalid_utf8 = Counter(
+            "callhook_wsi_invalid_utf8",
+            "Connections closed (1007) for a text frame that is not UTF-8",
+            registry=r,
         )
 
     # lifespan --------------------------------------------------------------------------
@@ -186,9 +194,9 @@ class WsiService:
         ctx.load_cert_chain(server.tls_cert, server.tls_key)
         return ctx
 
-    async def asgi(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
-        """`/ws` on the main port."""
-        await asgi.serve(self, scope, receive, send)
+    def upgraded(self) -> WsiConnection:
+        """The protocol for `/ws` on the main port, taking over an admitted connection."""
+        return WsiConnection(self, counted=True)
 
     # fan-out: the hot path -------------------------------------------------------------
     def publish(self, events: list[Event]) -> None:

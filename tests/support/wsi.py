@@ -156,8 +156,13 @@ class RawClient:
     control over what is (not) read.
     """
 
-    def __init__(self, port: int, path: str = "/") -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    def __init__(self, port: int, path: str = "/", rcvbuf: int = 0) -> None:
+        """`rcvbuf`: a small receive buffer, so that not reading soon stops the server."""
+        self.sock = socket.socket()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
             (
@@ -179,15 +184,18 @@ class RawClient:
         self.buf += chunk
 
     def send_text(self, text: str) -> None:
-        payload = text.encode()
+        self.send_frame(0x1, text.encode())
+
+    def send_frame(self, opcode: int, payload: bytes) -> None:
+        """One final frame, masked as a client must (0x1 text, 0x9 ping, 0xA pong...)."""
         mask = os.urandom(4)
         n = len(payload)
         if n < 126:
-            head = struct.pack("!BB", 0x81, 0x80 | n)
+            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
         elif n < 65536:
-            head = struct.pack("!BBH", 0x81, 0xFE, n)
+            head = struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
         else:
-            head = struct.pack("!BBQ", 0x81, 0xFF, n)
+            head = struct.pack("!BBQ", 0x80 | opcode, 0xFF, n)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         self.sock.sendall(head + mask + masked)
 
@@ -212,6 +220,12 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # A tenant shaped like the seed's examples: SIP domain test.com, password 111111, and

@@ -16,6 +16,7 @@ import orjson
 
 from callhook import config
 from callhook.bus.memory import MemoryBus
+from callhook.connections import ConnectionLimits
 from callhook.directory import Extension, Tenant
 from callhook.events import Event
 from callhook.security import RateLimiter
@@ -99,6 +100,7 @@ def make_service() -> tuple[WsiService, FakeStore]:
         correlator=SimpleNamespace(),
         auth_limiter=RateLimiter(),
         store=SimpleNamespace(directory=SimpleNamespace()),
+        connections=ConnectionLimits(100, 100),
     )
     return WsiService(hub), store  # type: ignore[arg-type]
 
