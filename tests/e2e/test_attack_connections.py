@@ -233,7 +233,7 @@ def test_the_file_limit_is_raised_and_said_at_start(hub: Hub) -> None:
     soft, hard = line.split()[3:5]
     assert soft == hard
     logs = hub.log_path.read_text()
-    started = next(json.loads(x) for x in logs.splitlines() if '"callhook listening"' in x)
+    started = next(json.loads(x) for x in logs.splitlines() if '"callhook started"' in x)
     assert started["file_limit"] == int(soft)
     assert started["max_connections"] == 40
 
