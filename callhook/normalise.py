@@ -139,11 +139,58 @@ def user_agent(variables: dict[str, str]) -> str:
     return " ".join(v for v in (variables.get("product"), variables.get("program_version")) if v)
 
 
+# Pairs a Registration URL may add (they are not phone variables: the admin types the
+# phone's settings into the URL): the phone's SIP port and its registration interval.
+PORT_PAIRS: Final = ("port", "sip_port")
+EXPIRES_PAIRS: Final = ("expires", "register_expiration")
+MAX_EXPIRES: Final = 7 * 86400
+
+
+def _port(value: str | None) -> str:
+    n = _int_or_none(value, 65535)
+    return str(n) if n else ""
+
+
+def split_host_port(address: str) -> tuple[str, str]:
+    """`192.168.1.20:5062` -> (`192.168.1.20`, `5062`); `[fe80::1]:5060` likewise; a host
+    without a port -> (host, "")."""
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        return host, _port(rest[1:]) if rest.startswith(":") else ""
+    host, sep, port = address.rpartition(":")
+    if sep and host and ":" not in host and _port(port):
+        return host, _port(port)
+    return address, ""
+
+
+def _join(host: str, port: str) -> str:
+    if not port:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def contact(
-    own: str, variables: dict[str, str], source_ip: str, now: float, removed: bool
+    own: str,
+    variables: dict[str, str],
+    source_ip: str,
+    now: float,
+    removed: bool,
+    pairs: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A PortSIP registration contact (PortSIP `registration_contacts` item) for one phone."""
-    host = _clip(variables.get("phone_ip") or source_ip)
+    """A PortSIP registration contact (PortSIP `registration_contacts` item) for one phone.
+
+    `public_address` is the phone's address (`$phone_ip`, else where the request came from)
+    with its SIP port when the phone reports one (`$phone_ip` as `host:port`, or a `port=`
+    pair); `received_from` is where the request came from, with that port when it is the
+    same host. `expires` is now plus the registration interval an `expires=` pair gives
+    (seconds), else plus an hour.
+    """
+    pairs = pairs or {}
+    host, port = split_host_port(_clip(variables.get("phone_ip") or source_ip))
+    port = port or next((p for k in PORT_PAIRS if (p := _port(pairs.get(k)))), "")
+    interval = next(
+        (n for k in EXPIRES_PAIRS if (n := _int_or_none(pairs.get(k), MAX_EXPIRES))), None
+    )
     mac = variables.get("mac", "")
     # RFC 4122 lets a UUID's node field be the MAC: a stable instance id per device.
     instance = (
@@ -151,19 +198,21 @@ def contact(
         if len(mac) == 12 and mac.isalnum()
         else ""
     )
-    uri = f"<sip:{own}@{host}>"
+    public = _join(host, port)
+    uri = f"<sip:{own}@{public}>"
     if removed:
         uri += ";expires=0"
     if instance:
         uri += f';+sip.instance="{instance}"'
     t = int(now)
+    source = source_ip or host
     return {
         "contact_uri": uri,
-        "expires": t if removed else t + REGISTRATION_EXPIRES,
+        "expires": t if removed else t + (interval or REGISTRATION_EXPIRES),
         "instance": instance,
         "last_update": t,
-        "public_address": host,
-        "received_from": _clip(source_ip or host),
+        "public_address": public,
+        "received_from": _clip(_join(source, port) if source == host else source),
         "reg_id": 0,
         "user_agent": _clip(user_agent(variables)),
     }
@@ -224,7 +273,7 @@ def normalise(pe: PhoneEvent, now: float) -> CallReport | DeviceReport:
         return DeviceReport(pe.event, "action_url", phone, own, device_info, raw=raw)
     if key == "extension_register":
         removed = pe.event == "sign_off"
-        c = contact(own, v, pe.source_ip, now, removed) if own else None
+        c = contact(own, v, pe.source_ip, now, removed, pe.pairs) if own else None
         return DeviceReport(pe.event, key, phone, own, device_info, contact=c, removed=removed)
     return DeviceReport(pe.event, key, phone, own, device_info)
 

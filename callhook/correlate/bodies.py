@@ -1,6 +1,7 @@
 """Event bodies in PortSIP's Pub/Sub wire format: field names and value types as there.
 
-`time` is a string of Unix seconds, extensions are `sip:NUMBER@domain`, external numbers bare.
+`time` is a string of Unix seconds, parties are `sip:NUMBER@domain` (the tenant's domain, for
+external numbers too) with the plain number alongside (`caller_number`, ...).
 Fields the guide does not show for a key (target_* events, call_reroute) follow its nearest
 example and add what the key needs (`reason`, `transferred_by`, `fail_code`).
 """
@@ -73,14 +74,28 @@ class TenantView:
 
 
 def party(s: Session, tv: TenantView, number: str) -> str:
-    """How a call party is written: a SIP URI for this tenant's extensions, else the number."""
-    return tv.uri(number) if number and number in s.extensions else number
+    """How a call party is written: `sip:NUMBER@domain` (the tenant's SIP domain), extension
+    or not, as PortSIP writes every party; "" when unknown."""
+    return tv.uri(number) if number else ""
 
 
 def render_parties(s: Session, tv: TenantView) -> None:
     """Cache how caller and callee are written (they change rarely, are written often)."""
     s.w_caller = party(s, tv, s.caller)
     s.w_callee = party(s, tv, s.callee)
+
+
+# Party fields (SIP addresses) that get their plain number alongside, as `<field>_number`.
+ADDRESS_FIELDS = ("caller", "callee", "call_target", "aor", "peer_aor", "transferred_by")
+
+
+def add_numbers(body: dict[str, Any], tv: TenantView) -> None:
+    """`caller_number: "0711222333"` next to `caller: "sip:0711222333@domain"`, and so on."""
+    suffix = "@" + tv.domain
+    for name in ADDRESS_FIELDS:
+        value = body.get(name)
+        if isinstance(value, str) and value.startswith("sip:") and value.endswith(suffix):
+            body[name + "_number"] = value[4 : -len(suffix)]
 
 
 def call_event(s: Session, tv: TenantView, key: str, now: float, **extra: Any) -> Event:
@@ -95,9 +110,12 @@ def call_event(s: Session, tv: TenantView, key: str, now: float, **extra: Any) -
         "tenant_id": tv.tenant_id,
         "tenant_name": tv.tenant_name,
         "time": str(int(now)),
+        "caller_number": s.caller,
+        "callee_number": s.callee,
     }
     if extra:
         body.update(extra)
+        add_numbers(body, tv)
     return Event(tv.name, key, body, s.extensions, None, s.session_id)
 
 
@@ -115,6 +133,8 @@ def call_start(s: Session, tv: TenantView, now: float) -> Event:
         "tenant_id": tv.tenant_id,
         "tenant_name": tv.tenant_name,
         "time": unix_time(now),
+        "caller_number": s.caller,
+        "callee_number": s.callee,
     }
     return Event(tv.name, "call_start", body, s.extensions, None, s.session_id)
 
@@ -133,6 +153,7 @@ def hold_event(
         "tenant_name": tv.tenant_name,
         "time": unix_time(now),
     }
+    add_numbers(body, tv)
     return tv.event(key, body, s.extensions, s.session_id)
 
 

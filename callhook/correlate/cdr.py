@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from callhook.correlate.bodies import TenantView, party
+from callhook.correlate.bodies import TenantView, add_numbers, party
 from callhook.correlate.state import CorrelationSettings, Session
 from callhook.events import Event, unix_time
 
@@ -84,4 +84,5 @@ def cdr_event(s: Session, tv: TenantView, now: float) -> Event:
         "tenant_name": tv.tenant_name,
         "time": unix_time(now),
     }
+    add_numbers(body, tv)
     return tv.event("call_cdr", body, s.extensions, s.session_id)

@@ -309,7 +309,7 @@ class Correlator:
             return unix_time(t) if t is not None else ""
 
         def party(n: str) -> str:
-            return tv.uri(n) if n and n in s.extensions else n
+            return tv.uri(n) if n else ""
 
         return {
             "session_id": s.session_id,
@@ -324,6 +324,8 @@ class Correlator:
             "answer_time": stamp(s.answer_time),
             "call_target": party(s.answered_by),
             "extensions": list(s.extensions),
+            "caller_number": s.caller,
+            "callee_number": s.callee,
         }
 
     def _view(self, name: str) -> TenantView:

@@ -148,3 +148,25 @@ def test_a_late_terminate_does_not_stamp_the_start_after_the_answer(
     assert times[2] - times[1] in (29, 30, 31)  # answered 30 s before the hangup
     cdr = events[-1]
     assert cdr["start_time"] == events[0]["time"] and cdr["talk_seconds"] == 30
+
+
+# -- parties as SIP addresses, the plain number alongside ---------------------------------------
+
+
+def test_outside_numbers_are_sip_addresses_too(env: tuple[Hub, Sink]) -> None:
+    hub, _ = env
+    phone = Phone(hub.port, TOKEN, "101")
+    call = {"remote": "0711222555", "call_id": "party-1"}
+    for event in ("Incoming Call", "Establish Call", "Hold Call", "Terminate Call"):
+        assert phone.send(event, **call).status == 200
+    events = {e["event_type"]: e for e in call_events(hub, "party-1")}
+    outside, ours = f"sip:0711222555@{DOMAIN}", f"sip:101@{DOMAIN}"
+    for key in ("call_start", "call_established", "call_ended", "call_cdr"):
+        e = events[key]
+        assert (e["caller"], e["callee"]) == (outside, ours), key
+        assert (e["caller_number"], e["callee_number"]) == ("0711222555", "101"), key
+    assert events["target_ringing"]["call_target"] == ours
+    assert events["target_ringing"]["call_target_number"] == "101"
+    hold = events["call_hold"]
+    assert (hold["aor"], hold["peer_aor"]) == (ours, outside)
+    assert (hold["aor_number"], hold["peer_aor_number"]) == ("101", "0711222555")

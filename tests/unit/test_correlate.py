@@ -81,7 +81,9 @@ def test_inbound_answered() -> None:
         "terminate_call", local="101", remote="0711222333", call_id="a", duration="58"
     ) == ["target_ended", "call_ended", "call_cdr"]
     start = p.one("call_start")
-    assert start["caller"] == "0711222333" and start["callee"] == uri("101")
+    # Every party is a SIP address, an outside number too; the plain number alongside.
+    assert start["caller"] == uri("0711222333") and start["callee"] == uri("101")
+    assert (start["caller_number"], start["callee_number"]) == ("0711222333", "101")
     assert start["direction"] == "inbound" and start["request_id"] == "0"
     assert start["time"] == str(int(T0)) and start["tenant_id"] == "42"
     cdr = p.one("call_cdr")
@@ -109,12 +111,12 @@ def test_outbound_answered() -> None:
     start = p.one("call_start")
     assert (start["caller"], start["callee"], start["direction"]) == (
         uri("102"),
-        "0044123",
+        uri("0044123"),
         "outbound",
     )
     cdr = p.one("call_cdr")
     assert (cdr["status"], cdr["talk_seconds"], cdr["ring_seconds"]) == ("answered", 30, 8)
-    assert p.one("call_established")["call_target"] == "0044123"
+    assert p.one("call_established")["call_target"] == uri("0044123")
 
 
 def test_outbound_not_answered_is_no_answer() -> None:
@@ -288,7 +290,8 @@ def test_transfer_whose_target_never_reports_closes_on_tick() -> None:
     assert p.tick(4) == []
     assert p.tick(2)[-2:] == ["call_ended", "call_cdr"]
     assert p.one("call_cdr")["end_reason"] == "transferred"
-    assert p.one("call_reroute")["call_target"] == "0800"
+    assert p.one("call_reroute")["call_target"] == uri("0800")
+    assert p.one("call_reroute")["call_target_number"] == "0800"
 
 
 def test_hold_unhold_repeat_but_duplicates_drop() -> None:
@@ -329,7 +332,7 @@ def test_out_of_order_establish_before_incoming() -> None:
     p.wait(5)
     p.send("terminate_call", **v)
     start = p.one("call_start")
-    assert (start["caller"], start["callee"]) == ("0711", uri("101"))
+    assert (start["caller"], start["callee"]) == (uri("0711"), uri("101"))
     assert p.one("call_cdr")["status"] == "answered"
 
 
@@ -568,7 +571,16 @@ def test_internal_caller_dials_a_ring_group() -> None:
     assert len(p.sessions()) == 1 and p.count("call_established") == 1
     assert p.one("target_noanswer")["call_target"] == uri("101")
     cdr = p.one("call_cdr")
-    assert (cdr["caller"], cdr["callee"], cdr["call_target"]) == (uri("104"), "600", uri("102"))
+    assert (cdr["caller"], cdr["callee"], cdr["call_target"]) == (
+        uri("104"),
+        uri("600"),
+        uri("102"),
+    )
+    assert (cdr["caller_number"], cdr["callee_number"], cdr["call_target_number"]) == (
+        "104",
+        "600",
+        "102",
+    )
 
 
 def test_memory_stays_bounded_without_ticks() -> None:

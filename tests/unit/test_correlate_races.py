@@ -145,7 +145,7 @@ def test_snom_dial_out_not_answered() -> None:
     h.end()
     (cdr,) = h.cdrs()
     assert (cdr["status"], cdr["direction"]) == ("no_answer", "outbound")
-    assert (cdr["caller"], cdr["callee"]) == (uri("111"), "0711555")
+    assert (cdr["caller"], cdr["callee"]) == (uri("111"), uri("0711555"))
     assert cdr["extensions"] == ["111"]
     assert h.c.presence("acme", "0711555")["last_seen"] == 0
 

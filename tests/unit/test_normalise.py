@@ -178,3 +178,26 @@ def test_long_values_are_clipped() -> None:
     rep = normalise(pe("incoming_call", local="1" * 5000, remote="2" * 5000), NOW)
     assert isinstance(rep, CallReport)
     assert len(rep.own) <= 256 and len(rep.remote) <= 256
+
+
+@pytest.mark.parametrize(
+    ("phone_ip", "source", "pairs", "public", "received", "interval"),
+    [
+        ("192.168.1.20", "192.168.1.20", {}, "192.168.1.20", "192.168.1.20", 3600),
+        ("192.168.1.20:5062", "192.168.1.20", {}, "192.168.1.20:5062", "192.168.1.20:5062", 3600),
+        ("192.168.1.20", "192.168.1.20", {"port": "5060"}, "192.168.1.20:5060",
+         "192.168.1.20:5060", 3600),
+        # behind NAT: where the request came from has no known port
+        ("192.168.1.20:5062", "203.0.113.9", {}, "192.168.1.20:5062", "203.0.113.9", 3600),
+        ("[fe80::1]:5060", "fe80::1", {"expires": "300"}, "[fe80::1]:5060", "[fe80::1]:5060", 300),
+        ("192.168.1.20", "192.168.1.20", {"expires": "0", "port": "99999"}, "192.168.1.20",
+         "192.168.1.20", 3600),
+    ],
+)  # fmt: skip
+def test_registration_contact_ports_and_expiry(
+    phone_ip: str, source: str, pairs: dict[str, str], public: str, received: str, interval: int
+) -> None:
+    c = contact("101", {"phone_ip": phone_ip}, source, 1000.0, False, pairs)
+    assert (c["public_address"], c["received_from"]) == (public, received)
+    assert c["expires"] - c["last_update"] == interval
+    assert c["contact_uri"] == f"<sip:101@{public}>"
