@@ -4,7 +4,8 @@ Whatever then serves a request (the phone fast path of ingest/fastpath.py or pla
 every connection on the main port goes through this class first, so both answer alike:
 
 - limits ([connections] in the config): request line + headers of one request are read up
-  to `max_header_bytes` (over it: `431`, or `414` while still in the request line) and
+  to `max_header_bytes` (over it: `431`, or `414` when the URL takes over 8 KiB or half of
+  it) and
   within `header_timeout` of their first byte (or of the connection's start); a body within
   `body_timeout` of its headers (`408`); open connections per source and in total are
   capped (`503` at once). Each answer closes the connection and is counted and logged.
@@ -156,9 +157,9 @@ class HubHttpProtocol(HttpToolsProtocol):
 
     def _head_too_large(self) -> None:
         source = self.client[0] if self.client else ""
-        if self._in_url:  # still in the request line: it is the URL that is too long
+        limit = min(MAX_URL_BYTES, self.guard.max_header_bytes // 2)
+        if self._in_url and len(getattr(self, "url", b"")) > limit:  # the URL is too long
             self.guard.limits.shed("uri_too_long", source)
-            limit = min(MAX_URL_BYTES, self.guard.max_header_bytes)
             self._answer(414, "uri-too-long", f"the URL is over {limit} bytes")
             return
         self.guard.limits.shed("header_too_large", source)

@@ -66,10 +66,12 @@ async def serve(settings: Settings, *, fast_ingest: bool = True) -> None:
     )
     fast = fast_ingest and fastpath.AVAILABLE
     hub.metrics.fast_path.set(1 if fast else 0)
-    if fast_ingest and not fast:
+    if not fast:
+        why = "switched off" if not fast_ingest else "this uvicorn has no _start_asgi_task"
         log.warning(
-            "phone fast path off: this uvicorn has no HttpToolsProtocol._start_asgi_task;"
-            " phones are served through ASGI (same answers, about a third more CPU each)",
+            "phone fast path off (%s): phones are served through ASGI, same answers, about"
+            " a third more CPU each",
+            why,
             extra={"uvicorn": uvicorn.__version__},
         )
     http = fastpath.protocol_for(hub.ingest, guard) if fast else fastpath.plain_protocol(guard)

@@ -6,14 +6,15 @@ of the hub's CPU per request (bench/README.md). This subclass of uvicorn's httpt
 protocol takes over at the one point where uvicorn starts the ASGI app for a parsed request:
 a GET or HEAD for the ingest endpoint is handled right there, and its response is written
 when the commit's future completes, with the same back-pressure as uvicorn's `send`.
-Everything else (the REST API, `/ws`, the dashboard, POST bodies, pipelining, keep-alive,
+Everything else (the REST API, the dashboard, POST bodies, pipelining, keep-alive,
 shutdown) stays uvicorn's, except that a connection with pipelined requests queued is not
 read from until they are answered (uvicorn would read, parse and queue without limit).
+Limits, request-line mending and `/ws` are the base class's (callhook/http_protocol.py).
 
-The hook is a private method of uvicorn (`_start_asgi_task`, uvicorn >= 0.45). Where it is
-missing, phones are served through ASGI (`plain_protocol()`), on the
-same bounded, tolerant protocol (http_protocol.py), with the same answers; the hub then
-logs a warning and sets `callhook_ingest_fast_path` to 0.
+The hook is a private method of uvicorn (`_start_asgi_task`; the pinned range has it and
+tests/unit/test_uvicorn_contract.py checks). Where it is missing, phones are served through
+ASGI (`plain_protocol()`) on the same bounded, tolerant protocol, with the same answers;
+the hub then logs a warning and sets `callhook_ingest_fast_path` to 0.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from callhook.ingest import fastpath
 from tests.support.hub import ADMIN_KEY, Hub
-from tests.support.phone import Response, parse_response
+from tests.support.phone import Response, parse_response, send_raw
 
 TOKEN = "gs-7f3a9c"
 
@@ -196,7 +196,26 @@ def test_any_mix_of_pipelined_requests_is_answered_in_order(
             assert r.body == b"" and int(r.headers["content-length"]) > 0
 
 
-def test_phones_are_served_alike_without_the_fast_path(tmp_path: Path) -> None:
+# Request shapes whose answers come from the tolerant part of the main port's protocol:
+# they must be the same with and without the fast path.
+_SHAPES = [
+    f"GET /token={TOKEN}&event=DND On&local=104&display_local=张伟 HTTP/1.1\r\n"
+    "Host: hub\r\nConnection: close\r\n\r\n".encode(),
+    f"GET /ingest/{TOKEN}/dnd_off?local=104&x={'y' * 9000} HTTP/1.1\r\n"
+    "Host: hub\r\nConnection: close\r\n\r\n".encode(),
+    f"GET /token={TOKEN}&event=DND%20On&local=104 HTTP/1.1\r\nBad Header\r\n\r\n".encode(),
+    f"GET /token={TOKEN}&event=DND%20On&local=104 HTTP/1.1\r\nX-Big: {'a' * 20000}\r\n\r\n".encode(),
+    b"GET /a b c HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n",
+]
+
+
+def _answer(port: int, request: bytes) -> tuple[int, str, bytes]:
+    r = send_raw(port, request)
+    body = r.body if r.status != 200 else b"ok"  # a 200 carries its seq
+    return r.status, r.headers.get("content-type", ""), body
+
+
+def test_phones_are_served_alike_without_the_fast_path(tmp_path: Path, shared_hub: Hub) -> None:
     """The ASGI path phones fall back to (a uvicorn without the hook) answers the same."""
     hub = Hub(tmp_path)
     code = (
@@ -213,6 +232,17 @@ def test_phones_are_served_alike_without_the_fast_path(tmp_path: Path) -> None:
         assert [r.status for r in got] == [status for _, status in requests]
         keys = [e["event_type"] for e in hub.events(extension="104", limit=100)]
         assert keys.count("dnd_on") >= 1 and "dnd_off" in keys
+        fallback = [_answer(hub.port, shape) for shape in _SHAPES]
+        fast = [_answer(shared_hub.port, shape) for shape in _SHAPES]
+        assert fallback == fast
+        assert [status for status, _, _ in fast] == [200, 414, 400, 431, 404]
+        assert all(kind == "application/json" for _, kind, _ in fast)
+        # said loudly: a warning at start and a metric
+        assert "phone fast path off" in hub.log_path.read_text()
+        status, text = hub.api("GET", "/metrics")
+        assert "callhook_ingest_fast_path 0.0" in text
+        status, text = shared_hub.api("GET", "/metrics")
+        assert "callhook_ingest_fast_path 1.0" in text
     finally:
         hub.stop()
 
