@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 CONFIG ?= callhook.toml
 
-.PHONY: serve test lint unit bench install dev clean chromium nginx
+.PHONY: serve test lint unit bench install dev clean chromium nginx sip-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,16 @@ chromium:
 nginx:
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light)
 
+## sip-tools: Debian's Kamailio 5.6 (with the module packages the adapter loads) and SIPp
+KAMAILIO_PACKAGES := kamailio kamailio-extra-modules kamailio-utils-modules sip-tester
+sip-tools:
+	@command -v kamailio >/dev/null && command -v sipp >/dev/null \
+	  && test -f /usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so \
+	  && test -f /usr/lib/x86_64-linux-gnu/kamailio/modules/jansson.so \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(KAMAILIO_PACKAGES))
+
 ## test: set up, lint, and run the whole suite
-test: lint chromium nginx
+test: lint chromium nginx sip-tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
 BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py

@@ -47,6 +47,7 @@ from callhook.ingest.routes import (
     TenantResolver,
     is_ingest_target,
 )
+from callhook.kamailio import routes as kamailio_api
 from callhook.ops import Metrics
 from callhook.pipeline import Pipeline
 from callhook.proxies import TrustedProxies
@@ -247,6 +248,7 @@ class Hub:
             webhooks_api.router,
             call_events_api.router,
             deliveries_api.router,
+            kamailio_api.router,
         ):
             api.include_router(router, prefix="/api/v1")
         dashboard.install(api)  # the page at /, its assets at /static/, its endpoints

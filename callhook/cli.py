@@ -18,6 +18,7 @@ from callhook.cli_admin import (
     phone_urls_command,
 )
 from callhook.demo import demo
+from callhook.kamailio.command import kamailio_config
 from callhook.simulate.command import simulate
 from callhook.tail import tail
 
@@ -154,6 +155,7 @@ main.add_command(tail)
 main.add_command(phone_urls_command)
 main.add_command(keys)
 main.add_command(demo)
+main.add_command(kamailio_config)
 
 
 if __name__ == "__main__":  # pragma: no cover

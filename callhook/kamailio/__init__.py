@@ -1,0 +1,1 @@
+"""Kamailio as a source: the configuration it runs, and the hub's side of its reports."""

@@ -1,0 +1,93 @@
+"""POST /api/v1/tenants/{tenant}/kamailio: a Kamailio server's reports, in batches.
+
+Authenticated with a tenant API key (the source key: create one per Kamailio, named after
+it) or the admin key. The answer comes after the batch's events are in the log, so a
+Kamailio that got a 2xx may forget the batch; on any other answer it sends it again.
+Events that a Kamailio report caused carry `"source": "kamailio"`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+
+from callhook.api.auth import Principal, hub_of, principal, require_tenant
+from callhook.api.events import published_event
+from callhook.errors import BadRequest
+from callhook.events import Event
+from callhook.kamailio.reports import MAX_REPORTS, SOURCE, BadReport, translate
+from callhook.pipeline import stored
+from callhook.store.sqlite import StoreError
+
+router = APIRouter(tags=["kamailio"])
+
+
+@router.post(
+    "/tenants/{tenant}/kamailio",
+    summary="Reports from a Kamailio server (a JSON array), correlated like phone reports",
+    responses={
+        200: {"description": "accepted: counts of reports used and skipped, with reasons"},
+        400: {"description": "the body is not a JSON array of objects"},
+    },
+)
+async def kamailio_reports(
+    request: Request, tenant: str, who: Annotated[Principal, Depends(principal)]
+) -> Response:
+    hub = hub_of(request)
+    require_tenant(hub, who, tenant)
+    t = hub.tenants[tenant]
+    try:
+        reports = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not JSON: {exc}") from None
+    if isinstance(reports, dict):
+        reports = [reports]
+    if not isinstance(reports, list):
+        raise BadRequest("the body is a JSON array of reports")
+    if len(reports) > MAX_REPORTS:
+        raise BadRequest(f"at most {MAX_REPORTS} reports per request")
+    # Kamailio's SIP workers queue reports concurrently: its own clock orders them.
+    order = sorted(range(len(reports)), key=lambda i: _when(reports[i]))
+    source = request.client.host if request.client else ""
+    skipped: list[dict[str, Any]] = []
+    committed: list[list[Event]] = []
+    waits: list[asyncio.Future[list[Event]]] = []
+    for i in order:  # skipped reports are named by their place in the request
+        try:
+            meaning = translate(reports[i], t)
+        except BadReport as exc:
+            skipped.append({"report": i, "reason": str(exc)})
+            continue
+        for parsed in meaning.calls:
+            events, done = hub.pipeline.accept(t, parsed, source)
+            for e in events:
+                e.body["source"] = SOURCE
+            committed.append(events)
+            if done not in waits:
+                waits.append(done)
+        if meaning.register is not None:
+            ev = published_event(t, "extension_register", meaning.register)
+            ev.body["source"] = SOURCE
+            committed.append(await hub.pipeline.publish(ev))  # StoreError: a 503
+    for done in waits:
+        await asyncio.shield(done)  # StoreError: a 503, and Kamailio sends the batch again
+    if not all(stored(events) for events in committed):
+        raise StoreError("the database refused these events")
+    body = {
+        "accepted": len(reports) - len(skipped),
+        "skipped": skipped,
+        "events": sum(len(e) for e in committed),
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _when(report: Any) -> float:
+    if isinstance(report, dict):
+        try:
+            return float(report.get("t") or 0)
+        except (TypeError, ValueError):
+            return 0.0
+    return 0.0
