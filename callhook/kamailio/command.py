@@ -11,7 +11,7 @@ from callhook import config
 from callhook.cli_admin import _ensure_tenant, _with_store, config_option, load_settings
 from callhook.errors import BadRequest
 from callhook.kamailio.config import KamailioConfig, render
-from callhook.store.sqlite import SQLiteStore
+from callhook.store import Store
 
 KEY_NAME = "kamailio"
 
@@ -96,11 +96,9 @@ def kamailio_config(
 
 
 def _create_key(settings: config.Settings, tenant: str) -> str:
-    from callhook.store import tenants as rows
-
-    async def op(store: SQLiteStore) -> dict[str, Any] | None:
+    async def op(store: Store) -> dict[str, Any] | None:
         await _ensure_tenant(store, settings, tenant)
-        return await store.write(lambda c, _s: rows.create_api_key(c, tenant, KEY_NAME))
+        return await store.directory.create_api_key(tenant, KEY_NAME)
 
     created = _with_store(settings, op)
     if created is None:

@@ -20,7 +20,7 @@ from callhook.errors import BadRequest
 from callhook.events import Event
 from callhook.kamailio.reports import MAX_REPORTS, SOURCE, BadReport, translate
 from callhook.pipeline import stored
-from callhook.store.sqlite import StoreError
+from callhook.store import StoreError
 
 router = APIRouter(tags=["kamailio"])
 
