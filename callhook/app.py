@@ -186,7 +186,19 @@ class Hub:
         if not report.unchanged:
             log.info(
                 "config applied",
-                extra={"added": report.added, "changed": report.changed, "removed": report.removed},
+                extra={
+                    "added": report.added,
+                    "changed": report.changed,
+                    "removed": report.removed,
+                    "detached": report.detached,
+                },
+            )
+        for name in report.kept:  # every start, until the operator decides
+            log.warning(
+                f"TENANT {name!r} IS NO LONGER IN THE CONFIG FILE: its events, CDRs and devices"
+                f" are kept and its phones are refused; declare it again to bring it back, or"
+                f" delete it and its data with `callhook tenants purge {name}`",
+                extra={"tenant": name},
             )
         return report
 

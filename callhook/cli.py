@@ -17,6 +17,7 @@ from callhook.cli_admin import (
     load_settings,
     phone_urls_command,
 )
+from callhook.cli_tenants import tenants
 from callhook.demo import demo
 from callhook.kamailio.command import kamailio_config
 from callhook.simulate.command import simulate
@@ -69,8 +70,7 @@ def _print_banner(settings: config.Settings) -> None:
         click.echo(
             f"  note: listen = {settings.server.listen!r} takes connections from this machine"
             ' only; for real phones set listen = "0.0.0.0:PORT" and public_url (README,'
-            ' "Point a real phone at the hub")',
-            err=True,
+            ' "Point a real phone at the hub")'
         )
     click.echo(f"  URLs for every event and vendor: {invocation.command()} phone-urls --vendor all")
     if settings.server.admin_key == "change-me":
@@ -154,6 +154,7 @@ main.add_command(simulate)
 main.add_command(tail)
 main.add_command(phone_urls_command)
 main.add_command(keys)
+main.add_command(tenants)
 main.add_command(demo)
 main.add_command(kamailio_config)
 

@@ -221,7 +221,7 @@ def demo(
     """Run a demo hub with simulated phones making calls (for a first look)."""
     chosen = pick_port(port), pick_port(wsi_port)
     for name, wanted, got in (("port", port, chosen[0]), ("WSI port", wsi_port, chosen[1])):
-        if got != wanted:
+        if wanted and got != wanted:
             click.echo(f"{name} {wanted} is taken: the demo uses {got} instead")
     port, wsi_port = chosen
     with contextlib.ExitStack() as stack:

@@ -17,7 +17,7 @@ from callhook.api.common import (
     Token,
 )
 
-Source = Literal["config", "api"]
+Source = Literal["config", "api", "detached"]  # detached: dropped from the file, data kept
 Members = Annotated[list[Number], Field(max_length=10_000)]
 Groups = Annotated[list[Name], Field(max_length=64)]
 

@@ -73,10 +73,13 @@ class ApplyReport:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # why nothing was applied
+    # Tenants the file no longer declares, detached at this start / all still kept.
+    detached: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
     @property
     def unchanged(self) -> bool:
-        return not (self.added or self.changed or self.removed)
+        return not (self.added or self.changed or self.removed or self.detached)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -214,7 +215,11 @@ def test_demo_serves_simulated_calls(tmp_path: Path) -> None:
         base = banner["dashboard"].rstrip("/")
         key = re.search(r"Bearer (\S+)'", banner["events"])
         tail = banner["follow it"].split()
-        assert key and tail[:2] == ["callhook", "tail"]
+        assert key and "tail" in tail
+        # The command is printed the way this one was started, so it runs as printed.
+        prefix = tail[: tail.index("tail")]
+        version = subprocess.run([*prefix, "--version"], capture_output=True, text=True, env=env)
+        assert version.returncode == 0 and "callhook" in version.stdout, (prefix, version)
         ws_url, password = tail[tail.index("--url") + 1], tail[tail.index("--password") + 1]
 
         def cdrs() -> list[Any]:
@@ -244,3 +249,28 @@ def test_demo_serves_simulated_calls(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert (tmp_path / "callhook.toml").exists()
+
+
+def test_demo_says_when_a_port_is_taken(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLHOOK_")}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = ["--port", str(port), "--wsi-port", "0", "--calls", "1"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "callhook", "demo", *args, "--dir", str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            banner = _read_banner(proc, 60)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+    moved = banner[f"port {port} is taken"]
+    assert moved.startswith("the demo uses ") and moved.endswith(" instead"), banner
+    other = int(moved.split()[3])
+    assert other != port and banner["dashboard"].startswith(f"http://127.0.0.1:{other}/")

@@ -12,7 +12,9 @@ from callhook.config import Settings, TenantConfig
 from callhook.directory import Extension, Queue, Tenant
 from callhook.events import new_id
 from callhook.store.records import ApplyReport
-from callhook.store.sqlite import tenants as rows
+
+# `tenants.source` of a tenant the config file declared once and no longer does.
+DETACHED = "detached"
 
 
 def _password_hash(stored: str, password: str) -> str:
@@ -48,10 +50,12 @@ def apply_config(
 ) -> ApplyReport:
     """Make the database match the config file's directory; entries made by API stay.
 
-    A tenant dropped from the file is deleted as the API deletes one: its events, CDRs and
-    the like are left to the purge that `Retention.resume` starts. If the file gives a
-    tenant an ingest token that an API-made tenant holds, nothing is changed and the
-    report says why (`refused`).
+    A tenant dropped from the file is detached, not deleted: a renamed tenant or a file
+    edited by mistake must not cost its events and CDRs. It keeps its data and its WSI
+    password but gives up its ingest token (a renamed tenant may take it over), until it is
+    declared again or purged (`callhook tenants purge`, or the API's DELETE). If the file
+    gives a tenant an ingest token that an API-made tenant holds, nothing is changed and
+    the report says why (`refused`).
     """
     declared = {t.name for t in settings.tenant}
     report = ApplyReport(refused=_tokens_taken(conn, settings, declared))
@@ -59,10 +63,16 @@ def apply_config(
         return report
     for (name,) in conn.execute("SELECT name FROM tenants WHERE source='config'").fetchall():
         if name not in declared:
-            rows.delete_tenant(conn, name)
-            report.removed.append(f"tenant {name}")
+            conn.execute(
+                f"UPDATE tenants SET source='{DETACHED}', ingest_token='' WHERE name=?", (name,)
+            )
+            report.detached.append(name)
     for t in settings.tenant:
         _apply_tenant(conn, t, hashes, report)
+    report.kept = [
+        r[0]
+        for r in conn.execute(f"SELECT name FROM tenants WHERE source='{DETACHED}' ORDER BY name")
+    ]
     return report
 
 
@@ -94,7 +104,7 @@ def _apply_tenant(
     domain = t.domain or f"{t.name}.local"
     values = (domain, t.ingest_token, hashes[(t.name, "")], json.dumps(t.open_ingest_networks))
     row = conn.execute(
-        "SELECT domain, ingest_token, password_hash, open_ingest_networks"
+        "SELECT domain, ingest_token, password_hash, open_ingest_networks, source"
         " FROM tenants WHERE name=?",
         (t.name,),
     ).fetchone()
@@ -104,7 +114,7 @@ def _apply_tenant(
             (t.name, new_id(), *values, time.time()),
         )
         report.added.append(f"tenant {t.name}")
-    elif tuple(row) != values:
+    elif tuple(row)[:4] != values or row[4] == DETACHED:  # declared again: data back in use
         conn.execute(
             "UPDATE tenants SET domain=?, ingest_token=?, password_hash=?, open_ingest_networks=?,"
             " source='config' WHERE name=?",
