@@ -208,6 +208,7 @@ class Hub:
         self.tenants.update(tenants)
         self.resolver.load(self.tenants)
         self.correlator.keep_tenants(self.tenants)  # a deleted tenant's calls and presence go
+        await self.wsi.directory_changed()  # open sessions lose what was revoked, at once
         await self.delivery.reload()  # a deleted tenant's endpoints went with it (cascade)
 
     def forget_api_keys(self) -> None:

@@ -173,21 +173,21 @@ class Authenticator:
         try:
             if tenant is None:
                 await self._verify_dummy(cmd.password)  # same cost as a real miss
-                ok = False
+                credential = None
             else:
-                ok = await self._check(tenant, cmd.extension, cmd.password)
+                credential = await self._check(tenant, cmd.extension, cmd.password)
         except Busy:
             self.by_account.release(account, by_account)  # not the client's fault
             self.by_address.release(source, by_source)
             self.metrics.refused.labels("wsi", "busy").inc()
             return BUSY
-        if not ok or tenant is None:
+        if credential is None or tenant is None:
             reason = "unknown-account" if tenant is None else "wrong-password"
             self.traffic.login_failed("wsi", address, reason, account=label)
             return AUTH_FAILED
         self.by_account.succeeded(account)
         self.by_address.release(source, by_source)  # the address keeps its other failures
-        return Principal(tenant.name, cmd.extension)
+        return Principal(tenant.name, cmd.extension, credential)
 
     async def _stored_hash(self, tenant: Tenant, extension: str | None) -> str:
         # Read through a short cache: a storm of logins to one account costs one query.
@@ -205,25 +205,33 @@ class Authenticator:
         self._hashes[key] = (stored, now + HASH_TTL, tenant)
         return stored
 
-    async def _check(self, tenant: Tenant, extension: str | None, password: str) -> bool:
+    async def current_hashes(
+        self, accounts: set[tuple[str, str | None]]
+    ) -> dict[tuple[str, str | None], str]:
+        """The stored hash of each (tenant, extension), read now ('' if none)."""
+        found = await asyncio.gather(*(self.store.password_hash(t, e) for t, e in accounts))
+        return dict(zip(accounts, found, strict=True))
+
+    async def _check(self, tenant: Tenant, extension: str | None, password: str) -> str | None:
+        """The stored hash the password matches, or None."""
         stored = await self._stored_hash(tenant, extension)
         if not stored or not password:
             # No such extension (or no password): the same cost as a wrong password, so
             # timing does not tell which extensions exist.
             await self._verify_dummy(password)
-            return False
+            return None
         digest = hashlib.sha256(password.encode("utf-8", "replace")).digest()
         key = (tenant.name, extension or "", digest)
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] == stored and hit[1] > now:
-            return True
-        ok = await self.slots.run(self._verify, stored, password, key)
-        if ok:
-            if len(self._cache) >= self.cache_max:
-                self._cache.clear()  # crude but bounded; a storm re-verifies once
-            self._cache[key] = (stored, now + self.cache_ttl)
-        return ok
+            return stored
+        if not await self.slots.run(self._verify, stored, password, key):
+            return None
+        if len(self._cache) >= self.cache_max:
+            self._cache.clear()  # crude but bounded; a storm re-verifies once
+        self._cache[key] = (stored, now + self.cache_ttl)
+        return stored
 
     def _verify(self, stored: str, password: str, key: tuple[str, str, bytes]) -> bool:
         """In a hash thread: verify, unless another thread verified it while this one waited."""

@@ -13,7 +13,7 @@ An entry is `(key, scope, value)`: scope `all` (every event of that key in the t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from callhook.directory import Tenant
 from callhook.events import KEY_TOPIC
@@ -31,10 +31,15 @@ QUEUE_TOPICS = frozenset({"queue_events"})
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated WSI account: a tenant, or one extension of it."""
+    """An authenticated WSI account: a tenant, or one extension of it.
+
+    `credential` is the stored password hash it logged in against ("" for a dashboard
+    ticket): when the stored hash changes, the session is closed.
+    """
 
     tenant: str
     extension: str | None = None
+    credential: str = field(default="", compare=False, repr=False)
 
     @property
     def is_tenant(self) -> bool:
@@ -96,6 +101,20 @@ def ignored_queues(who: Principal, tenant: Tenant, cmd: Subscribe) -> list[str]:
         return []
     allowed = tenant.queues_of(who.extension)
     return [q for q in cmd.queues if q not in allowed]
+
+
+def still_allowed(who: Principal, tenant: Tenant, entries: frozenset[Entry]) -> frozenset[Entry]:
+    """The part of `entries` that `who` may still follow after a directory change: an
+    extension keeps only its present group peers and queues (a tenant keeps everything)."""
+    if who.extension is None:
+        return entries
+    peers = tenant.group_peers(who.extension)
+    queues = tenant.queues_of(who.extension)
+    return frozenset(
+        (key, scope, value)
+        for key, scope, value in entries
+        if (scope == EXT and value in peers) or (scope == QUEUE and value in queues)
+    )
 
 
 def revoke(current: frozenset[Entry] | set[Entry], cmd: Unsubscribe) -> set[Entry]:

@@ -249,6 +249,28 @@ class WsiService:
             except Exception:  # one broken connection must not stop the pings of others
                 log.exception("wsi tick failed")
 
+    # directory changes ---------------------------------------------------------------
+    async def directory_changed(self) -> None:
+        """Re-check every open session against the directory as it is now: a deleted
+        account or a changed password closes it, subscriptions narrow to what is still
+        allowed (docs/api.md: changes apply at once, to open sessions too)."""
+        sessions = [s for s in self.sessions if s.principal is not None and not s.closed]
+        accounts = {
+            (p.tenant, p.extension)
+            for p in (s.principal for s in sessions)
+            if p is not None and p.credential
+        }
+        hashes = await self.auth.current_hashes(accounts)
+        for session in sessions:
+            who = session.principal
+            if who is None:
+                continue
+            stored = hashes.get((who.tenant, who.extension)) if who.credential else None
+            try:
+                session.recheck(self.tenants.get(who.tenant), stored)
+            except Exception:  # one broken connection must not keep others' rights
+                log.exception("wsi recheck failed")
+
     # snapshot --------------------------------------------------------------------------
     async def snapshot(self, who: Principal, entries: frozenset[Entry]) -> bytes:
         """Presence and active calls of the extensions `who` follows, as one message."""

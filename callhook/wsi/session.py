@@ -20,10 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.wsi import replay
 from callhook.wsi.frames import text_frame
-from callhook.wsi.permissions import Entry, Principal, Refused, grant, ignored_queues, revoke
+from callhook.wsi.permissions import (
+    Entry,
+    Principal,
+    Refused,
+    grant,
+    ignored_queues,
+    revoke,
+    still_allowed,
+)
 from callhook.wsi.protocol import (
     OK,
     PONG,
@@ -154,6 +163,26 @@ class Session:
         task = self.task
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+
+    def recheck(self, tenant: Tenant | None, stored_hash: str | None) -> None:
+        """After a directory change: close a session whose account is gone or whose password
+        changed (1008, with the reason), and narrow subscriptions to what is now allowed.
+        `stored_hash` None: not checked (a dashboard ticket has no password)."""
+        who = self.principal
+        if who is None or self.closed:
+            return
+        if tenant is None:
+            self.close(POLICY, "tenant deleted")
+        elif who.extension is not None and not tenant.is_extension(who.extension):
+            self.close(POLICY, f"extension {who.extension} deleted")
+        elif stored_hash is not None and stored_hash != who.credential:
+            self.close(POLICY, "password changed: log in again")
+        else:
+            keep = still_allowed(who, tenant, self.entries)
+            gone = self.entries - keep
+            if gone:
+                self.service.router.remove(who.tenant, self, gone)
+                self.entries = keep
 
     def hold(self, out: Outgoing) -> bool:
         """Buffer a live event during replay; False when the buffer is already over budget."""

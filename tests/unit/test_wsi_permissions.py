@@ -16,6 +16,7 @@ from callhook.wsi.permissions import (
     grant,
     ignored_queues,
     revoke,
+    still_allowed,
 )
 from callhook.wsi.protocol import Subscribe, Unsubscribe
 
@@ -164,3 +165,35 @@ def test_revoke(cmd: Unsubscribe, left: set[str]) -> None:
 )
 def test_ignored_queues(who: Principal, cmd: Subscribe, ignored: list[str]) -> None:
     assert ignored_queues(who, ACME, cmd) == ignored
+
+
+def test_still_allowed_narrows_an_extension_to_its_present_peers_and_queues() -> None:
+    who = Principal("acme", "101")
+    entries = grant(
+        who,
+        ACME,
+        Subscribe(
+            {
+                "extension_events": frozenset({"call_start"}),
+                "queue_events": frozenset({"queue_status"}),
+            }
+        ),
+    )
+    assert isinstance(entries, frozenset)
+    assert still_allowed(who, ACME, entries) == entries  # nothing changed
+    moved = Tenant(
+        "acme",
+        "1",
+        "acme.example.com",
+        extensions={"101": Extension("101", groups=("sales",)), "102": Extension("102")},
+        queues={"8001": Queue("8001", members=("102",))},
+    )
+    assert still_allowed(who, moved, entries) == {("call_start", EXT, "101")}
+    # a tenant follows everything in it, whatever changed
+    everything = grant(TENANT, ACME, Subscribe({"extension_events": frozenset({"call_start"})}))
+    assert isinstance(everything, frozenset)
+    assert still_allowed(TENANT, moved, everything) == everything
+
+
+def test_principal_equality_ignores_the_credential() -> None:
+    assert Principal("acme", "101", "hash-a") == Principal("acme", "101", "hash-b")
