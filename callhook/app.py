@@ -38,7 +38,6 @@ from callhook.dashboard.tickets import TicketBook
 from callhook.deliver.service import DeliveryService
 from callhook.directory import Tenant
 from callhook.errors import HubError, error_json
-from callhook.events import Event
 from callhook.ingest.routes import (
     IngestEndpoint,
     Receive,
@@ -146,8 +145,8 @@ class Hub:
             [s for s in sessions if s.get("tenant") in self.tenants],
             [p for p in presence if p.get("tenant") in self.tenants],
         )
-        self.log.commit_hooks.append(self._on_commit)
-        await self.delivery.start()  # outbox hook in place before any event is appended
+        self._hook_event_log()
+        await self.delivery.start()
         await self.bus.start()
         await self.wsi.start()
         self._tasks.append(asyncio.create_task(self._ticker(), name="correlator-tick"))
@@ -227,9 +226,23 @@ class Hub:
             self._api_keys[key] = (tenant, now)
         return tenant
 
-    def _on_commit(self, events: list[Event]) -> None:
-        self.metrics.appended(events)
-        self.bus.publish(events)
+    def _hook_event_log(self) -> None:
+        """Who sees appended events, in this order (before any event is appended):
+
+        inside the transaction, the webhook outbox asks for its delivery rows (they commit
+        or roll back with the events); after COMMIT, on the event loop and in commit order,
+        each `Appended` goes to (1) the metrics, (2) the bus, which fans it out to WSI
+        subscribers and the dashboard, (3) the delivery queues. Live subscribers come before
+        webhooks: their latency is the one people watch.
+        """
+        self.log.tx_hooks.append(self.delivery.outbox.tx_hook)
+        self.log.commit_hooks.extend(
+            [
+                lambda c: self.metrics.appended(c.events),
+                lambda c: self.bus.publish(list(c.events)),
+                self.delivery.on_commit,
+            ]
+        )
 
     async def _ticker(self) -> None:
         interval = self.settings.correlation.tick_interval

@@ -97,7 +97,9 @@ class Event:
     """One canonical event. `body` holds the PortSIP message fields (incl. `event_type`).
 
     `extensions` and `queue` say whom the event concerns, for routing and permissions; they
-    are not part of the wire body. `seq` and `event_id` are set by the event log on append.
+    are not part of the wire body. The event log never changes an event it is given: what
+    it committed comes back as new values (`stored`), with `seq`, `event_id` and the bytes
+    it stored.
     """
 
     tenant: str
@@ -110,6 +112,7 @@ class Event:
     event_id: str = ""
     created_at: float = field(default_factory=time.time)
     meta: dict[str, Any] = field(default_factory=dict)  # pipeline-internal, never stored
+    wire_stored: bytes | None = None  # the bytes the log stored (set on committed values)
 
     @property
     def topic(self) -> str:
@@ -125,9 +128,17 @@ class Event:
         return out
 
     def wire_bytes(self) -> bytes:
-        """wire() as JSON; once appended, the bytes the log stored (serialised once)."""
-        stored: bytes | None = self.meta.get("wire_bytes")
+        """wire() as JSON; once committed, the bytes the log stored (serialised once)."""
+        stored = self.wire_stored
         return stored if stored is not None else orjson.dumps(self.wire())
+
+    def stored(self, seq: int, event_id: str) -> Event:
+        """This event as the log commits it: a new value with `seq`, `event_id` and the
+        wire bytes (serialised here, once, for the log, subscribers and webhooks)."""
+        ev = Event(self.tenant, self.key, self.body, self.extensions, self.queue,
+                   self.session_id, seq, event_id, self.created_at, self.meta)  # fmt: skip
+        ev.wire_stored = orjson.dumps(ev.wire())
+        return ev
 
 
 def unix_time(ts: float | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -142,7 +143,7 @@ class Metrics:
         child.inc()
         self.ingest_latency.observe(seconds)
 
-    def appended(self, events: list[Any]) -> None:
+    def appended(self, events: Iterable[Any]) -> None:
         """Canonical events committed (anything with a `topic`)."""
         for ev in events:
             topic = ev.topic

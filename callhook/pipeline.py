@@ -13,12 +13,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from callhook.correlate import Correlator
 from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.ingest.model import ParsedRequest, PhoneEvent
-from callhook.store import Append, EventLog, StoreError
+from callhook.store import Append, Appended, EventLog, StoreError
 from callhook.store.records import DeviceSeen
 
 log = logging.getLogger("callhook.pipeline")
@@ -50,6 +51,21 @@ DEVICE_REFRESH_SECONDS = 60.0
 MAX_DEVICE_CACHE = 100_000
 
 
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """One request's events, queued for commit: `done` completes after its batch's COMMIT."""
+
+    done: asyncio.Future[Appended]
+    part: int  # this request's part of the batch
+
+    def committed(self) -> tuple[Event, ...] | None:
+        """Its events as stored (with `seq` and `event_id`), or None if they were not."""
+        d = self.done
+        if not d.done() or d.cancelled() or d.exception() is not None:
+            return None
+        return d.result().part(self.part)
+
+
 class Pipeline:
     """Turns phone reports and published events into committed canonical events."""
 
@@ -64,7 +80,7 @@ class Pipeline:
         self._correlation_failed = correlation_failed  # counts them (a metric), by tenant
         self._devices: dict[tuple[str, str], tuple[tuple[str, ...], float]] = {}
         self._batch: Append | None = None  # gathering during this loop iteration
-        self._batch_done: asyncio.Future[list[Event]] | None = None
+        self._batch_done: asyncio.Future[Appended] | None = None
 
     def _device_changed(self, d: DeviceSeen | None) -> DeviceSeen | None:
         if d is None:
@@ -85,11 +101,11 @@ class Pipeline:
 
     def accept(
         self, tenant: Tenant, parsed: ParsedRequest, source_ip: str
-    ) -> tuple[list[Event], asyncio.Future[list[Event]]]:
-        """Correlate one phone request now; its events are durable when the future is done.
+    ) -> tuple[list[Event], Queued]:
+        """Correlate one phone request now; its events are durable when `Queued.done` is.
 
-        The events get `seq` and `event_id` at COMMIT. The future fails with StoreError if
-        the batch could not be written.
+        `Queued.committed()` then gives them as stored (with `seq` and `event_id`), or None
+        when they could not be written (answer 503).
         """
         pe = PhoneEvent(
             tenant=tenant.name,
@@ -117,26 +133,28 @@ class Pipeline:
             )
         return events, self._enqueue(events, self._device_changed(device_of(tenant, pe)))
 
-    async def publish(self, event: Event) -> list[Event]:
-        """A canonical event from a PBX or adapter (REST), through the correlator."""
+    async def publish(self, event: Event) -> tuple[Event, ...]:
+        """A canonical event from a PBX or adapter (REST), through the correlator; returns
+        the events committed (with `seq` and `event_id`)."""
         events = self.correlator.publish(event)
+        queued = self._enqueue(events, None)
         # The batch's future is shared: a cancelled caller must not cancel it for the others.
-        await asyncio.shield(self._enqueue(events, None))
-        if not stored(events):
+        await asyncio.shield(queued.done)
+        committed = queued.committed()
+        if committed is None:
             raise StoreError("the database refused these events")
-        return events
+        return committed
 
-    async def tick(self) -> list[Event]:
+    async def tick(self) -> tuple[Event, ...]:
         """Timeouts and other decisions that come with time, not with an event."""
         events = self.correlator.tick()
         if not events and not self.correlator.has_changes():
-            return []
-        await asyncio.shield(self._enqueue(events, None))
-        return events
+            return ()
+        queued = self._enqueue(events, None)
+        await asyncio.shield(queued.done)
+        return queued.committed() or ()
 
-    def _enqueue(
-        self, events: list[Event], device: DeviceSeen | None
-    ) -> asyncio.Future[list[Event]]:
+    def _enqueue(self, events: list[Event], device: DeviceSeen | None) -> Queued:
         batch, done = self._batch, self._batch_done
         if batch is None or done is None:
             loop = asyncio.get_running_loop()
@@ -149,7 +167,17 @@ class Pipeline:
             batch.devices.append(device)
         last = len(batch.devices) - 1 if device is not None else -1
         batch.parts.append((start, len(batch.events), last))
-        return done
+        return Queued(done, len(batch.parts) - 1)
+
+    def _forget_unstored_devices(self, batch: Append, done: asyncio.Future[Appended]) -> None:
+        """A device row that was not written is written with the next report, not in a
+        minute: the cache of what was written must not keep what rolled back."""
+        failed = done.cancelled() or done.exception() is not None
+        parts = () if failed else done.result().parts
+        for i, (_start, _end, device) in enumerate(batch.parts):
+            if device >= 0 and (failed or i >= len(parts) or parts[i] is None):
+                d = batch.devices[device]
+                self._devices.pop((d.tenant, d.mac), None)
 
     def _flush(self) -> None:
         """Queue this iteration's batch, with the state it changed, as one write."""
@@ -158,6 +186,7 @@ class Pipeline:
         if batch is None or done is None:
             return
         done.add_done_callback(_log_failure)
+        done.add_done_callback(lambda d: self._forget_unstored_devices(batch, d))
         try:
             changes = self.correlator.drain_changes()
             batch.sessions = changes.sessions
@@ -172,12 +201,7 @@ class Pipeline:
             done.set_exception(StoreError(f"batch not queued: {exc!r}"))
 
 
-def stored(events: list[Event]) -> bool:
-    """Whether a request's events were committed (one the database refused keeps seq 0)."""
-    return all(e.seq for e in events)
-
-
-def _log_failure(done: asyncio.Future[list[Event]]) -> None:
+def _log_failure(done: asyncio.Future[Appended]) -> None:
     """Once per batch (its requests are answered 503 storage-unavailable)."""
     if not done.cancelled() and (exc := done.exception()) is not None:
         log.error("events not stored (their requests are answered 503): %s", exc)

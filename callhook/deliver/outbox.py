@@ -2,8 +2,9 @@
 
 `Outbox.tx_hook` runs inside the event log's append transaction (EventLog.tx_hooks), so an
 event and its deliveries commit together or not at all: a crash at any point loses none.
-The rows it created ride along on `event.meta["deliveries"]` to the after-commit hook,
-which hands them to the in-memory queues without another read.
+The rows it asked for come back in the write's result (`Appended.deliveries`), from which
+`items` builds the in-memory queue entries without another read. What the hook notes in
+memory about calls is put back as it was if the transaction rolls back.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from callhook.deliver.parties import Parties
 from callhook.deliver.rules import Index
 from callhook.events import Event, new_id
 from callhook.store import AppendTx
-from callhook.store.records import Item, NewDelivery
+from callhook.store.records import Appended, Item, NewDelivery
 
 log = logging.getLogger("callhook.deliver")
 
@@ -49,6 +50,7 @@ class Outbox:
         index = self._index()
         now = self._clock()
         rows: list[NewDelivery] = []
+        journal: dict[str, tuple[bool | None, Any]] = {}  # session -> what it was before
         # The correlator appends call_ended and the session's call_cdr together: the CDR
         # says whether the call was answered (ANSWER / UNKNOWN for hangup rules).
         cdr_answered = {
@@ -60,6 +62,8 @@ class Outbox:
             session = ev.session_id or _str(ev.body.get("session_id"))
             try:
                 matched = index.match(ev)
+                if session and session not in journal:
+                    journal[session] = (self._answered.get(session), self.parties.entry(session))
                 self._track(ev)
                 if session:
                     self.parties.note(session, ev.body, start=ev.key == "call_start")
@@ -71,7 +75,6 @@ class Outbox:
                 continue
             if not matched:
                 continue
-            created: list[tuple[str, str, str]] = []
             for ep, _flow in matched:
                 did = new_id()
                 context = ""
@@ -91,24 +94,34 @@ class Outbox:
                     NewDelivery(did, ep.endpoint_id, ev.tenant, ev.seq, ev.event_id, ev.key,
                                 session, status, context, now)
                 )  # fmt: skip
-                if status == "pending":
-                    created.append((did, ep.endpoint_id, context))
-            ev.meta["deliveries"] = created
+        if journal:
+            tx.on_rollback(lambda: self._undo(journal))
         if rows:
             tx.add_deliveries(rows)
 
-    def items(self, ev: Event) -> list[Item]:
-        """The pending deliveries `tx_hook` created for a committed event."""
-        created: list[tuple[str, str, str]] = ev.meta.get("deliveries") or []
-        if not created:
+    def _undo(self, journal: dict[str, tuple[bool | None, Any]]) -> None:
+        for session, (answered, parties) in journal.items():
+            if answered is None:
+                self._answered.pop(session, None)
+            else:
+                self._answered[session] = answered
+            self.parties.put(session, parties)
+
+    def items(self, committed: Appended) -> list[Item]:
+        """The pending deliveries a committed append created, ready for the queues."""
+        if not committed.deliveries:
             return []
-        wire = ev.wire_bytes()  # the bytes the log stored
-        session = ev.session_id or _str(ev.body.get("session_id"))
+        by_seq = {(ev.tenant, ev.seq): ev for ev in committed.events}
         now = self._clock()
-        return [
-            Item(did, eid, ev.seq, ev.event_id, session, 0, 0, now, wire, ev.extensions, ctx)
-            for did, eid, ctx in created
-        ]
+        out: list[Item] = []
+        for d in committed.deliveries:
+            ev = by_seq.get((d.tenant, d.seq))
+            if d.status != "pending" or ev is None:
+                continue
+            wire = ev.wire_bytes()  # the bytes the log stored
+            out.append(Item(d.delivery_id, d.endpoint_id, d.seq, d.event_id, d.session, 0, 0,
+                            now, wire, ev.extensions, d.context))  # fmt: skip
+        return out
 
     def _track(self, ev: Event) -> None:
         if ev.key not in ("call_start", "call_established"):

@@ -49,6 +49,16 @@ class Parties:
             return {}
         return {f: v for f, v in zip(FIELDS, known[0], strict=True) if v and not body.get(f)}
 
+    def entry(self, session_id: str) -> tuple[tuple[str, ...], bool] | None:
+        """What is known of a session, as `put` takes it back (undo of a rolled-back write)."""
+        return self._calls.get(session_id)
+
+    def put(self, session_id: str, entry: tuple[tuple[str, ...], bool] | None) -> None:
+        if entry is None:
+            self._calls.pop(session_id, None)
+        else:
+            self._calls[session_id] = entry
+
     def _merge(self, session_id: str, said: tuple[str, ...], start: bool, newer: bool) -> None:
         known = self._calls.get(session_id)
         if known is None:

@@ -32,7 +32,7 @@ from callhook.deliver.rules import Endpoint, Index
 from callhook.deliver.sender import Sender
 from callhook.directory import Tenant
 from callhook.events import Event, unix_time
-from callhook.store import Append, Deliveries, EventLog
+from callhook.store import Append, Appended, Deliveries, EventLog
 from callhook.store.records import EndpointState
 
 log = logging.getLogger("callhook.deliver")
@@ -92,10 +92,9 @@ class DeliveryService:
         return changes
 
     async def start(self) -> None:
-        """Hook into the event log and queue what was pending when the last process ended."""
+        """Queue what was pending when the last process ended (the hub has hooked
+        `outbox.tx_hook` and `on_commit` into the event log)."""
         await self.reload()
-        self.event_log.tx_hooks.append(self.outbox.tx_hook)
-        self.event_log.commit_hooks.append(self._on_commit)
         await self.sender.start()
         for endpoint_id in await self.store.pending_endpoints():
             ep = self.index.get(endpoint_id)
@@ -120,11 +119,11 @@ class DeliveryService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _on_commit(self, events: list[Event]) -> None:
-        for ev in events:
-            items = self.outbox.items(ev)
-            if items:
-                self.dispatcher.add(items)
+    def on_commit(self, committed: Appended) -> None:
+        """After-commit consumer: the deliveries the transaction created go to the queues."""
+        items = self.outbox.items(committed)
+        if items:
+            self.dispatcher.add(items)
 
     # requests --------------------------------------------------------------------------
     def build(self, ep: Endpoint, item: Item, timestamp: int) -> payload.Request:

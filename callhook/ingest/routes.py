@@ -23,8 +23,9 @@ from callhook.errors import error_json
 from callhook.events import Event
 from callhook.ingest.action_url import MAX_URL_BYTES, IngestError, parse_request, target_length
 from callhook.ingest.model import ParsedRequest
-from callhook.pipeline import Pipeline, stored
+from callhook.pipeline import Pipeline, Queued
 from callhook.proxies import TrustedProxies
+from callhook.store import Appended
 from callhook.traffic_log import TrafficLog
 
 log = logging.getLogger("callhook.ingest")
@@ -95,10 +96,14 @@ class Accepted:
 
     parsed: ParsedRequest
     tenant: Tenant
-    events: list[Event]
-    done: asyncio.Future[list[Event]]
+    events: list[Event]  # as correlated (not yet stored)
+    queued: Queued
     started: float  # time.perf_counter() when the request was read
     source_ip: str = ""
+
+    @property
+    def done(self) -> asyncio.Future[Appended]:
+        return self.queued.done
 
 
 Answer = tuple[int, bytes]  # status, JSON body
@@ -155,13 +160,14 @@ class IngestEndpoint:
                 msg = f"the URL has no ingest token and open ingest is not allowed from {source_ip}"
                 return 404, error_json("no-token", msg)
             return 404, error_json("unknown-token", "unknown ingest token")
-        events, done = self.pipeline.accept(tenant, parsed, source_ip)
-        return Accepted(parsed, tenant, events, done, started, source_ip)
+        events, queued = self.pipeline.accept(tenant, parsed, source_ip)
+        return Accepted(parsed, tenant, events, queued, started, source_ip)
 
     def finish(self, accepted: Accepted) -> Answer:
         """The answer to an accepted request, once its batch committed (or failed)."""
-        done, parsed, events = accepted.done, accepted.parsed, accepted.events
-        if done.cancelled() or done.exception() is not None or not stored(events):  # logged
+        parsed = accepted.parsed
+        events = accepted.queued.committed()
+        if events is None:  # not stored (logged)
             return 503, error_json("storage-unavailable", "try again")
         if self.metrics is not None:
             self.metrics.ingested(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from callhook.store.records import (
     Append,
+    Appended,
     ApplyReport,
     Attempt,
     AttemptRow,
@@ -85,13 +86,20 @@ class AppendTx(Protocol):
         """The wire body of the session's first `key` event created at or after `since`."""
         ...
 
-    def add_deliveries(self, rows: Sequence[NewDelivery]) -> None: ...
+    def add_deliveries(self, rows: Sequence[NewDelivery]) -> None:
+        """Rows committed with the events (and returned in `Appended.deliveries`)."""
+        ...
+
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        """Run `undo` if this transaction rolls back: in-memory state the hook changed
+        for it must not stay changed (the operation may be retried)."""
+        ...
 
 
 TxHook = Callable[[AppendTx, "list[Event]"], None]
-# After-commit hook: runs on the event loop, in commit order (publish to the bus, queue
-# the deliveries).
-CommitHook = Callable[["list[Event]"], None]
+# After-commit consumer: runs on the event loop, in commit order, with what was committed
+# (the hub registers them, in order, in app.py: metrics, live fan-out, webhooks).
+CommitHook = Callable[[Appended], None]
 
 
 class EventLog(Protocol):
@@ -100,11 +108,11 @@ class EventLog(Protocol):
     tx_hooks: list[TxHook]
     commit_hooks: list[CommitHook]
 
-    async def append(self, batch: Append) -> list[Event]: ...
+    async def append(self, batch: Append) -> Appended: ...
 
     def submit(
-        self, batch: Append, future: asyncio.Future[list[Event]] | None = None
-    ) -> asyncio.Future[list[Event]]: ...
+        self, batch: Append, future: asyncio.Future[Appended] | None = None
+    ) -> asyncio.Future[Appended]: ...
 
     async def read(
         self,
@@ -302,6 +310,7 @@ __all__ = [
     "BACKENDS",
     "Append",
     "AppendTx",
+    "Appended",
     "ApplyReport",
     "Attempt",
     "CdrFilter",

@@ -45,6 +45,25 @@ class Append:
     parts: list[tuple[int, int, int]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What one append committed, returned by the writer once COMMIT returned.
+
+    `events` are new values (the appended ones are never changed): each with its `seq`,
+    `event_id` and the wire bytes the log stored. `parts` has one entry per request part
+    of the `Append` (one for an append without parts): that part's stored events, or None
+    when the database refused it (nothing of it was stored). `deliveries` are the outbox
+    rows the transaction created.
+    """
+
+    events: tuple[Event, ...]
+    parts: tuple[tuple[Event, ...] | None, ...]
+    deliveries: tuple[NewDelivery, ...] = ()
+
+    def part(self, index: int) -> tuple[Event, ...] | None:
+        return self.parts[index] if index < len(self.parts) else None
+
+
 class StoredEvent(NamedTuple):
     """One event read back from the log: what routing needs, and the wire body to send."""
 

@@ -53,6 +53,8 @@ class Node:
         await self.store.directory.apply_config(self.settings, hashes)
         self.tenants.update(await self.store.directory.load())
         await self.svc.apply_config()
+        self.log.tx_hooks.append(self.svc.outbox.tx_hook)  # as app.py hooks them
+        self.log.commit_hooks.append(self.svc.on_commit)
         await self.svc.start()
         return self
 
@@ -68,7 +70,7 @@ class Node:
                 Event("acme", "call_hold", {"session_id": f"s{s}", "i": i}, ("101",), None, f"s{s}")
                 for s in range(sessions)
             ]
-            out.extend(await self.log.append(Append(batch)))
+            out.extend((await self.log.append(Append(batch))).events)
         return out
 
 

@@ -12,7 +12,7 @@ from callhook.correlate import CorrelationSettings, Correlator
 from callhook.directory import Extension, Tenant
 from callhook.ingest.action_url import parse_request
 from callhook.ingest.model import ParsedRequest
-from callhook.pipeline import Pipeline, stored
+from callhook.pipeline import Pipeline
 from callhook.store import StoreError
 from callhook.store.sqlite import SQLiteStore
 
@@ -38,10 +38,12 @@ async def test_one_loop_turn_is_one_write_in_order(tmp_path: Path) -> None:
             for i in range(20)
         ]
         ops_before = store.engine.ops
-        await asyncio.gather(*(done for _, done in accepted))
+        await asyncio.gather(*(q.done for _, q in accepted))
         assert store.engine.ops - ops_before == 1  # all twenty in one writer operation
-        seqs = [e.seq for events, _ in accepted for e in events]
+        seqs = [e.seq for _, q in accepted for e in q.committed() or ()]
         assert seqs == sorted(seqs) and len(seqs) == 20
+        # What was given is never changed: the stored values are new ones.
+        assert all(e.seq == 0 and not e.event_id for events, _ in accepted for e in events)
     finally:
         await store.close()
 
@@ -61,9 +63,9 @@ async def test_a_duplicate_is_answered_only_after_the_original_committed(tmp_pat
         )
         assert original[0] and not duplicate[0]  # the repeat changes nothing
         await asyncio.sleep(0.2)
-        assert not original[1].done() and not duplicate[1].done()
+        assert not original[1].done.done() and not duplicate[1].done.done()
         release.set()
-        await asyncio.gather(blocker, original[1], duplicate[1])
+        await asyncio.gather(blocker, original[1].done, duplicate[1].done)
     finally:
         release.set()
         await store.close()
@@ -73,8 +75,9 @@ async def test_every_request_of_a_failed_batch_gets_its_failure(tmp_path: Path) 
     store, pipeline = await open_pipeline(tmp_path)
     await store.close()  # nothing can be written any more
     accepted = [pipeline.accept(*report("/ingest/t/dnd_on?local=101")) for _ in range(3)]
-    results = await asyncio.gather(*(done for _, done in accepted), return_exceptions=True)
+    results = await asyncio.gather(*(q.done for _, q in accepted), return_exceptions=True)
     assert all(isinstance(r, StoreError) for r in results)
+    assert all(q.committed() is None for _, q in accepted)
 
 
 async def test_a_refused_request_fails_alone_and_seq_stays_gap_free(tmp_path: Path) -> None:
@@ -92,9 +95,9 @@ async def test_a_refused_request_fails_alone_and_seq_stays_gap_free(tmp_path: Pa
             "/ingest/t/dnd_on?local=101",
         ]
         accepted = [pipeline.accept(*report(t)) for t in targets]  # one loop turn: one batch
-        await asyncio.gather(*(done for _, done in accepted))
-        first, poisoned, last = (events for events, _ in accepted)
-        assert stored(first) and stored(last) and not stored(poisoned)
+        await asyncio.gather(*(q.done for _, q in accepted))
+        first, poisoned, last = (q.committed() for _, q in accepted)
+        assert first and last and poisoned is None
         seqs = [e.seq for e in first + last]
         assert seqs == list(range(1, len(seqs) + 1))
         with sqlite3.connect(store.engine.path) as db:
@@ -102,5 +105,10 @@ async def test_a_refused_request_fails_alone_and_seq_stays_gap_free(tmp_path: Pa
             assert [r[0] for r in rows] == seqs
             # The refused request's device row went with its events.
             assert db.execute("SELECT count(*) FROM devices").fetchone()[0] == 0
+        # ... and the phone's next report writes it (no cache says it was written).
+        _, again = pipeline.accept(*report("/ingest/t/dnd_on?local=101&mac=000B82000009"))
+        await again.done
+        with sqlite3.connect(store.engine.path) as db:
+            assert db.execute("SELECT count(*) FROM devices").fetchone()[0] == 1
     finally:
         await store.close()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
+from callhook.deliver.outbox import Outbox
+from callhook.deliver.rules import Index
 from callhook.events import Event
-from callhook.store import Append, StoreError
+from callhook.store import Append, Appended, AppendTx, StoreError
+from callhook.store.records import NewDelivery
 from callhook.store.sqlite import SQLiteStore
 from callhook.store.sqlite.engine import WriterState
 
@@ -25,14 +29,14 @@ async def test_concurrent_appends_group_commit_and_gap_free_seq(tmp_path: Path) 
     await store.open()
     log = store.log
     seen: list[int] = []
-    log.commit_hooks.append(lambda evs: seen.extend(e.seq for e in evs))
+    log.commit_hooks.append(lambda c: seen.extend(e.seq for e in c.events))
     try:
         results = await asyncio.gather(
             *(log.append(Append([_ev("a", i), _ev("a", i)])) for i in range(500)),
             *(log.append(Append([_ev("b", i)])) for i in range(100)),
         )
-        a = sorted(e.seq for r in results for e in r if e.tenant == "a")
-        b = sorted(e.seq for r in results for e in r if e.tenant == "b")
+        a = sorted(e.seq for r in results for e in r.events if e.tenant == "a")
+        b = sorted(e.seq for r in results for e in r.events if e.tenant == "b")
         assert a == list(range(1, 1001))
         assert b == list(range(1, 101))
         # Far fewer transactions than operations: that is the group commit.
@@ -63,8 +67,8 @@ async def test_a_failing_op_does_not_fail_its_neighbours_nor_burn_seq(tmp_path: 
             return_exceptions=True,
         )
         assert isinstance(results[1], StoreError)
-        ok = [r for r in results if isinstance(r, list)]
-        assert sorted(e.seq for r in ok for e in r) == [1, 2]
+        ok = [r for r in results if isinstance(r, Appended)]
+        assert sorted(e.seq for r in ok for e in r.events) == [1, 2]
     finally:
         await store.close()
     with pytest.raises(StoreError):
@@ -89,3 +93,45 @@ async def test_state_round_trip(tmp_path: Path) -> None:
         assert presence == [{"dnd": True}]
     finally:
         await store.close()
+
+
+async def test_a_rolled_back_append_leaves_the_outbox_memory_as_it_was(tmp_path: Path) -> None:
+    """The outbox notes each call's parties and answer in memory inside the transaction;
+    when the transaction rolls back, what it noted must go with it."""
+    store = SQLiteStore(f"sqlite:///{tmp_path}/t.db")
+    await store.open()
+    outbox = Outbox(Index)
+    store.log.tx_hooks.append(outbox.tx_hook)
+
+    def refuse(_tx: AppendTx, events: list[Event]) -> None:
+        if any(e.body.get("refuse") for e in events):
+            raise RuntimeError("refused after the outbox hook ran")
+
+    store.log.tx_hooks.append(refuse)
+    start = {"session_id": "s1", "caller": "sip:101@x", "callee": "0711"}
+    try:
+        await store.log.append(Append([Event("a", "call_start", start, ("101",), None, "s1")]))
+        before = outbox.parties.entry("s1")
+        assert before is not None
+        answer = {"session_id": "s1", "caller": "sip:102@x", "refuse": True}
+        with pytest.raises(StoreError):
+            await store.log.append(
+                Append([Event("a", "call_established", answer, ("101",), None, "s1")])
+            )
+        assert outbox.parties.entry("s1") == before
+        later = Event("a", "call_ended", {"session_id": "s1"}, ("101",), None, "s1")
+        assert not outbox._was_answered(_NoLog(), later)
+        assert await store.log.last_seq("a") == 1
+    finally:
+        await store.close()
+
+
+class _NoLog:
+    """An AppendTx for a call this process saw start: the log is never asked."""
+
+    def first_event_body(self, tenant: str, session: str, key: str, since: float) -> bytes | None:
+        raise AssertionError("the outbox should know this call")
+
+    def add_deliveries(self, rows: Sequence[NewDelivery]) -> None: ...
+
+    def on_rollback(self, undo: Callable[[], None]) -> None: ...

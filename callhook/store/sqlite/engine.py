@@ -34,6 +34,8 @@ class WriterState:
 
     seqs: dict[str, int] = field(default_factory=dict)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # Undo of in-memory changes made for the open transaction, run if it rolls back.
+    rollbacks: list[Callable[[], None]] = field(default_factory=list)
     # True while an operation is retried alone after its batch failed: an operation made
     # of independent parts (EventLog appends) then stores them one savepoint each.
     isolate: bool = False
@@ -182,6 +184,7 @@ class Engine:
     def _commit(self, conn: sqlite3.Connection, batch: list[_Op[Any]], alone: bool = False) -> None:
         saved = dict(self._state.seqs)
         self._state.after_commit = []
+        self._state.rollbacks = []
         self._state.isolate = alone
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -199,6 +202,7 @@ class Engine:
             return
         finally:
             self._state.isolate = False
+            self._state.rollbacks = []
         self.batches += 1
         self.ops += len(batch)
         self._finish(batch, results, None)
@@ -210,6 +214,12 @@ class Engine:
             pass
         self._state.seqs = saved
         self._state.after_commit = []
+        undo, self._state.rollbacks = self._state.rollbacks, []
+        for fn in reversed(undo):
+            try:
+                fn()
+            except Exception:
+                log.exception("undo after rollback failed")
 
     def _finish(self, batch: list[_Op[Any]], results: list[Any], exc: Exception | None) -> None:
         callbacks = self._state.after_commit

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 
 from callhook.events import Event, new_id
 from callhook.store import CommitHook, TxHook
-from callhook.store.records import Append, DeviceSeen, NewDelivery, StoredEvent
+from callhook.store.records import Append, Appended, DeviceSeen, NewDelivery, StoredEvent
 from callhook.store.sqlite.engine import Engine, WriterState
 
 log = logging.getLogger("callhook.store")
@@ -27,10 +27,12 @@ _INSERT_DELIVERY = (
 class _AppendTx:
     """What an in-transaction hook may do (store.AppendTx), on the writer's connection."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_state", "created")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, state: WriterState) -> None:
         self._conn = conn
+        self._state = state
+        self.created: list[NewDelivery] = []
 
     def first_event_body(self, tenant: str, session: str, key: str, since: float) -> bytes | None:
         row = self._conn.execute(
@@ -40,7 +42,11 @@ class _AppendTx:
         ).fetchone()
         return bytes(row[0]) if row else None
 
+    def on_rollback(self, undo: Callable[[], None]) -> None:
+        self._state.rollbacks.append(undo)
+
     def add_deliveries(self, rows: Sequence[NewDelivery]) -> None:
+        self.created.extend(rows)
         self._conn.executemany(
             _INSERT_DELIVERY,
             [
@@ -74,24 +80,26 @@ class SQLiteEventLog:
         self.tx_hooks: list[TxHook] = []
         self.commit_hooks: list[CommitHook] = []
 
-    async def append(self, batch: Append) -> list[Event]:
-        """Returns the events with `seq` and `event_id` set, after COMMIT."""
+    async def append(self, batch: Append) -> Appended:
+        """What was committed (new event values with `seq` and `event_id`), after COMMIT."""
         return await self.store.write(lambda conn, st: self._append(conn, st, batch))
 
     def submit(
-        self, batch: Append, future: asyncio.Future[list[Event]] | None = None
-    ) -> asyncio.Future[list[Event]]:
+        self, batch: Append, future: asyncio.Future[Appended] | None = None
+    ) -> asyncio.Future[Appended]:
         """append() without waiting: the future completes after COMMIT (see Engine.submit)."""
         return self.store.submit(lambda conn, st: self._append(conn, st, batch), future)
 
-    def _append(self, conn: sqlite3.Connection, st: WriterState, batch: Append) -> list[Event]:
+    def _append(self, conn: sqlite3.Connection, st: WriterState, batch: Append) -> Appended:
+        parts: tuple[tuple[Event, ...] | None, ...]
         if st.isolate and len(batch.parts) > 1:
-            events = self._insert_parts(conn, st, batch)
+            parts = self._insert_parts(conn, st, batch)
+            events = [ev for part in parts if part for ev in part]
         else:
-            self._insert(conn, st, batch.events)
+            events = self._insert(conn, st, batch.events)
             for device in batch.devices:
                 _upsert_device(conn, device)
-            events = batch.events
+            parts = tuple(tuple(events[s:e]) for s, e, _d in batch.parts) or (tuple(events),)
         for tenant, sid, state in batch.sessions:
             if state is None:
                 conn.execute("DELETE FROM sessions WHERE tenant=? AND session_id=?", (tenant, sid))
@@ -104,28 +112,36 @@ class SQLiteEventLog:
             conn.execute(
                 "INSERT OR REPLACE INTO presence VALUES (?,?,?)", (tenant, ext, orjson.dumps(state))
             )
-        if self.tx_hooks:
-            tx = _AppendTx(conn)
+        created: tuple[NewDelivery, ...] = ()
+        if self.tx_hooks and events:
+            tx = _AppendTx(conn, st)
             for hook in self.tx_hooks:
                 hook(tx, events)
+            created = tuple(tx.created)
+        result = Appended(tuple(events), parts, created)
         if events and self.commit_hooks:
             hooks = list(self.commit_hooks)
 
             def publish() -> None:
                 for hook in hooks:
-                    hook(events)
+                    try:
+                        hook(result)
+                    except Exception:  # one consumer's bug must not starve the next
+                        log.exception("after-commit consumer failed")
 
             st.after_commit.append(publish)
-        return events
+        return result
 
-    def _insert(self, conn: sqlite3.Connection, st: WriterState, events: list[Event]) -> None:
+    def _insert(
+        self, conn: sqlite3.Connection, st: WriterState, events: list[Event]
+    ) -> list[Event]:
+        """Insert `events` as new values with their seq, id and stored bytes."""
         rows = []
-        for ev in events:
-            ev.seq = st.next_seq(conn, ev.tenant)
-            if not ev.event_id:
-                ev.event_id = new_id()
-            body = orjson.dumps(ev.wire())
-            ev.meta["wire_bytes"] = body  # for subscribers and webhooks after COMMIT
+        stored: list[Event] = []
+        for given in events:
+            ev = given.stored(st.next_seq(conn, given.tenant), given.event_id or new_id())
+            stored.append(ev)
+            body = ev.wire_bytes()
             rows.append(
                 (
                     ev.tenant,
@@ -143,32 +159,31 @@ class SQLiteEventLog:
             if ev.key == "call_cdr":
                 self._insert_cdr(conn, ev, body)
         conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        return stored
 
     def _insert_parts(
         self, conn: sqlite3.Connection, st: WriterState, batch: Append
-    ) -> list[Event]:
+    ) -> tuple[tuple[Event, ...] | None, ...]:
         """The batch failed as a whole: store each request's part under a savepoint, so a
-        part the database refuses fails alone. Its events keep `seq` 0 (not stored)."""
-        stored: list[Event] = []
+        part the database refuses fails alone (None in the result: nothing stored)."""
+        out: list[tuple[Event, ...] | None] = []
         for start, end, device in batch.parts:
             part = batch.events[start:end]
             seqs = dict(st.seqs)
             conn.execute("SAVEPOINT part")
             try:
-                self._insert(conn, st, part)
+                stored = self._insert(conn, st, part)
                 if device >= 0:
                     _upsert_device(conn, batch.devices[device])
             except Exception as exc:  # refused (a trigger, a constraint) or unwritable
                 conn.execute("ROLLBACK TO part")
                 st.seqs = seqs  # seq stays gap-free
-                for ev in part:
-                    ev.seq = 0
-                    ev.meta.pop("wire_bytes", None)
                 log.error("events not stored: %s", exc, extra={"events": [e.key for e in part]})
+                out.append(None)
             else:
-                stored.extend(part)
+                out.append(tuple(stored))
             conn.execute("RELEASE part")
-        return stored
+        return tuple(out)
 
     @staticmethod
     def _insert_cdr(conn: sqlite3.Connection, ev: Event, body: bytes) -> None:
