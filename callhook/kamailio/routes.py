@@ -19,7 +19,7 @@ from callhook.api.events import published_event
 from callhook.errors import BadRequest
 from callhook.events import Event
 from callhook.kamailio.reports import MAX_REPORTS, SOURCE, BadReport, translate
-from callhook.pipeline import stored
+from callhook.pipeline import Queued
 from callhook.store import StoreError
 
 router = APIRouter(tags=["kamailio"])
@@ -53,8 +53,8 @@ async def kamailio_reports(
     order = sorted(range(len(reports)), key=lambda i: _when(reports[i]))
     source = request.client.host if request.client else ""
     skipped: list[dict[str, Any]] = []
-    committed: list[list[Event]] = []
-    waits: list[asyncio.Future[list[Event]]] = []
+    published: list[tuple[Event, ...]] = []
+    queued: list[Queued] = []
     for i in order:  # skipped reports are named by their place in the request
         try:
             meaning = translate(reports[i], t)
@@ -62,20 +62,21 @@ async def kamailio_reports(
             skipped.append({"report": i, "reason": str(exc)})
             continue
         for parsed in meaning.calls:
-            events, done = hub.pipeline.accept(t, parsed, source)
+            events, pending = hub.pipeline.accept(t, parsed, source)
             for e in events:
-                e.body["source"] = SOURCE
-            committed.append(events)
-            if done not in waits:
-                waits.append(done)
+                e.body["source"] = SOURCE  # before the batch is written (next loop turn)
+            queued.append(pending)
         if meaning.register is not None:
             ev = published_event(t, "extension_register", meaning.register)
             ev.body["source"] = SOURCE
-            committed.append(await hub.pipeline.publish(ev))  # StoreError: a 503
-    for done in waits:
-        await asyncio.shield(done)  # StoreError: a 503, and Kamailio sends the batch again
-    if not all(stored(events) for events in committed):
-        raise StoreError("the database refused these events")
+            published.append(await hub.pipeline.publish(ev))  # StoreError: a 503
+    committed = list(published)
+    for pending in queued:
+        await asyncio.shield(pending.done)  # StoreError: a 503, and Kamailio sends it again
+        stored = pending.committed()
+        if stored is None:
+            raise StoreError("the database refused these events")
+        committed.append(stored)
     body = {
         "accepted": len(reports) - len(skipped),
         "skipped": skipped,
