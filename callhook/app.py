@@ -33,6 +33,7 @@ from callhook.bus.memory import MemoryBus
 from callhook.config import ConfigError, Settings
 from callhook.connections import ConnectionLimits
 from callhook.correlate import CorrelationSettings, Correlator
+from callhook.dashboard import apidocs
 from callhook.dashboard import routes as dashboard
 from callhook.dashboard.tickets import TicketBook
 from callhook.deliver.service import DeliveryService
@@ -259,7 +260,7 @@ class Hub:
             title="callhook",
             version=__version__,
             description="Call event hub: REST API. Authenticate with `Authorization: Bearer`.",
-            docs_url="/docs",
+            docs_url=None,  # served from the package below, not from a CDN
             redoc_url=None,
         )
         api.state.hub = self
@@ -278,6 +279,7 @@ class Hub:
         ):
             api.include_router(router, prefix="/api/v1")
         dashboard.install(api)  # the page at /, its assets at /static/, its endpoints
+        apidocs.install(api)  # /docs, with Swagger UI from /static/vendor/
         # Outermost last: metrics see every answer, 413s included. No CORS: off by default.
         api.add_middleware(BodyLimit, limit=self.settings.server.max_body_bytes)
         api.add_middleware(
