@@ -115,6 +115,12 @@ def _default_host(settings: config.Settings) -> str:
     show_default=True,
 )
 @click.option(
+    "--model",
+    default="",
+    help="Phone model whose guide names variables its own way (Grandstream GXV3240/GXV3275:"
+    " $call-id; GXV3370/3350/3380: $call_id).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "provisioning", "list", "json"]),
@@ -123,15 +129,22 @@ def _default_host(settings: config.Settings) -> str:
     help="provisioning: Yealink .cfg lines, Snom XML, or a labelled list.",
 )
 def phone_urls_command(
-    config_path: str | None, tenant: str | None, host: str | None, vendor: str, fmt: str
+    config_path: str | None,
+    tenant: str | None,
+    host: str | None,
+    vendor: str,
+    model: str,
+    fmt: str,
 ) -> None:
     """Print the URL to paste on a phone for each event (no hub needed)."""
+    if model and vendor == "all":
+        raise click.ClickException("--model needs --vendor (the model's vendor)")
     settings = load_settings(config_path)
     tenant, token = _token(settings, tenant)
     where = host or _default_host(settings)
     vendors = phone_urls.URL_VENDORS if vendor == "all" else (vendor,)
     try:
-        per_vendor = {v: phone_urls.phone_urls(v, where, token) for v in vendors}
+        per_vendor = {v: phone_urls.phone_urls(v, where, token, model) for v in vendors}
     except phone_urls.PhoneUrlError as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":

@@ -68,6 +68,7 @@ _DIRECTION_ROLES: Final[dict[str, Role]] = {
 REGISTRATION_EXPIRES: Final = 3600
 # Bounds what one report can make the correlator remember (values come from the network).
 MAX_VALUE_CHARS: Final = 256
+# The variables that describe the phone (its presence `device`), not a call.
 DEVICE_FIELDS: Final[tuple[str, ...]] = (
     "mac",
     "phone_ip",
@@ -75,6 +76,9 @@ DEVICE_FIELDS: Final[tuple[str, ...]] = (
     "program_version",
     "hardware_version",
     "language",
+    "active_user",
+    "active_host",
+    "display_local",
 )
 
 

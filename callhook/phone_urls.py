@@ -22,7 +22,7 @@ URL_VENDORS: tuple[str, ...] = PHONE_URL_VENDORS
 # Yealink's `action_url.*` values hold at most 511 characters (Yealink's admin guide).
 MAX_URL_LENGTH = {"yealink": 511}
 
-_CALL = ("mac", "local", "remote", "display_remote", "call_id")
+_CALL = ("mac", "local", "remote", "display_remote", "call_id", "calldirection")
 _DEVICE = ("mac", "local")
 # The variables worth sending with each canonical phone event.
 EVENT_VARIABLES: dict[str, tuple[str, ...]] = {
@@ -43,8 +43,15 @@ EVENT_VARIABLES: dict[str, tuple[str, ...]] = {
     "forward_off": _DEVICE,
     "syslog_on": _DEVICE,
     "syslog_off": _DEVICE,
-    "booting_completed": ("mac", "phone_ip", "product", "program_version", "hardware_version"),
-    "registration": ("mac", "phone_ip", "local", "active_user", "active_host"),
+    "booting_completed": (
+        "mac",
+        "phone_ip",
+        "product",
+        "program_version",
+        "hardware_version",
+        "language",
+    ),
+    "registration": ("mac", "phone_ip", "local", "display_local", "active_user", "active_host"),
     "sign_off": ("mac", "phone_ip", "local", "active_user", "active_host"),
 }
 
@@ -57,20 +64,59 @@ VENDOR_VARIABLES: dict[str, dict[str, str | None]] = {
         "product": "model",
         "program_version": "firmware",
         "hardware_version": None,
+        "language": None,
+        "calldirection": None,
+        "display_local": None,
     },
     "fanvil": {
         "phone_ip": "ip",
         "product": "model",
         "program_version": "firmware",
         "hardware_version": None,
+        "language": None,
+        "calldirection": None,
+        "display_local": None,
     },
     "snom": {
         "call_id": "call-id",
         "product": None,
         "program_version": None,
         "hardware_version": None,
+        "language": None,
+        "calldirection": None,
+        "display_local": None,
     },
 }
+
+# Models whose guide spells variables its own way, over the vendor's spelling. Grandstream's
+# GXV3240/GXV3275 ActionURL guide lists `$call-id`; the GXV3370/3350/3380 Event
+# Notification guide `$call_id`.
+MODEL_VARIABLES: dict[str, dict[str, dict[str, str | None]]] = {
+    "grandstream": {
+        "GXV3370": {},
+        "GXV3350": {},
+        "GXV3380": {},
+        "GXV3240": {"call_id": "call-id"},
+        "GXV3275": {"call_id": "call-id"},
+    },
+}
+
+
+def models(vendor: str) -> tuple[str, ...]:
+    """The models of `vendor` whose own variable names `--model` can ask for."""
+    return tuple(MODEL_VARIABLES.get(vendor, {}))
+
+
+def _model(vendor: str, model: str) -> dict[str, str | None]:
+    if not model:
+        return {}
+    known = MODEL_VARIABLES.get(vendor, {})
+    for name, spelled in known.items():
+        if name.lower() == model.strip().lower():
+            return spelled
+    choices = ", ".join(known) or "none"
+    raise PhoneUrlError(f"model {model!r}: {vendor} models with their own names: {choices}")
+
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9._~:\[\]%-]+(/[A-Za-z0-9._~%/-]*)?$")
 
@@ -105,8 +151,8 @@ def split_host(host: str) -> tuple[str, str]:
     return scheme, text
 
 
-def _pairs(vendor: str, event: str) -> str:
-    spelled = VENDOR_VARIABLES[vendor]
+def _pairs(vendor: str, event: str, model: str = "") -> str:
+    spelled = {**VENDOR_VARIABLES[vendor], **_model(vendor, model)}
     out = []
     for var in EVENT_VARIABLES[event]:
         name = spelled.get(var, var)
@@ -115,8 +161,9 @@ def _pairs(vendor: str, event: str) -> str:
     return "&".join(out)
 
 
-def phone_url(vendor: str, event: str, host: str, token: str) -> PhoneUrl:
-    """The URL for one canonical `event` of `vendor`'s phones."""
+def phone_url(vendor: str, event: str, host: str, token: str, model: str = "") -> PhoneUrl:
+    """The URL for one canonical `event` of `vendor`'s phones (of `model`, when its guide
+    names variables its own way)."""
     if vendor not in URL_VENDORS:
         raise PhoneUrlError(f"vendor {vendor!r}: expected one of {', '.join(URL_VENDORS)}")
     names = VENDOR_EVENT_NAMES[vendor]
@@ -124,7 +171,7 @@ def phone_url(vendor: str, event: str, host: str, token: str) -> PhoneUrl:
         raise PhoneUrlError(f"{vendor} phones have no {event!r} event")
     scheme, where = split_host(host)
     name = names[event]
-    pairs = _pairs(vendor, event)
+    pairs = _pairs(vendor, event, model)
     if vendor == "grandstream":
         url = f"{where}/token={token}&event={quote(name)}&{pairs}"
         setting = name
@@ -135,11 +182,12 @@ def phone_url(vendor: str, event: str, host: str, token: str) -> PhoneUrl:
     return PhoneUrl(event, name, setting, url, too_long)
 
 
-def phone_urls(vendor: str, host: str, token: str) -> list[PhoneUrl]:
+def phone_urls(vendor: str, host: str, token: str, model: str = "") -> list[PhoneUrl]:
     """Every event `vendor`'s phones can report, in Grandstream's order."""
     if vendor not in URL_VENDORS:
         raise PhoneUrlError(f"vendor {vendor!r}: expected one of {', '.join(URL_VENDORS)}")
-    return [phone_url(vendor, ev, host, token) for ev in VENDOR_EVENT_NAMES[vendor]]
+    _model(vendor, model)  # an unknown model is an error even before any URL is made
+    return [phone_url(vendor, ev, host, token, model) for ev in VENDOR_EVENT_NAMES[vendor]]
 
 
 def _xml(text: str) -> str:

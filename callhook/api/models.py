@@ -193,5 +193,6 @@ class PhoneUrl(BaseModel):
 class PhoneUrls(BaseModel):
     tenant: str
     vendor: str
+    model: str = ""
     host: str
     urls: list[PhoneUrl]

@@ -37,6 +37,13 @@ async def get_phone_urls(
         str | None,
         Query(max_length=255, description="how phones reach the hub: HOST[:PORT] or a URL"),
     ] = None,
+    model: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="phone model whose guide names variables its own way (GXV3240: $call-id)",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
@@ -45,12 +52,14 @@ async def get_phone_urls(
         raise Unprocessable(f"tenant {tenant!r} has no ingest_token", field="tenant")
     where = host or default_host(hub.settings.server.public_url, request.headers.get("host", ""))
     try:
-        urls = phone_urls.phone_urls(vendor, where, t.ingest_token)
+        urls = phone_urls.phone_urls(vendor, where, t.ingest_token, model or "")
     except phone_urls.PhoneUrlError as exc:
-        raise Unprocessable(str(exc), field="host" if host else "server.public_url") from None
+        field = "model" if str(exc).startswith("model") else "host" if host else "server.public_url"
+        raise Unprocessable(str(exc), field=field) from None
     return {
         "tenant": tenant,
         "vendor": vendor,
+        "model": model or "",
         "host": where,
         "urls": [
             {

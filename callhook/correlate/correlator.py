@@ -89,12 +89,12 @@ class Correlator:
                 self._snom_phone(tv, pe, rep)
             if rep.own:
                 self._presence.seen(tv.name, rep.own, rep.event, rep.variables, now)
-            return self._flow.apply(tv, rep, now)
+            return _with_phone(self._flow.apply(tv, rep, now), pe)
         if pe.vendor == "snom" and rep.own and "mac" in pe.variables:
             _bounded_set(self._snom_macs, (tv.name, pe.variables["mac"]), rep.own)
         if self._repeat(tv.name, rep, pe, now):
             return []
-        return self._presence.apply_device(tv, rep, now)
+        return _with_phone(self._presence.apply_device(tv, rep, now), pe)
 
     def _snom_phone(self, tv: TenantView, pe: PhoneEvent, rep: CallReport) -> None:
         """Settle which of a Snom report's numbers is the phone (its `$local` is the callee):
@@ -346,6 +346,17 @@ class Correlator:
     @property
     def open_sessions(self) -> int:
         return len(self._table)
+
+
+def _with_phone(events: list[Event], pe: PhoneEvent) -> list[Event]:
+    """Every variable the phone sent stays on what its report produced, as `phone`
+    (canonical names: `call_id`, `active_host`, `calldirection`, ...), so nothing a phone
+    URL asks for is dropped."""
+    if events and pe.variables:
+        phone = dict(pe.variables)
+        for e in events:
+            e.body.setdefault("phone", phone)
+    return events
 
 
 def _bounded_set(memory: dict[tuple[str, str], str], key: tuple[str, str], value: str) -> None:

@@ -27,6 +27,7 @@ from callhook.api.auth import Principal, hub_of, principal, require_tenant
 from callhook.dashboard import health
 from callhook.events import TOPICS
 from callhook.phone_urls import URL_VENDORS
+from callhook.phone_urls import models as phone_models
 
 router = APIRouter(tags=["dashboard"])
 
@@ -140,6 +141,7 @@ def render_index() -> bytes:
         "version": __version__,
         "topics": {t: list(keys) for t, keys in TOPICS.items()},
         "vendors": list(URL_VENDORS),
+        "models": {v: list(phone_models(v)) for v in URL_VENDORS if phone_models(v)},
     }
     # `<` escaped so that no value can close the <script> element early.
     data = orjson.dumps(meta).decode().replace("<", "\\u003c")

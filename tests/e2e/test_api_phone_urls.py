@@ -27,6 +27,9 @@ VALUES = {
     "hardware_version": "V1",
     "active_user": "101",
     "active_host": "pbx.example.com",
+    "calldirection": "incoming",
+    "language": "English",
+    "display_local": "Alice",
 }
 
 
@@ -81,3 +84,15 @@ def test_defaults_and_errors(shared_hub: Hub) -> None:
     assert h.api("GET", URLS, key=globex)[0] == 403
     own = h.api("GET", "/api/v1/tenants/globex/phone-urls?vendor=yealink", key=globex)[1]
     assert "/ingest/gx-1234/incoming_call?" in own["urls"][0]["url"]
+
+
+def test_model_asks_for_its_guide_s_names(shared_hub: Hub) -> None:
+    h = shared_hub
+    status, body = h.api("GET", f"{URLS}?vendor=grandstream&model=GXV3240&host=h")
+    assert status == 200 and body["model"] == "GXV3240"
+    calls = [u["url"] for u in body["urls"] if "call_id=" in u["url"]]
+    assert calls and all("call_id=$call-id&" in u for u in calls)
+    status, body = h.api("GET", f"{URLS}?vendor=grandstream&model=GXV3370&host=h")
+    assert status == 200 and all("$call-id" not in u["url"] for u in body["urls"])
+    status, err = h.api("GET", f"{URLS}?vendor=grandstream&model=GXP9999")
+    assert status == 422 and err["error"]["field"] == "model"

@@ -68,8 +68,22 @@ def test_phone_urls(tmp_path: Path) -> None:
     # Piped output is never wrapped: each URL is whole on its line, ready to copy.
     assert (
         "192.0.2.10:8080/token=gs-7f3a9c&event=Terminate%20Call&mac=$mac&local=$local"
-        "&remote=$remote&display_remote=$display_remote&call_id=$call_id&duration=$duration"
+        "&remote=$remote&display_remote=$display_remote&call_id=$call_id"
+        "&calldirection=$calldirection&duration=$duration"
     ) in table.stdout
+
+    # The GXV3240/3275 ActionURL guide spells the call id `$call-id`.
+    gxv = cli(
+        "phone-urls", "--config", str(cfg), "--host", "h", "--model", "GXV3240", "--format", "list"
+    )  # fmt: skip
+    assert gxv.returncode == 0, gxv.stderr
+    assert "call_id=$call-id&" in gxv.stdout and "$call_id" not in gxv.stdout
+    one_line_error(
+        cli("phone-urls", "--config", str(cfg), "--host", "h", "--model", "GXP9"), "GXV3240"
+    )
+    one_line_error(
+        cli("phone-urls", "--config", str(cfg), "--vendor", "all", "--model", "GXV3240"), "--vendor"
+    )
 
     yealink = cli(
         "phone-urls", "--config", str(cfg), "--vendor", "yealink", "--format", "provisioning",

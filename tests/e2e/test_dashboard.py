@@ -202,8 +202,16 @@ def test_phone_setup_shows_each_vendors_urls(dash_hub: Hub, page: Page) -> None:
     copy.click()
     expect(copy).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == other
+    expect(page.get_by_label("Model", exact=True)).to_be_hidden()  # Yealink: one spelling
     page.get_by_label("Vendor").select_option("grandstream")
     page.get_by_label("Hub address as phones reach it").fill("")
+    expect(incoming).to_have_text(phone_url("grandstream", "incoming_call", here, TOKEN).url)
+    # The GXV3240's guide spells the call id `$call-id`: its URLs ask for that name.
+    page.get_by_label("Model", exact=True).select_option("GXV3240")
+    gxv3240 = phone_url("grandstream", "incoming_call", here, TOKEN, "GXV3240").url
+    assert "call_id=$call-id&" in gxv3240
+    expect(incoming).to_have_text(gxv3240)
+    page.get_by_label("Model", exact=True).select_option("")
     expect(incoming).to_have_text(phone_url("grandstream", "incoming_call", here, TOKEN).url)
     screenshot(page, "dashboard-phones")
 

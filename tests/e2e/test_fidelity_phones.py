@@ -50,3 +50,55 @@ def test_registration_without_port_or_interval(shared_hub: Hub) -> None:
     (c,) = state(shared_hub, "103")["contacts"]
     assert c["public_address"] == "127.0.0.1" and c["received_from"] == "127.0.0.1"
     assert c["expires"] - c["last_update"] == 3600
+
+
+# -- every $variable of Grandstream's table is kept ------------------------------------------
+
+# Grandstream's "Supported dynamic variables" table: all fifteen, with values a GXV3370 sends.
+EVERY_VARIABLE = {
+    "phone_ip": "192.168.40.31",
+    "mac": "000B82112231",
+    "product": "GXV3370",
+    "program_version": "1.0.1.28",
+    "hardware_version": "V1.2A",
+    "language": "English",
+    "local": "101",
+    "display_local": "Alice",
+    "remote": "0711222999",
+    "display_remote": "Bob Smith",
+    "call_id": "gs-every-1",
+    "active_user": "101",
+    "active_host": "pbx.acme.example.com",
+    "duration": "12",
+    "calldirection": "incoming",
+}
+
+
+def test_every_variable_is_kept_on_the_event_and_the_device(shared_hub: Hub) -> None:
+    pairs = "&".join(f"{k}={v.replace(' ', '%20')}" for k, v in EVERY_VARIABLE.items())
+    reply = get(shared_hub.port, f"/token={TOKEN}&event=Terminate%20Call&{pairs}")
+    assert reply.status == 200
+    events = [e for e in shared_hub.all_events() if e.get("call_id") == "gs-every-1"]
+    assert [e["event_type"] for e in events][-2:] == ["call_ended", "call_cdr"]
+    for e in events:
+        assert e["phone"] == EVERY_VARIABLE, e["event_type"]
+    device = state(shared_hub, "101")["device"]
+    for name in ("mac", "phone_ip", "product", "program_version", "hardware_version"):
+        assert device[name] == EVERY_VARIABLE[name], name
+    for name in ("language", "active_user", "active_host", "display_local"):
+        assert device[name] == EVERY_VARIABLE[name], name
+
+
+def test_a_device_event_keeps_its_variables(shared_hub: Hub) -> None:
+    reply = get(
+        shared_hub.port,
+        f"/token={TOKEN}&event=Booting%20Completed&mac=000B82112232&local=103"
+        "&product=GXV3370&program_version=1.0.1.28&hardware_version=V1.2A&language=Deutsch",
+    )
+    assert reply.status == 200
+    (boot,) = [
+        e
+        for e in shared_hub.all_events(key="boot_completed")
+        if e["phone"].get("mac") == "000B82112232"
+    ]
+    assert boot["phone"]["language"] == "Deutsch" and boot["phone"]["hardware_version"] == "V1.2A"

@@ -26,7 +26,9 @@ def test_registration_and_sign_off() -> None:
         "tenant_id",
         "tenant_name",
         "time",
+        "phone",  # every variable the phone sent
     }
+    assert body["phone"] == {"local": "101", **PHONE}
     assert body["extension"] == uri("101") and body["time"] == str(int(T0))
     [c] = body["registration_contacts"]
     assert c["user_agent"] == "GXV3370 1.0.1.28" and c["public_address"] == "192.168.1.20"
@@ -67,6 +69,7 @@ def test_toggles_and_their_repeats() -> None:
         "tenant_id": "42",
         "tenant_name": "acme",
         "time": str(int(T0)),
+        "phone": {"local": "101"},
     }
     assert p.send("dnd_on", local="101") == []
     assert p.c.presence("acme", "101")["status"] == "dnd"

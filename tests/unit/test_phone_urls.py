@@ -37,6 +37,9 @@ VALUES = {
     "hardware_version": "V1.0",
     "active_user": "101",
     "active_host": "pbx.example.com",
+    "calldirection": "incoming",
+    "language": "English",
+    "display_local": "Alice",
 }
 
 
@@ -81,6 +84,7 @@ def test_grandstream_is_the_seed_format() -> None:
     assert u.url == (
         "192.0.2.10:8080/token=gs-7f3a9c&event=Incoming%20Call&mac=$mac&local=$local"
         "&remote=$remote&display_remote=$display_remote&call_id=$call_id"
+        "&calldirection=$calldirection"
     )
     assert u.setting == "Incoming Call"
 
@@ -150,3 +154,35 @@ def test_provisioning_snippets() -> None:
     grandstream = provisioning("grandstream", phone_urls("grandstream", "hub:8080", TOKEN))
     assert "Incoming Call = hub:8080/token=gs-7f3a9c&event=Incoming%20Call" in grandstream
     assert len(grandstream.splitlines()) == 21  # a comment and the 20 events
+
+
+@pytest.mark.parametrize(
+    ("model", "call_id"), [("", "$call_id"), ("GXV3370", "$call_id"), ("gxv3240", "$call-id")]
+)
+def test_grandstream_models_use_their_guide_s_names(model: str, call_id: str) -> None:
+    for u in phone_urls("grandstream", "192.0.2.10:8080", TOKEN, model):
+        if "call_id=" in u.url:
+            assert f"call_id={call_id}&" in u.url + "&", u.url
+            path, query = as_request("grandstream", substitute(u.url))
+            assert parse_request("GET", path, query).variables["call_id"] == "abc-1"
+
+
+def test_unknown_model_names_the_known_ones() -> None:
+    with pytest.raises(PhoneUrlError, match="GXV3240"):
+        phone_urls("grandstream", "192.0.2.10:8080", TOKEN, "GXP9999")
+    with pytest.raises(PhoneUrlError, match="none"):
+        phone_urls("yealink", "192.0.2.10:8080", TOKEN, "T46U")
+
+
+def test_every_variable_a_url_asks_for_is_kept() -> None:
+    """The hub keeps every variable on the event (`phone`): nothing asked for is dropped."""
+    from callhook.ingest.vendors import VARIABLE_ALIASES
+
+    asked = {
+        m.group(1)
+        for v in URL_VENDORS
+        for u in phone_urls(v, "192.0.2.10:8080", TOKEN)
+        for m in re.finditer(r"\$([A-Za-z_-]+)", u.url)
+    }
+    known = {a for c, aliases in VARIABLE_ALIASES.items() for a in (c, *aliases)}
+    assert asked <= known, asked - known

@@ -17,11 +17,14 @@ function human(event) {
 }
 
 export class PhonesView {
-  constructor(root, api, tenant, vendors) {
+  constructor(root, api, tenant, vendors, models = {}) {
     this.root = root;
     this.api = api;
     this.tenant = tenant;
+    this.models = models;
     this.vendor = root.querySelector("[data-role=vendor]");
+    this.model = root.querySelector("[data-role=model]");
+    this.modelLabel = root.querySelector("[data-role=model-label]");
     this.host = root.querySelector("[data-role=host]");
     this.list = root.querySelector("[data-role=urls]");
     this.error = root.querySelector("[data-role=error]");
@@ -29,12 +32,27 @@ export class PhonesView {
     this.vendor.replaceChildren(
       ...vendors.map((v) => h("option", { value: v }, LABELS[v] || v)),
     );
-    this.vendor.onchange = () => this.load();
+    this.vendor.onchange = () => {
+      this.fillModels();
+      this.load();
+    };
+    this.model.onchange = () => this.load();
+    this.fillModels();
     let typing = null;
     this.host.oninput = () => {
       clearTimeout(typing);
       typing = setTimeout(() => this.load(), 400);
     };
+  }
+
+  /** The vendor's models whose guides name variables their own way (GXV3240: $call-id). */
+  fillModels() {
+    const models = this.models[this.vendor.value] || [];
+    this.model.replaceChildren(
+      h("option", { value: "" }, "Any model"),
+      ...models.map((m) => h("option", { value: m }, m)),
+    );
+    this.model.hidden = this.modelLabel.hidden = models.length === 0;
   }
 
   async show() {
@@ -48,6 +66,7 @@ export class PhonesView {
     try {
       data = await this.api.get(`/tenants/${encodeURIComponent(this.tenant)}/phone-urls`, {
         vendor: this.vendor.value,
+        model: this.model.value || undefined,
         host: this.host.value.trim() || undefined,
       });
     } catch (err) {
