@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import socket
 import time
 from typing import Any
 
@@ -48,6 +49,7 @@ from callhook.ingest.routes import (
     is_ingest_target,
 )
 from callhook.kamailio import routes as kamailio_api
+from callhook.listeners import StartupError
 from callhook.ops import Metrics
 from callhook.pipeline import Pipeline
 from callhook.proxies import TrustedProxies
@@ -98,6 +100,7 @@ class Hub:
         self.api_metrics = ApiMetrics(self.metrics.registry, lambda: len(self.tenants))
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._running = contextlib.AsyncExitStack()  # what start() started, for stop()
         # The client behind a listed reverse proxy (callhook/proxies.py): for open ingest
         # networks, rate limits and logs.
         self.proxies = TrustedProxies(
@@ -132,26 +135,38 @@ class Hub:
         self.api = self._build_api()
 
     # lifespan --------------------------------------------------------------------------
-    async def start(self) -> None:
-        await self.store.open()
-        try:
+    async def start(self, wsi_socket: socket.socket | None = None) -> None:
+        """Start everything in order; on a failure, stop what had started (in reverse order)
+        and raise (StartupError, ConfigError, or the failure itself).
+
+        `wsi_socket`: the WSI listener's socket, bound beforehand (callhook/listeners.py).
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await self.store.open()
+            except Exception as exc:
+                raise StartupError(f"server.database: cannot open it: {exc}") from exc
+            stack.push_async_callback(self.store.close)
             await self.apply_config()
-        except ConfigError:
-            await self.store.close()  # nothing else has started yet
-            raise
-        await self.retention.resume(set(self.tenants))  # purges deleted tenants' data
-        sessions, presence = await self.store.state.load()
-        # A deleted tenant's calls and presence are being purged: a namesake starts empty.
-        self.correlator.restore(
-            [s for s in sessions if s.get("tenant") in self.tenants],
-            [p for p in presence if p.get("tenant") in self.tenants],
-        )
-        self._hook_event_log()
-        await self.delivery.start()
-        await self.bus.start()
-        await self.wsi.start()
-        self._tasks.append(asyncio.create_task(self._ticker(), name="correlator-tick"))
-        self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
+            stack.push_async_callback(self.retention.stop)
+            await self.retention.resume(set(self.tenants))  # purges deleted tenants' data
+            sessions, presence = await self.store.state.load()
+            # A deleted tenant's calls and presence are being purged: a namesake starts empty.
+            self.correlator.restore(
+                [s for s in sessions if s.get("tenant") in self.tenants],
+                [p for p in presence if p.get("tenant") in self.tenants],
+            )
+            self._hook_event_log()
+            await self.delivery.start()
+            stack.push_async_callback(self.delivery.stop)
+            await self.bus.start()
+            stack.push_async_callback(self.bus.stop)
+            await self.wsi.start(wsi_socket)
+            stack.push_async_callback(self.wsi.stop)
+            self._tasks.append(asyncio.create_task(self._ticker(), name="correlator-tick"))
+            self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
+            stack.push_async_callback(self._cancel_tasks)
+            self._running = stack.pop_all()  # started: stop() unwinds it
         # What exists now (app, routes, schemas, restored state) lives as long as the
         # process: keep the cyclic GC from re-scanning it in every older-generation pass.
         # The hot paths allocate a lot (webhook sends: ~15% less CPU per delivery).
@@ -160,17 +175,17 @@ class Hub:
         self.ready = True
 
     async def stop(self) -> None:
+        """Stop what start() started, in reverse order."""
         self.ready = False
-        await self.wsi.stop()
+        await self._running.aclose()
+
+    async def _cancel_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.delivery.stop()
-        await self.retention.stop()
-        await self.bus.stop()
-        await self.store.close()
+        self._tasks.clear()
 
     async def apply_config(self) -> ApplyReport:
         """Make the database's directory match the config file, then reload the read model.

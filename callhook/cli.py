@@ -20,6 +20,7 @@ from callhook.cli_admin import (
 from callhook.cli_tenants import tenants
 from callhook.demo import demo
 from callhook.kamailio.command import kamailio_config
+from callhook.listeners import StartupError
 from callhook.simulate.command import simulate
 from callhook.tail import tail
 
@@ -48,11 +49,12 @@ def serve(config_path: str | None, init: bool) -> None:
     _check_tls(settings)
     _open_database(settings)
     setup_logging(settings.server.log_level, settings.server.log_format)
-    _print_banner(settings)
     try:
-        run(settings)
+        run(settings, on_started=lambda: _print_banner(settings))
     except config.ConfigError as exc:  # the file clashes with the database (Hub.apply_config)
         raise click.ClickException(f"config error: {exc}") from None
+    except StartupError as exc:  # a port in use, a database that cannot be opened
+        raise click.ClickException(str(exc)) from None
 
 
 def _print_banner(settings: config.Settings) -> None:

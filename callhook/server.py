@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -17,6 +17,7 @@ from callhook.config import Settings
 from callhook.connections import raise_file_limit
 from callhook.http_protocol import Guard
 from callhook.ingest import fastpath
+from callhook.listeners import bind_all, host_port
 
 log = logging.getLogger("callhook")
 
@@ -39,23 +40,32 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _host_port(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-async def serve(settings: Settings, *, fast_ingest: bool = True) -> None:
+async def serve(
+    settings: Settings,
+    *,
+    fast_ingest: bool = True,
+    on_started: Callable[[], None] | None = None,
+) -> None:
     """Start the hub and its listeners; return after a clean shutdown (SIGINT/SIGTERM).
+
+    Both ports are bound first: one in use stops the start with a StartupError naming the
+    setting, before anything else has started. `on_started` runs once everything has
+    (the CLI prints its banner there).
 
     `fast_ingest`: phone GETs are answered on uvicorn's own protocol, without an ASGI task
     per request (ingest/fastpath.py); False serves them through ASGI, as on a uvicorn
     without the hook.
     """
     nofile = raise_file_limit()
-    hub = Hub(settings)
-    hub.connections.cap_to_file_limit(nofile)
-    await hub.start()
-    host, port = _host_port(settings.server.listen)
+    sockets = bind_all(settings)
+    try:
+        hub = Hub(settings)
+        hub.connections.cap_to_file_limit(nofile)
+        await hub.start(sockets.wsi)
+    except BaseException:
+        sockets.close()
+        raise
+    host, port = host_port(settings.server.listen)
     c = settings.connections
     guard = Guard(
         hub.connections,
@@ -100,17 +110,19 @@ async def serve(settings: Settings, *, fast_ingest: bool = True) -> None:
         max_connections=hub.connections.max_open,
         fast_path=fast,
     )
+    if on_started is not None:
+        on_started()
     try:
-        await server.serve()
+        await server.serve(sockets=[sockets.main])
     finally:
         await hub.stop()
         traffic_log.stopped(addresses)
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, on_started: Callable[[], None] | None = None) -> None:
     try:
         import uvloop
-
-        uvloop.run(serve(settings))
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, on_started=on_started))
+    else:
+        uvloop.run(serve(settings, on_started=on_started))

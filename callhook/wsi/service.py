@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -155,16 +156,22 @@ class WsiService:
         )
 
     # lifespan --------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen on `sock` (bound beforehand) or else on `server.wsi_listen`, if set."""
         self._loop = asyncio.get_running_loop()
         self._bus.subscribe(self.publish)
         listen = self.settings.server.wsi_listen
         if listen:
-            host, port = _host_port(listen)
             tls = self._tls()
-            self._server = await self._loop.create_server(
-                lambda: WsiConnection(self), host, port, ssl=tls, backlog=4096
-            )
+            if sock is not None:
+                self._server = await self._loop.create_server(
+                    lambda: WsiConnection(self), sock=sock, ssl=tls, backlog=4096
+                )
+            else:
+                host, port = _host_port(listen)
+                self._server = await self._loop.create_server(
+                    lambda: WsiConnection(self), host, port, ssl=tls, backlog=4096
+                )
             self.port = self._server.sockets[0].getsockname()[1]
             log.info("wsi listening", extra={"listen": listen, "tls": tls is not None})
         self._timer = self._loop.call_later(self.ping_interval, self._tick)

@@ -1,0 +1,70 @@
+"""The hub's listening sockets, bound before anything starts.
+
+Binding first means a port in use (or an address the machine does not have) stops the
+start with one line naming the setting, e.g.
+`server.wsi_listen 127.0.0.1:8885: address already in use`, before the banner is printed
+and before the database, workers or listeners have started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from dataclasses import dataclass
+
+from callhook.config import Settings
+
+
+class StartupError(Exception):
+    """The hub cannot start; the message names the setting and says why, in one line."""
+
+
+def host_port(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def bind(setting: str, listen: str) -> socket.socket:
+    """A bound (not yet listening) TCP socket for `listen`, or StartupError naming it."""
+    host, port = host_port(listen)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise StartupError(f"{setting} {listen}: {(exc.strerror or str(exc)).lower()}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        raise StartupError(f"{setting} {listen}: {reason}") from None
+    return sock
+
+
+@dataclass
+class Sockets:
+    """The main port's socket and the WSI listener's (None when `wsi_listen` is "")."""
+
+    main: socket.socket
+    wsi: socket.socket | None
+
+    def close(self) -> None:
+        for sock in (self.main, self.wsi):
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def bind_all(settings: Settings) -> Sockets:
+    main = bind("server.listen", settings.server.listen)
+    wsi = None
+    if settings.server.wsi_listen:
+        try:
+            wsi = bind("server.wsi_listen", settings.server.wsi_listen)
+        except StartupError:
+            main.close()
+            raise
+    return Sockets(main, wsi)
