@@ -145,6 +145,18 @@ class Pipeline:
             raise StoreError("the database refused these events")
         return committed
 
+    async def end_call(self, tenant: str, session_id: str) -> tuple[Event, ...] | None:
+        """End an open call by hand; its events as committed. None: no such open call."""
+        events = self.correlator.end_call(tenant, session_id)
+        if events is None:
+            return None
+        queued = self._enqueue(events, None)
+        await asyncio.shield(queued.done)  # shared by the batch: never cancel it
+        committed = queued.committed()
+        if committed is None:
+            raise StoreError("the database refused these events")
+        return committed
+
     async def tick(self) -> tuple[Event, ...]:
         """Timeouts and other decisions that come with time, not with an event."""
         events = self.correlator.tick()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
+from callhook.api.common import ERRORS
 from callhook.errors import NotFound
 
 router = APIRouter(tags=["presence"])
@@ -46,6 +47,34 @@ async def calls(
     if not active:
         raise NotFound("ended calls are CDRs: use GET .../cdrs", code="use-cdrs")
     return {"calls": hub.correlator.active_calls(tenant)}
+
+
+@router.post(
+    "/tenants/{tenant}/calls/{session_id}/end",
+    summary="End a stuck call by hand",
+    responses=ERRORS,
+    description=(
+        "Ends an open call as if every phone hung up now: ringing phones get"
+        " `target_noanswer`, then the call's closing event (`call_ended`, or `call_noanswer`"
+        " when nobody answered) and its `call_cdr`, with `end_reason` `ended_by_api`. For a"
+        " call whose phones never reported its end (a phone rebooted mid-call)."
+    ),
+)
+async def end_call(
+    request: Request,
+    tenant: str,
+    session_id: Annotated[str, Path(max_length=32, pattern=r"^[0-9]+$")],
+    who: Annotated[Principal, Depends(principal)],
+) -> dict[str, Any]:
+    hub = hub_of(request)
+    require_tenant(hub, who, tenant)
+    events = await hub.pipeline.end_call(tenant, session_id)
+    if events is None:
+        raise NotFound(f"no open call {session_id!r} in tenant {tenant!r}", code="unknown-call")
+    return {
+        "session_id": session_id,
+        "events": [{"event_type": e.key, "seq": e.seq, "event_id": e.event_id} for e in events],
+    }
 
 
 @router.get("/tenants/{tenant}/devices", summary="Phones seen on ingest, by MAC")

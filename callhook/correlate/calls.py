@@ -259,14 +259,7 @@ class CallFlow:
     ) -> None:
         if leg.state in DONE or leg.state == ESTABLISHED or leg.role == "caller":
             return
-        leg.role = "target"
-        why = "no_answer" if s.answer_time is None else "answered_elsewhere"
-        self.end.leg_done(s, leg, tv, now, out, NOANSWER, why)
-        if s.answer_time is None:
-            if not any(x.state == RINGING for x in s.legs.values()):
-                self.end.close(s, tv, now, "no_answer", out)
-        elif not self.end.others_live(s, leg):
-            self.end.close(s, tv, now, "transferred" if s.reroutes else "hangup", out)
+        self.end.missed(s, leg, tv, now, out)  # the path ring_timeout takes too
 
     def _hold(
         self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out

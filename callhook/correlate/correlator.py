@@ -34,6 +34,9 @@ from callhook.normalise import (
 
 log = logging.getLogger(__name__)
 
+# The end_reason of a call ended with POST .../calls/{session_id}/end.
+ENDED_BY_API = "ended_by_api"
+
 # The hint on a report stored raw because correlating it failed (Correlator.raw_report).
 CORRELATION_FAILED = "correlation-failed"
 
@@ -214,6 +217,17 @@ class Correlator:
             except Exception:
                 log.exception("closing session %s failed", s.session_id)
         self._table.purge(now)
+        return out
+
+    def end_call(self, tenant: str, session_id: str) -> list[Event] | None:
+        """End an open call by hand (a stuck one): what its end emits, as if every phone hung
+        up now (ringing phones get `target_noanswer`, then the closing event and the CDR),
+        with end_reason "ended_by_api". None when no such call is open."""
+        s = self._table.open.get(tenant, {}).get(session_id)
+        if s is None:
+            return None
+        out: list[Event] = []
+        self._end.close(s, self._view(tenant), self._clock(), ENDED_BY_API, out)
         return out
 
     def has_changes(self) -> bool:

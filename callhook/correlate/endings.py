@@ -1,9 +1,10 @@
 """How sessions end: one phone's part (target_* events), and the whole call (closing
 lifecycle event, call_ended, the CDR) on hangup, deadline or eviction.
 
-Deadlines: a transferred call waits `merge_window` for its target; ringing that
-phones able to report an answer never answered is decided after `ring_timeout`; any other
-open call idle for `session_timeout` is closed with end_reason "timeout".
+Deadlines: a transferred call waits `merge_window` for its target; a phone ringing with
+no news for `ring_timeout` stopped ringing unanswered, as if it had said Missed Call (a
+caller's phone that only dials is given up on only if it is known to report answers); any
+other open call idle for `session_timeout` is closed with end_reason "timeout".
 
 A call ends with exactly one closing event, then its `call_cdr`: `call_fail` when it
 failed, `call_noanswer` when nobody answered it (missed, or an outbound call the far end
@@ -59,7 +60,9 @@ class Endings:
         if s.wait_until is not None:
             self.close(s, tv, now, s.wait_reason or "hangup", out)
         elif s.answer_time is None and self.ring_decides(s):
-            self.close(s, tv, now, "ring_timeout", out)
+            for leg in [x for x in s.legs.values() if x.state == RINGING]:
+                self.missed(s, leg, tv, now, out, "ring_timeout", "ring_timeout")
+            self.close(s, tv, now, "ring_timeout", out)  # a caller's phone alone: dialing
         else:
             self.close(s, tv, now, "timeout", out)
         return out
@@ -69,14 +72,18 @@ class Endings:
             return s.wait_until
         if s.answer_time is None and self.ring_decides(s):
             start = s.ring_start if s.ring_start is not None else s.created_at
-            return start + self.settings.ring_timeout
+            return max(start, s.last_activity) + self.settings.ring_timeout
         return s.last_activity + self.settings.session_timeout
 
     def ring_decides(self, s: Session) -> bool:
-        """Ringing can be declared unanswered only for phones that report answers: one
-        configured without Establish Call may be talking (its Terminate comes later)."""
+        """Whether `ring_timeout` ends the unanswered call: a phone is ringing (ringing does
+        not last hours: a call that only got Incoming Call was a ghost for session_timeout),
+        or a caller's phone is dialing and is known to report answers (one configured without
+        Establish Call may be talking: its Terminate Call comes later)."""
         for leg in s.legs.values():
-            if leg.state == RINGING or leg.state == DIALING:
+            if leg.state == RINGING:
+                return True
+            if leg.state == DIALING:
                 if leg.answers is None:  # learned once per leg (presence lookup)
                     leg.answers = bool(leg.number) and self.presence.reports(
                         s.tenant, leg.number, "establish_call"
@@ -84,6 +91,28 @@ class Endings:
                 if leg.answers:
                     return True
         return False
+
+    def missed(
+        self,
+        s: Session,
+        leg: Leg,
+        tv: TenantView,
+        now: float,
+        out: Out,
+        why: str = "no_answer",
+        end_reason: str = "no_answer",
+    ) -> None:
+        """A called phone stopped ringing unanswered (its Missed Call, or `ring_timeout`):
+        its `target_noanswer`, then the call's end once no phone rings any more."""
+        leg.role = "target"
+        if s.answer_time is not None:
+            why = "answered_elsewhere"
+        self.leg_done(s, leg, tv, now, out, NOANSWER, why)
+        if s.answer_time is None:
+            if not any(x.state == RINGING for x in s.legs.values()):
+                self.close(s, tv, now, end_reason, out)
+        elif not self.others_live(s, leg):
+            self.close(s, tv, now, "transferred" if s.reroutes else "hangup", out)
 
     def others_live(self, s: Session, leg: Leg) -> bool:
         """Is another phone still ringing or in this (answered) call?"""

@@ -290,3 +290,36 @@ def test_the_polling_channel_resumes_from_the_last_seq_after_an_outage(
     seqs = [int(s) for s in stream.evaluate_all("els => els.map(e => e.dataset.seq)")]
     assert seqs[:4] == [last + 3, last + 2, last + 1, last], seqs  # none lost, none twice
     assert len(seqs) == len(set(seqs))
+
+
+def test_a_stuck_call_is_ended_from_the_dashboard(dash_hub: Hub, page: Page) -> None:
+    """A call whose phone never reports its end (rebooted mid-call) would stay on the board
+    for hours: the End button ends it on the hub, with the events that produces."""
+    phone = Phone(dash_hub.port, TOKEN, "109", mac="000B82000109")
+    login(page, dash_hub)
+    call = {"remote": "0711999000", "call_id": "c-stuck"}
+    assert phone.send("Incoming Call", **call).status == 200
+    assert phone.send("Establish Call", **call).status == 200
+    row = page.locator("#calls tbody tr", has_text="0711999000")
+    expect(row.locator(".badge")).to_have_text("Talking")
+
+    end = row.get_by_role("button", name="End this call")
+    end.click()  # the first click only asks for confirmation
+    confirm = row.get_by_role("button", name="Confirm: end this call now")
+    expect(confirm).to_have_text("Confirm end")
+    calls = dash_hub.api("GET", "/api/v1/tenants/acme/calls")[1]["calls"]
+    assert [c for c in calls if c["call_id"] == "c-stuck"]  # not ended yet
+    confirm.click()
+    expect(row).to_have_count(0)
+    expect(page.locator("#announcer")).to_have_text("Call ended")
+    expect(page.locator("#presence [data-ext='109'] .badge")).to_have_text("Available")
+
+    keys = [e["event_type"] for e in dash_hub.all_events() if e.get("call_id") == "c-stuck"]
+    assert keys[-2:] == ["call_ended", "call_cdr"], keys
+    [cdr] = [e for e in dash_hub.all_events() if e.get("call_id") == "c-stuck" and "cdr_id" in e
+             and e["event_type"] == "call_cdr"]  # fmt: skip
+    assert cdr["end_reason"] == "ended_by_api" and cdr["status"] == "answered"
+    # The phone's own Terminate Call, late, is a report of a call that ended: no second CDR.
+    assert phone.send("Terminate Call", duration="30", **call).status == 200
+    keys = [e["event_type"] for e in dash_hub.all_events() if e.get("call_id") == "c-stuck"]
+    assert keys.count("call_cdr") == 1

@@ -402,11 +402,43 @@ def test_ringing_decided_missed_after_ring_timeout() -> None:
     assert (cdr["status"], cdr["end_reason"]) == ("missed", "ring_timeout")
 
 
-def test_ringing_phone_that_never_reports_answers_is_not_declared_missed() -> None:
-    p = Phones(ring_timeout=180, session_timeout=3600)
+def test_a_call_that_only_rang_ends_unanswered_after_ring_timeout() -> None:
+    """It rang for session_timeout (4 h) when the phone had never reported an answer."""
+    p = Phones(ring_timeout=180, session_timeout=4 * 3600)
     p.send("incoming_call", local="101", remote="0712", call_id="r")
-    assert p.tick(600) == []  # may be talking: its Terminate Call will tell
-    p.send("terminate_call", local="101", remote="0712", call_id="r", duration="590")
+    p.wait(100)
+    p.send("incoming_call", local="101", remote="0712", call_id="r")  # news: a repeat
+    assert p.tick(179) == []
+    assert p.tick(2) == ["target_noanswer", "call_noanswer", "call_cdr"]
+    assert p.one("target_noanswer")["reason"] == "ring_timeout"
+    cdr = p.one("call_cdr")
+    assert (cdr["status"], cdr["end_reason"]) == ("missed", "ring_timeout")
+    assert p.c.active_calls("acme") == []
+    assert p.c.presence("acme", "101")["sessions"] == []
+
+
+def test_ring_timeout_ends_a_call_as_missed_call_does() -> None:
+    """The same closing events, in the same order, whether the phone said Missed Call or
+    went silent."""
+    said, silent = Phones(ring_timeout=60), Phones(ring_timeout=60)
+    for p in (said, silent):
+        p.send("incoming_call", local="101", remote="0712", call_id="g")
+        p.send("incoming_call", local="102", remote="0712", call_id="g2")  # a ring group
+        p.wait(30)
+        p.send("missed_call", local="102", remote="0712", call_id="g2")
+    said.wait(20)
+    said.send("missed_call", local="101", remote="0712", call_id="g")
+    silent.tick(61)  # no news since the Missed Call of 102
+    assert [e.key for e in said.log] == [e.key for e in silent.log]
+    assert silent.log[-1].key == "call_cdr" and silent.one("call_cdr")["status"] == "missed"
+
+
+def test_a_dialing_phone_that_never_reports_answers_is_not_given_up_on() -> None:
+    """An outgoing call's phone configured without Establish Call may be talking."""
+    p = Phones(ring_timeout=180, session_timeout=3600)
+    p.send("outgoing_call", local="101", remote="0712", call_id="o")
+    assert p.tick(600) == []
+    p.send("terminate_call", local="101", remote="0712", call_id="o", duration="590")
     assert p.one("call_cdr")["status"] == "answered"
 
 

@@ -2,7 +2,7 @@
 // The hub's correlator is the source of truth: call events make us re-read GET .../calls
 // (coalesced), so what is shown is what the hub decided, never a guess of ours.
 
-import { coalesce, fmtDuration, h, numberOf, setAttr, setText } from "./dom.js";
+import { announce, coalesce, fmtDuration, h, numberOf, setAttr, setText } from "./dom.js";
 
 const STATE_LABELS = {
   dialing: "Dialing",
@@ -90,7 +90,9 @@ export class CallsView extends EventTarget {
         state: h("td", {}, h("span", { class: "badge" }), h("span", { class: "duration inline" })),
         duration: h("td", { class: "num duration opt" }),
         direction: h("td", { class: "opt" }),
+        actions: h("td", { class: "actions" }),
       };
+      cells.actions.append(this.endButton(call.session_id));
       const tr = h(
         "tr",
         { dataset: { session: call.session_id } },
@@ -99,6 +101,7 @@ export class CallsView extends EventTarget {
         cells.state,
         cells.duration,
         cells.direction,
+        cells.actions,
       );
       row = { tr, cells };
       this.rows.set(call.session_id, row);
@@ -114,6 +117,39 @@ export class CallsView extends EventTarget {
     setAttr(badge, "class", `badge state-${call.state || "unknown"}`);
     setAttr(row.tr, "data-state", call.state || "");
     setText(row.cells.direction, call.direction || "");
+  }
+
+  /** "End": ends a stuck call on the hub (POST .../calls/{id}/end), after a second click
+   * that confirms it; the hub's events then remove the row like any other end. */
+  endButton(sessionId) {
+    const button = h("button", { type: "button", class: "ghost", "aria-label": "End this call" }, "End");
+    let armed = null;
+    button.addEventListener("click", async () => {
+      if (!armed) {
+        setText(button, "Confirm end");
+        setAttr(button, "class", "danger");
+        setAttr(button, "aria-label", "Confirm: end this call now");
+        armed = setTimeout(() => {
+          armed = null;
+          setText(button, "End");
+          setAttr(button, "class", "ghost");
+          setAttr(button, "aria-label", "End this call");
+        }, 5000);
+        return;
+      }
+      clearTimeout(armed);
+      button.disabled = true;
+      const path = `/tenants/${encodeURIComponent(this.tenant)}/calls/${encodeURIComponent(sessionId)}/end`;
+      try {
+        await this.api.post(path);
+        announce("Call ended");
+      } catch (err) {
+        setText(button, "Failed");
+        announce(`Ending the call failed: ${err.message}`);
+      }
+      this.refresh();
+    });
+    return button;
   }
 
   /** Update every duration cell: talk time once answered, else time since the call began. */
