@@ -10,7 +10,8 @@ every connection on the main port goes through this class first, so both answer 
   `body_timeout` of its headers (`408`); open connections per source and in total are
   capped (`503` at once). Each answer closes the connection and is counted and logged.
 - tolerance: a phone's request line with a raw space or non-ASCII byte (`event=Incoming
-  Call`, `display_remote=张伟`) is percent-encoded before the parser sees it (every request
+  Call`, `display_remote=张伟`) is percent-encoded before the parser sees it, and a raw `#`
+  in a value (`remote=*72#`) is not taken for a fragment (every request
   that starts a read; pipelined ones within a read are parsed as they are); a request the
   parser refuses gets a JSON `400`; a long URL is kept only as far as its `414` needs.
 
@@ -29,7 +30,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from callhook.connections import ConnectionLimits
 from callhook.errors import error_json
-from callhook.ingest.action_url import MAX_URL_BYTES
+from callhook.ingest.action_url import MAX_URL_BYTES, mend_hashes
 
 _URL_KEEP = 2 * MAX_URL_BYTES  # over MAX_URL_BYTES is all a 414 needs to know
 _UNREADABLE = error_json("bad-request", "not a readable HTTP/1.1 request")
@@ -46,9 +47,14 @@ def mend_request_line(data: bytes, end: int) -> bytes:
     HTTP parser to take or refuse.
     """
     line = _REQUEST_LINE.match(data, 0, end)
-    if line is None or not _UNSAFE_IN_TARGET.search(line.group(2)):
+    if line is None:
         return data
-    target = _UNSAFE_IN_TARGET.sub(lambda m: b"%%%02X" % m.group()[0], line.group(2))
+    target = line.group(2)
+    if _UNSAFE_IN_TARGET.search(target):
+        target = _UNSAFE_IN_TARGET.sub(lambda m: b"%%%02X" % m.group()[0], target)
+    elif b"#" not in target:
+        return data
+    target = mend_hashes(target)  # `remote=*72#`: not a fragment (the parser's rule)
     return b"%s %s %s\r%s" % (line.group(1), target, line.group(3), data[end:])
 
 

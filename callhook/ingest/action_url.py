@@ -50,6 +50,7 @@ class IngestError(Exception):
 _FORM = "application/x-www-form-urlencoded"
 # Single bytes are tested as ints: `43 in raw` is a memchr, `b"+" in raw` many times slower.
 _NUL, _HASH, _PERCENT, _PLUS, _EQUALS = 0, ord("#"), ord("%"), ord("+"), ord("=")
+_AMP = ord("&")
 # Variables that hold a number or SIP user, from which URIs and display names are stripped.
 _NUMBER_FIELDS = frozenset({"local", "remote", "active_user"})
 _HEX = frozenset("0123456789ABCDEF")
@@ -143,6 +144,46 @@ def _split_fragment(part: bytes) -> list[bytes]:
     return out
 
 
+def mend_hashes(target: bytes) -> bytes:
+    """A request target as a phone wrote it, with each raw `#` made unambiguous for HTTP.
+
+    Phones substitute values unencoded: `remote=*72#`, `display_remote=Room#5`. To HTTP a
+    `#` starts a fragment, which servers drop, and with it the rest of the request (the
+    call id). A `#` that starts a pair (Snom's `x=1#mac=...`: what follows it holds an `=`
+    before the next `&` or `#`) becomes `&`; any other is part of a value and becomes `%23`.
+    """
+    if _HASH not in target:
+        return target
+    pieces = target.split(b"#")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        out.append(b"&" if _EQUALS in piece.partition(b"&")[0] else b"%23")
+        out.append(piece)
+    return b"".join(out)
+
+
+def _known_key(raw_key: bytes) -> bool:
+    """Whether `raw_key` names a phone variable (any spelling), `token`, `event` or `vendor`."""
+    if raw_key in _KNOWN_KEYS:
+        return True
+    folded = fold(_name(raw_key))
+    return folded in VARIABLE_BY_FOLDED or folded in ("token", "event", "vendor", "activeurl")
+
+
+def _path_pairs(segments: list[bytes]) -> bytes:
+    """Path segments holding pairs, as one `&`-separated run. Grandstream's ActionURL guide
+    says to separate the variables with a `/` (`/mac=.../local=101`), and phones do not
+    encode a `/` in values (`display_remote=A/B`): a `/` followed by a known `key=`
+    separates pairs, any other stays in the value."""
+    out = [segments[0]]
+    for segment in segments[1:]:
+        key, eq, _ = segment.partition(b"=")
+        starts_pair = eq and _AMP not in key and _known_key(key)
+        out.append(b"&" if starts_pair else b"/")
+        out.append(segment)
+    return b"".join(out)
+
+
 def _route(
     path: bytes, raw: list[tuple[bytes, bytes, bool]], hints: list[str]
 ) -> tuple[str | None, str | None, bool]:
@@ -162,12 +203,12 @@ def _route(
         if start:
             hints.append(HINT_EXTRA_SEGMENTS)
         if start < len(rest):
-            _split_pairs(b"/".join(rest[start:]), raw)
+            _split_pairs(_path_pairs(rest[start:]), raw)
         return token, event_name, True
     start = _first_pairs_segment(segments)
     if start < len(segments):
         # The rest of the path is one run of pairs: Grandstream does not encode `/` in values.
-        _split_pairs(b"/".join(segments[start:]), raw)
+        _split_pairs(_path_pairs(segments[start:]), raw)
     return None, None, False
 
 

@@ -5,11 +5,15 @@ them and how it reads them (Grandstream's Event Notification and ActionURL guide
 from __future__ import annotations
 
 import json
+import re
+import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.hub import Hub
-from tests.support.phone import get
+from tests.support.phone import Response, get, parse_response, send_raw
 
 TOKEN = "gs-7f3a9c"
 SAMPLES: list[dict[str, Any]] = json.loads(
@@ -102,3 +106,92 @@ def test_a_device_event_keeps_its_variables(shared_hub: Hub) -> None:
         if e["phone"].get("mac") == "000B82112232"
     ]
     assert boot["phone"]["language"] == "Deutsch" and boot["phone"]["hardware_version"] == "V1.2A"
+
+
+# -- values as phones send them: raw '#', raw spaces on kept-alive connections, '/' pairs -------
+
+
+def phone_line(target: str) -> bytes:
+    """A request exactly as a phone writes it: the target byte for byte, nothing encoded."""
+    return (
+        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Grandstream GXV3370\r\n\r\n"
+    ).encode()
+
+
+def read_one(sock: socket.socket) -> Response:
+    """One response off a kept-alive connection (Content-Length framed)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return parse_response(head + b"\r\n\r\n" + body[:length])
+
+
+def by_call(hub: Hub, call_id: str) -> list[dict[str, Any]]:
+    return [e for e in hub.all_events() if e.get("call_id") == call_id]
+
+
+@pytest.mark.parametrize(
+    ("pair", "value"), [("remote=*72#", "*72#"), ("display_remote=Room#5", "Room#5")]
+)
+def test_a_raw_hash_keeps_the_rest_of_the_request(shared_hub: Hub, pair: str, value: str) -> None:
+    call_id = f"hash-{len(value)}"
+    target = (
+        f"/token={TOKEN}&event=Outgoing%20Call&mac=000B82112241&local=101&{pair}"
+        f"&remote2=x&call_id={call_id}"
+    )
+    closing = phone_line(target).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    reply = send_raw(shared_hub.port, closing)
+    assert reply.status == 200, reply.body
+    (start,) = [e for e in by_call(shared_hub, call_id) if e["event_type"] == "call_start"]
+    key = pair.split("=")[0]
+    assert start["phone"][key] == value and start["phone"]["call_id"] == call_id
+
+
+def test_raw_spaces_on_every_request_of_a_kept_alive_connection(shared_hub: Hub) -> None:
+    with socket.create_connection(("127.0.0.1", shared_hub.port), timeout=10) as sock:
+        for n in range(3):
+            target = (
+                f"/token={TOKEN}&event=Incoming Call&mac=000B82112242&local=103"
+                f"&remote=0711000{n}&display_remote=Jane Doe {n}&call_id=keep-{n}"
+            )
+            sock.sendall(phone_line(target))
+            reply = read_one(sock)
+            assert reply.status == 200, (n, reply.body)
+            assert reply.json()["events"][0] == "call_start"
+    for n in range(3):
+        (start,) = [e for e in by_call(shared_hub, f"keep-{n}") if e["event_type"] == "call_start"]
+        assert start["caller_display_name"] == f"Jane Doe {n}"
+
+
+def test_pairs_separated_by_slashes_as_the_actionurl_guide_says(shared_hub: Hub) -> None:
+    # GXV3240 guide: "separate the dynamic variables with a '/'"; it spells `$call-id`.
+    reply = get(
+        shared_hub.port,
+        f"/token={TOKEN}/event=Incoming%20Call/mac=000B82112243/local=102"
+        "/remote=0711555666/call-id=slash-1/program_version=1.0.3.24",
+    )
+    assert reply.status == 200, reply.body
+    (start,) = [e for e in by_call(shared_hub, "slash-1") if e["event_type"] == "call_start"]
+    assert start["callee_number"] == "102" and start["caller_number"] == "0711555666"
+    assert start["phone"]["program_version"] == "1.0.3.24"
+
+
+def test_the_actionurl_guide_s_on_unhold_example(shared_hub: Hub) -> None:
+    # "On Unhold: 192.168.40.207/call-id=$call-id&program_version=$program_version": no token,
+    # no event; taken from an open-ingest network and kept raw, with the call id.
+    reply = get(shared_hub.port, "/call-id=unhold-1&program_version=1.0.3.24")
+    assert reply.status in (200, 202), reply.body
+    (raw,) = [
+        e
+        for e in shared_hub.all_events(key="action_url")
+        if e["variables"].get("call_id") == "unhold-1"
+    ]
+    assert raw["pairs"] == {"call-id": "unhold-1", "program_version": "1.0.3.24"}
+    assert raw["phone"] == {"call_id": "unhold-1", "program_version": "1.0.3.24"}
+    assert "url-has-no-event-name" in raw["hints"]

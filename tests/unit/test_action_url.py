@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import pytest
 
-from callhook.ingest.action_url import MAX_URL_BYTES, IngestError, parse_request
+from callhook.ingest.action_url import MAX_URL_BYTES, IngestError, mend_hashes, parse_request
 from callhook.ingest.model import ParsedRequest
 from callhook.ingest.vendors import VENDOR_EVENT_NAMES
 
@@ -572,3 +572,44 @@ def test_snom_local_is_this_phone(
 def test_snom_swap_with_one_side_missing() -> None:
     parsed = get("/ingest/t/outgoing_call?vendor=snom&remote=101")
     assert parsed.variables == {"local": "101"}
+
+
+@pytest.mark.parametrize(
+    ("target", "mended"),
+    [
+        (b"/remote=*72#&call_id=c1", b"/remote=*72%23&call_id=c1"),
+        (b"/display_remote=Room#5&call_id=c1", b"/display_remote=Room%235&call_id=c1"),
+        (b"/x=1#mac=000413000001&local=101", b"/x=1&mac=000413000001&local=101"),  # Snom
+        (b"/remote=#", b"/remote=%23"),
+        (b"/remote=a##b=c", b"/remote=a%23&b=c"),
+        (b"/no-hash=here", b"/no-hash=here"),
+    ],
+)
+def test_mend_hashes(target: bytes, mended: bytes) -> None:
+    assert mend_hashes(target) == mended
+
+
+def test_a_mended_hash_reads_back_as_the_phone_meant() -> None:
+    parsed = get(mend_hashes(b"/token=t&event=Outgoing%20Call&remote=*72#&call_id=c1"))
+    assert parsed.variables["remote"] == "*72#" and parsed.variables["call_id"] == "c1"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/token=t/event=Incoming%20Call/mac=000B82112233/local=101/call-id=c9",
+        "/token=t&event=Incoming%20Call/mac=000B82112233&local=101/call-id=c9",
+        "/ingest/t/incoming_call/mac=000B82112233/local=101/call-id=c9",
+    ],
+)
+def test_pairs_separated_by_slashes(target: str) -> None:
+    # Grandstream's ActionURL guide: "separate the dynamic variables with a '/'".
+    parsed = get(target)
+    assert parsed.token == "t" and parsed.event == "incoming_call"
+    assert parsed.variables == {"mac": "000B82112233", "local": "101", "call_id": "c9"}
+
+
+def test_a_slash_before_an_unknown_word_stays_in_the_value() -> None:
+    parsed = get("/token=t/event=Incoming%20Call/display_remote=Sales/EMEA=x/local=101")
+    assert parsed.variables["display_remote"] == "Sales/EMEA=x"
+    assert parsed.variables["local"] == "101"
