@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
 
 from callhook import __version__
 from callhook.api import call_events as call_events_api
@@ -42,11 +43,11 @@ from callhook.directory import Tenant
 from callhook.errors import HubError, error_json
 from callhook.ingest.routes import (
     IngestEndpoint,
+    PhoneTargets,
     Receive,
     Scope,
     Send,
     TenantResolver,
-    is_ingest_target,
 )
 from callhook.kamailio import routes as kamailio_api
 from callhook.listeners import StartupError
@@ -133,6 +134,7 @@ class Hub:
             registry=self.metrics.registry,
         )
         self.api = self._build_api()
+        self.ingest.is_phone = self._phone_targets(self.api)
 
     # lifespan --------------------------------------------------------------------------
     async def start(self, wsi_socket: socket.socket | None = None) -> None:
@@ -368,6 +370,21 @@ class Hub:
 
         return api
 
+    @staticmethod
+    def _phone_targets(api: FastAPI) -> PhoneTargets:
+        """The hub's own paths, from what is registered: every route of the OpenAPI
+        document, the app's top-level routes and mounts, and `/ws` (served by the HTTP
+        protocol, callhook/http_protocol.py)."""
+        routes = [*api.openapi()["paths"], "/ws"]
+        mounts = []
+        for route in api.routes:
+            path = getattr(route, "path", None)
+            if isinstance(route, Mount) and path:
+                mounts.append(path)
+            elif path:
+                routes.append(path)
+        return PhoneTargets.from_paths(routes, mounts)
+
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The main listener: phone ingest first (hot path), everything else to FastAPI.
 
@@ -377,8 +394,11 @@ class Hub:
             client = scope.get("client")
             if client:  # seen from here on as the client the trusted proxy forwarded for
                 scope["client"] = (self.proxies.client(client[0], scope["headers"]), client[1])
-        if scope["type"] == "http" and is_ingest_target(
-            scope["path"], scope.get("raw_path") or b"", scope.get("query_string", b"")
+        if scope["type"] == "http" and self.ingest.is_phone(
+            scope["method"],
+            scope["path"],
+            scope.get("raw_path") or b"",
+            scope.get("query_string", b""),
         ):
             await self.ingest(scope, receive, send)  # phones, and the 414 of a long URL
             return

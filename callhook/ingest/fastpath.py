@@ -32,7 +32,7 @@ from uvicorn.protocols.http.httptools_impl import (
 
 from callhook.errors import error_json
 from callhook.http_protocol import Guard, HubHttpProtocol, protocol_class
-from callhook.ingest.routes import Accepted, IngestEndpoint, is_ingest_target, request_headers
+from callhook.ingest.routes import Accepted, IngestEndpoint, request_headers
 
 log = logging.getLogger("callhook.ingest")
 _INTERNAL = error_json("internal", "internal error")
@@ -56,7 +56,9 @@ class IngestHttpProtocol(HubHttpProtocol):
         if (
             (method == "GET" or method == "HEAD")
             and app is self.app
-            and is_ingest_target(scope["path"], scope["raw_path"], scope["query_string"])
+            and self.endpoint.is_phone(
+                method, scope["path"], scope["raw_path"], scope["query_string"]
+            )
         ):
             self._ingest(cycle)
             return

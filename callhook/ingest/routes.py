@@ -39,29 +39,61 @@ MAX_FORM_BODY = 64 * 1024
 _EQUALS = ord("=")
 
 
-# Paths that belong to the hub itself; any other path carrying `key=value` pairs, in the
-# path or in the query (Yealink's `http://srv/path?name=$var`), is a phone.
-_OWN_PREFIXES = ("/api/", "/ws", "/static/", "/docs", "/redoc")
-_OWN_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/favicon.ico"})
 # The dashboard at `/` reads no query: a token or an event pair there is a phone's.
 _PHONE_QUERY = re.compile(rb"(?:^|&)(?:token|event)=", re.IGNORECASE)
+# A `%` not followed by two hex digits: no route of the hub's has one; a phone's URL that
+# cannot be decoded is answered 400 by the ingest endpoint, not 404 by the API.
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
-def is_ingest_target(path: str, raw_path: bytes, query_string: bytes) -> bool:
-    """Whether an HTTP request on the main port is a phone's (by its decoded `path`)."""
-    if path.startswith("/ingest/"):
-        return True
-    if path == "/":
-        if _PHONE_QUERY.search(query_string):
+class PhoneTargets:
+    """Tells a phone's request on the main port from one for the hub's own routes.
+
+    The hub's own paths are derived from the routes it registers (`from_paths`): a route's
+    first path segment is the hub's (`/api/...` -> `/api/`), and so is a one-segment route
+    (`/healthz`). Any other path carrying `key=value` pairs, in the path or in the query
+    (Yealink's `http://srv/path?name=$var`), is a phone's; so is `/` with a `token` or
+    `event` pair, a form POST to `/`, and a URL too long (414) or unreadable (400).
+    """
+
+    def __init__(self, paths: frozenset[str], prefixes: tuple[str, ...]) -> None:
+        self.paths = paths
+        self.prefixes = prefixes
+
+    @classmethod
+    def from_paths(cls, routes: Iterable[str], mounts: Iterable[str] = ()) -> PhoneTargets:
+        """`routes`: every registered route path (templates as `/a/{b}`); `mounts`: paths
+        under which an application serves everything (`/static`)."""
+        paths: set[str] = set()
+        prefixes: set[str] = set()
+        for route in routes:
+            first, sep, _ = route[1:].partition("/")
+            if "{" in first:  # a parameter at the top would own every path: not ours alone
+                continue
+            if sep:
+                prefixes.add(f"/{first}/")
+            else:
+                paths.add(route)
+        for mount in mounts:
+            paths.add(mount)
+            prefixes.add(mount.rstrip("/") + "/")
+        return cls(frozenset(paths), tuple(sorted(prefixes)))
+
+    def __call__(self, method: str, path: str, raw_path: bytes, query_string: bytes) -> bool:
+        """Whether a request is a phone's (by its method and decoded `path`)."""
+        if path.startswith("/ingest/"):
             return True
-    elif (
-        path not in _OWN_PATHS
-        and not path.startswith(_OWN_PREFIXES)
-        and ("=" in path or _EQUALS in query_string)
-    ):
-        return True
-    # Longer targets go to the ingest endpoint, which answers 414.
-    return target_length(raw_path, query_string) > MAX_URL_BYTES
+        if path == "/":
+            if method == "POST" or _PHONE_QUERY.search(query_string):
+                return True
+        elif (
+            path not in self.paths
+            and not path.startswith(self.prefixes)
+            and ("=" in path or _EQUALS in query_string or _BAD_ESCAPE.search(raw_path))
+        ):
+            return True
+        # Longer targets go to the ingest endpoint, which answers 414.
+        return target_length(raw_path, query_string) > MAX_URL_BYTES
 
 
 class TenantResolver:
@@ -130,6 +162,8 @@ class IngestEndpoint:
         self.metrics = metrics
         self.traffic = traffic or TrafficLog()
         self.proxies = proxies or TrustedProxies(())
+        # Which requests are phones': set by the Hub once its routes exist.
+        self.is_phone = PhoneTargets.from_paths(["/ws"])
 
     def begin(
         self,

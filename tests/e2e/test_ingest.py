@@ -206,3 +206,33 @@ def test_all_twenty_grandstream_events(shared_hub: Hub) -> None:
     for event in PHONE_EVENTS:
         r = get(shared_hub.port, f"/ingest/{TOKEN}/{event}?local=103&call_id=gs-{event}")
         assert r.status == 200, (event, r.body)
+
+
+def test_a_form_post_to_the_root_works_like_the_get(shared_hub: Hub) -> None:
+    body = f"token={TOKEN}&event=DND%20On&local=106&mac=000B82112299".encode()
+    post = (
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    r = send_raw(shared_hub.port, post)
+    assert r.status == 200, r.body
+    assert r.json()["event"] == "dnd_on"
+    got = get(shared_hub.port, f"/token={TOKEN}&event=DND%20On&local=107&mac=000B82112298")
+    assert got.status == 200 and got.json()["events"] == r.json()["events"] == ["dnd_on"]
+    keys = [e["event_type"] for e in shared_hub.events(extension="106", limit=100)]
+    assert keys == ["dnd_on"]
+
+
+@pytest.mark.parametrize("target", ["/%%%", "/a%zz", "/%"])
+def test_a_url_that_cannot_be_decoded_is_a_json_400(shared_hub: Hub, target: str) -> None:
+    r = get(shared_hub.port, target)
+    assert r.status == 400, r
+    assert r.headers["content-type"] == "application/json"
+    assert "error" in r.json()
+
+
+@pytest.mark.parametrize("target", ["/healthz?probe=1", "/readyz?x=1", "/openapi.json?v=2"])
+def test_the_hubs_own_paths_with_pairs_are_not_phones(shared_hub: Hub, target: str) -> None:
+    r = get(shared_hub.port, target)
+    assert r.status == 200, r
+    assert "status" not in r.json() or r.json()["status"] != "accepted"
