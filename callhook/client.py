@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +26,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from callhook.events import KEY_TOPIC, TOPICS
 
 Topics = Mapping[str, Sequence[str]]
+
+
+class WsiUnreachable(Exception):
+    """No connection to the hub for `give_up_after` seconds."""
 
 
 class WsiError(Exception):
@@ -70,7 +75,11 @@ class WsiClient:
         reconnect: bool = True,
         backoff: tuple[float, float] = (0.2, 30.0),
         ssl_context: ssl.SSLContext | None = None,
+        give_up_after: float | None = None,
+        on_retry: Callable[[BaseException, float], None] | None = None,
     ) -> None:
+        """`give_up_after`: raise WsiUnreachable after that many seconds without a
+        connection (None: retry for ever); `on_retry(error, delay)` is told each retry."""
         if tenant is None and extension is None:
             raise ValueError("give a tenant, an extension, or both (the tenant as its domain)")
         self.url = url
@@ -87,6 +96,8 @@ class WsiClient:
         self.reconnect = reconnect
         self.backoff = backoff
         self.ssl_context = ssl_context
+        self.give_up_after = give_up_after
+        self.on_retry = on_retry
         self.connects = 0  # successful subscriptions so far (1 + reconnects)
         self._ws: ClientConnection | None = None
 
@@ -127,19 +138,26 @@ class WsiClient:
         if reply.get("status") != 0:
             raise WsiError(str(cmd["command"]), str(reply.get("error", "")))
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncGenerator[dict[str, Any], None]:
         """Events (and a snapshot message if asked), each once, in order, across reconnects."""
         failures = 0
+        down_since = time.monotonic()
         while True:
             try:
                 async with connect(
-                    self.url, ssl=self.ssl_context, compression=None, max_size=None
+                    self.url,
+                    ssl=self.ssl_context,
+                    compression=None,
+                    max_size=None,
+                    open_timeout=10,
+                    close_timeout=2,  # a client that is done does not wait 10 s to exit
                 ) as ws:
                     self._ws = ws
                     await self._command(ws, self._auth)
                     await self._command(ws, self._subscribe_command())
                     self.connects += 1
                     failures = 0
+                    down_since = 0.0
                     async for raw in ws:
                         msg = orjson.loads(raw)
                         seq = msg.get("seq")
@@ -148,12 +166,22 @@ class WsiClient:
                                 continue  # already yielded before a reconnect
                             self.last_seq = seq
                         yield msg
-            except (ConnectionClosed, OSError, TimeoutError, InvalidHandshake):
+            except (ConnectionClosed, OSError, TimeoutError, InvalidHandshake) as exc:
                 if not self.reconnect:
                     raise
+                now = time.monotonic()
+                down_since = down_since or now
+                if self.give_up_after is not None and now - down_since >= self.give_up_after:
+                    raise WsiUnreachable(
+                        f"no hub at {self.url} for {now - down_since:.0f} s: {exc}"
+                    ) from None
                 failures += 1
                 low, cap = self.backoff
-                delay = min(cap, low * 2 ** min(failures - 1, 16))
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(cap, low * 2 ** min(failures - 1, 16)) * random.uniform(0.5, 1.0)
+                if self.give_up_after is not None:
+                    delay = min(delay, max(0.05, down_since + self.give_up_after - now))
+                if self.on_retry is not None:
+                    self.on_retry(exc, delay)
+                await asyncio.sleep(delay)
             finally:
                 self._ws = None

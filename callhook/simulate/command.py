@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import click
 
+from callhook.cli_admin import config_option
 from callhook.simulate.model import FLOWS
 
 
@@ -44,8 +45,10 @@ def _progress(enabled: bool) -> Iterator[Callable[[object], None] | None]:
 
 
 @click.command("simulate")
-@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="The hub.")
-@click.option("--token", required=True, help="The tenant's ingest token.")
+@config_option
+@click.option("--url", help="The hub [default: the config's listen, else http://127.0.0.1:8080].")
+@click.option("--token", help="The tenant's ingest token [default: from the config file].")
+@click.option("--tenant", help="Whose token to read from the config (if it declares several).")
 @click.option("--phones", type=click.IntRange(1, 100_000), default=20, show_default=True)
 @click.option("--first-extension", type=click.IntRange(0), default=101, show_default=True)
 @click.option("--calls", type=click.IntRange(0), default=100, show_default=True)
@@ -108,8 +111,10 @@ def _progress(enabled: bool) -> Iterator[Callable[[object], None] | None]:
     "--json", "as_json", is_flag=True, help="Print the result (and every expected call) as JSON."
 )
 def simulate(
-    url: str,
-    token: str,
+    config_path: str | None,
+    url: str | None,
+    token: str | None,
+    tenant: str | None,
     phones: int,
     first_extension: int,
     calls: int,
@@ -124,8 +129,23 @@ def simulate(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Simulated phones sending real Action URL requests to a hub."""
+    """Simulated phones sending real Action URL requests to a hub.
+
+    The URL and token default to what the config file (`--config`, else ./callhook.toml)
+    says, as `phone-urls` does.
+    """
+    from callhook.cli_admin import _token, load_settings
     from callhook.simulate.runner import SimulationError, run_simulation
+
+    if url is None or token is None:
+        settings = load_settings(config_path)
+        if url is None:
+            host, _, port = settings.server.listen.rpartition(":")
+            if host in ("0.0.0.0", "::", "[::]", ""):
+                host = "127.0.0.1"
+            url = f"http://{host}:{port}"
+        if token is None:
+            token = _token(settings, tenant)[1]
 
     show_progress = not as_json and sys.stderr.isatty()
     try:

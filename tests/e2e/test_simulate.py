@@ -218,3 +218,13 @@ async def test_a_simulated_day(tmp_path: Path) -> None:
         assert v.matched == len(result.calls) >= 1000
     finally:
         hub.stop()
+
+
+def test_url_and_token_come_from_the_config_file(hub: Hub) -> None:
+    cmd = [sys.executable, "-m", "callhook", "simulate", "--config", str(hub.config_path)]
+    cmd += ["--tenant", "acme", "--calls", "2", "--speed", "300", "--json"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["failed"] == 0 and data["requests"] > 0
+    assert hub.events("acme")  # they reached the hub the config file describes
