@@ -56,6 +56,7 @@ class WsiConnection(Session, asyncio.Protocol):
     __slots__ = (
         "close_timer",
         "counted",
+        "handshake_timer",
         "partial",
         "partial_text",
         "pending",
@@ -82,6 +83,7 @@ class WsiConnection(Session, asyncio.Protocol):
         self.pinged = False
         self.writable: asyncio.Future[None] | None = None
         self.close_timer: asyncio.TimerHandle | None = None
+        self.handshake_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -96,10 +98,23 @@ class WsiConnection(Session, asyncio.Protocol):
                 self.transport.close()
                 return
             self.counted = True
+            # The opening handshake gets as long as an HTTP request's headers (17.2).
+            self.handshake_timer = asyncio.get_running_loop().call_later(
+                self.service.header_timeout, self._handshake_expired
+            )
         self.transport.set_write_buffer_limits(high=_HIGH_WATER)
         self.service.sessions.add(self)
 
+    def _handshake_expired(self) -> None:
+        self.handshake_timer = None
+        if self.proto.state is State.CONNECTING and not self.transport.is_closing():
+            self.service.limits.shed("header_timeout", self.address)
+            self.forget()
+            self.transport.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.handshake_timer is not None:
+            self.handshake_timer.cancel()
         if self.counted:
             self.service.limits.release(self.transport)
         self.forget()
@@ -122,6 +137,9 @@ class WsiConnection(Session, asyncio.Protocol):
             if isinstance(item, Frame):
                 self._frame(item)
             elif isinstance(item, Request):
+                if self.handshake_timer is not None:
+                    self.handshake_timer.cancel()
+                    self.handshake_timer = None
                 if self.service.proxies:
                     raw = [
                         (k.encode("latin-1"), v.encode("latin-1"))

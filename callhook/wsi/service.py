@@ -111,6 +111,7 @@ class WsiService:
         self.log = hub.log
         self._state = hub.correlator
         self.limits = hub.connections  # shared with the main port's HTTP connections
+        self.header_timeout = hub.settings.connections.header_timeout  # for the handshake
         self.max_queue_bytes = hub.settings.wsi.max_queue_bytes
         self.ping_interval = hub.settings.wsi.ping_interval
         self.router: Router[Session] = Router()

@@ -241,3 +241,33 @@ def test_the_file_limit_is_raised_and_said_at_start(hub: Hub) -> None:
 def test_phones_still_report_after_all_of_it(hub: Hub) -> None:
     r = get(hub.port, PHONE)
     assert r.status == 200, r
+
+
+# The WSI listener shares the caps and the header timeout --------------------------------
+def test_the_wsi_listener_sheds_floods_and_silent_handshakes(hub: Hub) -> None:
+    before = shed(hub)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(16):  # max_per_source
+            held.append(
+                socket.create_connection(
+                    ("127.0.0.1", hub.wsi_port), timeout=5, source_address=("127.0.0.6", 0)
+                )
+            )
+        time.sleep(0.2)
+        with socket.create_connection(
+            ("127.0.0.1", hub.wsi_port), timeout=5, source_address=("127.0.0.6", 0)
+        ) as s:
+            r = parse_response(read_all(s))
+        assert r.status == 503, r
+        # the silent ones are dropped after header_timeout (1 s): no handshake, no slot
+        started = time.monotonic()
+        for s in held:
+            assert read_all(s, timeout=4) == b""
+        assert time.monotonic() - started < 4
+    finally:
+        for s in held:
+            s.close()
+    after = shed(hub)
+    assert after["max_per_source"] >= before.get("max_per_source", 0) + 1
+    assert after["header_timeout"] >= before.get("header_timeout", 0) + 16
