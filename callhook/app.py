@@ -115,7 +115,12 @@ class Hub:
         )
         self.traffic = TrafficLog()  # phone refusals, failed logins (callhook/traffic_log.py)
         self.ingest = IngestEndpoint(
-            self.pipeline, self.resolver, self.metrics, self.traffic, proxies=self.proxies
+            self.pipeline,
+            self.resolver,
+            self.metrics,
+            self.traffic,
+            proxies=self.proxies,
+            unknown_tokens=RateLimiter(limits.ingest_max_unknown_tokens_per_source, limits.window),
         )
         self.dashboard_tickets = TicketBook()  # dashboard login to WSI (dashboard/tickets.py)
         self.wsi = WsiService(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 import sys
 from pathlib import Path
@@ -46,6 +45,7 @@ def serve(config_path: str | None, init: bool) -> None:
     elif config_path is None and not Path(path).exists():
         click.echo(f"note: no {path} here; running on the defaults (--init writes one)", err=True)
     settings = load_settings(config_path)
+    _check_admin_key(settings)
     _check_tls(settings)
     _open_database(settings)
     setup_logging(settings.server.log_level, settings.server.log_format)
@@ -75,19 +75,15 @@ def _print_banner(settings: config.Settings) -> None:
             ' "Point a real phone at the hub")'
         )
     click.echo(f"  URLs for every event and vendor: {invocation.command()} phone-urls --vendor all")
-    if settings.server.admin_key == "change-me":
-        click.echo("  warning: admin_key is the default 'change-me'; set a secret one", err=True)
 
 
-def loopback_only(listen: str) -> bool:
-    """Whether a HOST:PORT listener takes connections from this machine only."""
-    host = listen.rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+loopback_only = config.loopback_only
+
+
+def _check_admin_key(settings: config.Settings) -> None:
+    problem = config.admin_key_problem(settings.server)
+    if problem is not None:
+        raise click.ClickException(f"config error: {problem}")
 
 
 def _open_database(settings: config.Settings) -> list[int]:
@@ -129,6 +125,7 @@ def _check_tls(settings: config.Settings) -> None:
 def check_config(config_path: str | None) -> None:
     """Validate the config file (and CALLHOOK_* overrides); exit 1 with the reason if bad."""
     settings = load_settings(config_path)
+    _check_admin_key(settings)
     n_ext = sum(len(t.extension) for t in settings.tenant)
     counts = f"{len(settings.tenant)} tenants, {n_ext} extensions"
     if config_path is None and not Path(DEFAULT_CONFIG).exists():

@@ -30,7 +30,7 @@ from pydantic import (
     field_validator,
 )
 
-from callhook import fields
+from callhook import fields, security
 from callhook.ingest.model import PHONE_EVENTS
 
 ENV_PREFIX = "CALLHOOK_"
@@ -251,6 +251,9 @@ class AuthConfig(_Strict):
     wsi_max_failures_per_source: int = Field(default=30, ge=1)
     # REST API and dashboard: unknown or missing keys per client address.
     api_max_failures_per_source: int = Field(default=10, ge=1)
+    # Phone requests with an unknown ingest token per client address; past it every
+    # request with a token from there is answered 429 (a right one too: no oracle).
+    ingest_max_unknown_tokens_per_source: int = Field(default=30, ge=1)
     # Argon2 checks run at once (each about 15 ms of one core and 19 MiB), and logins that
     # may wait for one before further ones are answered "busy".
     hash_concurrency: int = Field(default=1, ge=1, le=64)
@@ -591,6 +594,49 @@ def load(
     return parse(data, env)
 
 
+ADMIN_KEY_MIN = 16  # characters; `serve --init` writes 32 random ones
+DEFAULT_ADMIN_KEY = ServerConfig.model_fields["admin_key"].default
+_ADMIN_KEY_HINT = (
+    "set server.admin_key (or CALLHOOK_SERVER_ADMIN_KEY) to a random secret of at least"
+    f" {ADMIN_KEY_MIN} characters, e.g. from `python3 -c 'import secrets;"
+    " print(secrets.token_urlsafe(24))'`, or let `callhook serve --init` write a config"
+)
+
+
+def loopback_only(listen: str) -> bool:
+    """Whether a HOST:PORT listener takes connections from this machine only."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def admin_key_problem(server: ServerConfig) -> str | None:
+    """Why the hub must not serve with this admin key, or None (`serve` and `check-config`).
+
+    The key opens every tenant. Empty or the default `change-me`: refused everywhere (a
+    placeholder left in a file is one everybody knows). Shorter than ADMIN_KEY_MIN:
+    refused when `listen` takes connections from other machines; on loopback only this
+    machine's users can try it, so a short key is allowed there (tests, a first look).
+    """
+    key = server.admin_key
+    if not key.strip():
+        problem = "is empty"
+    elif key == DEFAULT_ADMIN_KEY:
+        problem = f"is the default {DEFAULT_ADMIN_KEY!r}"
+    elif len(key) < ADMIN_KEY_MIN and not loopback_only(server.listen):
+        problem = (
+            f"is shorter than {ADMIN_KEY_MIN} characters and server.listen ="
+            f" {server.listen!r} takes connections from other machines"
+        )
+    else:
+        return None
+    return f"server.admin_key {problem}: {_ADMIN_KEY_HINT}"
+
+
 SAMPLE = """\
 # callhook configuration. Every key can be overridden by CALLHOOK_<SECTION>_<KEY>.
 # Reference: README.md "Configuration" and docs/configuration.md.
@@ -645,7 +691,7 @@ def write_sample(path: str | Path) -> None:
     text = SAMPLE.format(
         admin_key=secrets.token_urlsafe(24),
         tenant_password=secrets.token_urlsafe(12),
-        ingest_token="gs-" + secrets.token_hex(4),
+        ingest_token=security.new_ingest_token("gs-"),
         password_101=secrets.token_urlsafe(9),
         password_102=secrets.token_urlsafe(9),
         password_103=secrets.token_urlsafe(9),

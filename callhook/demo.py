@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from callhook import config, invocation
+from callhook import config, invocation, security
 
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy")
 
@@ -49,7 +49,7 @@ def demo_config(workdir: Path, port: int, wsi_port: int, phones: int) -> tuple[s
     secrets_ = {
         "admin_key": secrets.token_urlsafe(18),
         "tenant_password": secrets.token_urlsafe(9),
-        "ingest_token": "demo-" + secrets.token_hex(4),
+        "ingest_token": security.new_ingest_token("demo-"),
     }
     lines = [
         "[server]",

@@ -41,6 +41,12 @@ def new_api_key() -> str:
     return f"chk_{secrets.token_urlsafe(32)}"
 
 
+def new_ingest_token(prefix: str) -> str:
+    """A tenant's ingest token: `prefix` and 128 random bits (phones send it in every URL,
+    so it is all that stands between the internet and a tenant's event log)."""
+    return prefix + secrets.token_urlsafe(16)
+
+
 def hash_api_key(key: str) -> str:
     # API keys are 256-bit random strings, so a plain SHA-256 is the right tool here
     # (Argon2 protects low-entropy passwords, and would make every API call cost ~15 ms).

@@ -8,7 +8,6 @@ read its own tenant and rotate its own ingest token. Every change is written wit
 from __future__ import annotations
 
 import asyncio
-import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -27,7 +26,7 @@ Who = Annotated[Principal, Depends(principal)]
 
 def new_ingest_token() -> str:
     """A fresh ingest token: URL-safe, so it can sit in a path or a `token=` pair."""
-    return "tk-" + secrets.token_urlsafe(12)
+    return security.new_ingest_token("tk-")
 
 
 async def _hash(password: str | None) -> str | None:

@@ -25,6 +25,7 @@ from callhook.ingest.action_url import MAX_URL_BYTES, IngestError, parse_request
 from callhook.ingest.model import ParsedRequest
 from callhook.pipeline import Pipeline, Queued
 from callhook.proxies import TrustedProxies
+from callhook.security import RateLimiter
 from callhook.store import Appended
 from callhook.traffic_log import TrafficLog
 
@@ -96,6 +97,11 @@ class PhoneTargets:
         return target_length(raw_path, query_string) > MAX_URL_BYTES
 
 
+_TOO_MANY_TOKENS = error_json(
+    "too-many-unknown-tokens", "too many unknown ingest tokens from this address; wait a minute"
+)
+
+
 class TenantResolver:
     """Maps an ingest token, or a source address for open ingest, to a tenant."""
 
@@ -156,6 +162,7 @@ class IngestEndpoint:
         traffic: TrafficLog | None = None,
         *,
         proxies: TrustedProxies | None = None,
+        unknown_tokens: RateLimiter | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.resolver = resolver
@@ -164,6 +171,8 @@ class IngestEndpoint:
         self.proxies = proxies or TrustedProxies(())
         # Which requests are phones': set by the Hub once its routes exist.
         self.is_phone = PhoneTargets.from_paths(["/ws"])
+        # Token guessing: unknown tokens per source address ([auth] in the config).
+        self.unknown_tokens = unknown_tokens or RateLimiter(30, 60.0)
 
     def begin(
         self,
@@ -184,8 +193,15 @@ class IngestEndpoint:
                 source_ip, exc.status, exc.code, detail=exc.message, user_agent=user_agent[:80]
             )
             return exc.status, error_json(exc.code, exc.message)
+        if parsed.token is not None and self.unknown_tokens.blocked(source_ip):
+            # Answered alike for a right token, so a guesser learns nothing more; phones
+            # at other addresses pay one dict lookup for this.
+            self.traffic.phone_refused(source_ip, 429, "too-many-unknown-tokens")
+            return 429, _TOO_MANY_TOKENS
         tenant = self._tenant(parsed.token, source_ip)
         if tenant is None:
+            if parsed.token is not None:
+                self.unknown_tokens.failed(source_ip)
             reason = "no-token" if parsed.token is None else "unknown-token"
             self.traffic.phone_refused(
                 source_ip, 404, reason, event=parsed.event_name or "", user_agent=user_agent[:80]

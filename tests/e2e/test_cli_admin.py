@@ -22,6 +22,7 @@ CONFIG = """
 [server]
 listen = "0.0.0.0:8080"
 database = "sqlite:///{db}"
+admin_key = "a-long-test-admin-key-0123"
 
 [[tenant]]
 name = "acme"

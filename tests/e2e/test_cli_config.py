@@ -60,10 +60,14 @@ def test_a_named_config_file_that_is_missing_is_an_error(tmp_path: Path) -> None
 
 
 def test_without_a_config_file_check_config_checks_the_defaults(tmp_path: Path) -> None:
-    """As `serve` runs on them: without --config, a missing ./callhook.toml is no error."""
-    ok = _run("check-config", cwd=tmp_path, CALLHOOK_SERVER_WSI_LISTEN="")
+    """As `serve` runs on them: without --config, a missing ./callhook.toml is no error,
+    but the default admin key is (tests/e2e/test_attack_defaults.py)."""
+    key = "CALLHOOK_SERVER_ADMIN_KEY"
+    ok = _run("check-config", cwd=tmp_path, CALLHOOK_SERVER_WSI_LISTEN="", **{key: "k" * 16})
     assert ok.returncode == 0, ok.stderr
     assert "no callhook.toml here; the defaults and CALLHOOK_* overrides: ok" in ok.stdout
+    default_key = _run("check-config", cwd=tmp_path)
+    one_line_error(default_key, "server.admin_key is the default 'change-me'", "--init")
     bad = _run("check-config", cwd=tmp_path, CALLHOOK_SERVER_LISTEN="127.0.0.1:8885")
     one_line_error(bad, "server.wsi_listen: the same port as server.listen = '127.0.0.1:8885'")
 
@@ -71,7 +75,10 @@ def test_without_a_config_file_check_config_checks_the_defaults(tmp_path: Path) 
 def _serve_config(tmp_path: Path, server: str) -> Path:
     cfg = tmp_path / "callhook.toml"
     port = free_port()
-    cfg.write_text(f'[server]\nlisten = "127.0.0.1:{port}"\nwsi_listen = ""\n{server}\n')
+    cfg.write_text(
+        f'[server]\nlisten = "127.0.0.1:{port}"\nwsi_listen = ""\nadmin_key = "test-key"\n'
+        f"{server}\n"
+    )
     return cfg
 
 
