@@ -9,11 +9,16 @@ Decisions:
 - "answered elsewhere" is decided when a called phone answers: the others ringing get
   `target_noanswer` with that reason at once;
 - hangup of an answered call ends it (the other phone's Terminate may be lost), except for a
-  phone that transferred the call: then the session waits `merge_window` for the target.
+  phone that transferred the call: then the session waits `merge_window` for the target;
+- a ring from the caller of an answered call, too late to be one of its ring group, is held
+  back for `merge_window`: a blind transfer's target often rings just before the transferring
+  phone reports the transfer. The transfer takes it into the call; anything else (its own
+  next report, or the wait running out) opens its own call, stamped when it rang.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +26,7 @@ from callhook.correlate import bodies, parties
 from callhook.correlate.bodies import TenantView
 from callhook.correlate.endings import Endings
 from callhook.correlate.presence import PresenceBook
-from callhook.correlate.sessions import SessionTable
+from callhook.correlate.sessions import SessionTable, mergeable_caller
 from callhook.correlate.state import (
     DIALING,
     DONE,
@@ -41,6 +46,7 @@ from callhook.normalise import CallReport
 
 Out = list[Event]
 _MAX_REROUTES = 16
+_MAX_HELD = 10_000  # rings held back at once, all tenants; beyond, they open their call at once
 
 
 class CallFlow:
@@ -59,6 +65,11 @@ class CallFlow:
         self.presence = presence
         self.end = end
         self._changed = changed
+        # Rings held back (see the module docstring): (tenant, phone) -> (report, when it rang,
+        # the answered call it may belong to, which persists it), and (tenant, number) ->
+        # phone, for the transfer that names the number.
+        self.held: dict[tuple[str, str], tuple[CallReport, float, Session]] = {}
+        self._held_numbers: dict[tuple[str, str], str] = {}
         self._phases: dict[str, Callable[[Session, Leg, CallReport, TenantView, float, Out], None]]
         self._phases = {
             "ring": self._ring,
@@ -74,9 +85,66 @@ class CallFlow:
     # -- entry points ----------------------------------------------------------------------
     def apply(self, tv: TenantView, rep: CallReport, now: float) -> Out:
         out: Out = []
+        held = self._unhold(tv.name, rep.phone)
+        if held is not None:  # the phone says more: its ring was a call of its own
+            out.extend(self._apply(tv, *held, held=True))
+        out.extend(self._apply(tv, rep, now))
+        return out
+
+    def release_held(self, tenant_view: Callable[[str], TenantView], now: float) -> Out:
+        """Rings held back longer than merge_window, with no transfer naming them: each is a
+        call of its own (ring_timeout then decides it, like any ringing)."""
+        out: Out = []
+        due = [k for k, (_, at, _s) in self.held.items() if now - at > self.settings.merge_window]
+        for tenant, phone in due:
+            held = self._unhold(tenant, phone)
+            if held is not None:
+                out.extend(self._apply(tenant_view(tenant), *held, held=True))
+        return out
+
+    def _hold_back(self, tv: TenantView, rep: CallReport, now: float) -> bool:
+        """Hold back a ring that would open a call while an answered call of the same caller
+        is open (it may be that call's transfer target, reported before the transfer)."""
+        if rep.phase != "ring" or rep.role == "caller" or len(self.held) >= _MAX_HELD:
+            return False
+        if not rep.own or not rep.remote or not mergeable_caller(rep.remote):
+            return False
+        answered = [
+            x
+            for x in self.table.by_caller.get((tv.name, rep.remote), ())
+            if not x.closed and x.answer_time is not None and rep.phone not in x.legs
+        ]
+        if not answered:
+            return False
+        self.remember_held(tv.name, rep, now, answered[-1])
+        answered[-1].held.append({"report": dataclasses.asdict(rep), "at": now})
+        self._changed(answered[-1])
+        return True
+
+    def remember_held(self, tenant: str, rep: CallReport, at: float, s: Session) -> None:
+        """Index a held ring (also on restore, from the call that keeps it)."""
+        self.held[(tenant, rep.phone)] = (rep, at, s)
+        self._held_numbers[(tenant, rep.own)] = rep.phone
+
+    def _unhold(self, tenant: str, phone: str) -> tuple[CallReport, float] | None:
+        held = self.held.pop((tenant, phone), None)
+        if held is None:
+            return None
+        rep, at, s = held
+        if self._held_numbers.get((tenant, rep.own)) == phone:
+            del self._held_numbers[(tenant, rep.own)]
+        s.held = [d for d in s.held if d["report"].get("phone") != phone]
+        self._changed(s)
+        return rep, at
+
+    def _apply(self, tv: TenantView, rep: CallReport, now: float, held: bool = False) -> Out:
+        """Apply one report; `held`: a ring held back before, never held again."""
+        out: Out = []
         s = self.table.find(tv.name, rep, now)
         if s is not None and s.closed:
             return out  # a late or repeated report of a call that has ended
+        if s is None and not held and self._hold_back(tv, rep, now):
+            return out
         if s is None:
             s = self._open(tv, rep, now, out)
         leg = s.legs.get(rep.phone)
@@ -293,6 +361,10 @@ class CallFlow:
             self.table.index_transfer(s, target)
             parties.refresh_extensions(s, tv)
             self.end.revive_target(s, target, tv, now, out)
+            phone = self._held_numbers.get((tv.name, target))
+            held = self._unhold(tv.name, phone) if phone is not None else None
+            if held is not None:  # the target rang just before: it rings for this call
+                out.extend(self._apply(tv, held[0], now, held=True))
         body: dict[str, Any] = {
             "call_target": bodies.party(s, tv, target),
             "reason": rep.reason,

@@ -211,6 +211,11 @@ class Correlator:
         transfers whose target never showed up."""
         now = self._clock()
         out: list[Event] = []
+        if self._flow.held:
+            try:
+                out.extend(self._flow.release_held(self._view, now))
+            except Exception:
+                log.exception("releasing held rings failed")
         for s in self._table.due(now):
             try:
                 out.extend(self._end.expire(s, self._view(s.tenant), now))
@@ -286,6 +291,13 @@ class Correlator:
             ringing = {leg.number for leg in s.legs.values() if leg.state == RINGING}
             for n in ringing & set(s.extensions):
                 self._presence.set_call(s.tenant, n, s.session_id, True)
+        for s in [*open_, *closed]:
+            for d in s.held:  # rings held back for it: held again, released by tick
+                try:
+                    rep = CallReport(**d["report"])
+                    self._flow.remember_held(s.tenant, rep, float(d["at"]), s)
+                except (KeyError, TypeError, ValueError):
+                    log.warning("skipping unreadable held ring %r", d)
         self._presence.dirty.clear()
 
     def _index(self, s: Session) -> None:

@@ -123,6 +123,10 @@ class Session:
     reroutes: set[str] = field(default_factory=set)
     transfer_targets: list[str] = field(default_factory=list)
     extensions: tuple[str, ...] = ()
+    # Rings of other phones held back while they may be this call's transfer target
+    # (calls.py): {"report": CallReport fields, "at": when it rang}, kept with the call so
+    # that a restart does not lose them.
+    held: list[dict[str, Any]] = field(default_factory=list)
     closed_at: float = 0.0  # when it closed: findable by late reports for dedup_window
     # Bookkeeping, rebuilt on restore: timer and the index keys this session holds.
     deadline: float = math.inf
@@ -194,6 +198,7 @@ class Session:
             "reroutes": sorted(self.reroutes),
             "transfer_targets": list(self.transfer_targets),
             "extensions": list(self.extensions),
+            "held": list(self.held),
         }
 
     @classmethod
@@ -206,6 +211,7 @@ class Session:
         s.reroutes = set(d.get("reroutes", ()))
         s.transfer_targets = list(d.get("transfer_targets", ()))
         s.extensions = tuple(d.get("extensions", ()))
+        s.held = list(d.get("held", ()))
         return s
 
 
