@@ -11,12 +11,15 @@ client are told apart, as on a real network.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.support.hub import ADMIN_KEY, Hub
 from tests.support.proxy import Nginx
@@ -31,7 +34,10 @@ def behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Ngin
     hub = Hub(
         work,
         server_config='trusted_proxies = ["127.0.0.1/32"]',
-        extra_config=f"\n[auth]\napi_max_failures_per_source = {PER_SOURCE}\n",
+        extra_config=(
+            f"\n[auth]\napi_max_failures_per_source = {PER_SOURCE}\n"
+            f"wsi_max_failures_per_source = {PER_SOURCE}\n"
+        ),
     )
     text = hub.config_path.read_text()
     hub.config_path.write_text(
@@ -106,3 +112,28 @@ def test_logs_name_the_client_not_the_proxy(behind: tuple[Hub, Nginx]) -> None:
         assert time.monotonic() < deadline, failed[-3:]
         time.sleep(0.1)
     assert all(rec.get("source_ip") != "127.0.0.1" for rec in failed), failed
+
+
+async def _wsi_login(port: int, source: str, number: str) -> dict[str, Any]:
+    """A WSI login at `/ws` through the proxy, from `source`, to a missing extension."""
+    async with connect(
+        f"ws://127.0.0.1:{port}/ws", compression=None, open_timeout=10, local_addr=(source, 0)
+    ) as ws:
+        auth = {"command": "auth", "extension": number, "domain": "acme", "password": "x"}
+        await ws.send(json.dumps(auth))
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert isinstance(reply, dict)
+        return reply
+
+
+def test_wsi_logins_through_the_proxy_are_limited_per_client(behind: tuple[Hub, Nginx]) -> None:
+    _hub, proxy = behind
+
+    async def run() -> list[str]:
+        first = [await _wsi_login(proxy.port, "127.0.0.30", f"70{i}") for i in range(6)]
+        other = await _wsi_login(proxy.port, "127.0.0.31", "799")
+        return [r["error"] for r in [*first, other]]
+
+    errors = asyncio.run(run())
+    wrong, too_many = "name or password error", "too many failed attempts, try again later"
+    assert errors == [wrong] * PER_SOURCE + [too_many] * 2 + [wrong], errors

@@ -228,7 +228,9 @@ def test_short_or_past_retry_after_never_shortens_the_schedule(env: tuple[Hub, S
 
         got = until(lambda: len(mine()) >= 4 and mine(), timeout=20, what=f"{path}: 4 tries")
         gaps = [b.at - a.at for a, b in itertools.pairwise(got)]
-        assert all(g >= 1.5 * 0.9 - 0.05 for g in gaps), (path, gaps)  # jitter ±10 %
+        # jitter (10 % here) only lengthens a delay: the schedule's total is a minimum, so
+        # the last attempt of the default schedule lands after 24 h whatever the draws
+        assert all(g >= 1.5 - 0.05 for g in gaps), (path, gaps)
         page = f"/api/v1/tenants/acme/webhooks/{hook['id']}/deliveries?status=failed"
         (d,) = until(lambda p=page: hub.api("GET", p)[1]["deliveries"], what="failed delivery")
         assert d["attempts"] == 4 and d["last_status_code"] == 503, path
