@@ -310,7 +310,7 @@ class Hub:
 
         @api.exception_handler(HubError)
         async def _hub_error(request: Request, exc: HubError) -> Response:
-            return JSONResponse(exc.body(), status_code=exc.status)
+            return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
         @api.exception_handler(StoreError)
         async def _store_error(request: Request, exc: StoreError) -> Response:
@@ -326,16 +326,25 @@ class Hub:
             # The framework's own errors (unknown path, wrong method, unreadable body) in the
             # same `{"error": ...}` shape as ours.
             code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "bad-request")
+            headers = dict(exc.headers or {})
+            if exc.status_code == 405:  # the route that matched knows only its own method
+                headers["Allow"] = allowed_methods(api, request.scope)
             return Response(
                 error_json(code, str(exc.detail)),
                 status_code=exc.status_code,
-                headers=exc.headers,
+                headers=headers,
                 media_type="application/json",
             )
 
         @api.exception_handler(RequestValidationError)
         async def _invalid(request: Request, exc: RequestValidationError) -> Response:
             first = exc.errors()[0] if exc.errors() else {}
+            if first.get("type") == "json_invalid":  # not JSON at all: unreadable, not invalid
+                return Response(
+                    error_json("bad-request", "the body is not valid JSON"),
+                    status_code=400,
+                    media_type="application/json",
+                )
             loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
             field = ".".join(loc) or None
             msg = str(first.get("msg", "invalid request"))
@@ -408,3 +417,18 @@ class Hub:
             await self.ingest(scope, receive, send)  # phones, and the 414 of a long URL
             return
         await self.api(scope, receive, send)
+
+
+def allowed_methods(api: FastAPI, scope: Any) -> str:
+    """Every method the API accepts at this request's path, for a 405's `Allow`.
+
+    FastAPI makes one route per path and method, and the first route whose path matches
+    raises the 405 naming only its own methods. The OpenAPI document lists them all."""
+    from starlette.routing import compile_path
+
+    path = scope.get("path", "")
+    methods: set[str] = set()
+    for template, operations in api.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods |= {m.upper() for m in operations if m != "parameters"}
+    return ", ".join(sorted(methods))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -13,12 +14,20 @@ class HubError(Exception):
     status = 400
     code = "bad-request"
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.field = field
+        self.headers = headers  # sent with the response (e.g. Retry-After)
 
     def body(self) -> dict[str, Any]:
         err: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -60,6 +69,10 @@ class Unprocessable(HubError):
 class TooManyRequests(HubError):
     status = 429
     code = "rate-limited"
+
+    def __init__(self, message: str, *, retry_after: float = 60.0) -> None:
+        """`retry_after`: seconds until a request may succeed, sent as `Retry-After`."""
+        super().__init__(message, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
 
 
 class Unavailable(HubError):

@@ -86,6 +86,14 @@ class RateLimiter:
         now = time.monotonic() if now is None else now
         return len(self._recent(key, now)) >= self.limit
 
+    def retry_after(self, key: str, now: float | None = None) -> float:
+        """Seconds until `key` is under the limit again (0 when it is now)."""
+        now = time.monotonic() if now is None else now
+        fails = self._recent(key, now)
+        if len(fails) < self.limit:
+            return 0.0
+        return self.window - (now - fails[-self.limit])
+
     def reserve(self, key: str, now: float | None = None) -> float | None:
         """Count one attempt now; its token, or None when `key` is over the limit."""
         now = time.monotonic() if now is None else now

@@ -43,7 +43,10 @@ async def principal(request: Request) -> Principal:
     if attempt is None:
         hub.metrics.auth.refused.labels("api", "rate-limited").inc()
         hub.traffic.login_failed("api", source, "rate-limited", path=request.url.path)
-        raise TooManyRequests("too many failed authentications; wait a minute")
+        wait = hub.api_limiter.retry_after(limit_key)
+        raise TooManyRequests(
+            f"too many failed authentications; retry in {max(1, round(wait))} s", retry_after=wait
+        )
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():

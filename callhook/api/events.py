@@ -28,6 +28,9 @@ async def list_events(
     tenant: str,
     who: Annotated[Principal, Depends(principal)],
     since_seq: Annotated[int, seq_query("return events with seq > this")] = 0,
+    cursor: Annotated[
+        int | None, seq_query("the same as since_seq (the X-Next-Cursor of the last page)")
+    ] = None,
     topic: Annotated[str | None, Query(description="e.g. extension_events")] = None,
     key: Annotated[str | None, Query(description="e.g. call_start")] = None,
     extension: ExtensionFilter = None,
@@ -40,10 +43,20 @@ async def list_events(
     if key is not None and key not in KEY_TOPIC:
         raise BadRequest(f"unknown key {key!r}", field="key")
     bodies = await hub.log.read(
-        tenant, since_seq=since_seq, limit=limit, topic=topic, key=key, extension=extension
+        tenant,
+        since_seq=since_seq if cursor is None else cursor,
+        limit=limit,
+        topic=topic,
+        key=key,
+        extension=extension,
     )
-    # Stored bodies are already the wire JSON: join them instead of re-encoding.
-    return Response(b"[" + b",".join(bodies) + b"]", media_type="application/json")
+    # Stored bodies are already the wire JSON: join them instead of re-encoding. The body
+    # stays a bare array (what every client of the log reads); the next page's cursor, the
+    # last seq of a full page, travels in a header.
+    headers = {}
+    if len(bodies) == limit and bodies:
+        headers["X-Next-Cursor"] = str(orjson.loads(bodies[-1])["seq"])
+    return Response(b"[" + b",".join(bodies) + b"]", media_type="application/json", headers=headers)
 
 
 @router.post(

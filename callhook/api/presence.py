@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
-from callhook.api.common import ERRORS
+from callhook.api.common import ERRORS, next_cursor, seq_query
 from callhook.errors import NotFound
 
 router = APIRouter(tags=["presence"])
@@ -41,12 +41,19 @@ async def calls(
     tenant: str,
     who: Annotated[Principal, Depends(principal)],
     active: Annotated[bool, Query(description="only open calls (the only kind kept live)")] = True,
+    cursor: Annotated[int, seq_query("the next_cursor of the previous page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
     if not active:
         raise NotFound("ended calls are CDRs: use GET .../cdrs", code="use-cdrs")
-    return {"calls": hub.correlator.active_calls(tenant)}
+    # Oldest first by session_id (numeric, increasing), like every list: limit and cursor.
+    found = sorted(
+        (c for c in hub.correlator.active_calls(tenant) if int(c["session_id"]) > cursor),
+        key=lambda c: int(c["session_id"]),
+    )[:limit]
+    return {"calls": found, "next_cursor": next_cursor(found, "session_id", limit)}
 
 
 @router.post(

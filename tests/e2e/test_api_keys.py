@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
+import pytest
+
 from tests.support.hub import Hub
 
 KEYS = "/api/v1/tenants/acme/api-keys"
@@ -61,3 +66,9 @@ def test_failed_authentication_is_rate_limited(hub: Hub) -> None:
     assert statuses[10:] == [429, 429]
     status, err = hub.api("GET", KEYS)  # the address is blocked, even with a good key
     assert status == 429 and err["error"]["code"] == "rate-limited"
+    req = urllib.request.Request(hub.base + KEYS, headers={"Authorization": "Bearer chk_x"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=10)
+    refused.value.close()
+    assert refused.value.code == 429
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 60

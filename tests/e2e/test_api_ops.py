@@ -86,12 +86,21 @@ def test_framework_errors_have_our_error_shape(shared_hub: Hub) -> None:
     assert status == 404 and json.loads(body)["error"]["code"] == "not-found"
     status, headers, body = request(shared_hub, "PUT", "/api/v1/tenants")
     assert status == 405 and json.loads(body)["error"]["code"] == "method-not-allowed"
-    assert "GET" in headers["allow"]
-    bad = b"\xff\xfe{"
+    assert headers["allow"] == "GET, POST"  # every method of the path, not one route's
+    status, headers, _ = request(shared_hub, "PUT", "/api/v1/tenants/acme")
+    assert status == 405 and headers["allow"] == "DELETE, GET, PATCH"
+    # A body that is not JSON cannot be read: 400, as docs/api.md says (not 422).
+    for bad in (b"\xff\xfe{", b"name=acme", b'{"name": "x"'):
+        status, _, body = request(
+            shared_hub, "POST", "/api/v1/tenants", bad, {"Content-Type": "application/json"}
+        )
+        assert status == 400, (bad, body)
+        assert json.loads(body)["error"]["code"] == "bad-request"
+    # JSON of the wrong shape is still invalid input.
     status, _, body = request(
-        shared_hub, "POST", "/api/v1/tenants", bad, {"Content-Type": "application/json"}
+        shared_hub, "POST", "/api/v1/tenants", b"[]", {"Content-Type": "application/json"}
     )
-    assert status in (400, 422) and "error" in json.loads(body)
+    assert status == 422 and json.loads(body)["error"]["code"] == "invalid"
 
 
 def scrape(hub: Hub) -> dict[str, list[Any]]:
