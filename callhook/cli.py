@@ -80,6 +80,10 @@ def _print_banner(settings: config.Settings) -> None:
 loopback_only = config.loopback_only
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _check_admin_key(settings: config.Settings) -> None:
     problem = config.admin_key_problem(settings.server)
     if problem is not None:
@@ -127,7 +131,7 @@ def check_config(config_path: str | None) -> None:
     settings = load_settings(config_path)
     _check_admin_key(settings)
     n_ext = sum(len(t.extension) for t in settings.tenant)
-    counts = f"{len(settings.tenant)} tenants, {n_ext} extensions"
+    counts = f"{_plural(len(settings.tenant), 'tenant')}, {_plural(n_ext, 'extension')}"
     if config_path is None and not Path(DEFAULT_CONFIG).exists():
         click.echo(
             f"no {DEFAULT_CONFIG} here; the defaults and CALLHOOK_* overrides: ok ({counts})"

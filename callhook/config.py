@@ -434,6 +434,13 @@ TENANT_ENV_KEYS = tuple(
 )
 
 
+def _is_list(annotation: Any) -> bool:
+    """`list[...]` or `list[...] | None`."""
+    return get_origin(annotation) is list or any(
+        get_origin(a) is list for a in getattr(annotation, "__args__", ())
+    )
+
+
 def _env_value(name: str, raw: str, key: str, model: type[BaseModel]) -> Any:
     if not _takes_json(model.model_fields[key].annotation):
         return raw  # a string, number or boolean: pydantic converts it
@@ -441,7 +448,11 @@ def _env_value(name: str, raw: str, key: str, model: type[BaseModel]) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         shown = "" if key in _SECRET_KEYS else f"={_redact_url(raw)!r}"
-        raise ConfigError(f"{name}{shown}: not valid JSON ({exc.msg})") from None
+        example = '\'["a", "b"]\'' if _is_list(model.model_fields[key].annotation) else "'{...}'"
+        raise ConfigError(
+            f"{name}{shown}: not valid JSON ({exc.msg}); this key takes a list or table written"
+            f" as JSON, e.g. {name}={example}"
+        ) from None
 
 
 def _env_name(tenant: str) -> str:

@@ -88,14 +88,18 @@ def literal_ip(host: str) -> IPAddress | None:
         return None
 
 
+# Every refusal of a private target says how to allow one (a lab, a CRM on the LAN).
+HINT = " (set [server] allow_private_targets = true to allow private targets)"
+
+
 def check_literal(url: str, allow_private: bool) -> str:
     """Reject bad URLs and forbidden literal addresses without DNS; returns the host."""
     host, _port = parse_target(url)
     ip = literal_ip(host)
     if ip is not None and not address_allowed(ip, allow_private):
-        raise TargetRefused(f"{ip} is a private, loopback or link-local address")
+        raise TargetRefused(f"{ip} is a private, loopback or link-local address{HINT}")
     if not allow_private and host.lower().rstrip(".") in ("localhost", "localhost.localdomain"):
-        raise TargetRefused("localhost is not allowed")
+        raise TargetRefused(f"localhost is not allowed{HINT}")
     return host
 
 
@@ -114,7 +118,7 @@ async def check_url(url: str, allow_private: bool) -> None:
     for info in infos:
         ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if not address_allowed(ip, allow_private):
-            raise TargetRefused(f"{host} resolves to {ip}, a private or loopback address")
+            raise TargetRefused(f"{host} resolves to {ip}, a private or loopback address{HINT}")
 
 
 class GuardedResolver(AbstractResolver):
@@ -133,7 +137,7 @@ class GuardedResolver(AbstractResolver):
         allowed = [r for r in results if address_allowed(ipaddress.ip_address(r["host"]), False)]
         if not allowed:
             shown = ", ".join(r["host"] for r in results[:3])
-            raise TargetRefused(f"{host} resolves to {shown}: private or loopback")
+            raise TargetRefused(f"{host} resolves to {shown}: private or loopback{HINT}")
         return allowed
 
     async def close(self) -> None:

@@ -119,7 +119,7 @@ def test_check_config(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text(CONFIG.format(db=tmp_path / "x.db"))
     result = cli("check-config", "--config", str(good))
-    assert result.returncode == 0 and "ok (1 tenants, 1 extensions)" in result.stdout
+    assert result.returncode == 0 and "ok (1 tenant, 1 extension)" in result.stdout
     bad = {
         "unknown.toml": ('[server]\nlisten = "127.0.0.1:1"\ncolour = "red"\n', "colour"),
         "value.toml": ('[server]\nlisten = "nope"\n', "server.listen"),

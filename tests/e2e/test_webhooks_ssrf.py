@@ -57,6 +57,8 @@ def test_refused_at_creation(env: tuple[Hub, Sink], url: str) -> None:
     status, err = hub.api("POST", "/api/v1/tenants/acme/webhooks", {"url": target})
     assert status == 422, err
     assert err["error"]["field"] == "url" and err["error"]["code"] == "target-refused"
+    if not url.startswith("ftp:"):  # an address refusal says how to allow private targets
+        assert "allow_private_targets" in err["error"]["message"], err
     rule = {"extension": "101", "event": "dial_in", "url": target}
     status, err = hub.api("POST", "/api/v1/tenants/acme/call-events", rule)
     assert status == 422 and err["error"]["code"] == "target-refused"

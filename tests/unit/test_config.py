@@ -179,10 +179,13 @@ def test_apply_is_idempotent_and_removes_what_the_file_dropped(tmp_path: Path) -
     third = _apply(conn, config.parse(doc, env={}))
     assert "tenant acme extension 102" in third.removed
     assert "tenant acme trunk carrier1" in third.removed
-    assert "tenant other" in third.removed
+    # A tenant dropped from the file is detached, not deleted: its data stays.
+    assert third.detached == ["other"] and third.kept == ["other"]
+    assert "tenant other" not in third.removed
     assert "tenant acme extension 101" in third.changed  # new password
     tenants = directory.load_tenants(conn)
-    assert set(tenants) == {"acme"}
+    assert set(tenants) == {"acme", "other"}
+    assert tenants["other"].ingest_token == ""  # its phones are refused
     assert set(tenants["acme"].extensions) == {"101"}
     assert tenants["acme"].extensions["101"].extension_id == ids["101"]
     assert tenants["acme"].queues["8001"].members == ("101",)
@@ -197,11 +200,15 @@ def test_apply_refuses_an_api_tenants_token_and_frees_a_removed_tenants(tmp_path
     )
     old = {"tenant": [{"name": "old", "ingest_token": "gs-111111"}]}
     _apply(conn, config.parse(old, env={}))
-    # Renamed in the file, keeping its token: the old tenant goes (to be purged), no clash.
+    # Renamed in the file, keeping its token: the old tenant is detached with its data and
+    # gives its token up to the new name; nothing is purged, no clash.
     renamed = {"tenant": [{"name": "new", "ingest_token": "gs-111111"}]}
     report = _apply(conn, config.parse(renamed, env={}))
-    assert report.removed == ["tenant old"] and not report.refused
-    assert conn.execute("SELECT name FROM tenant_purges").fetchall() == [("old",)]
+    assert report.detached == ["old"] and not report.removed and not report.refused
+    assert conn.execute("SELECT name FROM tenant_purges").fetchall() == []
+    assert conn.execute("SELECT source, ingest_token FROM tenants WHERE name='old'").fetchall() == [
+        ("detached", "")
+    ]
 
     before = list(conn.iterdump())
     clash = {"tenant": [{"name": "zed", "ingest_token": "zz-999999"}]}
@@ -434,6 +441,10 @@ def test_env_json_is_decoded_for_lists_only() -> None:
     with pytest.raises(config.ConfigError) as exc:
         config.parse({}, env={"CALLHOOK_SERVER_TRUSTED_PROXIES": "[10.0.0.1"})
     assert "CALLHOOK_SERVER_TRUSTED_PROXIES='[10.0.0.1': not valid JSON" in str(exc.value)
+    # It says what the JSON form is (a bare `10.0.0.1` is the usual first try).
+    with pytest.raises(config.ConfigError) as exc:
+        config.parse({}, env={"CALLHOOK_SERVER_TRUSTED_PROXIES": "10.0.0.1"})
+    assert """e.g. CALLHOOK_SERVER_TRUSTED_PROXIES='["a", "b"]'""" in str(exc.value)
     schedule = config.parse({}, env={"CALLHOOK_DELIVERY_SCHEDULE": "[0, 1.5]"}).delivery.schedule
     assert schedule == [0, 1.5]
     assert config._takes_json(config.WebhookConfig.model_fields["schedule"].annotation)
