@@ -52,7 +52,7 @@ sip-tools:
 test: lint chromium nginx sip-tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
-BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py
+BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py bench/auth_flood.py
 
 ## bench: run every benchmark; each prints a table and ends with `RATIO <name> <value>`
 bench: $(STAMP)
