@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -301,7 +302,7 @@ class CallEventConfig(_Strict):
 
     extension: Number
     event: CallEventName
-    method: Literal["GET", "POST"] = "POST"
+    method: Annotated[Literal["GET", "POST"], BeforeValidator(fields.upper_method)] = "POST"
     url: TargetUrl
     enabled: bool = True
     notes: str = ""
@@ -331,6 +332,7 @@ class TenantConfig(_Strict):
     domain: OptionalDomain = ""
     ingest_token: OptionalToken = ""
     open_ingest_networks: Annotated[list[Network], Field(max_length=fields.NETWORKS_MAX)] = []
+    extended_prefix: Annotated[str, AfterValidator(fields.check_extended_prefix)] = ""
     extension: list[ExtensionConfig] = []
     queue: list[QueueConfig] = []
     trunk: list[TrunkConfig] = []

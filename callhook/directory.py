@@ -33,6 +33,7 @@ class Tenant:
     domain: str
     ingest_token: str = ""
     open_ingest_networks: tuple[str, ...] = ()
+    extended_prefix: str = ""  # VoipNow extended numbers: `0003` -> CalledExtension 0003*101
     extensions: dict[str, Extension] = field(default_factory=dict)
     queues: dict[str, Queue] = field(default_factory=dict)
     trunks: tuple[str, ...] = ()

@@ -78,6 +78,23 @@ def check_text(value: str) -> str:
     return value
 
 
+# VoipNow's "extended" extension numbers are `yyyy*zzz`: this prefix, `*`, the extension.
+EXTENDED_PREFIX_PATTERN = r"^[0-9]{1,16}$"
+_EXTENDED_PREFIX = re.compile(EXTENDED_PREFIX_PATTERN)
+
+
+def check_extended_prefix(value: str) -> str:
+    """A tenant's extended-number prefix (`0003` makes extension 101 `0003*101`); "" for none."""
+    if value and not _EXTENDED_PREFIX.fullmatch(value):
+        raise ValueError("expected 1 to 16 digits, such as 0003 (extensions become 0003*101)")
+    return value
+
+
+def extended_number(prefix: str, number: str) -> str:
+    """`0003*101` for extension 101 under prefix 0003; the number itself without a prefix."""
+    return f"{prefix}*{number}" if prefix and number else number
+
+
 def check_network(value: str) -> str:
     """`192.168.40.7/24` -> `192.168.40.0/24`."""
     try:
@@ -139,11 +156,38 @@ CALL_EVENT_NAMES: tuple[str, ...] = (
 )
 
 
+def _fold_event(value: str) -> str:
+    return "".join(c for c in value.lower() if c.isalnum())
+
+
+# VoipNow's own spellings of its events (its Call Events page: "Dial-In", "Dial-Out",
+# "Hangup", "Answer on incoming call", "Answer on outgoing call (by the other party)"), and
+# every canonical key, matched ignoring case, spaces, `-`, `_` and punctuation.
+CALL_EVENT_SPELLINGS: dict[str, str] = {
+    **{_fold_event(key): key for key in KEY_TOPIC},
+    **{_fold_event(name): name for name in CALL_EVENT_NAMES},
+    _fold_event("Answer on incoming call"): "answer_incoming",
+    _fold_event("Answer incoming call"): "answer_incoming",
+    _fold_event("Answer on outgoing call"): "answer_outgoing",
+    _fold_event("Answer outgoing call"): "answer_outgoing",
+    _fold_event("Answer on outgoing call (by the other party)"): "answer_outgoing",
+    _fold_event("Hang up"): "hangup",
+}
+
+
 def check_call_event(value: str) -> str:
-    """A Call Events rule's event, as stored: a rule event name or a canonical event key."""
-    if value in CALL_EVENT_NAMES or value in KEY_TOPIC:
-        return value
+    """A Call Events rule's event, as stored: a rule event name or a canonical event key.
+    VoipNow's spellings (`Dial-In`, `Hangup`, `Answer on incoming call`) are read as ours."""
+    name = CALL_EVENT_SPELLINGS.get(_fold_event(value)) if len(value) <= 64 else None
+    if name is not None:
+        return name
     raise ValueError(f"unknown event {value!r}: use {', '.join(CALL_EVENT_NAMES)} or an event key")
+
+
+def upper_method(value: object) -> object:
+    """A rule's request method in any case (`get`, `Post`), as stored: upper case. Anything
+    else goes on to the type check, which names the allowed values."""
+    return value.strip().upper() if isinstance(value, str) else value
 
 
 def check_topic(value: str) -> str:

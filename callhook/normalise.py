@@ -99,6 +99,7 @@ class CallReport:
     reason: str = ""  # call_reroute reason
     fail_code: int | None = None
     variables: dict[str, str] = field(default_factory=dict)  # as parsed; read, never changed
+    did: str = ""  # the public number called, when the source said it (a `did=` pair, a PBX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +262,7 @@ def normalise(pe: PhoneEvent, now: float) -> CallReport | DeviceReport:
             # Phones send no failure code; a URL carrying `fail_code` (SIP status) is honoured.
             _fail_code(pe.pairs.get("fail_code")) if pe.pairs else None,
             v,
+            _clip(pe.pairs.get("did", "")) if pe.pairs else "",
         )
     device_info = device_of(v)
     if pe.source_ip:

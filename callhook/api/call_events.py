@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from callhook.api.auth import Principal, principal
@@ -19,7 +19,7 @@ from callhook.api.common import ERRORS, ExtensionFilter, Model, NotNull, Number
 from callhook.api.deliveries import endpoint_routes, service
 from callhook.api.webhooks import Secret, Url
 from callhook.deliver import control
-from callhook.fields import CALL_EVENT_NAMES, check_call_event
+from callhook.fields import CALL_EVENT_NAMES, check_call_event, upper_method
 
 router = APIRouter(tags=["call events"], responses=ERRORS)
 Who = Annotated[Principal, Depends(principal)]
@@ -33,6 +33,8 @@ EventName = Annotated[
     ),
     AfterValidator(check_call_event),
 ]
+# GET or POST, in any case (VoipNow's page writes them upper case; people type `get`).
+Method = Annotated[Literal["GET", "POST"], BeforeValidator(upper_method)]
 CustomData = Annotated[
     dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=1024)]],
     Field(max_length=32, description="extra parameters added to every request"),
@@ -44,7 +46,7 @@ class RuleCreate(Model):
 
     extension: Number
     event: EventName
-    method: Literal["GET", "POST"] = "POST"
+    method: Method = "POST"
     url: Url = Field(description="may hold $variables: $CallerIDNum, $local, $remote, ...")
     enabled: bool = True
     notes: Annotated[str, Field(max_length=500)] = ""
@@ -61,7 +63,7 @@ class RuleUpdate(Model):
     enabled: Annotated[bool | SkipJsonSchema[None], NotNull] = Field(
         None, description="same as enable / disable"
     )
-    method: Annotated[Literal["GET", "POST"] | SkipJsonSchema[None], NotNull] = None
+    method: Annotated[Method | SkipJsonSchema[None], NotNull] = None
     url: Annotated[Url | SkipJsonSchema[None], NotNull] = None
     notes: Annotated[str, Field(max_length=500)] | None = None
     format: Annotated[Literal["form", "json"] | SkipJsonSchema[None], NotNull] = None

@@ -22,6 +22,15 @@ Members = Annotated[list[Number], Field(max_length=10_000)]
 Groups = Annotated[list[Name], Field(max_length=64)]
 
 
+ExtendedPrefix = Annotated[
+    str,
+    Field(
+        pattern=r"^([0-9]{1,16})?$",
+        description='VoipNow extended numbers: "0003" sends extension 101 as 0003*101; "" none',
+    ),
+]
+
+
 # tenants -------------------------------------------------------------------------------
 class TenantCreate(Model):
     """A new tenant. Without `ingest_token` the hub makes one; it is in the response."""
@@ -31,6 +40,7 @@ class TenantCreate(Model):
     password: Password | None = Field(None, description="WSI tenant password (stored hashed)")
     ingest_token: Token | None = None
     open_ingest_networks: Annotated[list[Network], Field(max_length=64)] = []
+    extended_prefix: ExtendedPrefix = ""
 
 
 class TenantUpdate(Model):
@@ -39,6 +49,7 @@ class TenantUpdate(Model):
     domain: Domain | None = None
     password: Password | None = None
     open_ingest_networks: Annotated[list[Network], Field(max_length=64)] | None = None
+    extended_prefix: ExtendedPrefix | None = None
 
 
 class Tenant(BaseModel):
@@ -50,6 +61,7 @@ class Tenant(BaseModel):
     ingest_token: str
     has_password: bool
     open_ingest_networks: list[str]
+    extended_prefix: str
     source: Source
     created_at: float
     extensions: int

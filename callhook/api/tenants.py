@@ -65,6 +65,7 @@ async def create_tenant(request: Request, who: Who, body: TenantCreate) -> dict[
         password_hash=await _hash(body.password),
         ingest_token=body.ingest_token or new_ingest_token(),
         open_ingest_networks=body.open_ingest_networks,
+        extended_prefix=body.extended_prefix,
     )
     outcome = await hub.store.directory.create_tenant(body.name, values)
     check_outcome(outcome, f"tenant {body.name!r}", field="name")
@@ -89,6 +90,7 @@ async def update_tenant(
         domain=body.domain,
         password_hash=await _hash(body.password),
         open_ingest_networks=body.open_ingest_networks,
+        extended_prefix=body.extended_prefix,
     )
     outcome = await hub.store.directory.update_tenant(tenant, values)
     check_outcome(outcome, f"tenant {tenant!r}")

@@ -136,6 +136,8 @@ def call_start(s: Session, tv: TenantView, now: float) -> Event:
         "caller_number": s.caller,
         "callee_number": s.callee,
     }
+    if s.did:
+        body["did"] = s.did
     return Event(tv.name, "call_start", body, s.extensions, None, s.session_id)
 
 

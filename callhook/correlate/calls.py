@@ -159,6 +159,7 @@ class CallFlow:
             (rep.call_id and not leg.call_id)
             or (rep.role and not leg.role)
             or (rep.remote and not leg.remote and rep.phase != "transfer")
+            or (not s.caller_display_name and (rep.display_remote or rep.display_local))
         ):
             known = False  # the phone said more about its leg than before: re-learn
             leg.call_id = leg.call_id or rep.call_id
@@ -167,6 +168,8 @@ class CallFlow:
                 leg.remote = leg.remote or rep.remote
         leg.phases.add(rep.phase)
         s.last_activity = now
+        if rep.did and not s.did:
+            s.did = rep.did
         if not known:
             self.table.index_leg(s, leg)
             s.call_id = s.call_id or rep.call_id

@@ -84,5 +84,7 @@ def cdr_event(s: Session, tv: TenantView, now: float) -> Event:
         "tenant_name": tv.tenant_name,
         "time": unix_time(now),
     }
+    if s.did:
+        body["did"] = s.did
     add_numbers(body, tv)
     return tv.event("call_cdr", body, s.extensions, s.session_id)

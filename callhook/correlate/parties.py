@@ -18,16 +18,20 @@ def learn(s: Session, leg: Leg, rep: CallReport, tv: TenantView, table: SessionT
     """Caller and callee from the most telling view: the caller's phone, else a called
     phone, else a guess (caller = this phone) that a better view replaces."""
     if rep.phase == "transfer":
-        if not s.caller:
+        # A transfer's remote is its target. The phone transferring is the called party
+        # of an incoming call ($calldirection), else taken for the caller.
+        if leg.role == "target":
+            s.callee = s.callee or rep.own
+        elif not s.caller:
             s.caller = rep.own
         refresh_extensions(s, tv)
         return
     view = 2 if leg.role == "caller" else 1 if leg.role == "target" else 0
+    if leg.role == "target":
+        caller, callee, name = rep.remote, rep.own, rep.display_remote
+    else:
+        caller, callee, name = rep.own, rep.remote, rep.display_local
     if view > s.view or not (s.caller or s.callee):
-        if leg.role == "target":
-            caller, callee, name = rep.remote, rep.own, rep.display_remote
-        else:
-            caller, callee, name = rep.own, rep.remote, rep.display_local
         s.caller = caller or s.caller
         # A called phone in a ring group is not the number dialled: keep the caller's view.
         if s.view < 2 or view == 2:
@@ -35,6 +39,13 @@ def learn(s: Session, leg: Leg, rep: CallReport, tv: TenantView, table: SessionT
         if name and (view > s.view or not s.caller_display_name):
             s.caller_display_name = name
         s.view = max(s.view, view)
+    elif view == s.view:
+        # The same side says more than its first report did (a caller learned late, from
+        # an Establish or Terminate Call): fill in what is still unknown.
+        s.caller = s.caller or caller
+        s.callee = s.callee or callee
+        if name and not s.caller_display_name and caller == s.caller:
+            s.caller_display_name = name
     if s.view:
         table.index_caller(s, s.caller)
     elif leg.remote and leg.number:

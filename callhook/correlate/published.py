@@ -52,6 +52,9 @@ OWN_FIELDS: Final = frozenset(
         "peer_aor",
         "direction",
         "call_id",
+        "did",
+        "called_did",
+        "CalledDID",
     }
 )
 
@@ -88,13 +91,23 @@ def _report(
     display: str = "",
     reason: str = "",
     fail_code: int | None = None,
+    did: str = "",
 ) -> CallReport:
     event = {"dial": "outgoing_call", "ring": "incoming_call"}.get(phase, phase)
     display_local, display_remote = (display, "") if role == "caller" else ("", display)
     return CallReport(
         event, phase, own, own, remote, role, call_id, None, display_local, display_remote,
-        reason, fail_code,
+        reason, fail_code, {}, did,
     )  # fmt: skip
+
+
+def did_of(body: Mapping[str, Any]) -> str:
+    """The public number called, as a PBX writes it (`did`, `called_did`, `CalledDID`)."""
+    for name in ("did", "called_did", "CalledDID"):
+        value = body.get(name)
+        if isinstance(value, str) and value:
+            return number(value)
+    return ""
 
 
 def read(key: str, body: Mapping[str, Any]) -> PublishedCall | None:
@@ -115,7 +128,12 @@ def read(key: str, body: Mapping[str, Any]) -> PublishedCall | None:
     display = name[:256] if isinstance(name, str) else ""
     code = body.get("fail_code")
     fail_code = code if isinstance(code, int) and not isinstance(code, bool) else None
-    dial = _report("dial", caller, callee, "caller", call_id, display=display) if caller else None
+    did = did_of(body)
+    dial = (
+        _report("dial", caller, callee, "caller", call_id, display=display, did=did)
+        if caller
+        else None
+    )
     reps: list[CallReport] = [dial] if dial is not None else []
     if key == "call_reroute":
         by = number(body.get("transferred_by")) or caller

@@ -86,6 +86,8 @@ class SessionTable:
             return False
         window = self.settings.merge_window
         if rep.phase in ("ring", "dial"):
+            if rep.phase in leg.phases and rep.remote != leg.remote:
+                return False  # a second start naming another party (or one at all): a new call
             if rep.phase not in leg.phases:
                 return not s.closed or now - s.closed_at <= window
             ringing = not s.closed and leg.state in (RINGING, DIALING)

@@ -102,6 +102,7 @@ class Session:
     caller: str = ""
     callee: str = ""
     caller_display_name: str = ""
+    did: str = ""  # the public number called, when a report said it
     view: int = 0  # who set caller/callee: 0 a guess, 1 a called phone, 2 the caller's phone
     direction: str = ""
     start_time: float | None = None
@@ -178,6 +179,7 @@ class Session:
             "caller": self.caller,
             "callee": self.callee,
             "caller_display_name": self.caller_display_name,
+            "did": self.did,
             "view": self.view,
             "direction": self.direction,
             "start_time": self.start_time,
@@ -225,6 +227,7 @@ _SESSION_FIELDS = (
     "caller",
     "callee",
     "caller_display_name",
+    "did",
     "view",
     "direction",
     "start_time",

@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from callhook.fields import extended_number
+
 # Rule event (VoipNow's names) -> canonical key.
 RULE_EVENTS: dict[str, str] = {
     "dial_in": "call_start",
@@ -171,11 +173,15 @@ def params(
     extension: str = "",
     display_name: Callable[[str], str] = lambda _n: "",
     is_extension: Callable[[str], bool] = lambda _n: False,
+    extended_prefix: str = "",
 ) -> dict[str, str]:
     """The default parameters of one request (VoipNow's), every value a string.
 
     `extension` is the rule's: an `IN` request is about it, so it is the called one (a
     ring group member that rang or answered is not the `callee` the call started with).
+    With `extended_prefix` (`0003`) extensions are written in VoipNow's extended form
+    `0003*101` in `CalledExtension`, `CallerExtension` and, when an extension was called,
+    `CalledNumber` ("the extended number of an extension"); `CallerIDNum` stays the number.
     """
     caller = number(body.get("caller"))
     callee = number(body.get("callee"))
@@ -195,12 +201,14 @@ def params(
         "CallID": str(body.get("call_id") or body.get("session_id") or ""),
         "CallerIDNum": caller,
         "CallerIDNam": caller_name,
-        "CalledDID": str(body.get("did") or body.get("called_did") or ""),
-        "CalledExtension": callee if callee_is_ext else "",
+        # The call's `did`: a PBX's event or a phone URL's `did=` pair said it (the outbox
+        # carries it from the call_start to the call's later requests).
+        "CalledDID": number(body.get("did")),
+        "CalledExtension": extended_number(extended_prefix, callee) if callee_is_ext else "",
         "CallStatus": call_status(key, was_answered),
         "CallFlow": call_flow,
-        "CallerExtension": caller if caller_is_ext else "",
-        "CalledNumber": callee,
+        "CallerExtension": extended_number(extended_prefix, caller) if caller_is_ext else "",
+        "CalledNumber": extended_number(extended_prefix, callee) if callee_is_ext else callee,
         "CallerIDName": caller_name,
         "EventID": event_id,
         "EventType": rule_event,

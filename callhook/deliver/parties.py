@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # The body fields a Call Events request is built from that not every event carries.
-FIELDS: tuple[str, ...] = ("caller", "callee", "direction", "caller_display_name")
+FIELDS: tuple[str, ...] = ("caller", "callee", "direction", "caller_display_name", "did")
 
 
 class Parties:

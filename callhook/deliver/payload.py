@@ -39,6 +39,7 @@ class Directory:
 
     display_name: Callable[[str], str] = lambda _n: ""
     is_extension: Callable[[str], bool] = lambda _n: False
+    extended_prefix: str = ""  # VoipNow extended numbers (`0003*101`), "" for plain ones
 
 
 def webhook(ep: Endpoint, event_id: str, wire: bytes, timestamp: int) -> Request:
@@ -74,6 +75,7 @@ def call_event_values(
         extension=ep.extension,
         display_name=directory.display_name,
         is_extension=directory.is_extension,
+        extended_prefix=directory.extended_prefix,
     )
     variables = call_events.url_variables(ep.extension, values, body, directory.display_name)
     # custom_data is added to every request; VoipNow's parameters keep their meaning.

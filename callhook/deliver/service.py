@@ -133,7 +133,7 @@ class DeliveryService:
         t = self.tenant(ep.tenant)
         directory = payload.Directory()
         if t is not None:
-            directory = payload.Directory(t.display_name, t.is_extension)
+            directory = payload.Directory(t.display_name, t.is_extension, t.extended_prefix)
         body = outbox.wire_dict(item)
         return payload.call_event(
             ep, item.delivery_id, body, item.involved, context, timestamp, directory

@@ -82,6 +82,7 @@ class TenantValues:
     password_hash: str | None = None
     ingest_token: str | None = None
     open_ingest_networks: list[str] | None = None
+    extended_prefix: str | None = None
 
 
 @dataclass(slots=True)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.hub import Hub
-from tests.support.phone import Response, get, parse_response, send_raw
+from tests.support.phone import Phone, Response, get, parse_response, send_raw
 
 TOKEN = "gs-7f3a9c"
 SAMPLES: list[dict[str, Any]] = json.loads(
@@ -195,3 +196,36 @@ def test_the_actionurl_guide_s_on_unhold_example(shared_hub: Hub) -> None:
     assert raw["pairs"] == {"call-id": "unhold-1", "program_version": "1.0.3.24"}
     assert raw["phone"] == {"call_id": "unhold-1", "program_version": "1.0.3.24"}
     assert "url-has-no-event-name" in raw["hints"]
+
+
+# -- a caller learned late; transfers honour $calldirection ------------------------------------
+
+
+def test_a_caller_learned_late_is_filled_in(shared_hub: Hub) -> None:
+    phone = Phone(shared_hub.port, TOKEN, "101", mac="000B82112251")
+    # The Incoming Call URL has no $remote; the Establish and Terminate Call URLs have it.
+    assert phone.send("Incoming Call", call_id="late-a").status == 200
+    time.sleep(0.3)  # another call to the same extension, 0.3 s later: its own session
+    assert phone.send("Incoming Call", remote="0711444555", call_id="late-b").status == 200
+    called = {"remote": "0722333444", "display_remote": "Zed Zeta", "call_id": "late-a"}
+    assert phone.send("Establish Call", **called).status == 200
+    assert phone.send("Terminate Call", duration="5", **called).status == 200
+    a, b = by_call(shared_hub, "late-a"), by_call(shared_hub, "late-b")
+    assert {e["session_id"] for e in a}.isdisjoint({e["session_id"] for e in b})
+    later = [e for e in a if e["event_type"] in ("call_established", "call_ended", "call_cdr")]
+    assert [e["caller"] for e in later] == ["sip:0722333444@acme.example.com"] * 3
+    assert later[-1]["caller_display_name"] == "Zed Zeta"
+    assert [e["caller_number"] for e in b if e["event_type"] == "call_start"] == ["0711444555"]
+
+
+def test_an_incoming_call_being_transferred_stays_inbound(shared_hub: Hub) -> None:
+    phone = Phone(shared_hub.port, TOKEN, "102", mac="000B82112252")
+    v = {"remote": "103", "call_id": "xfer-in-1", "calldirection": "incoming"}
+    assert phone.send("Blind Transferring", **v).status == 200
+    events = by_call(shared_hub, "xfer-in-1")
+    start = next(e for e in events if e["event_type"] == "call_start")
+    assert (start["direction"], start["callee"]) == ("inbound", "sip:102@acme.example.com")
+    assert start["caller"] != "sip:102@acme.example.com"
+    reroute = next(e for e in events if e["event_type"] == "call_reroute")
+    assert reroute["transferred_by"] == "sip:102@acme.example.com"
+    assert reroute["call_target"] == "sip:103@acme.example.com"

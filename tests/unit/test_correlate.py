@@ -690,3 +690,39 @@ def test_talk_time_longer_than_the_call_is_not_answered_before_it_began() -> Non
     times = [int(e.body["time"]) for e in p.log]
     assert times == sorted(times) and p.one("call_start")["time"] == str(int(T0))
     assert p.one("call_established")["time"] == str(int(T0))
+
+
+def test_a_caller_learned_late_is_filled_in() -> None:
+    p = Phones()
+    p.send("incoming_call", local="101", call_id="a")  # the phone did not say who called
+    p.wait(0.3)
+    p.send("incoming_call", local="101", remote="0711", call_id="b")  # another call
+    p.send("establish_call", local="101", remote="0722", call_id="a")
+    p.send("terminate_call", local="101", remote="0722", call_id="a", display_remote="Zed")
+    assert len(p.sessions()) == 2
+    ended = [e.body for e in p.log if e.key == "call_ended"]
+    assert ended[0]["caller"] == uri("0722")
+    cdr = p.one("call_cdr")
+    assert (cdr["call_id"], cdr["caller"], cdr["caller_display_name"]) == ("a", uri("0722"), "Zed")
+
+
+def test_a_second_ring_naming_a_caller_is_another_call_without_call_ids() -> None:
+    p = Phones()
+    p.send("incoming_call", local="101")
+    p.wait(0.3)
+    p.send("incoming_call", local="101", remote="0711")
+    assert len(p.sessions()) == 2
+
+
+def test_an_incoming_call_transferred_stays_inbound() -> None:
+    p = Phones()
+    v = {"local": "101", "call_id": "t", "calldirection": "incoming"}
+    assert p.send("blind_transfer", remote="103", **v) == [
+        "call_start",
+        "call_established",
+        "call_reroute",
+    ]
+    start = p.one("call_start")
+    assert (start["caller"], start["callee"], start["direction"]) == ("", uri("101"), "inbound")
+    reroute = p.one("call_reroute")
+    assert (reroute["transferred_by"], reroute["call_target"]) == (uri("101"), uri("103"))

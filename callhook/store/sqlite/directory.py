@@ -102,22 +102,30 @@ def _apply_tenant(
     report: ApplyReport,
 ) -> None:
     domain = t.domain or f"{t.name}.local"
-    values = (domain, t.ingest_token, hashes[(t.name, "")], json.dumps(t.open_ingest_networks))
+    values = (
+        domain,
+        t.ingest_token,
+        hashes[(t.name, "")],
+        json.dumps(t.open_ingest_networks),
+        t.extended_prefix,
+    )
     row = conn.execute(
-        "SELECT domain, ingest_token, password_hash, open_ingest_networks, source"
-        " FROM tenants WHERE name=?",
+        "SELECT domain, ingest_token, password_hash, open_ingest_networks, extended_prefix,"
+        " source FROM tenants WHERE name=?",
         (t.name,),
     ).fetchone()
     if row is None:
         conn.execute(
-            "INSERT INTO tenants VALUES (?,?,?,?,?,?,'config',?)",
+            "INSERT INTO tenants (name, tenant_id, domain, ingest_token, password_hash,"
+            " open_ingest_networks, extended_prefix, source, created_at)"
+            " VALUES (?,?,?,?,?,?,?,'config',?)",
             (t.name, new_id(), *values, time.time()),
         )
         report.added.append(f"tenant {t.name}")
-    elif tuple(row)[:4] != values or row[4] == DETACHED:  # declared again: data back in use
+    elif tuple(row)[:5] != values or row[5] == DETACHED:  # declared again: data back in use
         conn.execute(
             "UPDATE tenants SET domain=?, ingest_token=?, password_hash=?, open_ingest_networks=?,"
-            " source='config' WHERE name=?",
+            " extended_prefix=?, source='config' WHERE name=?",
             (*values, t.name),
         )
         report.changed.append(f"tenant {t.name}")
@@ -198,8 +206,9 @@ def _sync(
 def load_tenants(conn: sqlite3.Connection) -> dict[str, Tenant]:
     """The whole directory, for the in-memory read model."""
     tenants: dict[str, Tenant] = {}
-    for name, tid, domain, token, networks in conn.execute(
-        "SELECT name, tenant_id, domain, ingest_token, open_ingest_networks FROM tenants"
+    for name, tid, domain, token, networks, prefix in conn.execute(
+        "SELECT name, tenant_id, domain, ingest_token, open_ingest_networks, extended_prefix"
+        " FROM tenants"
     ):
         tenants[name] = Tenant(
             name=name,
@@ -207,6 +216,7 @@ def load_tenants(conn: sqlite3.Connection) -> dict[str, Tenant]:
             domain=domain,
             ingest_token=token,
             open_ingest_networks=tuple(json.loads(networks)),
+            extended_prefix=prefix,
         )
     for tenant, number, eid, display, groups in conn.execute(
         "SELECT tenant, number, extension_id, display_name, groups FROM extensions"

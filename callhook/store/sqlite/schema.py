@@ -165,6 +165,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (delivery_id, n)
     ) WITHOUT ROWID;
     """,
+    # 4: VoipNow extended extension numbers (`0003*101`) per tenant
+    """
+    ALTER TABLE tenants ADD COLUMN extended_prefix TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

@@ -19,7 +19,7 @@ from callhook.store.records import Outcome, TenantValues
 
 _TENANT_SELECT = (
     "SELECT t.name, t.tenant_id, t.domain, t.ingest_token, t.password_hash,"
-    " t.open_ingest_networks, t.source, t.created_at,"
+    " t.open_ingest_networks, t.source, t.created_at, t.extended_prefix,"
     " (SELECT COUNT(*) FROM extensions e WHERE e.tenant = t.name),"
     " (SELECT COUNT(*) FROM queues q WHERE q.tenant = t.name),"
     " (SELECT COUNT(*) FROM trunks r WHERE r.tenant = t.name)"
@@ -28,7 +28,7 @@ _TENANT_SELECT = (
 
 
 def _tenant(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
-    name, tid, domain, token, pw, nets, source, created, n_ext, n_q, n_tr = row
+    name, tid, domain, token, pw, nets, source, created, prefix, n_ext, n_q, n_tr = row
     return {
         "name": name,
         "tenant_id": tid,
@@ -36,6 +36,7 @@ def _tenant(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
         "ingest_token": token,
         "has_password": bool(pw),
         "open_ingest_networks": json.loads(nets),
+        "extended_prefix": prefix,
         "source": source,
         "created_at": created,
         "extensions": n_ext,
@@ -86,7 +87,8 @@ def create_tenant(conn: sqlite3.Connection, name: str, values: TenantValues) -> 
         return "token-taken"
     conn.execute(
         "INSERT INTO tenants (name, tenant_id, domain, ingest_token, password_hash,"
-        " open_ingest_networks, source, created_at) VALUES (?,?,?,?,?,?,'api',?)",
+        " open_ingest_networks, extended_prefix, source, created_at)"
+        " VALUES (?,?,?,?,?,?,?,'api',?)",
         (
             name,
             new_id(),
@@ -94,6 +96,7 @@ def create_tenant(conn: sqlite3.Connection, name: str, values: TenantValues) -> 
             token,
             values.password_hash or "",
             json.dumps(values.open_ingest_networks or []),
+            values.extended_prefix or "",
             time.time(),
         ),
     )
@@ -112,6 +115,7 @@ def update_tenant(conn: sqlite3.Connection, name: str, values: TenantValues) -> 
         ("domain", values.domain),
         ("password_hash", values.password_hash),
         ("ingest_token", values.ingest_token),
+        ("extended_prefix", values.extended_prefix),
         (
             "open_ingest_networks",
             None
