@@ -32,12 +32,15 @@ from callhook.connections import ConnectionLimits
 from callhook.errors import error_json
 from callhook.ingest.action_url import MAX_URL_BYTES, mend_hashes
 
+_IDLE, _HEAD, _BODY = 0, 1, 2  # where a connection's parser is
 _URL_KEEP = 2 * MAX_URL_BYTES  # over MAX_URL_BYTES is all a 414 needs to know
 _UNREADABLE = error_json("bad-request", "not a readable HTTP/1.1 request")
 # What a request-target may not hold raw and HTTP's parser refuses: space, controls, DEL
 # and non-ASCII bytes. Percent-encoded, they decode to what the phone meant.
 _UNSAFE_IN_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 _REQUEST_LINE = re.compile(rb"^([A-Z]+) (.*) (HTTP/1\.[01])\r?$", re.DOTALL)
+# A line with two spaces and none of these needs nothing (the usual case: checked cheaply).
+_SUSPECT = re.compile(rb"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\xff#]")
 
 
 def mend_request_line(data: bytes, end: int) -> bytes:
@@ -46,6 +49,8 @@ def mend_request_line(data: bytes, end: int) -> bytes:
     `end` is the index of the line's `\\n`. Anything else is returned as it is, for the
     HTTP parser to take or refuse.
     """
+    if data.count(b" ", 0, end) == 2 and not _SUSPECT.search(data, 0, end):
+        return data
     line = _REQUEST_LINE.match(data, 0, end)
     if line is None:
         return data
@@ -86,7 +91,7 @@ class HubHttpProtocol(HttpToolsProtocol):
     _at_start = False  # the last request read is complete and no next one has begun
     _head_left: int | None = None  # head bytes still allowed; None while reading a body
     _timer: asyncio.TimerHandle | None = None
-    _in_url = False  # no header seen yet in the current request
+    _reading = _IDLE  # what the parser is in: _IDLE between requests, _HEAD, _BODY
 
     # connection ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -139,6 +144,8 @@ class HubHttpProtocol(HttpToolsProtocol):
             end = data.find(b"\n")
             if end < 0 and len(data) <= _URL_KEEP and len(data) <= self.guard.max_header_bytes:
                 self._line = data
+                if self._timer is None:  # a request has begun
+                    self._arm(self.guard.header_timeout, "header_timeout")
                 return
             self._line = None
             if end >= 0:
@@ -151,7 +158,7 @@ class HubHttpProtocol(HttpToolsProtocol):
                 if left is not None:
                     self._head_left = left - len(data)
                 super().data_received(data)
-                return
+                break
             part, data = data[:left], data[left:]
             self._head_left = 0
             super().data_received(part)
@@ -160,11 +167,18 @@ class HubHttpProtocol(HttpToolsProtocol):
                 return
             if self._done or self.transport.is_closing():
                 return
+        # A request left half read by this read must arrive within its time. (Timers are
+        # armed only here: a request read whole in one read, the usual case, costs none.)
+        if self._timer is None and self._reading and not self._done:
+            if self._reading == _HEAD:
+                self._arm(self.guard.header_timeout, "header_timeout")
+            else:
+                self._arm(self.guard.body_timeout, "body_timeout")
 
     def _head_too_large(self) -> None:
         source = self.client[0] if self.client else ""
         limit = min(MAX_URL_BYTES, self.guard.max_header_bytes // 2)
-        if self._in_url and len(getattr(self, "url", b"")) > limit:  # the URL is too long
+        if not self.headers and len(getattr(self, "url", b"")) > limit:  # no header: the URL
             self.guard.limits.shed("uri_too_long", source)
             self._answer(414, "uri-too-long", f"the URL is over {limit} bytes")
             return
@@ -176,9 +190,7 @@ class HubHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._at_start = False
-        self._in_url = True
-        if self._timer is None:
-            self._arm(self.guard.header_timeout, "header_timeout")
+        self._reading = _HEAD
 
     def on_url(self, url: bytes) -> None:
         # Keep enough of an over-long target to refuse it (414): uvicorn would keep all of
@@ -187,26 +199,17 @@ class HubHttpProtocol(HttpToolsProtocol):
         if room > 0:
             self.url += url[:room]
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._in_url = False
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
-        self._disarm()
+        if self._timer is not None:
+            self._disarm()
         self._head_left = None
-        self._in_url = False
+        self._reading = _BODY
         super().on_headers_complete()
-        if self.parser.should_upgrade():
-            return
-        if any(
-            (name == b"content-length" and value.strip() not in (b"0", b""))
-            or name == b"transfer-encoding"
-            for name, value in self.headers
-        ):
-            self._arm(self.guard.body_timeout, "body_timeout")
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        if self._timer is not None:
+            self._disarm()
+        self._reading = _IDLE
         self._head_left = self.guard.max_header_bytes
         self._at_start = True  # the next read starts a request: mend its line too
         super().on_message_complete()
