@@ -74,9 +74,13 @@ class TenantView:
 
 
 def party(s: Session, tv: TenantView, number: str) -> str:
-    """How a call party is written: `sip:NUMBER@domain` (the tenant's SIP domain), extension
-    or not, as PortSIP writes every party; "" when unknown."""
-    return tv.uri(number) if number else ""
+    """How a call party is written: `sip:NUMBER@domain`, extension or not, as PortSIP writes
+    every party; the domain is the tenant's, or for an outside party the host a PBX gave
+    (its trunk's); "" when unknown."""
+    if not number:
+        return ""
+    host = s.hosts.get(number) if s.hosts else None
+    return f"sip:{number}@{host}" if host else tv.uri(number)
 
 
 def render_parties(s: Session, tv: TenantView) -> None:
@@ -89,13 +93,12 @@ def render_parties(s: Session, tv: TenantView) -> None:
 ADDRESS_FIELDS = ("caller", "callee", "call_target", "aor", "peer_aor", "transferred_by")
 
 
-def add_numbers(body: dict[str, Any], tv: TenantView) -> None:
+def add_numbers(body: dict[str, Any]) -> None:
     """`caller_number: "0711222333"` next to `caller: "sip:0711222333@domain"`, and so on."""
-    suffix = "@" + tv.domain
     for name in ADDRESS_FIELDS:
         value = body.get(name)
-        if isinstance(value, str) and value.startswith("sip:") and value.endswith(suffix):
-            body[name + "_number"] = value[4 : -len(suffix)]
+        if isinstance(value, str) and value.startswith("sip:"):
+            body[name + "_number"] = value[4:].rpartition("@")[0] or value[4:]
 
 
 def call_event(s: Session, tv: TenantView, key: str, now: float, **extra: Any) -> Event:
@@ -115,7 +118,7 @@ def call_event(s: Session, tv: TenantView, key: str, now: float, **extra: Any) -
     }
     if extra:
         body.update(extra)
-        add_numbers(body, tv)
+        add_numbers(body)
     return Event(tv.name, key, body, s.extensions, None, s.session_id)
 
 
@@ -155,7 +158,7 @@ def hold_event(
         "tenant_name": tv.tenant_name,
         "time": unix_time(now),
     }
-    add_numbers(body, tv)
+    add_numbers(body)
     return tv.event(key, body, s.extensions, s.session_id)
 
 

@@ -86,5 +86,5 @@ def cdr_event(s: Session, tv: TenantView, now: float) -> Event:
     }
     if s.did:
         body["did"] = s.did
-    add_numbers(body, tv)
+    add_numbers(body)
     return tv.event("call_cdr", body, s.extensions, s.session_id)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from callhook.correlate import parties, published
+from callhook.correlate import bodies, parties, published
 from callhook.correlate.bodies import TenantView
 from callhook.correlate.calls import CallFlow
 from callhook.correlate.dedup import Dedup
@@ -195,6 +195,8 @@ class Correlator:
             if leg is not None and leg.answers is None:
                 leg.answers = True  # the PBX reports answers: its silence means none yet
         s = self._table.by_call.get((tv.name, call.call_id)) if call.call_id else None
+        if s is not None and call.hosts:
+            self._outside_hosts(s, tv, call.hosts, out)
         if call.close and s is not None and not s.closed:
             if call.fail_code is not None and s.answer_time is None:
                 s.fail_code = call.fail_code
@@ -205,6 +207,28 @@ class Correlator:
                 if e.key == ev.key:
                     e.body = {**extra, **e.body}
         return out
+
+    def _outside_hosts(
+        self, s: Session, tv: TenantView, hosts: tuple[tuple[str, str], ...], out: list[Event]
+    ) -> None:
+        """Write outside parties with the host the PBX gave them (its trunk's domain), from
+        now on and in the events just made; extensions keep the tenant's domain."""
+        new = {
+            n: h
+            for n, h in hosts
+            if n not in s.hosts and not tv.is_extension(n) and len(s.hosts) < published.MAX_HOSTS
+        }
+        if not new:
+            return
+        s.hosts.update(new)
+        bodies.render_parties(s, tv)
+        rewrite = {tv.uri(n): f"sip:{n}@{h}" for n, h in new.items()}
+        for e in out:
+            for name in bodies.ADDRESS_FIELDS:
+                value = e.body.get(name)
+                if isinstance(value, str) and value in rewrite:
+                    e.body[name] = rewrite[value]
+        self._mark(s)
 
     def tick(self) -> list[Event]:
         """Close sessions whose deadline passed: ringing nobody answered, idle calls,
@@ -335,7 +359,7 @@ class Correlator:
             return unix_time(t) if t is not None else ""
 
         def party(n: str) -> str:
-            return tv.uri(n) if n else ""
+            return bodies.party(s, tv, n)
 
         return {
             "session_id": s.session_id,

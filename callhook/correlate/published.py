@@ -67,6 +67,7 @@ class PublishedCall:
     reports: tuple[CallReport, ...]
     close: str = ""  # end reason when the PBX ended the call, else ""
     fail_code: int | None = None
+    hosts: tuple[tuple[str, str], ...] = ()  # (number, SIP host) of parties as the PBX wrote them
 
 
 def number(address: Any) -> str:
@@ -79,6 +80,25 @@ def number(address: Any) -> str:
             s = s[len(scheme) :]
             break
     return s.split("@", 1)[0].split(";", 1)[0][:256]
+
+
+_PARTY_FIELDS: Final = ("caller", "callee", "call_target", "aor", "peer_aor", "transferred_by")
+MAX_HOSTS: Final = 8
+
+
+def hosts_of(body: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(number, host) of every party written `sip:NUMBER@HOST` (a trunk's domain, for an
+    outside number): the hub writes outside parties the way the PBX did."""
+    out: dict[str, str] = {}
+    for name in _PARTY_FIELDS:
+        value = body.get(name)
+        if not isinstance(value, str) or "@" not in value:
+            continue
+        host = value.strip().removesuffix(">").partition("@")[2].split(";", 1)[0][:255]
+        n = number(value)
+        if n and host and len(out) < MAX_HOSTS:
+            out.setdefault(n, host)
+    return tuple(out.items())
 
 
 def _report(
@@ -115,13 +135,14 @@ def read(key: str, body: Mapping[str, Any]) -> PublishedCall | None:
     if key not in CALL_KEYS:
         return None
     call_id = str(body.get("call_id") or "")[:256]
+    hosts = hosts_of(body)
     if key in ("call_hold", "call_unhold"):
         holder = number(body.get("aor")) or number(body.get("caller"))
         peer = number(body.get("peer_aor")) or number(body.get("callee"))
         if not holder:
             return None
         phase: Phase = "hold" if key == "call_hold" else "unhold"
-        return PublishedCall(call_id, (_report(phase, holder, peer, "", call_id),))
+        return PublishedCall(call_id, (_report(phase, holder, peer, "", call_id),), hosts=hosts)
     caller, callee = number(body.get("caller")), number(body.get("callee"))
     target = number(body.get("call_target")) or callee
     name = body.get("caller_display_name")
@@ -155,4 +176,4 @@ def read(key: str, body: Mapping[str, Any]) -> PublishedCall | None:
     reps = [r for r in reps if r.own]
     if not reps:
         return None
-    return PublishedCall(call_id, tuple(reps), _CLOSES.get(key, ""), fail_code)
+    return PublishedCall(call_id, tuple(reps), _CLOSES.get(key, ""), fail_code, hosts)

@@ -128,6 +128,9 @@ class Session:
     # (calls.py): {"report": CallReport fields, "at": when it rang}, kept with the call so
     # that a restart does not lose them.
     held: list[dict[str, Any]] = field(default_factory=list)
+    # Outside parties' SIP hosts when a PBX said them (`sip:0711@carrier.example.net`: the
+    # trunk's domain); other parties are written with the tenant's domain.
+    hosts: dict[str, str] = field(default_factory=dict)
     closed_at: float = 0.0  # when it closed: findable by late reports for dedup_window
     # Bookkeeping, rebuilt on restore: timer and the index keys this session holds.
     deadline: float = math.inf
@@ -201,6 +204,7 @@ class Session:
             "transfer_targets": list(self.transfer_targets),
             "extensions": list(self.extensions),
             "held": list(self.held),
+            "hosts": dict(self.hosts),
         }
 
     @classmethod
@@ -214,6 +218,7 @@ class Session:
         s.transfer_targets = list(d.get("transfer_targets", ()))
         s.extensions = tuple(d.get("extensions", ()))
         s.held = list(d.get("held", ()))
+        s.hosts = {str(k): str(v) for k, v in dict(d.get("hosts") or {}).items()}
         return s
 
 

@@ -169,3 +169,22 @@ def test_a_pbx_failed_call_fails_with_its_code(pbx_hub: Hub) -> None:
     fail = next(e for e in events if e["event_type"] == "call_fail")
     cdr = next(e for e in events if e["event_type"] == "call_cdr")
     assert fail["fail_code"] == 480 and cdr["status"] == "failed"
+
+
+def test_an_outside_party_keeps_the_trunk_domain_the_pbx_gave(pbx_hub: Hub) -> None:
+    call = {
+        "call_id": "pbx-trunk-1",
+        "caller": "sip:0711222333@carrier.example.net",
+        "callee": "sip:103@sipiw.com",
+    }
+    publish(pbx_hub, {"event_type": "call_start", **call})
+    publish(pbx_hub, {"event_type": "call_established", "call_target": call["callee"], **call})
+    publish(pbx_hub, {"event_type": "call_ended", **call})
+    events = logged(pbx_hub, "pbx-trunk-1")
+    assert [e["event_type"] for e in events][-2:] == ["call_ended", "call_cdr"]
+    for e in events:
+        if "caller" in e:
+            assert e["caller"] == "sip:0711222333@carrier.example.net", e["event_type"]
+            assert e["caller_number"] == "0711222333"
+            assert e["callee"] == "sip:103@sipiw.com"
+    assert events[-1]["direction"] == "inbound"

@@ -74,3 +74,14 @@ def test_fail_code_is_kept_and_defaults_to_zero() -> None:
 @pytest.mark.parametrize("key", ["queue_status", "extension_register", "trunk_connected"])
 def test_not_about_a_call(key: str) -> None:
     assert read(key, CALL) is None
+
+
+def test_hosts_of_parties() -> None:
+    call = read(
+        "call_start",
+        {"call_id": "c", "caller": "sip:0711@carrier.example.net", "callee": "<sip:101@d;x=y>"},
+    )
+    assert call is not None
+    assert call.hosts == (("0711", "carrier.example.net"), ("101", "d"))
+    bare = read("call_start", {"call_id": "c", "caller": "0711", "callee": "101"})
+    assert bare is not None and bare.hosts == ()
