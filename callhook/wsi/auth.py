@@ -15,9 +15,13 @@ beyond `hash_queue` waiting logins, more are answered "busy" at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
@@ -79,8 +83,16 @@ class Busy(Exception):
     """More logins are waiting for an Argon2 slot than `hash_queue` allows."""
 
 
+def _lowest_priority() -> None:
+    """Hash threads yield the CPU to the event loop (phones) whenever both want it (Linux:
+    a thread's nice value is its own)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 class HashSlots:
-    """Runs Argon2 in at most `concurrency` threads at once, with at most `queue` waiting.
+    """Runs Argon2 in at most `concurrency` threads of its own, at the lowest CPU priority,
+    with at most `queue` callers waiting.
 
     A slot is freed when its thread finishes, not when the waiting client goes away, so the
     bound holds even for clients that disconnect mid-check.
@@ -88,11 +100,17 @@ class HashSlots:
 
     def __init__(self, concurrency: int, queue: int, on_peak: Callable[[int], None]) -> None:
         self._free = asyncio.Semaphore(concurrency)
+        self._threads = ThreadPoolExecutor(
+            concurrency, thread_name_prefix="argon2", initializer=_lowest_priority
+        )
         self.queue = queue
         self.waiting = 0
         self.running = 0
         self.peak = 0
         self._on_peak = on_peak
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         if self._free.locked() and self.waiting >= self.queue:
@@ -106,7 +124,7 @@ class HashSlots:
         if self.running > self.peak:
             self.peak = self.running
             self._on_peak(self.peak)
-        work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        work = asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
         work.add_done_callback(self._done)
         return await asyncio.shield(work)
 

@@ -178,6 +178,7 @@ class WsiService:
         self._timer = self._loop.call_later(self.ping_interval, self._tick)
 
     async def stop(self) -> None:
+        self.auth.slots.close()
         if self._timer is not None:
             self._timer.cancel()
         if self._server is not None:
