@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 CONFIG ?= callhook.toml
 
-.PHONY: serve test lint unit bench install dev clean chromium nginx sip-tools
+.PHONY: serve test lint unit bench install dev clean chromium nginx sip-tools postgresql
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,9 +48,16 @@ sip-tools:
 	  && test -f /usr/lib/x86_64-linux-gnu/kamailio/modules/jansson.so \
 	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(KAMAILIO_PACKAGES))
 
-## test: set up, lint, and run the whole suite
-test: lint chromium nginx sip-tools
-	$(BIN)/pytest -q -p no:cacheprovider
+## postgresql: Debian's PostgreSQL; the tests start their own server on a free loopback port
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql)
+
+## test: set up, lint, and run the whole suite; the end-to-end tests once more on PostgreSQL
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile
+test: lint chromium nginx sip-tools postgresql
+	$(PYTEST)
+	CALLHOOK_TEST_BACKEND=postgresql $(PYTEST) tests/e2e
 
 BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py bench/auth_flood.py
 

@@ -70,7 +70,11 @@ class Hub:
         self.settings = settings
         self.metrics = Metrics()
         conns = settings.connections
-        self.store = open_store(settings.server.database, durability=settings.server.durability)
+        self.store = open_store(
+            settings.server.database,
+            durability=settings.server.durability,
+            readers=settings.server.database_pool,
+        )
         self.log = self.store.log
         self.bus = MemoryBus()
         self.tenants: dict[str, Tenant] = {}

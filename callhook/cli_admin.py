@@ -49,17 +49,26 @@ def load_settings(path: str | None) -> config.Settings:
 
 
 def _db_path(settings: config.Settings) -> str:
+    """The SQLite file, or the PostgreSQL URL without its password (for messages)."""
     url = settings.server.database
     if not url.startswith("sqlite:///"):
-        raise click.ClickException(f"{url}: this command works on a SQLite database only")
+        return str(config.redact_url(url))
     return sqlite_path(url)
+
+
+def _is_file(settings: config.Settings) -> bool:
+    return settings.server.database.startswith("sqlite:///")
 
 
 def _with_store(settings: config.Settings, op: Callable[[Store], Awaitable[T]]) -> T:
     """Open the store (running migrations), run `op`, close it; errors as one line."""
 
     async def run() -> T:
-        store = open_store(settings.server.database, durability=settings.server.durability)
+        store = open_store(
+            settings.server.database,
+            durability=settings.server.durability,
+            readers=settings.server.database_pool,
+        )
         await store.open()
         try:
             return await op(store)
@@ -81,7 +90,7 @@ def _token(settings: config.Settings, tenant: str | None) -> tuple[str, str]:
             raise click.ClickException(f"which tenant? pass --tenant (tenants: {names})")
         tenant = next(iter(declared))
     token = declared.get(tenant)
-    if token is None and Path(_db_path(settings)).exists():
+    if token is None and (not _is_file(settings) or Path(_db_path(settings)).exists()):
         found = _with_store(settings, lambda s: s.directory.get_tenant(tenant))
         token = found["ingest_token"] if found else None
     if token is None:
@@ -223,7 +232,7 @@ def keys_create(config_path: str | None, tenant: str, name: str) -> None:
 
 def _existing_db(settings: config.Settings) -> None:
     path = _db_path(settings)
-    if not Path(path).exists():
+    if _is_file(settings) and not Path(path).exists():
         raise click.ClickException(f"no database at {path}; start the hub once (callhook serve)")
 
 

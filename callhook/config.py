@@ -67,7 +67,7 @@ CallEventName = Annotated[str, AfterValidator(fields.check_call_event)]
 
 
 # Scale-out (PostgreSQL storage, Redis Streams bus, several nodes) is not built yet.
-_ONE_NODE = 'a hub is one node on database = "sqlite:///PATH" and bus = "memory"'
+_ONE_NODE = 'a hub is one node on the in-process bus = "memory"'
 
 
 class ConfigError(Exception):
@@ -109,6 +109,8 @@ class ServerConfig(_Strict):
     # The header those proxies write the client's address in (only that one is read).
     trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Reader connections (threads) of the database; the writer has one more of its own.
+    database_pool: int = Field(default=4, ge=1, le=64)
 
     @field_validator("listen")
     @classmethod
@@ -139,11 +141,10 @@ class ServerConfig(_Strict):
     @classmethod
     def _database(cls, v: str) -> str:
         if v.startswith(("postgresql://", "postgres://")):
-            # Scale-out to several nodes. Refused rather than taken for a file name: the hub would
-            # otherwise run on a stray SQLite file while the operator believes otherwise.
-            raise ValueError(f"PostgreSQL storage is not available in this version; {_ONE_NODE}")
+            return v  # reached (and migrated) at start: `callhook db upgrade` checks it
         if not v.startswith("sqlite:///"):
-            raise ValueError("expected sqlite:///PATH")
+            # Never taken for a file name: the hub would run on a stray SQLite file.
+            raise ValueError("expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB")
         path = v.removeprefix("sqlite:///")
         if path == ":memory:" or path.startswith("file:"):
             # The writer and the readers are separate connections: an in-memory database
@@ -405,7 +406,7 @@ _SECRET_KEYS = frozenset({"admin_key", "password", "secret", "secrets", "ingest_
 _USERINFO_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):[^/@\s]*@")
 
 
-def _redact_url(value: Any) -> Any:
+def redact_url(value: Any) -> Any:
     """`postgresql://u:pw@host/db` -> `postgresql://u:***@host/db`; other values as they are."""
     return _USERINFO_PASSWORD.sub(r"\1:***@", value) if isinstance(value, str) else value
 
@@ -449,7 +450,7 @@ def _env_value(name: str, raw: str, key: str, model: type[BaseModel]) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        shown = "" if key in _SECRET_KEYS else f"={_redact_url(raw)!r}"
+        shown = "" if key in _SECRET_KEYS else f"={redact_url(raw)!r}"
         example = '\'["a", "b"]\'' if _is_list(model.model_fields[key].annotation) else "'{...}'"
         raise ConfigError(
             f"{name}{shown}: not valid JSON ({exc.msg}); this key takes a list or table written"
@@ -548,7 +549,7 @@ def _describe(
         shown = ""
         if value is not None and not isinstance(value, dict | list):
             secret = any(isinstance(part, str) and part in _SECRET_KEYS for part in loc)
-            shown = " = '***'" if secret else f" = {_redact_url(value)!r}"
+            shown = " = '***'" if secret else f" = {redact_url(value)!r}"
         by = next((f" (from {v})" for k, v in origin.items() if loc[: len(k)] == k), "")
         lines.append(f"{where}{shown}{_endpoint_named(loc, data)}{by}: {msg}")
     return "; ".join(lines)
@@ -574,7 +575,7 @@ def _endpoint_named(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str:
     what = _ENDPOINT_TABLES[loc[2]]
     if loc[2] == "call_event" and isinstance(table.get("extension"), str):
         what += f" of extension {table['extension']!r}"
-    parts.append(f"{what} to {_redact_url(url)}" if isinstance(url, str) else what)
+    parts.append(f"{what} to {redact_url(url)}" if isinstance(url, str) else what)
     return f" ({', '.join(parts)})"
 
 

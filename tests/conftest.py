@@ -29,6 +29,17 @@ settings.register_profile(
 settings.load_profile("ci" if IN_CI else "default")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh empty database of each backend, for repository tests: the same tests run
+    on both. PostgreSQL is started once per test process (tests/support/postgres.py)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    from tests.support import postgres
+
+    return postgres.server().new_database()
+
+
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
     """A real `callhook serve` on free ports with the test config."""

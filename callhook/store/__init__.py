@@ -45,6 +45,8 @@ class StoreError(Exception):
 # settings and returns a `Store`; `upgrade` in the same module runs its migrations.
 BACKENDS: dict[str, str] = {
     "sqlite": "callhook.store.sqlite:SQLiteStore",
+    "postgresql": "callhook.store.postgres:PostgresStore",
+    "postgres": "callhook.store.postgres:PostgresStore",
 }
 
 

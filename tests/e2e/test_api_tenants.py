@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -88,16 +87,14 @@ def test_deleting_a_tenant_removes_its_data_and_frees_the_name(shared_hub: Hub) 
     assert phone(h, t["ingest_token"], "incoming_call", remote="0711", call_id="open") == 200
     assert len(h.events("gone")) == 6  # and a call left open
     assert h.api("DELETE", "/api/v1/tenants/gone")[0] == 204
-    db = sqlite3.connect(f"file:{h.db}?mode=ro", uri=True)
     deadline = time.monotonic() + 10
     while True:
-        left = db.execute("SELECT COUNT(*) FROM events WHERE tenant='gone'").fetchone()[0]
-        pending = db.execute("SELECT COUNT(*) FROM tenant_purges").fetchone()[0]
+        left = h.sql("SELECT COUNT(*) FROM events WHERE tenant='gone'")[0][0]
+        pending = h.sql("SELECT COUNT(*) FROM tenant_purges")[0][0]
         if left == 0 and pending == 0:
             break
         assert time.monotonic() < deadline, (left, pending)
         time.sleep(0.05)
-    db.close()
     status, t2 = h.api("POST", "/api/v1/tenants", {"name": "gone"})
     assert status == 201, t2
     assert h.events("gone") == []  # nothing of the old tenant shows through
@@ -191,15 +188,12 @@ def test_an_interrupted_removal_resumes_at_start(hub: Hub) -> None:
         assert phone(hub, t["ingest_token"], event) == 200
     hub.stop()
     # As if the hub died right after DELETE committed: the row is gone, the data is not.
-    db = sqlite3.connect(hub.db)
-    with db:
-        db.execute("DELETE FROM tenants WHERE name='halfway'")
-        db.execute("INSERT INTO tenant_purges VALUES ('halfway', 0)")
+    hub.sql("DELETE FROM tenants WHERE name='halfway'")
+    hub.sql("INSERT INTO tenant_purges VALUES ('halfway', 0)")
     hub.start()
     deadline = time.monotonic() + 10
-    while db.execute("SELECT COUNT(*) FROM tenant_purges").fetchone()[0]:
+    while hub.sql("SELECT COUNT(*) FROM tenant_purges")[0][0]:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert db.execute("SELECT COUNT(*) FROM events WHERE tenant='halfway'").fetchone()[0] == 0
-    db.close()
+    assert hub.sql("SELECT COUNT(*) FROM events WHERE tenant='halfway'")[0][0] == 0
     assert hub.api("POST", "/api/v1/tenants", {"name": "halfway"})[0] == 201

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
+from typing import Any
 
 from tests.e2e.test_api_tenants import phone
 from tests.support.hub import Hub
@@ -13,12 +13,8 @@ from tests.support.hub import Hub
 GLOBEX = '\n[[tenant]]\nname = "globex"'
 
 
-def _dump(hub: Hub) -> list[str]:
-    db = sqlite3.connect(f"file:{hub.db}?mode=ro", uri=True)
-    try:
-        return list(db.iterdump())
-    finally:
-        db.close()
+def _dump(hub: Hub) -> list[tuple[Any, ...]]:
+    return hub.dump()
 
 
 def _cli(hub: Hub, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

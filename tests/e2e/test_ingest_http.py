@@ -8,7 +8,6 @@ everything else by the ASGI app; on one connection the answers must still come i
 from __future__ import annotations
 
 import socket
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -251,8 +250,16 @@ def test_a_refused_write_is_a_503_and_the_hub_goes_on(tmp_path: Path) -> None:
     the publisher get 503 storage-unavailable, nothing half-stored, the next write works."""
     hub = Hub(tmp_path).start()
     try:
-        with sqlite3.connect(hub.db) as db:
-            db.execute(
+        if hub.backend == "postgresql":
+            hub.sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " IF convert_from(NEW.body, 'UTF8') LIKE '%%poison%%' THEN"
+                " RAISE EXCEPTION 'disk says no'; END IF; RETURN NEW; END $$"
+            )
+            each_row = "FOR EACH ROW EXECUTE FUNCTION refuse()"
+            hub.sql(f"CREATE TRIGGER refuse BEFORE INSERT ON events {each_row}")
+        else:
+            hub.sql(
                 "CREATE TRIGGER refuse BEFORE INSERT ON events"
                 " WHEN CAST(NEW.body AS TEXT) LIKE '%poison%'"
                 " BEGIN SELECT RAISE(ABORT, 'disk says no'); END"

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 ADMIN_KEY = "test-admin-key"
+# The storage backend the hubs of this test run use: `sqlite` (default) or `postgresql`
+# (`make test` runs the end-to-end suite once with each).
+BACKEND = os.environ.get("CALLHOOK_TEST_BACKEND", "sqlite")
 
 
 def free_port() -> int:
@@ -27,7 +30,7 @@ BASE_CONFIG = """
 [server]
 listen = "127.0.0.1:{port}"
 wsi_listen = "127.0.0.1:{wsi_port}"
-database = "sqlite:///{db}"
+database = "{database}"
 admin_key = "{admin_key}"
 durability = "{durability}"
 log_format = "json"
@@ -101,12 +104,18 @@ class Hub:
         self.port = free_port()
         self.wsi_port = free_port()
         self.db = workdir / "callhook.db"
+        self.backend = BACKEND
+        self.database = f"sqlite:///{self.db}"
+        if BACKEND == "postgresql":
+            from tests.support import postgres
+
+            self.database = postgres.server().new_database()
         self.config_path = workdir / "callhook.toml"
         self.config_path.write_text(
             BASE_CONFIG.format(
                 port=self.port,
                 wsi_port=self.wsi_port,
-                db=self.db,
+                database=self.database,
                 admin_key=ADMIN_KEY,
                 durability=durability,
                 server_extra=server_config,
@@ -146,6 +155,33 @@ class Hub:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"hub not ready after {timeout}s:\n{self.logs()}")
+
+    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement on the hub's database, whichever backend, outside the hub
+        (to look at what it stored, or to stage a fault); `?` parameters."""
+        if self.backend == "postgresql":
+            import psycopg
+
+            with psycopg.connect(self.database, autocommit=True) as pg:
+                cur = pg.execute(query.replace("?", "%s"), params or None)
+                return [tuple(r) for r in cur.fetchall()] if cur.description else []
+        import sqlite3
+
+        db = sqlite3.connect(self.db, isolation_level=None)
+        try:
+            return [tuple(r) for r in db.execute(query, params).fetchall()]
+        finally:
+            db.close()
+
+    def dump(self) -> list[tuple[Any, ...]]:
+        """Every row of every table (but the migrations'), in a stable order."""
+        tables = ("tenants", "extensions", "queues", "trunks", "api_keys", "devices", "events",
+                  "sessions", "presence", "cdrs", "tenant_purges", "endpoints", "deliveries",
+                  "delivery_attempts")  # fmt: skip
+        out: list[tuple[Any, ...]] = []
+        for table in tables:
+            out += [(table, *r) for r in sorted(self.sql(f"SELECT * FROM {table}"), key=repr)]
+        return out
 
     def logs(self) -> str:
         try:

@@ -7,7 +7,7 @@ from typing import Any
 
 from callhook import config
 from callhook.deliver import endpoints
-from callhook.store.sqlite import endpoints as rows
+from callhook.store.sql import endpoints as rows
 from callhook.store.sqlite import schema
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -19,7 +19,7 @@ from callhook.api import call_events as call_events_api
 from callhook.api import phone_urls as phone_urls_api
 from callhook.api import webhooks as webhooks_api
 from callhook.deliver import call_events, endpoints, rules, signing, targets
-from callhook.store.sqlite import endpoints as rows
+from callhook.store.sql import endpoints as rows
 from callhook.store.sqlite import schema
 
 URL = "https://crm.example.com/hook"

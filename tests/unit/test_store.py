@@ -1,21 +1,21 @@
-"""The SQLite writer on a real file: group commit, seq, isolation of a failing op."""
+"""The event log on both backends: group commit, seq, isolation of a failing op."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from callhook.deliver.outbox import Outbox
 from callhook.deliver.rules import Index
 from callhook.events import Event
-from callhook.store import Append, Appended, AppendTx, StoreError
+from callhook.store import Append, Appended, AppendTx, StoreError, open_store
 from callhook.store.records import NewDelivery
-from callhook.store.sqlite import SQLiteStore
-from callhook.store.sqlite.engine import WriterState
+from callhook.store.sql.engine import WriterState
 
 
 def _ev(tenant: str, n: int) -> Event:
@@ -24,8 +24,8 @@ def _ev(tenant: str, n: int) -> Event:
     )
 
 
-async def test_concurrent_appends_group_commit_and_gap_free_seq(tmp_path: Path) -> None:
-    store = SQLiteStore(f"sqlite:///{tmp_path}/t.db")
+async def test_concurrent_appends_group_commit_and_gap_free_seq(store_url: str) -> None:
+    store: Any = open_store(store_url)
     await store.open()
     log = store.log
     seen: list[int] = []
@@ -50,8 +50,8 @@ async def test_concurrent_appends_group_commit_and_gap_free_seq(tmp_path: Path) 
         await store.close()
 
 
-async def test_a_failing_op_does_not_fail_its_neighbours_nor_burn_seq(tmp_path: Path) -> None:
-    store = SQLiteStore(f"sqlite:///{tmp_path}/t.db")
+async def test_a_failing_op_does_not_fail_its_neighbours_nor_burn_seq(store_url: str) -> None:
+    store: Any = open_store(store_url)
     await store.open()
     log = store.log
 
@@ -75,8 +75,8 @@ async def test_a_failing_op_does_not_fail_its_neighbours_nor_burn_seq(tmp_path: 
         await store.engine.write(bad)
 
 
-async def test_state_round_trip(tmp_path: Path) -> None:
-    store = SQLiteStore(f"sqlite:///{tmp_path}/t.db")
+async def test_state_round_trip(store_url: str) -> None:
+    store: Any = open_store(store_url)
     await store.open()
     log = store.log
     try:
@@ -95,10 +95,10 @@ async def test_state_round_trip(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_a_rolled_back_append_leaves_the_outbox_memory_as_it_was(tmp_path: Path) -> None:
+async def test_a_rolled_back_append_leaves_the_outbox_memory_as_it_was(store_url: str) -> None:
     """The outbox notes each call's parties and answer in memory inside the transaction;
     when the transaction rolls back, what it noted must go with it."""
-    store = SQLiteStore(f"sqlite:///{tmp_path}/t.db")
+    store: Any = open_store(store_url)
     await store.open()
     outbox = Outbox(Index)
     store.log.tx_hooks.append(outbox.tx_hook)
@@ -135,3 +135,15 @@ class _NoLog:
     def add_deliveries(self, rows: Sequence[NewDelivery]) -> None: ...
 
     def on_rollback(self, undo: Callable[[], None]) -> None: ...
+
+
+def test_both_backends_have_the_same_migrations() -> None:
+    """Migration N makes the same tables on SQLite and PostgreSQL: the shared SQL runs on
+    both, so they move in step (a new table or column goes into both lists)."""
+    from callhook.store.postgres import schema as pg
+    from callhook.store.sqlite import schema as lite
+
+    def tables(script: str) -> set[str]:
+        return set(re.findall(r"CREATE TABLE (\w+)", script))
+
+    assert [tables(m) for m in pg.MIGRATIONS] == [tables(m) for m in lite.MIGRATIONS]

@@ -21,7 +21,7 @@ from callhook.directory import Extension, Tenant
 from callhook.events import Event
 from callhook.security import RateLimiter
 from callhook.store.records import StoredEvent
-from callhook.store.sqlite.log import _ext_column
+from callhook.store.sql.log import _ext_column
 from callhook.wsi.permissions import Principal
 from callhook.wsi.service import WsiService
 from callhook.wsi.session import Outgoing, Session

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from callhook.store.records import CdrFilter
-from callhook.store.sqlite.log import EXTENSION_MATCH, ext_needle
+from callhook.store.sql import Conn
+from callhook.store.sql.log import EXTENSION_MATCH, ext_needle
 
 
-def cdrs(conn: sqlite3.Connection, tenant: str, f: CdrFilter) -> list[tuple[int, bytes]]:
+def cdrs(conn: Conn, tenant: str, f: CdrFilter) -> list[tuple[int, bytes]]:
     """(seq, body) of matching CDRs, oldest first."""
     sql = "SELECT seq, body FROM cdrs WHERE tenant=? AND seq>?"
     args: list[Any] = [tenant, f.after]
@@ -44,7 +44,7 @@ DEVICE_COLUMNS = (
 )
 
 
-def devices(conn: sqlite3.Connection, tenant: str) -> list[dict[str, Any]]:
+def devices(conn: Conn, tenant: str) -> list[dict[str, Any]]:
     cols = ", ".join(DEVICE_COLUMNS)
     rows = conn.execute(f"SELECT {cols} FROM devices WHERE tenant=? ORDER BY mac", (tenant,))
     return [dict(zip(DEVICE_COLUMNS, r, strict=True)) for r in rows]

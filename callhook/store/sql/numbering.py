@@ -8,15 +8,15 @@ tenants.py, write functions report an outcome instead of raising.
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from callhook.events import new_id
 from callhook.store.records import Outcome
-from callhook.store.sqlite.tenants import like_escape
+from callhook.store.sql import Conn
+from callhook.store.sql.tenants import like_escape
 
 
-def _tenant_exists(conn: sqlite3.Connection, tenant: str) -> bool:
+def _tenant_exists(conn: Conn, tenant: str) -> bool:
     return conn.execute("SELECT 1 FROM tenants WHERE name = ?", (tenant,)).fetchone() is not None
 
 
@@ -39,7 +39,7 @@ def _extension(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def list_extensions(
-    conn: sqlite3.Connection,
+    conn: Conn,
     tenant: str,
     *,
     after: str = "",
@@ -60,14 +60,14 @@ def list_extensions(
     return [_extension(r) for r in conn.execute(sql, args)]
 
 
-def get_extension(conn: sqlite3.Connection, tenant: str, number: str) -> dict[str, Any] | None:
+def get_extension(conn: Conn, tenant: str, number: str) -> dict[str, Any] | None:
     row = conn.execute(_EXT_SELECT + " WHERE tenant = ? AND number = ?", (tenant, number))
     found = row.fetchone()
     return _extension(found) if found else None
 
 
 def create_extension(
-    conn: sqlite3.Connection,
+    conn: Conn,
     tenant: str,
     number: str,
     display_name: str,
@@ -87,7 +87,7 @@ def create_extension(
 
 
 def update_extension(
-    conn: sqlite3.Connection,
+    conn: Conn,
     tenant: str,
     number: str,
     *,
@@ -116,13 +116,13 @@ def update_extension(
     return "ok"
 
 
-def delete_extension(conn: sqlite3.Connection, tenant: str, number: str) -> bool:
+def delete_extension(conn: Conn, tenant: str, number: str) -> bool:
     cur = conn.execute("DELETE FROM extensions WHERE tenant = ? AND number = ?", (tenant, number))
     return cur.rowcount > 0
 
 
 # groups: derived from the extensions' `groups` -----------------------------------------
-def groups(conn: sqlite3.Connection, tenant: str) -> dict[str, list[str]]:
+def groups(conn: Conn, tenant: str) -> dict[str, list[str]]:
     """Group name -> member numbers, both sorted."""
     out: dict[str, list[str]] = {}
     for number, names in conn.execute(
@@ -133,7 +133,7 @@ def groups(conn: sqlite3.Connection, tenant: str) -> dict[str, list[str]]:
     return dict(sorted(out.items()))
 
 
-def set_group(conn: sqlite3.Connection, tenant: str, group: str, members: list[str]) -> list[str]:
+def set_group(conn: Conn, tenant: str, group: str, members: list[str]) -> list[str]:
     """Make exactly `members` belong to `group`; returns unknown numbers (nothing changed)."""
     rows = {
         n: json.loads(g)
@@ -168,7 +168,7 @@ def _queue(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def list_queues(
-    conn: sqlite3.Connection,
+    conn: Conn,
     tenant: str,
     *,
     after: str = "",
@@ -188,7 +188,7 @@ def list_queues(
     return [_queue(r) for r in conn.execute(sql, args)]
 
 
-def get_queue(conn: sqlite3.Connection, tenant: str, number: str) -> dict[str, Any] | None:
+def get_queue(conn: Conn, tenant: str, number: str) -> dict[str, Any] | None:
     row = conn.execute(
         "SELECT number, members, managers, source FROM queues WHERE tenant = ? AND number = ?",
         (tenant, number),
@@ -197,7 +197,7 @@ def get_queue(conn: sqlite3.Connection, tenant: str, number: str) -> dict[str, A
 
 
 def save_queue(
-    conn: sqlite3.Connection,
+    conn: Conn,
     tenant: str,
     number: str,
     members: list[str] | None,
@@ -228,14 +228,14 @@ def save_queue(
     return "ok"
 
 
-def delete_queue(conn: sqlite3.Connection, tenant: str, number: str) -> bool:
+def delete_queue(conn: Conn, tenant: str, number: str) -> bool:
     cur = conn.execute("DELETE FROM queues WHERE tenant = ? AND number = ?", (tenant, number))
     return cur.rowcount > 0
 
 
 # trunks --------------------------------------------------------------------------------
 def list_trunks(
-    conn: sqlite3.Connection, tenant: str, *, after: str = "", limit: int = 100
+    conn: Conn, tenant: str, *, after: str = "", limit: int = 100
 ) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT name, source FROM trunks WHERE tenant = ? AND name > ? ORDER BY name LIMIT ?",
@@ -244,14 +244,14 @@ def list_trunks(
     return [{"name": n, "source": s} for n, s in rows]
 
 
-def get_trunk(conn: sqlite3.Connection, tenant: str, name: str) -> dict[str, Any] | None:
+def get_trunk(conn: Conn, tenant: str, name: str) -> dict[str, Any] | None:
     row = conn.execute(
         "SELECT name, source FROM trunks WHERE tenant = ? AND name = ?", (tenant, name)
     ).fetchone()
     return {"name": row[0], "source": row[1]} if row else None
 
 
-def create_trunk(conn: sqlite3.Connection, tenant: str, name: str) -> Outcome:
+def create_trunk(conn: Conn, tenant: str, name: str) -> Outcome:
     if not _tenant_exists(conn, tenant):
         return "missing"
     if get_trunk(conn, tenant, name) is not None:
@@ -260,6 +260,6 @@ def create_trunk(conn: sqlite3.Connection, tenant: str, name: str) -> Outcome:
     return "ok"
 
 
-def delete_trunk(conn: sqlite3.Connection, tenant: str, name: str) -> bool:
+def delete_trunk(conn: Conn, tenant: str, name: str) -> bool:
     cur = conn.execute("DELETE FROM trunks WHERE tenant = ? AND name = ?", (tenant, name))
     return cur.rowcount > 0

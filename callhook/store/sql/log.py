@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,14 +12,16 @@ import orjson
 from callhook.events import Event, new_id
 from callhook.store import CommitHook, TxHook
 from callhook.store.records import Append, Appended, DeviceSeen, NewDelivery, StoredEvent
-from callhook.store.sqlite.engine import Engine, WriterState
+from callhook.store.sql import Conn
+from callhook.store.sql.engine import ThreadEngine as Engine
+from callhook.store.sql.engine import WriterState
 
 log = logging.getLogger("callhook.store")
 
 _INSERT_DELIVERY = (
-    "INSERT OR IGNORE INTO deliveries (delivery_id, endpoint_id, tenant, seq, event_id, key,"
+    "INSERT INTO deliveries (delivery_id, endpoint_id, tenant, seq, event_id, key,"
     " session_id, status, attempts, schedule_base, next_at, context, created_at, updated_at)"
-    " VALUES (?,?,?,?,?,?,?,?,0,0,?,?,?,?)"
+    " VALUES (?,?,?,?,?,?,?,?,0,0,?,?,?,?) ON CONFLICT DO NOTHING"
 )
 
 
@@ -29,7 +30,7 @@ class _AppendTx:
 
     __slots__ = ("_conn", "_state", "created")
 
-    def __init__(self, conn: sqlite3.Connection, state: WriterState) -> None:
+    def __init__(self, conn: Conn, state: WriterState) -> None:
         self._conn = conn
         self._state = state
         self.created: list[NewDelivery] = []
@@ -72,7 +73,7 @@ def ext_needle(extension: str) -> str:
     return f",{extension},"
 
 
-class SQLiteEventLog:
+class SqlEventLog:
     """Appends events durably and reads them back by (tenant, seq) (store.EventLog)."""
 
     def __init__(self, store: Engine) -> None:
@@ -90,7 +91,7 @@ class SQLiteEventLog:
         """append() without waiting: the future completes after COMMIT (see Engine.submit)."""
         return self.store.submit(lambda conn, st: self._append(conn, st, batch), future)
 
-    def _append(self, conn: sqlite3.Connection, st: WriterState, batch: Append) -> Appended:
+    def _append(self, conn: Conn, st: WriterState, batch: Append) -> Appended:
         parts: tuple[tuple[Event, ...] | None, ...]
         if st.isolate and len(batch.parts) > 1:
             parts = self._insert_parts(conn, st, batch)
@@ -105,12 +106,15 @@ class SQLiteEventLog:
                 conn.execute("DELETE FROM sessions WHERE tenant=? AND session_id=?", (tenant, sid))
             else:
                 conn.execute(
-                    "INSERT OR REPLACE INTO sessions VALUES (?,?,?)",
+                    "INSERT INTO sessions VALUES (?,?,?) ON CONFLICT (tenant, session_id)"
+                    " DO UPDATE SET state = excluded.state",
                     (tenant, sid, orjson.dumps(state)),
                 )
         for tenant, ext, state in batch.presence:
             conn.execute(
-                "INSERT OR REPLACE INTO presence VALUES (?,?,?)", (tenant, ext, orjson.dumps(state))
+                "INSERT INTO presence VALUES (?,?,?) ON CONFLICT (tenant, extension)"
+                " DO UPDATE SET state = excluded.state",
+                (tenant, ext, orjson.dumps(state)),
             )
         created: tuple[NewDelivery, ...] = ()
         if self.tx_hooks and events:
@@ -132,9 +136,7 @@ class SQLiteEventLog:
             st.after_commit.append(publish)
         return result
 
-    def _insert(
-        self, conn: sqlite3.Connection, st: WriterState, events: list[Event]
-    ) -> list[Event]:
+    def _insert(self, conn: Conn, st: WriterState, events: list[Event]) -> list[Event]:
         """Insert `events` as new values with their seq, id and stored bytes."""
         rows = []
         stored: list[Event] = []
@@ -162,7 +164,7 @@ class SQLiteEventLog:
         return stored
 
     def _insert_parts(
-        self, conn: sqlite3.Connection, st: WriterState, batch: Append
+        self, conn: Conn, st: WriterState, batch: Append
     ) -> tuple[tuple[Event, ...] | None, ...]:
         """The batch failed as a whole: store each request's part under a savepoint, so a
         part the database refuses fails alone (None in the result: nothing stored)."""
@@ -186,7 +188,7 @@ class SQLiteEventLog:
         return tuple(out)
 
     @staticmethod
-    def _insert_cdr(conn: sqlite3.Connection, ev: Event, body: bytes) -> None:
+    def _insert_cdr(conn: Conn, ev: Event, body: bytes) -> None:
         b = ev.body
 
         def num(v: Any) -> int | None:
@@ -197,7 +199,10 @@ class SQLiteEventLog:
 
         exts = b.get("extensions") or list(ev.extensions)
         conn.execute(
-            "INSERT OR REPLACE INTO cdrs VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO cdrs VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant, cdr_id) DO UPDATE"
+            " SET session_id = excluded.session_id, seq = excluded.seq,"
+            " start_time = excluded.start_time, end_time = excluded.end_time,"
+            " status = excluded.status, extensions = excluded.extensions, body = excluded.body",
             (
                 ev.tenant,
                 str(b.get("cdr_id") or ev.event_id),
@@ -239,7 +244,7 @@ class SQLiteEventLog:
         return await self.store.read(lambda c: [r[0] for r in c.execute(sql, args)])
 
     async def last_seq(self, tenant: str) -> int:
-        def q(c: sqlite3.Connection) -> int:
+        def q(c: Conn) -> int:
             row = c.execute("SELECT MAX(seq) FROM events WHERE tenant=?", (tenant,)).fetchone()
             return int(row[0] or 0)
 
@@ -263,7 +268,7 @@ class SQLiteEventLog:
         sql += " ORDER BY seq LIMIT ?"
         args.append(limit)
 
-        def q(c: sqlite3.Connection) -> list[StoredEvent]:
+        def q(c: Conn) -> list[StoredEvent]:
             return [
                 StoredEvent(int(seq), key, tuple(e for e in (exts or "").split(",") if e), queue,
                             bytes(body))
@@ -273,14 +278,14 @@ class SQLiteEventLog:
         return await self.store.read(q)
 
 
-class SQLiteCorrelationState:
+class SqlCorrelationState:
     """Open sessions and presence, as the appends left them (store.CorrelationState)."""
 
     def __init__(self, store: Engine) -> None:
         self.store = store
 
     async def load(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        def q(c: sqlite3.Connection) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        def q(c: Conn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             sessions = [orjson.loads(r[0]) for r in c.execute("SELECT state FROM sessions")]
             presence = [orjson.loads(r[0]) for r in c.execute("SELECT state FROM presence")]
             return sessions, presence
@@ -288,7 +293,7 @@ class SQLiteCorrelationState:
         return await self.store.read(q)
 
 
-def _upsert_device(conn: sqlite3.Connection, d: DeviceSeen) -> None:
+def _upsert_device(conn: Conn, d: DeviceSeen) -> None:
     # Keep what we knew when this request did not carry a field (phones send what the
     # admin configured for each event, not every variable every time).
     conn.execute(
@@ -297,13 +302,15 @@ def _upsert_device(conn: sqlite3.Connection, d: DeviceSeen) -> None:
                              last_event, first_seen, last_seen)
         VALUES (?,?,?,?,?,?,?,?,?,?,?)
         ON CONFLICT (tenant, mac) DO UPDATE SET
-            vendor = CASE WHEN excluded.vendor != '' THEN excluded.vendor ELSE vendor END,
-            model = CASE WHEN excluded.model != '' THEN excluded.model ELSE model END,
-            firmware = CASE WHEN excluded.firmware != '' THEN excluded.firmware ELSE firmware END,
-            hardware = CASE WHEN excluded.hardware != '' THEN excluded.hardware ELSE hardware END,
-            ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE ip END,
+            vendor = CASE WHEN excluded.vendor != '' THEN excluded.vendor ELSE devices.vendor END,
+            model = CASE WHEN excluded.model != '' THEN excluded.model ELSE devices.model END,
+            firmware = CASE WHEN excluded.firmware != '' THEN excluded.firmware
+                        ELSE devices.firmware END,
+            hardware = CASE WHEN excluded.hardware != '' THEN excluded.hardware
+                        ELSE devices.hardware END,
+            ip = CASE WHEN excluded.ip != '' THEN excluded.ip ELSE devices.ip END,
             extension = CASE WHEN excluded.extension != '' THEN excluded.extension
-                             ELSE extension END,
+                             ELSE devices.extension END,
             last_event = excluded.last_event,
             last_seen = excluded.last_seen
         """,

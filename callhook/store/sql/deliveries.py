@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from callhook.deliver.rules import Endpoint
 from callhook.store import EndpointPlan
 from callhook.store.records import Attempt, AttemptRow, EndpointState, Item, Update
-from callhook.store.sqlite import endpoints
-from callhook.store.sqlite.engine import Engine
+from callhook.store.sql import Conn, endpoints
+from callhook.store.sql.engine import ThreadEngine as Engine
 
 T = TypeVar("T")
 
@@ -29,7 +28,7 @@ def _item(row: tuple[Any, ...]) -> Item:
 
 
 def load_pending(
-    conn: sqlite3.Connection, endpoint_id: str, *, after_seq: int = 0, limit: int = 10_000
+    conn: Conn, endpoint_id: str, *, after_seq: int = 0, limit: int = 10_000
 ) -> list[Item]:
     """Pending deliveries of one endpoint, oldest event first (per-session order)."""
     rows = conn.execute(
@@ -40,7 +39,7 @@ def load_pending(
     return [_item(r) for r in rows]
 
 
-def load_items(conn: sqlite3.Connection, delivery_ids: list[str]) -> list[Item]:
+def load_items(conn: Conn, delivery_ids: list[str]) -> list[Item]:
     """Specific deliveries (redeliver), whatever their status."""
     marks = ",".join("?" * len(delivery_ids))
     rows = conn.execute(
@@ -49,13 +48,13 @@ def load_items(conn: sqlite3.Connection, delivery_ids: list[str]) -> list[Item]:
     return [_item(r) for r in rows]
 
 
-def pending_endpoints(conn: sqlite3.Connection) -> list[str]:
+def pending_endpoints(conn: Conn) -> list[str]:
     """Endpoints with pending deliveries (to fill the queues at start)."""
     rows = conn.execute("SELECT DISTINCT endpoint_id FROM deliveries WHERE status = 'pending'")
     return [str(r[0]) for r in rows]
 
 
-def write_batch(conn: sqlite3.Connection, updates: list[Update], attempts: list[Attempt]) -> None:
+def write_batch(conn: Conn, updates: list[Update], attempts: list[Attempt]) -> None:
     """Record delivery outcomes and attempts."""
     conn.executemany(
         "UPDATE deliveries SET status=?, attempts=?, next_at=?, last_code=?, last_error=?,"
@@ -76,8 +75,13 @@ def write_batch(conn: sqlite3.Connection, updates: list[Update], attempts: list[
     # Only for deliveries that still exist: an attempt may finish after its endpoint (and
     # with it the delivery) was deleted.
     conn.executemany(
-        "INSERT OR REPLACE INTO delivery_attempts SELECT ?,?,?,?,?,?,?"
-        " WHERE EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = ?)",
+        "INSERT INTO delivery_attempts SELECT CAST(? AS TEXT), CAST(? AS BIGINT),"
+        " CAST(? AS DOUBLE PRECISION), CAST(? AS BIGINT), CAST(? AS DOUBLE PRECISION),"
+        " CAST(? AS TEXT), CAST(? AS TEXT)"
+        " WHERE EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = ?)"
+        " ON CONFLICT (delivery_id, n) DO UPDATE SET at = excluded.at,"
+        " status_code = excluded.status_code, latency_ms = excluded.latency_ms,"
+        " error = excluded.error, response = excluded.response",
         [
             (
                 a.delivery_id,
@@ -119,7 +123,7 @@ def _delivery(r: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def list_deliveries(
-    conn: sqlite3.Connection,
+    conn: Conn,
     endpoint_id: str,
     *,
     status: str | None = None,
@@ -144,7 +148,7 @@ def list_deliveries(
     return [_delivery(r) for r in conn.execute(sql, args)]
 
 
-def get_delivery(conn: sqlite3.Connection, tenant: str, delivery_id: str) -> dict[str, Any] | None:
+def get_delivery(conn: Conn, tenant: str, delivery_id: str) -> dict[str, Any] | None:
     """One delivery with every attempt (time, status code, latency, error, response excerpt)."""
     row = conn.execute(
         f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE delivery_id = ? AND tenant = ?",
@@ -171,7 +175,7 @@ def get_delivery(conn: sqlite3.Connection, tenant: str, delivery_id: str) -> dic
     return out
 
 
-def requeue_one(conn: sqlite3.Connection, tenant: str, delivery_id: str, now: float) -> str | None:
+def requeue_one(conn: Conn, tenant: str, delivery_id: str, now: float) -> str | None:
     """Make one delivery pending and due now (a fresh retry schedule); returns its endpoint."""
     row = conn.execute(
         "SELECT endpoint_id FROM deliveries WHERE delivery_id = ? AND tenant = ?",
@@ -188,7 +192,7 @@ def requeue_one(conn: sqlite3.Connection, tenant: str, delivery_id: str, now: fl
 
 
 def requeue_range(
-    conn: sqlite3.Connection,
+    conn: Conn,
     endpoint_id: str,
     *,
     since: float,
@@ -207,7 +211,7 @@ def requeue_range(
     return cur.rowcount
 
 
-def hold_pending(conn: sqlite3.Connection, endpoint_id: str, now: float) -> int:
+def hold_pending(conn: Conn, endpoint_id: str, now: float) -> int:
     """An endpoint was disabled: its pending deliveries are kept as `held`."""
     cur = conn.execute(
         "UPDATE deliveries SET status = 'held', updated_at = ? WHERE endpoint_id = ?"
@@ -217,7 +221,7 @@ def hold_pending(conn: sqlite3.Connection, endpoint_id: str, now: float) -> int:
     return cur.rowcount
 
 
-def prune(conn: sqlite3.Connection, before: float, limit: int = 5000) -> int:
+def prune(conn: Conn, before: float, limit: int = 5000) -> int:
     """Delete finished deliveries (and their attempts) created before `before`, a chunk."""
     ids = [
         r[0]
@@ -234,7 +238,7 @@ def prune(conn: sqlite3.Connection, before: float, limit: int = 5000) -> int:
     return len(ids)
 
 
-def counts(conn: sqlite3.Connection, endpoint_id: str) -> dict[str, int]:
+def counts(conn: Conn, endpoint_id: str) -> dict[str, int]:
     """Deliveries per status (dashboard, endpoint view)."""
     return {
         str(s): int(n)
@@ -246,7 +250,7 @@ def counts(conn: sqlite3.Connection, endpoint_id: str) -> dict[str, int]:
 
 
 def recent_health(
-    conn: sqlite3.Connection, tenant: str, since: float, max_attempts: int
+    conn: Conn, tenant: str, since: float, max_attempts: int
 ) -> tuple[list[tuple[str, str, int]], list[AttemptRow]]:
     counts = [
         (str(e), str(s), int(n))
@@ -268,13 +272,13 @@ def recent_health(
     return counts, attempts
 
 
-class SQLiteDeliveries:
+class SqlDeliveries:
     """Endpoints, outbox and attempt log in the SQLite file (store.Deliveries)."""
 
     def __init__(self, engine: Engine) -> None:
         self._e = engine
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[Conn], T]) -> T:
         return await self._e.write(lambda c, _st: fn(c))
 
     async def load_endpoints(self) -> list[Endpoint]:
@@ -284,7 +288,7 @@ class SQLiteDeliveries:
         await self._write(lambda c: endpoints.insert(c, ep))
 
     async def update_endpoint(self, ep: Endpoint, *, hold_at: float | None = None) -> None:
-        def write(c: sqlite3.Connection) -> None:
+        def write(c: Conn) -> None:
             endpoints.update(c, ep)
             if hold_at is not None:
                 hold_pending(c, ep.endpoint_id, hold_at)
@@ -298,7 +302,7 @@ class SQLiteDeliveries:
         return await self._write(lambda c: endpoints.sync_config(c, plan))
 
     async def set_endpoint_state(self, state: EndpointState, *, hold: bool, now: float) -> None:
-        def write(c: sqlite3.Connection) -> None:
+        def write(c: Conn) -> None:
             endpoints.set_state(
                 c,
                 state.endpoint_id,

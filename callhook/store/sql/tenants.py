@@ -9,13 +9,13 @@ run while the write lock is held.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
 from callhook import security
 from callhook.events import new_id
 from callhook.store.records import Outcome, TenantValues
+from callhook.store.sql import Conn
 
 _TENANT_SELECT = (
     "SELECT t.name, t.tenant_id, t.domain, t.ingest_token, t.password_hash,"
@@ -27,7 +27,7 @@ _TENANT_SELECT = (
 )
 
 
-def _tenant(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
+def _tenant(row: tuple[Any, ...]) -> dict[str, Any]:
     name, tid, domain, token, pw, nets, source, created, prefix, n_ext, n_q, n_tr = row
     return {
         "name": name,
@@ -52,7 +52,7 @@ def like_escape(text: str) -> str:
 
 
 def list_tenants(
-    conn: sqlite3.Connection, *, after: str = "", limit: int = 100, search: str | None = None
+    conn: Conn, *, after: str = "", limit: int = 100, search: str | None = None
 ) -> list[dict[str, Any]]:
     sql = _TENANT_SELECT + " WHERE t.name > ?"
     args: list[Any] = [after]
@@ -64,19 +64,19 @@ def list_tenants(
     return [_tenant(r) for r in conn.execute(sql, args)]
 
 
-def get_tenant(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+def get_tenant(conn: Conn, name: str) -> dict[str, Any] | None:
     row = conn.execute(_TENANT_SELECT + " WHERE t.name = ?", (name,)).fetchone()
     return _tenant(row) if row else None
 
 
-def _token_taken(conn: sqlite3.Connection, token: str, name: str) -> bool:
+def _token_taken(conn: Conn, token: str, name: str) -> bool:
     row = conn.execute(
         "SELECT 1 FROM tenants WHERE ingest_token = ? AND name <> ?", (token, name)
     ).fetchone()
     return row is not None
 
 
-def create_tenant(conn: sqlite3.Connection, name: str, values: TenantValues) -> Outcome:
+def create_tenant(conn: Conn, name: str, values: TenantValues) -> Outcome:
     """Insert an API-managed tenant (not while a deleted namesake's data is being removed)."""
     if conn.execute("SELECT 1 FROM tenants WHERE name = ?", (name,)).fetchone():
         return "exists"
@@ -103,7 +103,7 @@ def create_tenant(conn: sqlite3.Connection, name: str, values: TenantValues) -> 
     return "ok"
 
 
-def update_tenant(conn: sqlite3.Connection, name: str, values: TenantValues) -> Outcome:
+def update_tenant(conn: Conn, name: str, values: TenantValues) -> Outcome:
     """Change the given fields; a config-declared tenant stays `source='config'`."""
     if not conn.execute("SELECT 1 FROM tenants WHERE name = ?", (name,)).fetchone():
         return "missing"
@@ -131,7 +131,7 @@ def update_tenant(conn: sqlite3.Connection, name: str, values: TenantValues) -> 
     return "ok"
 
 
-def delete_tenant(conn: sqlite3.Connection, name: str) -> bool:
+def delete_tenant(conn: Conn, name: str) -> bool:
     """Delete the tenant; its extensions, queues, trunks and keys go with it (cascade).
 
     Its events, CDRs and the like are many: the row in `tenant_purges` asks retention to
@@ -140,7 +140,8 @@ def delete_tenant(conn: sqlite3.Connection, name: str) -> bool:
     if conn.execute("DELETE FROM tenants WHERE name = ?", (name,)).rowcount == 0:
         return False
     conn.execute(
-        "INSERT OR REPLACE INTO tenant_purges (name, requested_at) VALUES (?, ?)",
+        "INSERT INTO tenant_purges (name, requested_at) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET requested_at = excluded.requested_at",
         (name, time.time()),
     )
     return True
@@ -159,7 +160,7 @@ def _key(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def list_api_keys(
-    conn: sqlite3.Connection,
+    conn: Conn,
     tenant: str,
     *,
     after: str = "",
@@ -176,7 +177,7 @@ def list_api_keys(
     return [_key(r) for r in conn.execute(sql, (tenant, after, limit))]
 
 
-def get_api_key(conn: sqlite3.Connection, key_id: str) -> dict[str, Any] | None:
+def get_api_key(conn: Conn, key_id: str) -> dict[str, Any] | None:
     row = conn.execute(
         "SELECT key_id, tenant, name, created_at, revoked_at FROM api_keys WHERE key_id = ?",
         (key_id,),
@@ -184,7 +185,7 @@ def get_api_key(conn: sqlite3.Connection, key_id: str) -> dict[str, Any] | None:
     return _key(row) if row else None
 
 
-def create_api_key(conn: sqlite3.Connection, tenant: str, name: str) -> dict[str, Any] | None:
+def create_api_key(conn: Conn, tenant: str, name: str) -> dict[str, Any] | None:
     """A new key for `tenant` (None if no such tenant); the key itself is in `key`, once."""
     if not conn.execute("SELECT 1 FROM tenants WHERE name = ?", (tenant,)).fetchone():
         return None
@@ -206,7 +207,7 @@ def create_api_key(conn: sqlite3.Connection, tenant: str, name: str) -> dict[str
     }
 
 
-def revoke_api_key(conn: sqlite3.Connection, key_id: str, tenant: str | None = None) -> bool:
+def revoke_api_key(conn: Conn, key_id: str, tenant: str | None = None) -> bool:
     """Revoke a key (idempotent); False when no such key (of that tenant)."""
     row = conn.execute("SELECT tenant FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
     if row is None or (tenant is not None and row[0] != tenant):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 import orjson
@@ -11,6 +10,7 @@ import orjson
 from callhook.deliver import rules, signing
 from callhook.deliver.rules import Endpoint
 from callhook.store import EndpointPlan
+from callhook.store.sql import Conn
 
 log = logging.getLogger("callhook.deliver.endpoints")
 
@@ -82,23 +82,23 @@ def _values(ep: Endpoint, config_key: str | None) -> tuple[Any, ...]:
     )
 
 
-def load_all(conn: sqlite3.Connection) -> list[Endpoint]:
+def load_all(conn: Conn) -> list[Endpoint]:
     return [from_row(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM endpoints")]
 
 
-def get(conn: sqlite3.Connection, endpoint_id: str) -> Endpoint | None:
+def get(conn: Conn, endpoint_id: str) -> Endpoint | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM endpoints WHERE endpoint_id=?", (endpoint_id,)
     ).fetchone()
     return from_row(row) if row else None
 
 
-def insert(conn: sqlite3.Connection, ep: Endpoint, config_key: str | None = None) -> None:
+def insert(conn: Conn, ep: Endpoint, config_key: str | None = None) -> None:
     conn.execute(f"INSERT INTO endpoints ({_COLUMNS}) VALUES ({','.join('?' * 14)})",
                  _values(ep, config_key))  # fmt: skip
 
 
-def update(conn: sqlite3.Connection, ep: Endpoint) -> None:
+def update(conn: Conn, ep: Endpoint) -> None:
     """Write back everything but the id, tenant, kind, source and config key."""
     v = _values(ep, None)
     conn.execute(
@@ -109,7 +109,7 @@ def update(conn: sqlite3.Connection, ep: Endpoint) -> None:
 
 
 def set_state(
-    conn: sqlite3.Connection,
+    conn: Conn,
     endpoint_id: str,
     *,
     health: str,
@@ -124,7 +124,7 @@ def set_state(
     )
 
 
-def delete(conn: sqlite3.Connection, endpoint_id: str) -> None:
+def delete(conn: Conn, endpoint_id: str) -> None:
     """The endpoint and its whole delivery log."""
     conn.execute(
         "DELETE FROM delivery_attempts WHERE delivery_id IN"
@@ -135,7 +135,7 @@ def delete(conn: sqlite3.Connection, endpoint_id: str) -> None:
     conn.execute("DELETE FROM endpoints WHERE endpoint_id=?", (endpoint_id,))
 
 
-def delete_orphans(conn: sqlite3.Connection) -> None:
+def delete_orphans(conn: Conn) -> None:
     """Deliveries of endpoints that went away with their tenant (tenants cascade)."""
     conn.execute(
         "DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT delivery_id FROM deliveries"
@@ -146,7 +146,7 @@ def delete_orphans(conn: sqlite3.Connection) -> None:
     )
 
 
-def sync_config(conn: sqlite3.Connection, plan: EndpointPlan) -> list[str]:
+def sync_config(conn: Conn, plan: EndpointPlan) -> list[str]:
     """Apply the plan for config-declared endpoints; then drop orphaned deliveries."""
     existing = {
         (r[1], r[11]): from_row(r)

@@ -6,15 +6,14 @@ reader thread or in the single writer's group-committed transaction.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from callhook.config import Settings
 from callhook.directory import Tenant
 from callhook.store.records import ApplyReport, CdrFilter, Outcome, TenantValues
-from callhook.store.sqlite import directory, numbering, queries, tenants
-from callhook.store.sqlite.engine import Engine
+from callhook.store.sql import Conn, directory, numbering, queries, tenants
+from callhook.store.sql.engine import ThreadEngine as Engine
 
 T = TypeVar("T")
 
@@ -23,14 +22,14 @@ class _Repo:
     def __init__(self, engine: Engine) -> None:
         self._e = engine
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(self, fn: Callable[[Conn], T]) -> T:
         return await self._e.read(fn)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[Conn], T]) -> T:
         return await self._e.write(lambda c, _st: fn(c))
 
 
-class SQLiteDirectory(_Repo):
+class SqlDirectory(_Repo):
     """Tenants, numbering plan and API keys (store.Directory)."""
 
     async def load(self) -> dict[str, Tenant]:
@@ -186,7 +185,7 @@ class SQLiteDirectory(_Repo):
         return await self._write(lambda c: numbering.delete_trunk(c, tenant, name))
 
 
-class SQLiteQueries(_Repo):
+class SqlQueries(_Repo):
     """CDRs and devices (store.Queries)."""
 
     async def cdrs(self, tenant: str, f: CdrFilter) -> list[tuple[int, bytes]]:
@@ -196,17 +195,17 @@ class SQLiteQueries(_Repo):
         return await self._read(lambda c: queries.devices(c, tenant))
 
 
-# A deleted tenant's rows, table by table (events has no rowid: keyed by seq).
+# A deleted tenant's rows, table by table, each by its key within the tenant.
 TENANT_TABLES: tuple[tuple[str, str], ...] = (
     ("events", "seq"),
-    ("cdrs", "rowid"),
-    ("sessions", "rowid"),
-    ("presence", "rowid"),
-    ("devices", "rowid"),
+    ("cdrs", "cdr_id"),
+    ("sessions", "session_id"),
+    ("presence", "extension"),
+    ("devices", "mac"),
 )
 
 
-def prune_events(conn: sqlite3.Connection, cutoff: float, limit: int) -> int:
+def prune_events(conn: Conn, cutoff: float, limit: int) -> int:
     """Delete up to `limit` events created before `cutoff`, never a tenant's newest (the
     writer derives the next `seq` from MAX(seq) after a restart)."""
     doomed = conn.execute(
@@ -219,7 +218,7 @@ def prune_events(conn: sqlite3.Connection, cutoff: float, limit: int) -> int:
     return len(doomed)
 
 
-def purge_batch(conn: sqlite3.Connection, tenant: str, limit: int) -> int:
+def purge_batch(conn: Conn, tenant: str, limit: int) -> int:
     """Delete up to `limit` rows of a deleted tenant; 0 means nothing is left."""
     for table, key in TENANT_TABLES:
         n = conn.execute(
@@ -233,7 +232,7 @@ def purge_batch(conn: sqlite3.Connection, tenant: str, limit: int) -> int:
     return 0
 
 
-class SQLiteMaintenance(_Repo):
+class SqlMaintenance(_Repo):
     """Retention, one small batch per writer transaction (store.Maintenance)."""
 
     async def prune_events(self, cutoff: float, limit: int) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
@@ -12,6 +11,7 @@ from callhook.config import Settings, TenantConfig
 from callhook.directory import Extension, Queue, Tenant
 from callhook.events import new_id
 from callhook.store.records import ApplyReport
+from callhook.store.sql import Conn
 
 # `tenants.source` of a tenant the config file declared once and no longer does.
 DETACHED = "detached"
@@ -26,7 +26,7 @@ def _password_hash(stored: str, password: str) -> str:
     return security.hash_password(password)
 
 
-def hash_passwords(settings: Settings, conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
+def hash_passwords(settings: Settings, conn: Conn) -> dict[tuple[str, str], str]:
     """Argon2 hashes for every config password, reusing stored ones that still match.
 
     Run outside the writer transaction: hashing is slow and must not hold the write lock.
@@ -45,9 +45,7 @@ def hash_passwords(settings: Settings, conn: sqlite3.Connection) -> dict[tuple[s
     return out
 
 
-def apply_config(
-    conn: sqlite3.Connection, settings: Settings, hashes: dict[tuple[str, str], str]
-) -> ApplyReport:
+def apply_config(conn: Conn, settings: Settings, hashes: dict[tuple[str, str], str]) -> ApplyReport:
     """Make the database match the config file's directory; entries made by API stay.
 
     A tenant dropped from the file is detached, not deleted: a renamed tenant or a file
@@ -76,7 +74,7 @@ def apply_config(
     return report
 
 
-def _tokens_taken(conn: sqlite3.Connection, settings: Settings, declared: set[str]) -> list[str]:
+def _tokens_taken(conn: Conn, settings: Settings, declared: set[str]) -> list[str]:
     """File tenants whose ingest token an API-made tenant holds (the file's own tenants
     are checked against each other by the config loader; undeclared ones are removed)."""
     taken = []
@@ -96,7 +94,7 @@ def _tokens_taken(conn: sqlite3.Connection, settings: Settings, declared: set[st
 
 
 def _apply_tenant(
-    conn: sqlite3.Connection,
+    conn: Conn,
     t: TenantConfig,
     hashes: dict[tuple[str, str], str],
     report: ApplyReport,
@@ -162,7 +160,9 @@ def _apply_tenant(
         queue_rows,
         delete="DELETE FROM queues WHERE tenant=? AND number=?",
         upsert=lambda key, v: conn.execute(
-            "INSERT OR REPLACE INTO queues VALUES (?,?,?,?,'config')", (t.name, key, *v)
+            "INSERT INTO queues VALUES (?,?,?,?,'config') ON CONFLICT (tenant, number) DO UPDATE"
+            " SET members = excluded.members, managers = excluded.managers, source = 'config'",
+            (t.name, key, *v),
         ),
     )
     _sync(
@@ -174,13 +174,15 @@ def _apply_tenant(
         {tr.name: () for tr in t.trunk},
         delete="DELETE FROM trunks WHERE tenant=? AND name=?",
         upsert=lambda key, v: conn.execute(
-            "INSERT OR REPLACE INTO trunks VALUES (?,?,'config')", (t.name, key)
+            "INSERT INTO trunks VALUES (?,?,'config') ON CONFLICT (tenant, name)"
+            " DO UPDATE SET source = 'config'",
+            (t.name, key),
         ),
     )
 
 
 def _sync(
-    conn: sqlite3.Connection,
+    conn: Conn,
     report: ApplyReport,
     label: str,
     select: str,
@@ -203,7 +205,7 @@ def _sync(
             report.changed.append(f"{label} {key}")
 
 
-def load_tenants(conn: sqlite3.Connection) -> dict[str, Tenant]:
+def load_tenants(conn: Conn) -> dict[str, Tenant]:
     """The whole directory, for the in-memory read model."""
     tenants: dict[str, Tenant] = {}
     for name, tid, domain, token, networks, prefix in conn.execute(
@@ -243,7 +245,7 @@ def load_tenants(conn: sqlite3.Connection) -> dict[str, Tenant]:
     return tenants
 
 
-def password_hash(conn: sqlite3.Connection, tenant: str, extension: str | None) -> str:
+def password_hash(conn: Conn, tenant: str, extension: str | None) -> str:
     """The stored Argon2 hash for WSI auth ('' when none)."""
     if extension is None:
         row = conn.execute("SELECT password_hash FROM tenants WHERE name=?", (tenant,)).fetchone()
@@ -254,7 +256,7 @@ def password_hash(conn: sqlite3.Connection, tenant: str, extension: str | None) 
     return str(row[0]) if row else ""
 
 
-def tenant_of_api_key(conn: sqlite3.Connection, key: str) -> str | None:
+def tenant_of_api_key(conn: Conn, key: str) -> str | None:
     row = conn.execute(
         "SELECT tenant FROM api_keys WHERE key_hash=? AND revoked_at IS NULL",
         (security.hash_api_key(key),),
@@ -262,7 +264,7 @@ def tenant_of_api_key(conn: sqlite3.Connection, key: str) -> str | None:
     return str(row[0]) if row else None
 
 
-def create_api_key(conn: sqlite3.Connection, tenant: str, name: str) -> tuple[str, str]:
+def create_api_key(conn: Conn, tenant: str, name: str) -> tuple[str, str]:
     """Returns (key_id, key); only the hash is stored."""
     key = security.new_api_key()
     key_id = new_id()

@@ -1,0 +1,16 @@
+"""PostgreSQL backend: `[server] database = "postgresql://user:password@host/db"`."""
+
+from __future__ import annotations
+
+from callhook.store.postgres.engine import Engine, upgrade
+from callhook.store.sql.store import SqlStore
+
+
+class PostgresStore(SqlStore):
+    """Everything callhook keeps, in one PostgreSQL database (store.Store)."""
+
+    def __init__(self, url: str, *, readers: int = 4, **_: object) -> None:
+        super().__init__(Engine(url, readers=readers))
+
+
+__all__ = ["Engine", "PostgresStore", "upgrade"]

@@ -1,0 +1,97 @@
+"""PostgreSQL engine: the shared writer thread (group commit) and readers, over psycopg.
+
+The same design as SQLite's, on purpose: one writer connection takes every operation
+waiting at that moment into one transaction, so `seq` is assigned gap-free in commit
+order and a phone is answered only after COMMIT returned. A broken connection (a
+restarted or unreachable server) fails the waiting operations with StoreError, which the
+hub answers `503 storage-unavailable`, and the next operation connects again: the hub
+recovers by itself when the server is back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+
+from callhook.store import StoreError
+from callhook.store.postgres import schema
+from callhook.store.sql import Conn, Cursor
+from callhook.store.sql.engine import ThreadEngine
+
+CONNECT_TIMEOUT = 5  # seconds; a dead server answers 503 in about this long
+
+
+def dsn(url: str) -> str:
+    """libpq takes `postgresql://` and `postgres://` URLs as they are."""
+    return url
+
+
+@lru_cache(maxsize=1024)
+def _paramstyle(sql: str) -> str:
+    """The shared SQL's `?` parameters as psycopg's `%s` (a literal `%` doubled)."""
+    return re.sub(r"\?", "%s", sql.replace("%", "%%"))
+
+
+class PgConn:
+    """A psycopg connection speaking the shared SQL's dialect (store.sql.Conn)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
+        return self.raw.execute(_paramstyle(sql), params or None)
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Cursor:
+        cur = self.raw.cursor()
+        cur.executemany(_paramstyle(sql), params)
+        return cur
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def connect_raw(url: str) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(dsn(url), autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+
+def upgrade(url: str) -> list[int]:
+    """Run pending migrations on the database at `url` (`callhook db upgrade`)."""
+    conn = connect_raw(url)
+    try:
+        return schema.upgrade(conn)
+    except psycopg.Error as exc:
+        raise StoreError(f"migrating PostgreSQL failed: {exc}") from exc
+    finally:
+        conn.close()
+
+
+class Engine(ThreadEngine):
+    """One PostgreSQL database: a single writer connection (group commit), reader pool."""
+
+    name = "postgres"
+    begin = "BEGIN"
+
+    def __init__(self, url: str, *, readers: int = 4) -> None:
+        super().__init__(readers=readers)
+        self.url = url
+
+    def migrate(self) -> None:
+        upgrade(self.url)
+
+    def connect(self, *, reader: bool) -> Conn:
+        return PgConn(connect_raw(self.url))
+
+    def lost(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | StoreError)
+
+    def errors(self) -> tuple[type[BaseException], ...]:
+        return (psycopg.Error,)

@@ -1,0 +1,301 @@
+"""The write path both SQL backends share: one writer thread with group commit, readers.
+
+Every write goes through one queue to one thread, which takes all waiting operations into
+a single transaction (group commit): under load one commit (one fsync) covers many
+events, so durable acknowledgement costs little throughput. Results reach the event loop
+only after COMMIT returned, in commit order. Reads run on a small pool of threads, each
+with its own connection. A backend says how to connect and how to begin a transaction,
+and which of its errors mean the connection itself is gone (`ThreadEngine` below).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from callhook.store import StoreError
+from callhook.store.sql import Conn
+
+log = logging.getLogger("callhook.store")
+
+T = TypeVar("T")
+MAX_BATCH = 1024
+
+
+@dataclass(slots=True)
+class WriterState:
+    """State owned by the writer thread: per-tenant next seq, and post-commit work."""
+
+    seqs: dict[str, int] = field(default_factory=dict)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # Undo of in-memory changes made for the open transaction, run if it rolls back.
+    rollbacks: list[Callable[[], None]] = field(default_factory=list)
+    # True while an operation is retried alone after its batch failed: an operation made
+    # of independent parts (EventLog appends) then stores them one savepoint each.
+    isolate: bool = False
+
+    def next_seq(self, conn: Conn, tenant: str) -> int:
+        cur = self.seqs.get(tenant)
+        if cur is None:
+            row = conn.execute("SELECT MAX(seq) FROM events WHERE tenant = ?", (tenant,)).fetchone()
+            cur = int(row[0] or 0) if row else 0
+        cur += 1
+        self.seqs[tenant] = cur
+        return cur
+
+
+WriteFn = Callable[[Conn, WriterState], T]
+
+
+@dataclass(slots=True)
+class _Op(Generic[T]):
+    fn: WriteFn[T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
+
+
+class ConnectionLost(Exception):
+    """The database connection broke (server restarted, network): nothing was written."""
+
+
+class ThreadEngine:
+    """A single writer thread (group commit) and reader threads over one database."""
+
+    name = "sql"
+    begin = "BEGIN"
+
+    def __init__(self, *, readers: int = 4) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._state = WriterState()
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"{self.name}-read")
+        self._reader_conns: list[Conn] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.batches = 0  # group commits done (metrics)
+        self.ops = 0
+
+    # what a backend provides -----------------------------------------------------------
+    def connect(self, *, reader: bool) -> Conn:
+        """A new connection (migrations already applied); raise on failure."""
+        raise NotImplementedError
+
+    def migrate(self) -> None:
+        """Apply pending migrations (at open); raise StoreError on failure."""
+        raise NotImplementedError
+
+    def lost(self, exc: BaseException) -> bool:
+        """Whether `exc` means the connection is gone (reconnect before the next batch)."""
+        return False
+
+    def errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's error classes, turned into StoreError on reads."""
+        return ()
+
+    # lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        await asyncio.to_thread(self.migrate)
+        self._thread = threading.Thread(
+            target=self._run_writer, name=f"{self.name}-writer", daemon=True
+        )
+        self._thread.start()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._thread.join, 30)
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            for c in self._reader_conns:
+                _close_quietly(c)
+            self._reader_conns.clear()
+
+    # writes ----------------------------------------------------------------------------
+    async def write(self, fn: WriteFn[T]) -> T:
+        """Run `fn(conn, state)` in the writer thread, inside a group-committed transaction.
+
+        Returns after COMMIT; callbacks the op queued in `state.after_commit` have run by then,
+        in commit order, on the event loop.
+        """
+        return await self.submit(fn)
+
+    def submit(self, fn: WriteFn[T], future: asyncio.Future[T] | None = None) -> asyncio.Future[T]:
+        """Queue `fn` to the writer without waiting: the future completes after COMMIT.
+
+        For callers on the event loop that answer from callbacks instead of a task each (the
+        ingest pipeline); `write()` is this, awaited. `future` (made on the running loop) is
+        completed instead of a new one.
+        """
+        if self._closed:
+            raise StoreError("store is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = future if future is not None else loop.create_future()
+        self._queue.put(_Op(fn, fut, loop))
+        return fut
+
+    def _run_writer(self) -> None:
+        conn: Conn | None = None
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch: list[_Op[Any]] = [first]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                        break
+                    batch.append(item)
+                if conn is None:
+                    try:
+                        conn = self.connect(reader=False)
+                        self._state.seqs.clear()  # re-read from the log: it is the truth
+                    except Exception as exc:
+                        self._finish(batch, [], StoreError(f"database unavailable: {exc}"))
+                        if stop:
+                            return
+                        continue
+                try:
+                    self._commit(conn, batch)
+                except ConnectionLost:
+                    _close_quietly(conn)
+                    conn = None
+                if stop:
+                    return
+        finally:
+            if conn is not None:
+                _close_quietly(conn)
+
+    def _commit(self, conn: Conn, batch: list[_Op[Any]], alone: bool = False) -> None:
+        saved = dict(self._state.seqs)
+        self._state.after_commit = []
+        self._state.rollbacks = []
+        self._state.isolate = alone
+        try:
+            conn.execute(self.begin)
+            results = [op.fn(conn, self._state) for op in batch]
+            conn.execute("COMMIT")
+        except Exception as exc:
+            self._rollback(conn, saved)
+            if self.lost(exc):
+                # Nothing of the batch was written (or, if COMMIT itself was cut off, the
+                # log will say after reconnecting): every waiter hears so, none gets a 200.
+                self._finish(batch, [], StoreError(f"database connection lost: {exc}"))
+                raise ConnectionLost from exc
+            if alone:
+                self._finish(batch, [], exc)
+                return
+            # One bad op must not fail its neighbours: redo them one per transaction, each
+            # free to keep its own parts apart (WriterState.isolate).
+            for i, op in enumerate(batch):
+                try:
+                    self._commit(conn, [op], alone=True)
+                except ConnectionLost:
+                    self._finish(batch[i + 1 :], [], StoreError("database connection lost"))
+                    raise
+            return
+        finally:
+            self._state.isolate = False
+            self._state.rollbacks = []
+        self.batches += 1
+        self.ops += len(batch)
+        self._finish(batch, results, None)
+
+    def _rollback(self, conn: Conn, saved: dict[str, int]) -> None:
+        try:
+            conn.execute("ROLLBACK")
+        except Exception:
+            pass
+        self._state.seqs = saved
+        self._state.after_commit = []
+        undo, self._state.rollbacks = self._state.rollbacks, []
+        for fn in reversed(undo):
+            try:
+                fn()
+            except Exception:
+                log.exception("undo after rollback failed")
+
+    def _finish(self, batch: list[_Op[Any]], results: list[Any], exc: Exception | None) -> None:
+        if not batch:
+            return
+        callbacks = self._state.after_commit
+        self._state.after_commit = []
+        loop = batch[0].loop
+
+        def complete() -> None:
+            for cb in callbacks:
+                try:
+                    cb()
+                except Exception:
+                    log.exception("after-commit callback failed")
+            for i, op in enumerate(batch):
+                if op.future.done():
+                    continue
+                if exc is not None:
+                    err = exc if isinstance(exc, StoreError) else StoreError(str(exc))
+                    op.future.set_exception(err)
+                else:
+                    op.future.set_result(results[i])
+
+        try:
+            loop.call_soon_threadsafe(complete)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    # reads -----------------------------------------------------------------------------
+    def _reader(self) -> Conn:
+        conn: Conn | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.connect(reader=True)
+            self._local.conn = conn
+            with self._lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    def _read_in_thread(self, fn: Callable[[Conn], T]) -> T:
+        conn = self._reader()
+        try:
+            return fn(conn)
+        except Exception as exc:
+            if self.lost(exc):  # the next read connects again
+                self._local.conn = None
+                with self._lock:
+                    if conn in self._reader_conns:
+                        self._reader_conns.remove(conn)
+                _close_quietly(conn)
+            raise
+
+    async def read(self, fn: Callable[[Conn], T]) -> T:
+        """Run `fn(conn)` on a reader connection in a worker thread."""
+        if self._closed:
+            raise StoreError("store is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, self._read_in_thread, fn)
+        except self.errors() as exc:
+            raise StoreError(str(exc)) from exc
+
+
+def _close_quietly(conn: Conn) -> None:
+    try:
+        conn.close()
+    except Exception:
+        pass
