@@ -99,7 +99,9 @@ def _open_database(settings: config.Settings) -> list[int]:
     try:
         return store.upgrade(url)
     except store.StoreError as exc:
-        raise click.ClickException(f"server.database = {url!r}: {exc}") from None
+        one_line = " ".join(str(exc).split())
+        shown = config.redact_url(url)
+        raise click.ClickException(f"server.database = {shown!r}: {one_line}") from None
 
 
 def _check_tls(settings: config.Settings) -> None:

@@ -25,6 +25,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from callhook.config import redact_url
+
 if TYPE_CHECKING:
     from callhook.config import Settings
 
@@ -127,7 +129,7 @@ def addresses(settings: Settings) -> dict[str, str]:
     out = {"listen": server.listen, "wsi_listen": server.wsi_listen or "off"}
     if server.public_url:
         out["public_url"] = server.public_url
-    out["database"] = server.database
+    out["database"] = str(redact_url(server.database))  # a PostgreSQL URL may hold a password
     return out
 
 

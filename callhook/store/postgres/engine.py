@@ -60,7 +60,7 @@ def connect_raw(url: str) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(dsn(url), autocommit=True, connect_timeout=CONNECT_TIMEOUT)
     except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+        raise StoreError(f"cannot connect to PostgreSQL: {' '.join(str(exc).split())}") from exc
 
 
 def upgrade(url: str) -> list[int]:
