@@ -140,7 +140,8 @@ def test_serve_on_a_postgresql_it_cannot_reach_is_a_clean_error(tmp_path: Path) 
     """A PostgreSQL URL once became a SQLite file named after it (password included)."""
     cfg = tmp_path / "callhook.toml"
     url = f"postgresql://u:s3cret@127.0.0.1:{free_port()}/x"
-    cfg.write_text(f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "{url}"\n')
+    key = "k" * 24
+    cfg.write_text(f'[server]\nlisten = "127.0.0.1:0"\nadmin_key = "{key}"\ndatabase = "{url}"\n')
     result = cli("serve", "--config", str(cfg), cwd=tmp_path)
     one_line_error(result, "cannot connect to PostgreSQL")
     assert "s3cret" not in result.stderr
