@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 log = logging.getLogger("callhook.connections")
 
-FD_RESERVE = 64  # descriptors kept for the database, log files, webhooks and listeners
+FD_RESERVE = 64  # at least this many descriptors (or an eighth) are kept for the database,
+# log files, webhook connections and the listeners themselves
 LOG_EVERY = 10.0  # seconds between two log lines about the same kind of shedding
 
 
@@ -71,7 +72,7 @@ class ConnectionLimits:
 
     def cap_to_file_limit(self, nofile: int) -> None:
         """Keep the total below what the process may open, with room for everything else."""
-        self.max_open = max(1, min(self.max_open, nofile - FD_RESERVE))
+        self.max_open = max(1, min(self.max_open, nofile - max(FD_RESERVE, nofile // 8)))
 
     def admit(self, conn: Closable, source: str) -> str | None:
         """Count a new connection in; or say why not (`max_open`, `max_per_source`)."""

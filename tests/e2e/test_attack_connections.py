@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -271,3 +272,44 @@ def test_the_wsi_listener_sheds_floods_and_silent_handshakes(hub: Hub) -> None:
     after = shed(hub)
     assert after["max_per_source"] >= before.get("max_per_source", 0) + 1
     assert after["header_timeout"] >= before.get("header_timeout", 0) + 16
+
+
+def test_1100_idle_connections_under_a_1024_file_limit(tmp_path: Path) -> None:
+    """The reported attack: 1,100 silent sockets against a hub limited to 1,024 files. The
+    hub answers the ones over its cap with 503 (accept never fails), stays up, and frees the
+    silent ones after header_timeout, so phones report again without anyone's help."""
+    h = Hub(tmp_path, extra_config="[connections]\nheader_timeout = 2.0\n")
+    serve = [sys.executable, "-m", "callhook.cli", "serve", "--config", str(h.config_path)]
+    h.start(command=["sh", "-c", 'ulimit -n 1024 && exec "$@"', "sh", *serve])
+    held: list[socket.socket] = []
+    refused = 0
+    try:
+        logs = h.log_path.read_text()
+        started = next(json.loads(x) for x in logs.splitlines() if '"callhook started"' in x)
+        assert started["file_limit"] == 1024
+        assert started["max_connections"] == 1024 - 128
+        for i in range(1100):
+            s = connect(h, f"127.0.3.{i % 3 + 1}")
+            held.append(s)
+        time.sleep(0.3)
+        for s in held[-204:]:  # the last ones are over the cap: answered at once
+            s.settimeout(2)
+            with contextlib.suppress(ConnectionResetError, TimeoutError):
+                refused += s.recv(64).startswith(b"HTTP/1.1 503")
+        assert refused >= 150, refused
+        assert h.alive()
+        # Nobody closes the silent ones: the hub does, and phones get through again.
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if phone_ok(h, "127.0.4.1").status == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("phones still refused after header_timeout")
+        assert shed(h)["max_open"] >= refused
+        assert shed(h)["header_timeout"] >= 800
+    finally:
+        for s in held:
+            s.close()
+        h.stop()
