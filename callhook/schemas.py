@@ -1,7 +1,9 @@
 """Schemas of canonical events published by PBXs and adapters (POST .../events).
 
 Field names follow the message format of PortSIP's Pub/Sub guide; fields beyond the required ones
-are kept as sent, so an adapter can forward what its PBX knows.
+are kept as sent, so an adapter can forward what its PBX knows. Call events are correlated
+(callhook/correlate/published.py): the hub writes their ids, times and parties, and keeps
+the publisher's other fields on its event of the same key.
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ async def list_events(
 
 @router.post(
     "/tenants/{tenant}/events",
-    summary="Publish a canonical event (PBX or adapter); validated per topic/key",
+    summary="Publish a canonical event (PBX or adapter); validated per topic/key; call events"
+    " are correlated like phone reports (the reply lists what the hub emitted)",
     status_code=201,
     responses={422: {"description": "the body does not match the key's schema"}},
 )
