@@ -19,10 +19,11 @@ async def extension_state(
 ) -> dict[str, Any]:
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
-    if number not in hub.tenants[tenant].extensions:
+    configured = number in hub.tenants[tenant].extensions
+    if not configured and number not in hub.correlator.reported_extensions(tenant):
         raise NotFound(f"no extension {number!r} in tenant {tenant!r}", code="unknown-extension")
     state = hub.correlator.presence(tenant, number)
-    return {"extension": number, **state}
+    return {"extension": number, **state, "configured": configured}
 
 
 @router.get("/tenants/{tenant}/presence", summary="Presence of every extension of a tenant")
@@ -31,8 +32,16 @@ async def tenant_presence(
 ) -> dict[str, Any]:
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
-    exts = sorted(hub.tenants[tenant].extensions)
-    return {"extensions": [{"extension": n, **hub.correlator.presence(tenant, n)} for n in exts]}
+    declared = hub.tenants[tenant].extensions
+    # Extensions that phones report but the directory does not declare are shown too
+    # (`configured: false`): a phone set up before its extension is not invisible.
+    exts = sorted({*declared, *hub.correlator.reported_extensions(tenant)})
+    return {
+        "extensions": [
+            {"extension": n, **hub.correlator.presence(tenant, n), "configured": n in declared}
+            for n in exts
+        ]
+    }
 
 
 @router.get("/tenants/{tenant}/calls", summary="Calls (sessions); active=true for open ones")

@@ -348,6 +348,10 @@ class Correlator:
         """Current presence of one extension (JSON-able)."""
         return self._presence.state(tenant, extension)
 
+    def reported_extensions(self, tenant: str) -> list[str]:
+        """Extensions of `tenant` that phones reported, declared or not."""
+        return self._presence.numbers(tenant)
+
     def active_calls(self, tenant: str) -> list[dict[str, Any]]:
         """Open sessions of `tenant`, oldest first (JSON-able)."""
         tv = self._view(tenant)

@@ -110,6 +110,10 @@ class PresenceBook:
             p = by_number[number] = Presence(number)
         return p
 
+    def numbers(self, tenant: str) -> list[str]:
+        """Every extension of `tenant` that has presence (phones reported it)."""
+        return list(self._by_tenant.get(tenant, {}))
+
     def state(self, tenant: str, number: str) -> dict[str, Any]:
         p = self.get(tenant, number)
         return (p or Presence(number)).state(tenant)

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from callhook import __version__
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
+from callhook.config import loopback_only
 from callhook.dashboard import health
 from callhook.events import TOPICS
 from callhook.phone_urls import URL_VENDORS
@@ -60,7 +61,13 @@ async def session(
         }
         for name in names
     ]
-    return {"role": "admin" if who.is_admin else "tenant", "tenants": tenants}
+    return {
+        "role": "admin" if who.is_admin else "tenant",
+        "tenants": tenants,
+        # Phone setup warns: real phones cannot reach a hub that listens on loopback only.
+        "loopback_only": loopback_only(hub.settings.server.listen),
+        "public_url": hub.settings.server.public_url,
+    }
 
 
 @router.get(

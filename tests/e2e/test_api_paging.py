@@ -53,3 +53,18 @@ def test_events_page_with_limit_and_cursor(hub: Hub) -> None:
         assert int(nxt) == page[-1]["seq"]
         path = f"/api/v1/tenants/acme/events?limit=4&cursor={nxt}"
     assert pages == [e["seq"] for e in everything]
+
+
+def test_presence_shows_reported_but_undeclared_extensions(hub: Hub) -> None:
+    stranger = Phone(hub.port, TOKEN, "150", mac="000B82559150")
+    assert stranger.send("Registration", phone_ip="192.0.2.150").status == 200
+    caller = Phone(hub.port, TOKEN, "101", mac="000B82559101")
+    assert caller.send("Incoming Call", remote="0711222333", call_id="un-1").status == 200
+    body, _ = _get(hub, "/api/v1/tenants/acme/presence")
+    assert isinstance(body, dict)
+    rows = {e["extension"]: e for e in body["extensions"]}
+    assert rows["150"]["configured"] is False and rows["150"]["registered"] is True
+    assert rows["101"]["configured"] is True
+    assert "0711222333" not in rows  # the other party of a call is not an extension
+    one, _ = _get(hub, "/api/v1/tenants/acme/extensions/150/state")
+    assert isinstance(one, dict) and one["configured"] is False

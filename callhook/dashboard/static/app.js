@@ -160,7 +160,9 @@ class Dashboard {
       $('.views a[data-view="webhooks"]').hidden = !available;
       if (!available && this.currentView() === "webhooks") location.hash = "#/live";
     });
-    const phones = new PhonesView($("#view-phones"), api, tenant, META.vendors, META.models);
+    const phones = new PhonesView($("#view-phones"), api, tenant, META.vendors, META.models, {
+      loopbackOnly: Boolean(this.session && this.session.loopback_only),
+    });
     this.views = { calls, presence, stats, stream, webhooks, phones };
     calls.addEventListener("change", () => presence.onCallsChanged());
     stream.reset(snap.events);

@@ -4,6 +4,9 @@
 
 import { announce, coalesce, fmtDuration, h, numberOf, setAttr, setText } from "./dom.js";
 
+// The hub says `ext` for a call between two extensions of the tenant; people say "internal".
+const DIRECTION_LABELS = { ext: "internal", inbound: "inbound", outbound: "outbound" };
+
 const STATE_LABELS = {
   dialing: "Dialing",
   ringing: "Ringing",
@@ -116,7 +119,7 @@ export class CallsView extends EventTarget {
     setText(badge, STATE_LABELS[call.state] || call.state || "");
     setAttr(badge, "class", `badge state-${call.state || "unknown"}`);
     setAttr(row.tr, "data-state", call.state || "");
-    setText(row.cells.direction, call.direction || "");
+    setText(row.cells.direction, DIRECTION_LABELS[call.direction] || call.direction || "");
   }
 
   /** "End": ends a stuck call on the hub (POST .../calls/{id}/end), after a second click

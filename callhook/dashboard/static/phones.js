@@ -17,8 +17,10 @@ function human(event) {
 }
 
 export class PhonesView {
-  constructor(root, api, tenant, vendors, models = {}) {
+  constructor(root, api, tenant, vendors, models = {}, { loopbackOnly = false } = {}) {
     this.root = root;
+    // The hub listens on 127.0.0.1 only: a real phone cannot reach it, whatever it is given.
+    root.querySelector("[data-role=loopback]").hidden = !loopbackOnly;
     this.api = api;
     this.tenant = tenant;
     this.models = models;

@@ -30,6 +30,8 @@ export class PresenceView {
     this.search = root.querySelector("[data-role=search]");
     this.statusFilter = root.querySelector("[data-role=status-filter]");
     this.shownCount = root.querySelector("[data-role=shown]");
+    this.noExtensions = root.querySelector("[data-role=no-extensions]");
+    setText(root.querySelector("[data-role=tenant-name]"), tenant);
     this.pending = new Set();
     this.refresh = coalesce(() => this.flush(), 80);
     // Handlers as properties: a view built for another tenant replaces them.
@@ -57,7 +59,12 @@ export class PresenceView {
 
   onEvents(events) {
     for (const ev of events) {
-      for (const n of extensionsOf(ev)) if (this.directory.has(n)) this.pending.add(n);
+      // Declared extensions, extensions already shown, and the phone an event is about
+      // (an extension the directory does not declare yet still appears, "not configured").
+      const own = numberOf(ev.extension);
+      for (const n of extensionsOf(ev)) {
+        if (this.directory.has(n) || this.states.has(n) || n === own) this.pending.add(n);
+      }
     }
     if (this.pending.size) this.refresh();
   }
@@ -89,6 +96,7 @@ export class PresenceView {
   afterUpdate() {
     this.applyFilter();
     this.renderSummary();
+    this.noExtensions.hidden = this.directory.size > 0;
   }
 
   /** Render one extension's state; true when its row is new (the caller places it). */
@@ -114,7 +122,10 @@ export class PresenceView {
       this.rows.set(n, row);
     }
     const c = row.cells;
-    setText(c.name, this.directory.get(n) || "");
+    const configured = st.configured !== false;
+    setText(c.name, this.directory.get(n) || (configured ? "" : "not configured"));
+    setAttr(c.name, "title", configured ? null : "A phone reports this extension, but the configuration does not declare it");
+    row.tr.classList.toggle("unconfigured", !configured);
     const badge = c.status.firstChild;
     setText(badge, STATUS_LABELS[st.status] || st.status || "");
     setAttr(badge, "class", `badge status-${st.status || "unknown"}`);
@@ -141,11 +152,15 @@ export class PresenceView {
       } else {
         text = st.ringing ? "ringing" : "on a call";
       }
-      if (sessions.length > 1) text += ` (+${sessions.length - 1})`;
+      if (sessions.length > 1) {
+        const more = sessions.length - 1;
+        text += ` (+${more} more call${more === 1 ? "" : "s"})`;
+      }
     } else if (st.hook === "off_hook") {
       text = "off hook";
     }
     setText(row.cells.call, text);
+    setAttr(row.cells.call, "title", text || null);
   }
 
   renderSeen(row, st) {
@@ -201,7 +216,10 @@ function deviceLabel(st) {
   const agent = (contacts[0] && contacts[0].user_agent) || d.product || "";
   const ip = (contacts[0] && contacts[0].public_address) || d.phone_ip || "";
   let label = [agent, ip].filter(Boolean).join(" · ");
-  if (contacts.length > 1) label += ` (+${contacts.length - 1})`;
+  if (contacts.length > 1) {
+    const more = contacts.length - 1;
+    label += ` (+${more} more phone${more === 1 ? "" : "s"})`;
+  }
   return label || (st.registered ? "registered" : "");
 }
 

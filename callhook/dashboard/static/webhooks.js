@@ -145,7 +145,9 @@ export class WebhooksView {
       kind.kind === "webhook"
         ? `${kind.label}: ${(ep.topics || []).join(", ") || "all topics"}`
         : `${kind.label}: ${ep.event} of ${ep.extension} (${ep.method})`;
+    const about = ep.description || ep.notes || "";
     c.endpoint.replaceChildren(
+      ...(about ? [h("span", { class: "description" }, about)] : []),
       h("span", { class: "url" }, ep.url),
       h("span", { class: "meta" }, what),
     );
@@ -272,9 +274,34 @@ export class WebhooksView {
       ),
       h("td", {}, h("span", { class: `badge dstatus-${d.status}` }, d.status)),
       h("td", { class: "num" }, String(d.attempts)),
-      h("td", { class: failed ? "last-error" : "muted small" }, result),
+      h(
+        "td",
+        { class: failed ? "last-error" : "muted small" },
+        result,
+        failed ? this.responseDetails(d.id) : null,
+      ),
       h("td", { class: "actions" }, again),
     );
+  }
+
+  /** A failed delivery's "Response": what the endpoint answered, loaded when opened. */
+  responseDetails(deliveryId) {
+    const body = h("pre", { class: "response" }, "Loading…");
+    const details = h("details", { class: "response" }, h("summary", {}, "Response"), body);
+    details.ontoggle = async () => {
+      if (!details.open || details.dataset.loaded) return;
+      details.dataset.loaded = "1";
+      try {
+        const d = await this.api.get(`${this.base()}/deliveries/${encodeURIComponent(deliveryId)}`);
+        const attempts = d.attempt_log || [];
+        const last = attempts[attempts.length - 1] || {};
+        const head = last.status_code ? `HTTP ${last.status_code}` : last.error || "no answer";
+        setText(body, last.response ? `${head}\n\n${last.response}` : `${head} (empty body)`);
+      } catch (err) {
+        setText(body, `Cannot load it: ${err.message}`);
+      }
+    };
+    return details;
   }
 
   closeDeliveries() {
