@@ -46,7 +46,7 @@ def behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Ngin
         )
     )
     hub.start()
-    proxy = Nginx(work / "nginx", hub.port)
+    proxy = Nginx(work / "nginx", hub.port, hub.wsi_port)
     try:
         proxy.start()
         yield hub, proxy
@@ -114,11 +114,9 @@ def test_logs_name_the_client_not_the_proxy(behind: tuple[Hub, Nginx]) -> None:
     assert all(rec.get("source_ip") != "127.0.0.1" for rec in failed), failed
 
 
-async def _wsi_login(port: int, source: str, number: str) -> dict[str, Any]:
-    """A WSI login at `/ws` through the proxy, from `source`, to a missing extension."""
-    async with connect(
-        f"ws://127.0.0.1:{port}/ws", compression=None, open_timeout=10, local_addr=(source, 0)
-    ) as ws:
+async def _wsi_login(url: str, source: str, number: str) -> dict[str, Any]:
+    """A WSI login through the proxy, from `source`, to a missing extension."""
+    async with connect(url, compression=None, open_timeout=10, local_addr=(source, 0)) as ws:
         auth = {"command": "auth", "extension": number, "domain": "acme", "password": "x"}
         await ws.send(json.dumps(auth))
         reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -126,13 +124,23 @@ async def _wsi_login(port: int, source: str, number: str) -> dict[str, Any]:
         return reply
 
 
-def test_wsi_logins_through_the_proxy_are_limited_per_client(behind: tuple[Hub, Nginx]) -> None:
+@pytest.mark.parametrize(("carrier", "first", "other"), [("/ws", 30, 31), ("listener", 32, 33)])
+def test_wsi_logins_through_the_proxy_are_limited_per_client(
+    behind: tuple[Hub, Nginx], carrier: str, first: int, other: int
+) -> None:
+    """Both WSI carriers: `/ws` on the main port, and the WSI listener behind its own proxy
+    port (the handshake's header names the client there)."""
     _hub, proxy = behind
+    url = (
+        f"ws://127.0.0.1:{proxy.port}/ws"
+        if carrier == "/ws"
+        else f"ws://127.0.0.1:{proxy.wsi_port}/"
+    )
 
     async def run() -> list[str]:
-        first = [await _wsi_login(proxy.port, "127.0.0.30", f"70{i}") for i in range(6)]
-        other = await _wsi_login(proxy.port, "127.0.0.31", "799")
-        return [r["error"] for r in [*first, other]]
+        tries = [await _wsi_login(url, f"127.0.0.{first}", f"7{first}{i}") for i in range(6)]
+        elsewhere = await _wsi_login(url, f"127.0.0.{other}", f"7{other}9")
+        return [r["error"] for r in [*tries, elsewhere]]
 
     errors = asyncio.run(run())
     wrong, too_many = "name or password error", "too many failed attempts, try again later"

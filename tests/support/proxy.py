@@ -35,6 +35,17 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     server {{
+        listen 127.0.0.1:{wsi_port};
+        location / {{
+            proxy_pass http://127.0.0.1:{wsi_upstream};
+            proxy_bind 127.0.0.1;
+            proxy_http_version 1.1;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $http_connection;
+        }}
+    }}
+    server {{
         listen 127.0.0.1:{port};
         location / {{
             proxy_pass http://127.0.0.1:{upstream};
@@ -61,20 +72,31 @@ def nginx_binary() -> str:
 
 
 class Nginx:
-    """nginx proxying 127.0.0.1:`port` to 127.0.0.1:`upstream`, connecting from 127.0.0.1
-    and appending the client's address to `X-Forwarded-For`."""
+    """nginx proxying 127.0.0.1:`port` to 127.0.0.1:`upstream` (and `wsi_port` to
+    `wsi_upstream`), connecting from 127.0.0.1 and appending the client's address to
+    `X-Forwarded-For`."""
 
-    def __init__(self, workdir: Path, upstream: int) -> None:
+    def __init__(self, workdir: Path, upstream: int, wsi_upstream: int) -> None:
         self.dir = workdir
         self.port = free_port()
         self.upstream = upstream
+        self.wsi_port = free_port()
+        self.wsi_upstream = wsi_upstream
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> Nginx:
         binary = nginx_binary()
         self.dir.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "nginx.conf"
-        conf.write_text(CONFIG.format(dir=self.dir, port=self.port, upstream=self.upstream))
+        conf.write_text(
+            CONFIG.format(
+                dir=self.dir,
+                port=self.port,
+                upstream=self.upstream,
+                wsi_port=self.wsi_port,
+                wsi_upstream=self.wsi_upstream,
+            )
+        )
         self.proc = subprocess.Popen(
             [binary, "-p", str(self.dir), "-c", str(conf), "-e", str(self.dir / "error.log")],
             stdout=subprocess.DEVNULL,
