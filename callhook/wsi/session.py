@@ -298,6 +298,8 @@ class Session:
 
     async def _catch_up(self, who: Principal, cmd: Subscribe, granted: frozenset[Entry]) -> None:
         wanted = EntryFilter(granted)
+        now_wanted, seen = wanted, self.entries
+        subscribed = self.entries  # a directory change (recheck) may narrow it meanwhile
         last = cmd.since_seq
         try:
             if last is not None:
@@ -306,8 +308,11 @@ class Session:
                     rows = await replay.read_page(self.service.log, who.tenant, last, keys)
                     if self.closed:
                         break
+                    if self.entries is not seen:
+                        seen = self.entries
+                        now_wanted = EntryFilter(granted & seen)
                     for row in rows:
-                        if wanted(row.key, row.extensions, row.queue):
+                        if now_wanted(row.key, row.extensions, row.queue):
                             self.send(row.body)
                             self.last_seq = row.seq
                     if rows:
@@ -319,10 +324,13 @@ class Session:
                 self.send(await self.service.snapshot(who, self.entries))
         finally:
             held, self.replay, self.replay_bytes = self.replay or [], None, 0
+            allowed = EntryFilter(self.entries) if self.entries is not subscribed else None
             for out in held:
                 if self.closed:
                     break
                 ev = out.event
+                if allowed is not None and not allowed(ev.key, ev.extensions, ev.queue):
+                    continue  # held before a directory change took it away
                 if last is not None and ev.seq <= last and wanted(ev.key, ev.extensions, ev.queue):
                     continue  # already sent by the replay
                 if not self.deliver(out):

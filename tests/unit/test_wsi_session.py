@@ -206,3 +206,36 @@ async def test_garbage_only_clients_are_dropped() -> None:
         s.on_message(b"garbage")
     assert len(s.out) == 10
     assert s.closes[0] == (1008, "too many invalid commands")
+
+
+async def test_a_directory_change_during_a_replay_narrows_it_and_the_held_events() -> None:
+    service, store = make_service()
+    sales = {n: Extension(n, groups=("sales",)) for n in ("101", "102")}
+    service.tenants["acme"] = Tenant("acme", "1", "acme.example.com", extensions=sales)  # type: ignore[index]
+    log = Log(service, store)
+    log.commit("102")
+    log.commit("101")
+    s = Recorder(service)
+    s.principal = Principal("acme", "101")
+    service.sessions.add(s)
+    moved = Tenant(
+        "acme",
+        "1",
+        "acme.example.com",
+        extensions={"101": sales["101"], "102": Extension("102", groups=("support",))},
+    )
+
+    def change() -> None:
+        store.before_read = None
+        log.commit("102")  # held live, then taken away
+        service.tenants["acme"] = moved  # type: ignore[index]
+        s.recheck(moved, None)
+        log.commit("101")  # held live, still allowed
+
+    store.before_read = change
+    s.on_message(b'{"command":"subscribe","topics":[{"topic":"extension_events"}],"since_seq":0}')
+    await settle(s)
+    log.commit("102")  # live, after: not routed any more
+    log.commit("101")
+    assert s.out[0] == {"status": 0}
+    assert [m["seq"] for m in s.out[1:]] == [2, 4, 6]  # 101's only
