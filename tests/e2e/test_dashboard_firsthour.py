@@ -6,6 +6,7 @@ and the Phone setup warning for a hub on loopback only. Screenshots go to docs/s
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -50,8 +51,10 @@ def fh_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 
 def to_docs(path: Path, name: str) -> None:
-    """The README and docs show these pictures: keep them as the dashboard looks now."""
-    shutil.copyfile(path, DOCS / name)
+    """The README and docs show these pictures: `UPDATE_SCREENSHOTS=1` copies the fresh
+    ones there (otherwise a test run would rewrite tracked files every time)."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(path, DOCS / name)
 
 
 class FailingSink:
