@@ -69,6 +69,7 @@ class ConnectionLimits:
             lambda: len(self.open)
         )
         self._logged: dict[str, tuple[float, int]] = {}
+        self._purged = 0.0
 
     def cap_to_file_limit(self, nofile: int) -> None:
         """Keep the total below what the process may open, with room for everything else."""
@@ -77,8 +78,13 @@ class ConnectionLimits:
     def admit(self, conn: Closable, source: str) -> str | None:
         """Count a new connection in; or say why not (`max_open`, `max_per_source`)."""
         reason = self._over(source)
-        if reason is not None:
-            self._purge()  # a connection handed to another protocol (WebSocket) may be gone
+        now = time.monotonic()
+        if reason is not None and now - self._purged > 1.0:
+            # A connection handed to uvicorn's WebSocket protocol (a path other than /ws)
+            # is not released when it closes: look for those, at most once a second (a
+            # scan per refused connection would make a flood at the cap cost more).
+            self._purged = now
+            self._purge()
             reason = self._over(source)
         if reason is not None:
             self.shed(reason, source)
