@@ -123,6 +123,20 @@ def test_one_address_trying_many_accounts_hits_the_source_limit(hub: Hub) -> Non
     assert replies(hub, [("127.0.2.2", ok)]) == {key({"status": 0}): 1}
 
 
+def test_a_locked_account_still_lets_its_clients_reconnect(hub: Hub) -> None:
+    """An attacker locking 103 out must not lock out 103's own client reconnecting with the
+    password it logged in with a moment ago (test above); new guesses stay refused."""
+    wrong = [
+        ("127.0.5.1", {"extension": "103", "domain": "acme", "password": f"g{i}"})
+        for i in range(PER_ACCOUNT + 3)
+    ]
+    got = replies(hub, wrong)
+    assert got == {key(WRONG): PER_ACCOUNT, key(TOO_MANY): 3}, got
+    ok = {"extension": "103", "domain": "acme.example.com", "password": "secret103"}
+    assert replies(hub, [("127.0.5.2", ok)]) == {key({"status": 0}): 1}
+    assert replies(hub, [("127.0.5.2", {**ok, "password": "again"})]) == {key(TOO_MANY): 1}
+
+
 def test_argon2_never_runs_in_more_threads_than_configured(hub: Hub) -> None:
     tries = [
         (f"127.0.3.{i % 50 + 1}", {"extension": f"8{i:03}", "domain": "acme", "password": "x"})
