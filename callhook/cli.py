@@ -155,6 +155,34 @@ def db_upgrade(config_path: str | None) -> None:
     click.echo(f"applied migrations {applied}" if applied else "database is up to date")
 
 
+@db.command("migrate-sqlite-to-postgres")
+@click.argument("src")
+@click.argument("dst")
+def db_migrate_sqlite_to_postgres(src: str, dst: str) -> None:
+    """Copy a SQLite hub's data (SRC: sqlite:///PATH) into an empty PostgreSQL database
+    (DST: postgresql://USER:PASSWORD@HOST/DB). Stop the hub first."""
+    from callhook.store import StoreError, scheme
+    from callhook.store.copy import copy_database
+
+    if scheme(src) != "sqlite" or scheme(dst) not in ("postgresql", "postgres"):
+        raise click.ClickException("usage: SRC is sqlite:///PATH, DST is postgresql://...")
+    if not Path(src.removeprefix("sqlite:///")).exists():
+        raise click.ClickException(f"no SQLite database at {src.removeprefix('sqlite:///')}")
+    try:
+        copied = copy_database(src, dst)
+    except StoreError as exc:
+        raise click.ClickException(" ".join(str(exc).split())) from None
+    except Exception as exc:  # the driver's own errors: one line, no password
+        raise click.ClickException(
+            f"copy failed, nothing copied: {' '.join(str(exc).split())}"
+        ) from None
+    total = sum(copied.values())
+    click.echo(f"copied {total} rows into {config.redact_url(dst)}:")
+    for table, n in copied.items():
+        click.echo(f"  {table}: {n}")
+    click.echo("now set [server] database to that URL and start the hub")
+
+
 main.add_command(simulate)
 main.add_command(tail)
 main.add_command(phone_urls_command)

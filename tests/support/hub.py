@@ -97,6 +97,7 @@ class Hub:
         *,
         server_config: str = "",
         acme_config: str = "",
+        backend: str | None = None,
     ) -> None:
         """`server_config` is added to [server], `acme_config` after acme's tables (e.g.
         `[[tenant.call_event]]` entries), `extra_config` at the end of the file."""
@@ -104,9 +105,9 @@ class Hub:
         self.port = free_port()
         self.wsi_port = free_port()
         self.db = workdir / "callhook.db"
-        self.backend = BACKEND
+        self.backend = backend or BACKEND
         self.database = f"sqlite:///{self.db}"
-        if BACKEND == "postgresql":
+        if self.backend == "postgresql":
             from tests.support import postgres
 
             self.database = postgres.server().new_database()
@@ -155,6 +156,15 @@ class Hub:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"hub not ready after {timeout}s:\n{self.logs()}")
+
+    def use_database(self, url: str) -> None:
+        """Point the (stopped) hub's config at another database."""
+        text = self.config_path.read_text()
+        self.config_path.write_text(
+            text.replace(f'database = "{self.database}"', f'database = "{url}"')
+        )
+        self.database = url
+        self.backend = "postgresql" if url.startswith("postgresql") else "sqlite"
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run one statement on the hub's database, whichever backend, outside the hub

@@ -275,13 +275,25 @@ class ThreadEngine:
         try:
             return fn(conn)
         except Exception as exc:
-            if self.lost(exc):  # the next read connects again
-                self._local.conn = None
-                with self._lock:
-                    if conn in self._reader_conns:
-                        self._reader_conns.remove(conn)
-                _close_quietly(conn)
+            if not self.lost(exc):
+                raise
+            self._drop_reader(conn)
+        # The connection was gone (a restarted server): a read is safe to run again, once,
+        # on a new connection; if that fails too the database really is unavailable.
+        conn = self._reader()
+        try:
+            return fn(conn)
+        except Exception as exc:
+            if self.lost(exc):
+                self._drop_reader(conn)
             raise
+
+    def _drop_reader(self, conn: Conn) -> None:
+        self._local.conn = None
+        with self._lock:
+            if conn in self._reader_conns:
+                self._reader_conns.remove(conn)
+        _close_quietly(conn)
 
     async def read(self, fn: Callable[[Conn], T]) -> T:
         """Run `fn(conn)` on a reader connection in a worker thread."""
