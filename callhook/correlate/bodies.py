@@ -93,12 +93,18 @@ def render_parties(s: Session, tv: TenantView) -> None:
 ADDRESS_FIELDS = ("caller", "callee", "call_target", "aor", "peer_aor", "transferred_by")
 
 
-def add_numbers(body: dict[str, Any]) -> None:
+def plain(address: str) -> str:
+    """`sip:0711222333@domain` -> `0711222333` (how bodies write a party back to its number)."""
+    user = address[4:] if address.startswith("sip:") else address
+    return user.rpartition("@")[0] or user
+
+
+def add_numbers(body: dict[str, Any], names: tuple[str, ...] = ADDRESS_FIELDS) -> None:
     """`caller_number: "0711222333"` next to `caller: "sip:0711222333@domain"`, and so on."""
-    for name in ADDRESS_FIELDS:
+    for name in names:
         value = body.get(name)
-        if isinstance(value, str) and value.startswith("sip:"):
-            body[name + "_number"] = value[4:].rpartition("@")[0] or value[4:]
+        if value and isinstance(value, str):
+            body[name + "_number"] = plain(value)
 
 
 def call_event(s: Session, tv: TenantView, key: str, now: float, **extra: Any) -> Event:
@@ -118,7 +124,11 @@ def call_event(s: Session, tv: TenantView, key: str, now: float, **extra: Any) -
     }
     if extra:
         body.update(extra)
-        add_numbers(body)
+        target = extra.get("call_target")
+        if target:  # the hot path: the only party most extras name
+            body["call_target_number"] = plain(target)
+        if "transferred_by" in extra:
+            add_numbers(body, ("transferred_by",))
     return Event(tv.name, key, body, s.extensions, None, s.session_id)
 
 

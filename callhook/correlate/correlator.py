@@ -406,10 +406,10 @@ def _with_phone(events: list[Event], pe: PhoneEvent) -> list[Event]:
     """Every variable the phone sent stays on what its report produced, as `phone`
     (canonical names: `call_id`, `active_host`, `calldirection`, ...), so nothing a phone
     URL asks for is dropped."""
-    if events and pe.variables:
-        phone = dict(pe.variables)
+    phone = pe.variables  # read, never changed (ParsedRequest): shared, not copied
+    if phone:
         for e in events:
-            e.body.setdefault("phone", phone)
+            e.body["phone"] = phone
     return events
 
 
