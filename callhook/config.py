@@ -346,6 +346,21 @@ class TenantConfig(_Strict):
         _refuse_twice([x.number for x in v], "number")
         return v
 
+    @field_validator("queue")
+    @classmethod
+    def _queue_people_exist(cls, v: list[QueueConfig], info: ValidationInfo) -> list[QueueConfig]:
+        # Members and managers must be extensions of the tenant, as group members are.
+        declared = {e.number for e in info.data.get("extension", [])}
+        for q in v:
+            for field in ("members", "managers"):
+                unknown = sorted(set(getattr(q, field)) - declared)
+                if unknown:
+                    raise ValueError(
+                        f"queue {q.number!r} {field}: no extension {', '.join(unknown[:5])}"
+                        " declared in this tenant"
+                    )
+        return v
+
     @field_validator("trunk")
     @classmethod
     def _unique_names(cls, v: list[TrunkConfig]) -> list[TrunkConfig]:

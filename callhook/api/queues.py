@@ -32,7 +32,7 @@ from callhook.api.models import (
     TrunkCreate,
     TrunkPage,
 )
-from callhook.errors import NotFound
+from callhook.errors import NotFound, Unprocessable
 
 router = APIRouter(tags=["directory"], responses=ERRORS)
 
@@ -40,6 +40,15 @@ Who = Annotated[Principal, Depends(principal)]
 
 
 # queues --------------------------------------------------------------------------------
+def _known_extensions(request: Request, tenant: str, **lists: list[str] | None) -> None:
+    """Members and managers must be extensions of the tenant, as group members must."""
+    known = hub_of(request).tenants[tenant].extensions
+    for field, numbers in lists.items():
+        unknown = sorted(set(numbers or ()) - set(known))
+        if unknown:
+            raise Unprocessable(f"no such extensions: {', '.join(unknown[:10])}", field=field)
+
+
 @router.get("/tenants/{tenant}/queues", summary="List queues", response_model=QueuePage)
 async def list_queues(
     request: Request,
@@ -61,6 +70,7 @@ async def list_queues(
 )
 async def create_queue(request: Request, tenant: str, who: Who, body: QueueCreate) -> Any:
     scope(request, who, tenant)
+    _known_extensions(request, tenant, members=body.members, managers=body.managers)
     outcome = await write_then_reload(
         request,
         directory_of(request).save_queue(
@@ -88,6 +98,7 @@ async def update_queue(
     request: Request, tenant: str, number: str, who: Who, body: QueueUpdate
 ) -> Any:
     scope(request, who, tenant)
+    _known_extensions(request, tenant, members=body.members, managers=body.managers)
     outcome = await write_then_reload(
         request,
         directory_of(request).save_queue(tenant, number, body.members, body.managers, create=False),

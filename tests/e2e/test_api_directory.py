@@ -91,7 +91,7 @@ def test_lists_paginate_and_filter(shared_hub: Hub) -> None:
         e["number"] for e in sales
     }
     assert [e["number"] for e in h.api("GET", f"{EXT}?search=carol")[1]["extensions"]] == ["103"]
-    queues = h.api("GET", "/api/v1/tenants/acme/queues?member=100")[1]["queues"]
+    queues = h.api("GET", "/api/v1/tenants/acme/queues?member=101")[1]["queues"]
     assert [q["number"] for q in queues] == ["8001"]
     assert h.api("GET", "/api/v1/tenants/acme/queues?member=999")[1]["queues"] == []
 
@@ -132,6 +132,15 @@ def test_queues_and_trunks(shared_hub: Hub) -> None:
     assert h.api("POST", q, {"number": "8002"})[0] == 409
     status, queue = h.api("PATCH", f"{q}/8002", {"managers": ["103"]})
     assert status == 200 and queue["members"] == ["101", "102"] and queue["managers"] == ["103"]
+    assert h.api("GET", f"{q}/8002") == (200, queue)
+    # Members and managers must exist, as group members must; nothing changes otherwise.
+    status, err = h.api("PATCH", f"{q}/8002", {"managers": ["100"]})
+    assert (
+        status == 422 and err["error"]["field"] == "managers" and "100" in err["error"]["message"]
+    )
+    status, err = h.api("POST", q, {"number": "8003", "members": ["999"]})
+    assert status == 422 and err["error"]["field"] == "members"
+    assert h.api("GET", f"{q}/8003")[0] == 404
     assert h.api("GET", f"{q}/8002") == (200, queue)
     assert h.api("PATCH", f"{q}/9999", {"members": []})[0] == 404
     assert h.api("DELETE", f"{q}/8002") == (204, None)

@@ -67,7 +67,7 @@ groups = ["support"]
 [[tenant.queue]]
 number = "8001"
 members = ["101", "102"]
-managers = ["100"]
+managers = []  # a manager must be a declared extension; none here
 
 [[tenant.trunk]]
 name = "carrier1"

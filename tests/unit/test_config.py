@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
@@ -525,3 +526,23 @@ def test_a_missing_file_is_an_error_unless_allowed(tmp_path: Path) -> None:
     with pytest.raises(config.ConfigError, match=r"typo\.toml: no such file"):
         config.load(tmp_path / "typo.toml", env={})
     assert config.load(tmp_path / "typo.toml", env={}, missing_ok=True).tenant == []
+
+
+def test_queue_members_and_managers_must_be_declared_extensions() -> None:
+    def tenant(**queue: list[str]) -> dict[str, Any]:
+        return {
+            "tenant": [
+                {
+                    "name": "acme",
+                    "extension": [{"number": "101"}, {"number": "103"}],
+                    "queue": [{"number": "8001", **queue}],
+                }
+            ]
+        }
+
+    ok = config.parse(tenant(members=["101"], managers=["103"]), env={})
+    assert ok.tenant[0].queue[0].managers == ["103"]
+    for field in ("members", "managers"):
+        with pytest.raises(config.ConfigError) as exc:
+            config.parse(tenant(**{field: ["100"]}), env={})
+        assert f"tenant[0].queue: queue '8001' {field}: no extension 100" in str(exc.value)
