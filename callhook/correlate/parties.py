@@ -21,6 +21,11 @@ def learn(s: Session, leg: Leg, rep: CallReport, tv: TenantView, table: SessionT
         # A transfer's remote is its target. The phone transferring is the called party
         # of an incoming call ($calldirection), else taken for the caller.
         if leg.role == "target":
+            if s.view == 0 and rep.own and s.caller == rep.own:
+                # The first report gave no direction and was taken for the caller's: this
+                # phone was called, by the other party it reported then.
+                s.caller, s.callee = leg.remote if leg.remote != rep.own else "", rep.own
+                s.view = 1
             s.callee = s.callee or rep.own
         elif not s.caller:
             s.caller = rep.own

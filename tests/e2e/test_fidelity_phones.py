@@ -229,3 +229,16 @@ def test_an_incoming_call_being_transferred_stays_inbound(shared_hub: Hub) -> No
     reroute = next(e for e in events if e["event_type"] == "call_reroute")
     assert reroute["transferred_by"] == "sip:102@acme.example.com"
     assert reroute["call_target"] == "sip:103@acme.example.com"
+
+
+def test_a_transfer_s_direction_corrects_a_first_guess(shared_hub: Hub) -> None:
+    phone = Phone(shared_hub.port, TOKEN, "102", mac="000B82112253")
+    # The Establish Call URL has no $calldirection: the hub first guesses 102 called out.
+    assert phone.send("Establish Call", remote="0711666777", call_id="xfer-in-2").status == 200
+    v = {"remote": "103", "call_id": "xfer-in-2", "calldirection": "incoming"}
+    assert phone.send("Blind Transferring", **v).status == 200
+    reroute = next(e for e in by_call(shared_hub, "xfer-in-2") if e["event_type"] == "call_reroute")
+    assert (reroute["caller"], reroute["callee"]) == (
+        "sip:0711666777@acme.example.com",
+        "sip:102@acme.example.com",
+    )

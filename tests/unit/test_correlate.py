@@ -726,3 +726,15 @@ def test_an_incoming_call_transferred_stays_inbound() -> None:
     assert (start["caller"], start["callee"], start["direction"]) == ("", uri("101"), "inbound")
     reroute = p.one("call_reroute")
     assert (reroute["transferred_by"], reroute["call_target"]) == (uri("101"), uri("103"))
+
+
+def test_a_transfer_s_direction_corrects_a_guess() -> None:
+    p = Phones()
+    # Establish Call without $calldirection: taken for the caller's phone at first.
+    p.send("establish_call", local="101", remote="0711", call_id="g")
+    p.send("blind_transfer", local="101", remote="103", call_id="g", calldirection="incoming")
+    assert p.one("call_reroute")["caller"] == uri("0711")
+    p.send("terminate_call", local="101", remote="0711", call_id="g")
+    p.tick(10)  # the target never showed up
+    cdr = p.one("call_cdr")
+    assert (cdr["caller"], cdr["callee"], cdr["direction"]) == (uri("0711"), uri("101"), "inbound")
