@@ -314,7 +314,8 @@ _SAME_RULES = [
         "queue member",
         models.QueueCreate,
         lambda v: {"number": "8001", "members": [v]},
-        lambda v: _tenant(queue=[{"number": "8001", "members": [v]}]),
+        # (the member declared, as it must be: this compares the number rule only)
+        lambda v: _tenant(extension=[{"number": v}], queue=[{"number": "8001", "members": [v]}]),
         ["101", "1 01", ""],
     ),
     (
