@@ -84,7 +84,7 @@ class AuthMetrics:
         )
         self.refused = Counter(
             "callhook_auth_refused",
-            "Login attempts refused before any check (reason: rate-limited, busy)",
+            "Attempts refused before any check (via: wsi, api, ingest; reason: rate-limited, busy)",
             ["via", "reason"],
             registry=registry,
         )

@@ -197,6 +197,8 @@ class IngestEndpoint:
             # Answered alike for a right token, so a guesser learns nothing more; phones
             # at other addresses pay one dict lookup for this.
             self.traffic.phone_refused(source_ip, 429, "too-many-unknown-tokens")
+            if self.metrics is not None:
+                self.metrics.auth.refused.labels("ingest", "rate-limited").inc()
             return 429, _TOO_MANY_TOKENS
         tenant = self._tenant(parsed.token, source_ip)
         if tenant is None:

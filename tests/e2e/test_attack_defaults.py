@@ -188,3 +188,9 @@ def test_unknown_tokens_are_throttled_per_source(throttled: Hub) -> None:
         hub.port, b"GET /token=gs-x1&event=x HTTP/1.1\r\nHost: x\r\n\r\n", source="127.0.0.20"
     )
     assert raw.status == 429 and b"too-many-unknown-tokens" in raw.body
+    with urllib.request.urlopen(hub.base + "/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    refused = re.search(
+        r'^callhook_auth_refused_total\{reason="rate-limited",via="ingest"\} (\S+)$', metrics, re.M
+    )
+    assert refused is not None and float(refused.group(1)) == 40 - GUESSES + 2, metrics[-2000:]
