@@ -173,3 +173,18 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -
 
 def python() -> str:
     return sys.executable
+
+
+def database(tmp: Path, name: str = "bench.db") -> tuple[str, str]:
+    """The hub's database for this run, and the suffix of its RATIO names.
+
+    `BENCH_DATABASE=postgresql` runs the hub on a PostgreSQL 15 started here (Debian's
+    package, on the same machine, unpinned), its ratios printed as `<name>_pg`; otherwise
+    a SQLite file in `tmp`.
+    """
+    if os.environ.get("BENCH_DATABASE", "sqlite") == "postgresql":
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.support import postgres
+
+        return postgres.server().new_database(), "_pg"
+    return f"sqlite:///{tmp / name}", ""

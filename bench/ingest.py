@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import free_port, load, python, start, stop, table, wait_http
+from bench.common import database, free_port, load, python, start, stop, table, wait_http
 
 TOKEN = "bench-token"
 EVENTS = ("Incoming%20Call", "Establish%20Call", "Terminate%20Call")
@@ -51,7 +51,7 @@ CONFIG = """
 [server]
 listen = "127.0.0.1:{port}"
 wsi_listen = ""
-database = "sqlite:///{db}"
+database = "{database}"
 admin_key = "bench"
 durability = "full"
 log_level = "warning"
@@ -90,9 +90,8 @@ def main() -> None:
             for n in range(100, 150)
         )
         cfg = Path(tmp) / "callhook.toml"
-        cfg.write_text(
-            CONFIG.format(port=port, db=Path(tmp) / "bench.db", token=TOKEN, extensions=exts)
-        )
+        url, suffix = database(Path(tmp))
+        cfg.write_text(CONFIG.format(port=port, database=url, token=TOKEN, extensions=exts))
         hub = start([python(), "-m", "callhook.cli", "serve", "--config", str(cfg)], cwd=Path(tmp))
         try:
             wait_http(f"http://127.0.0.1:{port}/readyz", hub)
@@ -121,7 +120,7 @@ def main() -> None:
             rows,
         )
     )
-    print(f"RATIO ingest {ratio:.3f}")
+    print(f"RATIO ingest{suffix} {ratio:.3f}")
 
 
 if __name__ == "__main__":

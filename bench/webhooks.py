@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     CLIENT_CPU,
     SERVER_CPU,
+    database,
     free_port,
     python,
     start,
@@ -51,7 +52,7 @@ CONFIG = """
 [server]
 listen = "127.0.0.1:{port}"
 wsi_listen = ""
-database = "sqlite:///{db}"
+database = "{database}"
 admin_key = "bench"
 durability = "full"
 allow_private_targets = true
@@ -232,8 +233,9 @@ def main() -> None:
                 for i in range(ENDPOINTS)
             )
             cfg = tmp / "callhook.toml"
+            url, suffix = database(tmp)
             cfg.write_text(
-                CONFIG.format(port=port, db=tmp / "bench.db", token=TOKEN, extensions=exts,
+                CONFIG.format(port=port, database=url, token=TOKEN, extensions=exts,
                               webhooks=hooks, per_endpoint=CONCURRENCY // ENDPOINTS)
             )  # fmt: skip
             hub = start([python(), "-m", "callhook.cli", "serve", "--config", str(cfg)],
@@ -292,8 +294,8 @@ def main() -> None:
         " ingest was over (sending and logging only)"
     )
     print(table(title, header, rows))
-    print(f"RATIO webhooks {med[3]:.3f}")
-    print(f"RATIO isolation {med[4]:.3f}")
+    print(f"RATIO webhooks{suffix} {med[3]:.3f}")
+    print(f"RATIO isolation{suffix} {med[4]:.3f}")
 
 
 if __name__ == "__main__":

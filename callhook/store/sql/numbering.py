@@ -53,7 +53,11 @@ def list_extensions(
         sql += " AND EXISTS (SELECT 1 FROM json_each(e.groups) WHERE value = ?)"
         args.append(group)
     if search:
-        sql += " AND (number LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\')"
+        # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+        sql += (
+            " AND (lower(number) LIKE lower(?) ESCAPE '\\'"
+            " OR lower(display_name) LIKE lower(?) ESCAPE '\\')"
+        )
         args += [like_escape(search)] * 2
     sql += " ORDER BY number LIMIT ?"
     args.append(limit)

@@ -57,7 +57,7 @@ def list_tenants(
     sql = _TENANT_SELECT + " WHERE t.name > ?"
     args: list[Any] = [after]
     if search:
-        sql += " AND t.name LIKE ? ESCAPE '\\'"
+        sql += " AND lower(t.name) LIKE lower(?) ESCAPE '\\'"  # any case, on both engines
         args.append(like_escape(search))
     sql += " ORDER BY t.name LIMIT ?"
     args.append(limit)
