@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
+
 from callhook.correlate import Correlator
 from callhook.directory import Tenant
 from callhook.events import Event
@@ -42,7 +44,17 @@ def device_of(tenant: Tenant, pe: PhoneEvent) -> DeviceSeen | None:
         extension=v.get("active_user") or v.get("local", "") if pe.event != "sign_off" else "",
         last_event=pe.event or pe.event_name or "",
         seen_at=pe.received_at,
+        details=_details(v),
     )
+
+
+# Variables that describe the phone beyond model, firmware, hardware and address.
+DEVICE_DETAILS = ("language", "active_user", "active_host", "display_local")
+
+
+def _details(v: dict[str, str]) -> str:
+    found = {k: v[k][:256] for k in DEVICE_DETAILS if k in v}
+    return orjson.dumps(found).decode() if found else "{}"
 
 
 # A phone's device row is rewritten when what it says changes, else at most this often: its
@@ -86,7 +98,7 @@ class Pipeline:
         if d is None:
             return None
         key = (d.tenant, d.mac)
-        facts = (d.vendor, d.model, d.firmware, d.hardware, d.ip, d.extension)
+        facts = (d.vendor, d.model, d.firmware, d.hardware, d.ip, d.extension, d.details)
         known = self._devices.get(key)
         if (
             known is not None

@@ -30,6 +30,8 @@ class DeviceSeen:
     extension: str = ""
     last_event: str = ""
     seen_at: float = field(default_factory=time.time)
+    # JSON object of the other variables that describe the phone (DEVICE_DETAILS), "{}" none
+    details: str = "{}"
 
 
 @dataclass(slots=True)

@@ -242,3 +242,27 @@ def test_a_transfer_s_direction_corrects_a_first_guess(shared_hub: Hub) -> None:
         "sip:0711666777@acme.example.com",
         "sip:102@acme.example.com",
     )
+
+
+def test_the_devices_list_keeps_what_describes_the_phone(shared_hub: Hub) -> None:
+    reply = get(
+        shared_hub.port,
+        f"/token={TOKEN}&event=Registration&mac=000B82112261&local=104&phone_ip=127.0.0.1"
+        "&product=GXV3240&program_version=1.0.3.24&language=Deutsch&active_user=104"
+        "&active_host=pbx.acme.example.com&display_local=Dora",
+    )
+    assert reply.status == 200
+    status, body = shared_hub.api("GET", "/api/v1/tenants/acme/devices")
+    assert status == 200, body
+    (device,) = [d for d in body["devices"] if d["mac"] == "000B82112261"]
+    assert (device["model"], device["firmware"], device["extension"]) == (
+        "GXV3240",
+        "1.0.3.24",
+        "104",
+    )
+    assert device["details"] == {
+        "language": "Deutsch",
+        "active_user": "104",
+        "active_host": "pbx.acme.example.com",
+        "display_local": "Dora",
+    }

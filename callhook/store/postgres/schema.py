@@ -181,6 +181,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE tenants ADD COLUMN extended_prefix TEXT NOT NULL DEFAULT '';
     """,
+    # 5: what else a phone says about itself (language, SIP account and server, its name)
+    """
+    ALTER TABLE devices ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 

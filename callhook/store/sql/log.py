@@ -299,8 +299,8 @@ def _upsert_device(conn: Conn, d: DeviceSeen) -> None:
     conn.execute(
         """
         INSERT INTO devices (tenant, mac, vendor, model, firmware, hardware, ip, extension,
-                             last_event, first_seen, last_seen)
-        VALUES (?,?,?,?,?,?,?,?,?,?,?)
+                             last_event, first_seen, last_seen, details)
+        VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
         ON CONFLICT (tenant, mac) DO UPDATE SET
             vendor = CASE WHEN excluded.vendor != '' THEN excluded.vendor ELSE devices.vendor END,
             model = CASE WHEN excluded.model != '' THEN excluded.model ELSE devices.model END,
@@ -312,7 +312,9 @@ def _upsert_device(conn: Conn, d: DeviceSeen) -> None:
             extension = CASE WHEN excluded.extension != '' THEN excluded.extension
                              ELSE devices.extension END,
             last_event = excluded.last_event,
-            last_seen = excluded.last_seen
+            last_seen = excluded.last_seen,
+            details = CASE WHEN excluded.details != '{}' THEN excluded.details
+                      ELSE devices.details END
         """,
         (
             d.tenant,
@@ -326,5 +328,6 @@ def _upsert_device(conn: Conn, d: DeviceSeen) -> None:
             d.last_event,
             d.seen_at,
             d.seen_at,
+            d.details,
         ),
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from callhook.store.records import CdrFilter
 from callhook.store.sql import Conn
 from callhook.store.sql.log import EXTENSION_MATCH, ext_needle
@@ -41,10 +43,17 @@ DEVICE_COLUMNS = (
     "last_event",
     "first_seen",
     "last_seen",
+    "details",
 )
 
 
 def devices(conn: Conn, tenant: str) -> list[dict[str, Any]]:
     cols = ", ".join(DEVICE_COLUMNS)
     rows = conn.execute(f"SELECT {cols} FROM devices WHERE tenant=? ORDER BY mac", (tenant,))
-    return [dict(zip(DEVICE_COLUMNS, r, strict=True)) for r in rows]
+    out = [dict(zip(DEVICE_COLUMNS, r, strict=True)) for r in rows]
+    for d in out:  # a JSON object in the row: language, active_user, active_host, ...
+        try:
+            d["details"] = orjson.loads(d["details"] or "{}")
+        except orjson.JSONDecodeError:
+            d["details"] = {}
+    return out
