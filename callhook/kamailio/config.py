@@ -65,6 +65,7 @@ def render(cfg: KamailioConfig) -> str:
 
 # $ulc(profile=>...) takes a literal profile name: one route per profile.
 _CONTACTS = """route[CALLHOOK_CONTACTS_PROFILE] {
+#!ifdef WITH_CALLHOOK
 	# $var(list): the contacts of usrloc profile PROFILE, as a JSON array
 	$var(list) = '[]';
 	$var(i) = 0;
@@ -80,6 +81,8 @@ _CONTACTS = """route[CALLHOOK_CONTACTS_PROFILE] {
 		jansson_append("obj", "", "$var(c)", "$var(list)");
 		$var(i) = $var(i) + 1;
 	}
+#!endif
+	return;
 }
 """
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,8 +38,8 @@ class Sip:
     uas_port: int
     uac_port: int
 
-    def answer_with(self, scenario: str, calls: int = 1, pause_ms: int = 0) -> Uas:
-        """Register extension 102 at a SIPp callee running `scenario`."""
+    def answer_with(self, scenario: str, calls: int = 1, pause_ms: int = 100) -> Uas:
+        """Register extension 102 at a SIPp callee running `scenario` (ringing `pause_ms`)."""
         register(self.kam.port, self.uas_port, "102", 3600, ua="SIPp callee")
         return Uas(scenario, self.uas_port, calls, pause_ms)
 
@@ -266,3 +267,18 @@ def test_calls_while_the_hub_restarts_are_not_lost(sip: Sip) -> None:
     assert len(cdrs) == 3 and len({c["call_id"] for c in cdrs}) == 3
     assert [c["status"] for c in cdrs] == ["answered"] * 3
     assert len([e for e in events if e["event_type"] == "call_start"]) == 3
+
+
+@pytest.mark.parametrize("reports", [True, False], ids=["reports", "no-reports"])
+def test_generated_configuration_passes_kamailios_own_check(tmp_path: Path, reports: bool) -> None:
+    ensure_installed()
+    hub = Hub(tmp_path)  # its config file only: the command needs no running hub with --key
+    options = {} if reports else {"no_reports": ""}
+    text = Kamailio.generate(
+        hub.config_path, "http://127.0.0.1:8080", 5060, key="ck_0123456789abcdef", **options
+    )
+    assert ("#!define WITH_CALLHOOK" in text) is reports
+    cfg = tmp_path / "kamailio.cfg"
+    cfg.write_text(text)
+    done = subprocess.run(["kamailio", "-c", "-f", str(cfg)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -80,7 +80,8 @@ class Kamailio:
         if key is not None:
             cmd += ["--key", key]
         for name, value in options.items():
-            cmd += [f"--{name.replace('_', '-')}", value] if value else [f"--{name}"]
+            flag = "--" + name.replace("_", "-")
+            cmd += [flag, value] if value else [flag]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLHOOK_")}
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=hub_config.parent)
         assert done.returncode == 0, done.stderr
