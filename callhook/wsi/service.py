@@ -164,14 +164,26 @@ class WsiService:
         listen = self.settings.server.wsi_listen
         if listen:
             tls = self._tls()
+            # A TLS handshake happens before the connection is counted or timed by us:
+            # it gets as long as an HTTP request's headers, not asyncio's 60 s.
+            handshake = self.header_timeout if tls is not None else None
             if sock is not None:
                 self._server = await self._loop.create_server(
-                    lambda: WsiConnection(self), sock=sock, ssl=tls, backlog=4096
+                    lambda: WsiConnection(self),
+                    sock=sock,
+                    ssl=tls,
+                    backlog=4096,
+                    ssl_handshake_timeout=handshake,
                 )
             else:
                 host, port = _host_port(listen)
                 self._server = await self._loop.create_server(
-                    lambda: WsiConnection(self), host, port, ssl=tls, backlog=4096
+                    lambda: WsiConnection(self),
+                    host,
+                    port,
+                    ssl=tls,
+                    backlog=4096,
+                    ssl_handshake_timeout=handshake,
                 )
             self.port = self._server.sockets[0].getsockname()[1]
             log.info("wsi listening", extra={"listen": listen, "tls": tls is not None})

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,7 +67,7 @@ def tls_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Pat
         check=True,
         capture_output=True,
     )
-    h = Hub(work)
+    h = Hub(work, extra_config="[connections]\nheader_timeout = 2.0\n")
     text = h.config_path.read_text()
     h.config_path.write_text(
         text.replace("[server]\n", f'[server]\ntls_cert = "{cert}"\ntls_key = "{key}"\n', 1)
@@ -74,6 +77,17 @@ def tls_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Pat
         yield h, cert
     finally:
         h.stop()
+
+
+def test_a_tls_handshake_never_started_is_dropped_after_header_timeout(
+    tls_hub: tuple[Hub, Path],
+) -> None:
+    hub, _ = tls_hub
+    with socket.create_connection(("127.0.0.1", hub.wsi_port), timeout=8) as s:
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionResetError):
+            assert s.recv(100) == b""  # closed, not held for asyncio's 60 s
+        assert time.monotonic() - started < 6
 
 
 async def test_tls_listener(tls_hub: tuple[Hub, Path]) -> None:
