@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from callhook.api.auth import Principal, principal
-from callhook.api.common import ERRORS, ExtensionFilter, Model, NotNull, Number
+from callhook.api.common import (
+    ERRORS,
+    ExtensionFilter,
+    Model,
+    NotNull,
+    Number,
+    next_cursor,
+    page_by_id,
+    seq_query,
+)
 from callhook.api.deliveries import endpoint_routes, service
 from callhook.api.webhooks import Secret, Url
 from callhook.deliver import control
@@ -95,6 +104,7 @@ class Rule(BaseModel):
 
 class RuleList(BaseModel):
     rules: list[Rule]
+    next_cursor: str | None = None
 
 
 def _fields(body: Model) -> dict[str, Any]:
@@ -123,6 +133,8 @@ async def list_rules(
     tenant: str,
     who: Who,
     extension: ExtensionFilter = None,
+    cursor: Annotated[int, seq_query("the next_cursor of the previous page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     svc = service(request, who, tenant)
     eps = [
@@ -132,8 +144,8 @@ async def list_rules(
         and e.kind == "call_event"
         and (extension is None or e.extension == extension)
     ]
-    eps.sort(key=lambda e: (e.extension, e.created_at))
-    return {"rules": [e.public() for e in eps]}
+    page = [e.public() for e in page_by_id(eps, cursor, limit)]
+    return {"rules": page, "next_cursor": next_cursor(page, "id", limit)}
 
 
 @router.get("/tenants/{tenant}/call-events/{endpoint_id}", response_model=Rule)

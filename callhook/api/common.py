@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request
@@ -107,6 +107,12 @@ _STATUS_TEXT = {
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text} for status, text in _STATUS_TEXT.items()
 }
+
+
+def page_by_id(endpoints: Iterable[Any], cursor: int, limit: int) -> list[Any]:
+    """Endpoints in creation order (their numeric ids grow), after `cursor`, `limit` of them."""
+    after = [e for e in endpoints if int(e.endpoint_id) > cursor]
+    return sorted(after, key=lambda e: int(e.endpoint_id))[:limit]
 
 
 def next_cursor(items: list[dict[str, Any]], key: str, limit: int) -> str | None:

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from callhook import fields
 from callhook.api.auth import Principal, principal
-from callhook.api.common import ERRORS, Model, NotNull, Number
+from callhook.api.common import (
+    ERRORS,
+    Model,
+    NotNull,
+    Number,
+    next_cursor,
+    page_by_id,
+    seq_query,
+)
 from callhook.api.deliveries import endpoint_routes, service
 from callhook.deliver import control, signing
 from callhook.fields import SCHEDULE_MAX_DELAY, SCHEDULE_MAX_LEN
@@ -106,6 +114,7 @@ class WebhookCreated(Webhook):
 
 class WebhookList(BaseModel):
     webhooks: list[Webhook]
+    next_cursor: str | None = None
 
 
 class SecretRotated(BaseModel):
@@ -139,11 +148,17 @@ async def create(request: Request, tenant: str, body: WebhookCreate, who: Who) -
 
 
 @router.get("/tenants/{tenant}/webhooks", response_model=WebhookList, summary="List webhooks")
-async def list_webhooks(request: Request, tenant: str, who: Who) -> dict[str, Any]:
+async def list_webhooks(
+    request: Request,
+    tenant: str,
+    who: Who,
+    cursor: Annotated[int, seq_query("the next_cursor of the previous page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
     svc = service(request, who, tenant)
     eps = [e for e in svc.index.by_id.values() if e.tenant == tenant and e.kind == "webhook"]
-    eps.sort(key=lambda e: e.created_at)
-    return {"webhooks": [e.public() for e in eps]}
+    page = [e.public() for e in page_by_id(eps, cursor, limit)]
+    return {"webhooks": page, "next_cursor": next_cursor(page, "id", limit)}
 
 
 @router.get("/tenants/{tenant}/webhooks/{endpoint_id}", response_model=Webhook)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from pathlib import Path
 
 from tests.support.hub import ADMIN_KEY, Hub
 from tests.support.phone import Phone
@@ -68,3 +69,29 @@ def test_presence_shows_reported_but_undeclared_extensions(hub: Hub) -> None:
     assert "0711222333" not in rows  # the other party of a call is not an extension
     one, _ = _get(hub, "/api/v1/tenants/acme/extensions/150/state")
     assert isinstance(one, dict) and one["configured"] is False
+
+
+def test_webhooks_and_rules_page_with_limit_and_cursor(tmp_path: Path) -> None:
+    hub = Hub(tmp_path, server_config="allow_private_targets = true").start()
+    try:
+        for i in range(3):
+            body = {"url": f"http://127.0.0.1:9/hook{i}", "topics": ["cdr_events"]}
+            assert hub.api("POST", "/api/v1/tenants/acme/webhooks", body)[0] == 201
+            rule = {"extension": "101", "event": "dial_in", "url": f"http://127.0.0.1:9/pop{i}"}
+            assert hub.api("POST", "/api/v1/tenants/acme/call-events", rule)[0] == 201
+        for path, key in (("webhooks", "webhooks"), ("call-events", "rules")):
+            seen: list[str] = []
+            cursor = ""
+            for _ in range(10):
+                page, _ = _get(hub, f"/api/v1/tenants/acme/{path}?limit=2{cursor}")
+                assert isinstance(page, dict) and len(page[key]) <= 2
+                seen += [e["id"] for e in page[key]]
+                if page["next_cursor"] is None:
+                    break
+                cursor = f"&cursor={page['next_cursor']}"
+            everything, _ = _get(hub, f"/api/v1/tenants/acme/{path}")
+            assert isinstance(everything, dict)
+            assert len(seen) == 3 and seen == [e["id"] for e in everything[key]]
+            assert seen == sorted(seen, key=int)  # creation order
+    finally:
+        hub.stop()
