@@ -214,3 +214,7 @@ def test_the_hub_was_started_the_way_make_serve_starts_it(
     _, w = walked
     assert "wrote a sample config to callhook.toml" in w.serve_log
     assert "127.0.0.1:8080" in w.serve_log
+    # The banner says that real phones cannot reach a loopback listener, and names the
+    # command the way it works from the clone (callhook is not on PATH there).
+    assert "takes connections from this machine only" in w.serve_log
+    assert "URLs for every event and vendor: .venv/bin/callhook phone-urls" in w.serve_log
