@@ -255,7 +255,10 @@ class IngestEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         head = method == "HEAD"
+        client = scope.get("client")
+        source = client[0] if client else ""
         if method not in ("GET", "HEAD", "POST"):
+            self.traffic.phone_refused(source, 405, "method-not-allowed", method=method[:16])
             await _respond(send, 405, error_json("method-not-allowed", "use GET"), head)
             return
         body = b""
@@ -264,10 +267,10 @@ class IngestEndpoint:
             try:
                 body = await _read_body(receive, MAX_FORM_BODY)
             except ValueError:
+                self.traffic.phone_refused(source, 413, "body-too-large")
                 await _respond(send, 413, error_json("too-large", "body over 64 KiB"), head)
                 return
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
-        client = scope.get("client")
         outcome = self.begin(
             method,
             raw_path,

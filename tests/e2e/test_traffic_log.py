@@ -10,7 +10,7 @@ from typing import Any
 from websockets.sync.client import connect
 
 from tests.support.hub import Hub
-from tests.support.phone import get
+from tests.support.phone import get, send_raw
 
 TOKEN = "gs-7f3a9c"
 
@@ -44,6 +44,14 @@ def test_phone_refusals_logins_and_start_stop_are_logged(tmp_path: Path) -> None
             assert get(hub.port, "/token=gs-wrong99&event=Incoming%20Call&local=101").status == 404
         # No token from outside open ingest is its own reason; an unreadable URL too.
         assert get(hub.port, "/ingest/%ZZ/incoming_call?local=101").status in (400, 404)
+        # A form POST too large for a phone is refused and said too.
+        big = b"mac=" + b"A" * 70_000
+        req = (
+            f"POST /token={TOKEN}&event=Incoming%20Call HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(big)}\r\nConnection: close\r\n\r\n"
+        ).encode() + big
+        assert send_raw(hub.port, req).status == 413
         # An unknown event name is stored (202) and said at info.
         assert get(hub.port, f"/token={TOKEN}&event=Frobnicate&local=101").status == 202
         # An accepted request at debug, with what it became.
@@ -62,6 +70,7 @@ def test_phone_refusals_logins_and_start_stop_are_logged(tmp_path: Path) -> None
         assert wrong[0]["level"] == "info" and wrong[0]["source_ip"] == "127.0.0.1"
         assert wrong[0]["status"] == 404 and wrong[0]["event"] == "Incoming Call"
 
+        assert any(r["reason"] == "body-too-large" and r["status"] == 413 for r in refused)
         unknown = _wait_for(hub, "unknown phone event name")
         assert unknown[0]["level"] == "info" and unknown[0]["event_name"] == "Frobnicate"
         assert unknown[0]["tenant"] == "acme"
