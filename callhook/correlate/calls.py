@@ -10,6 +10,9 @@ Decisions:
   `target_noanswer` with that reason at once;
 - hangup of an answered call ends it (the other phone's Terminate may be lost), except for a
   phone that transferred the call: then the session waits `merge_window` for the target;
+- ring legs merge on the caller's number alone, so two calls from one shared line can look
+  like a ring group: a phone settled "answered elsewhere" that then reports an answer of
+  its own call id was in another call, and its leg moves to a call of its own;
 - a ring from the caller of an answered call, too late to be one of its ring group, is held
   back for `merge_window`: a blind transfer's target often rings just before the transferring
   phone reports the transfer. The transfer takes it into the call; anything else (its own
@@ -46,6 +49,8 @@ from callhook.normalise import CallReport
 
 Out = list[Event]
 _MAX_REROUTES = 16
+_ANSWERS = frozenset({"answer", "hold", "unhold"})  # phases only an answered call reports
+_ENDS = frozenset({"hangup", "missed"})
 _MAX_HELD = 10_000  # rings held back at once, all tenants; beyond, they open their call at once
 
 
@@ -141,7 +146,10 @@ class CallFlow:
         """Apply one report; `held`: a ring held back before, never held again."""
         out: Out = []
         s = self.table.find(tv.name, rep, now)
-        if s is not None and s.closed:
+        apart = self._answered_apart(s, rep) if s is not None else None
+        if s is not None and apart is not None:
+            s = self._split(tv, s, apart, rep, now, out)
+        elif s is not None and s.closed:
             return out  # a late or repeated report of a call that has ended
         if s is None and not held and self._hold_back(tv, rep, now):
             return out
@@ -206,6 +214,58 @@ class CallFlow:
         s = Session(tv.name, new_id(), new_id(), now, now, start_time=now)
         self.table.add(s)
         return s
+
+    def _answered_apart(self, s: Session, rep: CallReport) -> Leg | None:
+        """The leg of `rep`'s phone if `rep` proves it answered a call other than `s`: it rang
+        for `s` and was settled "answered elsewhere" by another called phone's own answer,
+        and now reports an answer of the call id only its leg has. A phone that really lost
+        the race reports Missed Call or a Terminate without talk time, or nothing."""
+        if s.answer_time is None or not rep.call_id:
+            return None
+        if rep.phase not in _ANSWERS and not (rep.phase == "hangup" and rep.duration):
+            return None
+        leg = s.legs.get(rep.phone)
+        if (
+            leg is None
+            or leg.state != NOANSWER
+            or leg.role != "target"
+            or leg.ring_start is None  # a late ring settled silently, maybe a transfer target
+            or leg.call_id != rep.call_id
+            or leg.number == s.answered_by
+            or leg.phases & _ENDS
+        ):
+            return None
+        if any(x is not leg and x.call_id == leg.call_id for x in s.legs.values()):
+            return None  # one call forked to several phones: this one did lose
+        return leg
+
+    def _split(
+        self, tv: TenantView, s: Session, leg: Leg, rep: CallReport, now: float, out: Out
+    ) -> Session:
+        """Move `leg` from `s` to a new call that started when it rang (a shared line's second
+        call). What `s` emitted stays; its call id and phone lead to the new call from now."""
+        del s.legs[leg.phone]
+        if s.call_id == leg.call_id:  # it was the first to report: the call is the others'
+            ids = [x.call_id for x in s.legs.values() if x.number == s.answered_by and x.call_id]
+            ids += [x.call_id for x in s.legs.values() if x.call_id]
+            s.call_id = next(iter(ids), "")
+        self._changed(s)
+        new = self._open(tv, rep, now, out)
+        start = leg.ring_start if leg.ring_start is not None else leg.since
+        new.created_at = new.start_time = new.ring_start = start
+        new.call_id = leg.call_id
+        new.caller, new.callee, new.view = leg.remote, leg.number, 1
+        if s.caller == leg.remote:
+            new.caller_display_name = s.caller_display_name
+        leg.state, leg.end_time = RINGING, None
+        new.legs[leg.phone] = leg
+        self.table.index_leg(new, leg)
+        self.table.index_caller(new, new.caller)
+        parties.refresh_extensions(new, tv)
+        new.emitted.add("call_start")
+        new.direction = bodies.direction(new)
+        out.append(bodies.call_start(new, tv, start))
+        return new
 
     def _sync_presence(self, s: Session, tv: TenantView) -> None:
         ringing = {leg.number for leg in s.legs.values() if leg.state == RINGING}

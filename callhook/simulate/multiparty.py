@@ -68,6 +68,23 @@ def ring_group(b: FlowBuilder) -> None:
     talked(b, call, b.terminate(w, end + talk, call, wcid, number, end))
 
 
+def shared_line(b: FlowBuilder) -> None:
+    """One external number (a company's shared line) calls two extensions at once, as two
+    calls: both ring within the merge window, as a ring group would, and both answer."""
+    a, c = b.phones[0], b.phones[1]
+    number, name = b.new_external()
+    for i, p in enumerate((a, c)):
+        b.t += i * 0.02
+        call = b.call("shared_line", "answered", number, p.extension)
+        cid = b.leg(p, call)
+        b.send(p, b.t, "incoming_call", call, remote=number, display_remote=name, call_id=cid)
+        answer = b.t + b.timing.answer_ring(b.rng)
+        b.off_hook(p, answer - 0.2)
+        b.send(p, answer, "establish_call", call, remote=number, call_id=cid)
+        talk = b.timing.talk(b.rng)
+        talked(b, call, b.terminate(p, answer + talk, call, cid, number, answer))
+
+
 def blind_transfer(b: FlowBuilder) -> None:
     """`a` answers an external caller and blind-transfers the call to `c`, who answers."""
     a, c = b.phones[0], b.phones[1]

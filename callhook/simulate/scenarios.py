@@ -46,11 +46,14 @@ _BUILDERS: dict[str, Callable[[flows.FlowBuilder], None]] = {
     "missed": lambda b: flows.unanswered(b, "missed"),
     "abandoned": lambda b: flows.unanswered(b, "abandoned"),
     "ring_group": multiparty.ring_group,
+    "shared_line": multiparty.shared_line,
     "blind_transfer": multiparty.blind_transfer,
     "attended_transfer": multiparty.attended_transfer,
     "reboot": multiparty.reboot,
 }
-_TWO_PHONES = frozenset({"internal", "ring_group", "blind_transfer", "attended_transfer"})
+_TWO_PHONES = frozenset(
+    {"internal", "ring_group", "shared_line", "blind_transfer", "attended_transfer"}
+)
 _NAMES = ("Anna Schmidt", "O'Brien, Seán", '"Acme" Support', "山田 太郎", "Zoë Müller", "")
 
 

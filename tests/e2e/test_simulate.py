@@ -25,7 +25,8 @@ from tests.support.hub import Hub, free_port
 
 TOKEN = "gs-7f3a9c"
 EVERY_FLOW = (
-    "inbound=30,outbound=25,internal=12,ring_group=10,blind_transfer=6,attended_transfer=4,"
+    "inbound=30,outbound=25,internal=12,ring_group=10,shared_line=4,blind_transfer=6,"
+    "attended_transfer=4,"
     "hold=5,missed=6,abandoned=6,reboot=2,dnd=3,forward=2,registration=2"
 )
 

@@ -49,8 +49,9 @@ def test_default_mix_makes_every_flow() -> None:
     plan = generate(ScenarioConfig(phones=20, calls=1500, seed=7))
     assert all(plan.flows[f] > 0 for f in FLOWS), plan.flows
     assert sum(plan.flows[f] for f in CALL_FLOWS) == 1500
-    # An attended transfer is two calls: the original and the consultation.
-    assert len(plan.calls) == 1500 + plan.flows["attended_transfer"]
+    # An attended transfer is two calls (the original and the consultation), and so is a
+    # shared line (two calls from one number at once).
+    assert len(plan.calls) == 1500 + plan.flows["attended_transfer"] + plan.flows["shared_line"]
     assert {c.status for c in plan.calls} == {"answered", "missed", "abandoned", "no_answer"}
 
 
