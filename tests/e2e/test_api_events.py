@@ -1,6 +1,6 @@
 """GET .../events and .../cdrs through a real hub: exact extension filters, bounded integers.
 
-SPEC §7: every input has a limit and none makes the hub answer 500. An integer beyond
+Every input has a limit and none makes the hub answer 500. An integer beyond
 SQLite's 64 bits and an extension holding LIKE wildcards (`_`, `%`) or NUL used to.
 """
 

@@ -1,7 +1,7 @@
-"""VoipNow-style Call Events through a real hub to a real recording sink (seed 003).
+"""VoipNow-style Call Events through a real hub to a real recording sink (VoipNow's Call Events).
 
 Phones report calls with Action URLs; the hub correlates them and sends each extension's
-rules' requests with the seed's default parameters, spelled exactly as there.
+rules' requests with VoipNow's default parameters, spelled exactly as VoipNow does.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def test_inbound_answered_call_every_seed_parameter(env: tuple[Hub, Sink]) -> No
     dial = one(sink, "/ce/dial_in", "in-1")
     assert dial.method == "GET"
     q = dial.query_params
-    # $variables of the URL, replaced and percent-encoded, then the seed's parameters
+    # $variables of the URL, replaced and percent-encoded, then VoipNow's parameters
     assert dial.query.startswith("from=0711222333&who=J%C3%B6e%20Smith%20%26%20Co&me=101&")
     assert set(q) == ALL_PARAMS | {"from", "who", "me"}
     assert {k: q[k] for k in ALL_PARAMS - {"EventID"}} == {
@@ -268,7 +268,7 @@ def of_caller(sink: Sink, path: str, caller: str, n: int = 1) -> list[dict[str, 
 
 def test_one_call_ringing_two_extensions(env: tuple[Hub, Sink]) -> None:
     # Seed 003: Dial-In "occurs when a call is received by an extension", Answer on incoming
-    # call when it "is answered"; SPEC §3: the phone that only rang ends answered_elsewhere.
+    # call when it "is answered"; the phone that only rang ends answered_elsewhere.
     hub, sink = env
     p101 = Phone(hub.port, TOKEN, "101")
     p102 = Phone(hub.port, TOKEN, "102", mac="000B82445566")
@@ -314,7 +314,7 @@ def test_caller_name_on_every_request_of_the_call(env: tuple[Hub, Sink]) -> None
 
 
 def test_any_event_key_carries_the_calls_parameters(env: tuple[Hub, Sink]) -> None:
-    # SPEC §4.2: any canonical key is allowed, and each request carries the default
+    # Any canonical key is allowed, and each request carries the default
     # parameters. A call_hold body has no caller or callee; the call still has them.
     hub, sink = env
     phone = Phone(hub.port, TOKEN, "101")

@@ -13,7 +13,7 @@ TOKEN = "gs-7f3a9c"
 
 
 def test_seed_literal_request_is_accepted_and_readable(shared_hub: Hub) -> None:
-    # The seed's example, Incoming Call: 192.168.40.207/mac=$mac&local=$local, plus our token.
+    # Grandstream's example, Incoming Call: 192.168.40.207/mac=$mac&local=$local, plus our token.
     before = shared_hub.events(limit=1000)
     since = before[-1]["seq"] if before else 0
     r = get(shared_hub.port, f"/token={TOKEN}&event=Incoming%20Call&mac=000B82112233&local=101")
@@ -45,7 +45,7 @@ def test_request_shapes(shared_hub: Hub, target: str) -> None:
 
 
 def test_pairs_only_from_open_network_is_recorded_raw_with_a_hint(shared_hub: Hub) -> None:
-    # The test tenant allows open ingest from 127.0.0.0/8; the URL a user copied from the seed.
+    # The test tenant allows open ingest from 127.0.0.0/8; a URL copied from Grandstream's guide.
     r = get(shared_hub.port, "/mac=000B82112233&local=101")
     assert r.status == 202, r.body
     assert "url-has-no-event-name" in r.json()["hints"]
@@ -72,7 +72,7 @@ def test_url_over_8k_is_414(shared_hub: Hub) -> None:
 
 
 def test_url_of_exactly_8k_is_taken_and_one_byte_more_is_414(shared_hub: Hub) -> None:
-    """SPEC §1: 414 for a URL over 8 KiB; the `?` is part of the URL."""
+    """414 for a URL over 8 KiB; the `?` is part of the URL."""
     head = f"/ingest/{TOKEN}/dnd_on?local=101&x="
     exact = head + "a" * (8192 - len(head))
     assert len(exact) == 8192 and get(shared_hub.port, exact).status == 200
@@ -115,7 +115,7 @@ def test_an_unreadable_request_is_a_json_400(shared_hub: Hub, request_bytes: byt
 
 
 def test_a_plus_in_a_url_is_a_plus(shared_hub: Hub) -> None:
-    """SPEC §1 asks for percent-decoding: a SIP Call-ID may hold a `+`."""
+    """Values are percent-decoded only: a SIP Call-ID may hold a `+`."""
     r = get(shared_hub.port, f"/token={TOKEN}&event=Incoming+Call&local=103&call_id=5f3a+b2@pbx")
     assert r.status == 200 and r.json()["event"] == "incoming_call"
     starts = shared_hub.events(key="call_start", limit=1000)
@@ -139,7 +139,7 @@ def test_pairs_in_the_query_of_any_path_are_a_phone(
 
 
 def test_raw_reports_are_never_dropped_and_two_phones_are_not_one(shared_hub: Hub) -> None:
-    """SPEC §1: an unrecognised event is stored raw, never dropped, even when repeated; and
+    """An unrecognised event is stored raw, never dropped, even when repeated; and
     the same report from two phones (no MAC tells them apart) is two reports."""
     since = max((e["seq"] for e in shared_hub.events(limit=1000)), default=0)
     repeated = f"/token={TOKEN}&event=transfer_finished&local=105&call_id=tf-1"

@@ -209,7 +209,7 @@ def test_429_retry_after_is_honoured(env: tuple[Hub, Sink]) -> None:
 
 
 def test_short_or_past_retry_after_never_shortens_the_schedule(env: tuple[Hub, Sink]) -> None:
-    # SPEC §4.4: retries honour Retry-After, yet last the whole schedule. A Retry-After
+    # Retries honour Retry-After, yet last the whole schedule. A Retry-After
     # shorter than the scheduled delay (0, 1 s, a date already past) must not make the
     # remaining attempts go out back to back. One call, three endpoints side by side.
     hub, sink = env

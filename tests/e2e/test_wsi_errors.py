@@ -57,7 +57,7 @@ async def test_bad_frames_get_an_error_reply_and_the_connection_stays(
         reply = json.loads(await wsi.send_raw(ws, frame))
         assert reply["status"] == -1
         assert reply["error"].startswith(error), reply
-        assert list(reply) == ["error", "status"]  # the seed's key order
+        assert list(reply) == ["error", "status"]  # PortSIP's key order
         assert await wsi.call(ws, {"command": "ping"}) == {"status": 0, "pong": True}
 
 

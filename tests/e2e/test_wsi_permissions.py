@@ -1,4 +1,4 @@
-"""Who follows whom, end to end: the seed's permission rules on real connections.
+"""Who follows whom, end to end: PortSIP's permission rules on real connections.
 
 Test tenant acme: 101 and 102 in group sales, 103 in group support, queue 8001 (members
 101, 102; manager 100), trunk carrier1. Tenant globex: extension 201.

@@ -1,7 +1,7 @@
-"""Every example of seeds/002 ("Going Real-Time with PortSIP PBX Pub/Sub"), sent verbatim.
+"""Every example of PortSIP's "Going Real-Time with PortSIP PBX Pub/Sub", sent verbatim.
 
-The hub has a tenant shaped like the seed: domain test.com, extension 101 with password
-111111, and 101, 102, 103 in one group (the seed's precondition for its subscribe example).
+The hub has a tenant shaped like PortSIP's examples: domain test.com, extension 101 with password
+111111, and 101, 102, 103 in one group (PortSIP's precondition for its subscribe example).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ async def test_auth_by_extension_verbatim(wsi_hub: Hub) -> None:
 
 
 async def test_auth_by_tenant_verbatim(wsi_hub: Hub) -> None:
-    # "tenant name" is the seed's placeholder: no such tenant, so the seed's error reply.
+    # "tenant name" is PortSIP's placeholder: no such tenant, so PortSIP's error reply.
     ws = await wsi.open_ws(wsi_hub.wsi_port)
     async with ws:
         assert await wsi.send_raw(ws, wsi.SEED_AUTH_TENANT) == wsi.SEED_AUTH_ERROR
@@ -145,7 +145,7 @@ async def test_cdr_subscribe_and_both_unsubscribe_examples(wsi_hub: Hub) -> None
 
 async def test_queue_example(wsi_hub: Hub) -> None:
     async with await seed_login(wsi_hub) as member, await tenant_login(wsi_hub) as tenant:
-        # 101 is a member of 8001 and the manager of 8002, like the seed's example.
+        # 101 is a member of 8001 and the manager of 8002, like PortSIP's example.
         assert await wsi.send_raw(member, wsi.SEED_SUBSCRIBE_QUEUES) == wsi.SEED_OK
         assert await wsi.send_raw(tenant, wsi.SEED_SUBSCRIBE_QUEUES) == wsi.SEED_OK
         for queue in ("8001", "8002", "8003"):

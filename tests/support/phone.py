@@ -1,7 +1,7 @@
-"""A phone on a raw socket: request lines written byte for byte as the seeds show them.
+"""A phone on a raw socket: request lines written byte for byte as Grandstream's guides show them.
 
 Grandstream phones are configured with `HOST/key=$var&key2=$var2` (no scheme, no `?`), so
-the request line is `GET /key=value&key2=value2 HTTP/1.1` (seeds 000/001).
+the request line is `GET /key=value&key2=value2 HTTP/1.1` (Grandstream's Event Notification guide).
 """
 
 from __future__ import annotations

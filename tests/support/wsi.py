@@ -228,8 +228,8 @@ class RawClient:
         self.close()
 
 
-# A tenant shaped like the seed's examples: SIP domain test.com, password 111111, and
-# extensions 101, 102, 103 in one group (the seed's precondition for its subscribe example).
+# A tenant shaped like PortSIP's examples: SIP domain test.com, password 111111, and
+# extensions 101, 102, 103 in one group (PortSIP's precondition for its subscribe example).
 SEED_TENANT = """
 [[tenant]]
 name = "sipiw"
@@ -288,7 +288,7 @@ _hub: Hub | None = None
 
 
 def session_hub(request: pytest.FixtureRequest) -> Hub:
-    """One hub for every WSI test module: the test tenants plus the seed-shaped one.
+    """One hub for every WSI test module: the test tenants plus the PortSIP-shaped one.
 
     Started on first use and stopped when the test session ends. Test modules wrap it in
     a small `wsi_hub` fixture.
@@ -301,7 +301,7 @@ def session_hub(request: pytest.FixtureRequest) -> Hub:
     return _hub
 
 
-# The seed's example commands, byte for byte (seeds/002, "Subscribe and unsubscribe").
+# PortSIP's example commands, byte for byte (its Pub/Sub guide, "Subscribe and unsubscribe").
 SEED_AUTH_EXTENSION = (
     '{\n"command":"auth",\n"extension":"101",\n"domain":"test.com",\n"password":"111111"\n}'
 )

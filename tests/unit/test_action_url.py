@@ -24,7 +24,7 @@ def refused(target: str | bytes) -> IngestError:
     return info.value
 
 
-# -- shapes (SPEC §1) -----------------------------------------------------------------------
+# -- request shapes -----------------------------------------------------------------------------
 
 SEED_VARIABLES = {"mac": "000B82112233", "local": "101", "remote": "0711222333"}
 
@@ -319,7 +319,7 @@ def test_dollar_values_that_are_not_placeholders(value: str, expected: str) -> N
         ("%D0%98%D0%B2%D0%B0%D0%BD%20%D0%9F%D0%B5%D1%82%D1%80%D0%BE%D0%B2", "Иван Петров"),
         ("O%27Brien%2C%20Pat%20%26%20Co", "O'Brien, Pat & Co"),
         ("%20Bob%20", "Bob"),
-        # Percent-decoding only (SPEC §1): a `+` in a URL is a plus sign.
+        # Percent-decoding only: a `+` in a URL is a plus sign.
         ("+49%20711%20555", "+49 711 555"),
         ("A+B", "A+B"),
         ("bad%FFbyte", "bad\ufffdbyte"),
@@ -532,7 +532,7 @@ SNOM = "Mozilla/4.0 (compatible; snom760-SIP 10.1.46.16)"
 @pytest.mark.parametrize(
     ("event", "extra", "outgoing", "swapped", "hints"),
     [
-        # $local is always the callee, $remote the caller (VENDORS.md).
+        # $local is always the callee, $remote the caller (docs/vendors.md).
         ("action_incoming_url", "", False, False, ()),
         ("action_missed_url", "", False, False, ()),
         ("action_outgoing_url", "", True, True, ()),

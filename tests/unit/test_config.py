@@ -103,7 +103,7 @@ _HOOK = {"url": "https://crm.example/hook"}
     ],
 )
 def test_errors_never_repeat_a_secret(data: dict, needle: str) -> None:
-    """They name the key, not the value (SPEC §7: secrets are never logged)."""
+    """They name the key, not the value (secrets are never logged)."""
     with pytest.raises(config.ConfigError) as exc:
         config.parse(data, env={})
     assert needle in str(exc.value) and "1234567" not in str(exc.value)

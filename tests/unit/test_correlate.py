@@ -1,4 +1,4 @@
-"""Correlator scenarios with a fake clock: one test per call flow (SPEC §3)."""
+"""Correlator scenarios with a fake clock: one test per call flow."""
 
 from __future__ import annotations
 

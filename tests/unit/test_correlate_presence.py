@@ -42,7 +42,7 @@ def test_registration_and_sign_off() -> None:
     p.wait(1)
     assert p.send("sign_off", **PHONE) == ["extension_register"]
     body = p.log[-1].body
-    assert "registration_contacts" not in body  # seed 002: absent when none remain
+    assert "registration_contacts" not in body  # PortSIP: absent when none remain
     assert body["removed_contacts"][0]["instance"] == c["instance"]
     state = p.c.presence("acme", "101")
     assert not state["registered"] and state["status"] == "offline"
@@ -115,7 +115,7 @@ def test_unrecognised_report_is_kept_raw() -> None:
     assert ev.body["pairs"] == {"mac": "000B82112233", "x": "1"}
     assert ev.body["hints"] == ["the URL names no event"]
     assert ev.body["source_ip"] == "10.0.0.7" and ev.extensions == ()
-    # The same request again is stored again: raw reports are never dropped (SPEC §1).
+    # The same request again is stored again: raw reports are never dropped.
     assert [e.key for e in p.c.feed(pe)] == ["action_url"]
 
 

@@ -78,7 +78,7 @@ def test_schedule_without_jitter_is_exact_and_ends() -> None:
         for n in range(1, 9)
     ]
     assert delays == [5, 300, 1800, 7200, 18000, 36000, 36000, None]
-    # Svix: eight attempts spread over more than a day (SPEC §4.4).
+    # Svix: eight attempts spread over more than a day.
     assert sum(SVIX) > 86400
 
 

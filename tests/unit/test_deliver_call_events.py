@@ -1,4 +1,4 @@
-"""Call Events (seed 003): which rule fires, with which parameters, in which request shape."""
+"""Call Events (VoipNow style): which rule fires, with which parameters, in which request shape."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from callhook.deliver import call_events, payload, rules, signing
 from callhook.events import Event
 
-# seed 003's default parameters, spelled exactly, plus SPEC §4.2's additions
+# VoipNow's default parameters, spelled exactly, plus ours (docs/webhooks.md)
 SEED_PARAMS = {
     "CallID",
     "CallerIDNum",

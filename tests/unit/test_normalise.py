@@ -1,4 +1,4 @@
-"""normalise: each phone event's one-phone meaning (SPEC §2 table), as parameter tables."""
+"""normalise: each phone event's one-phone meaning (docs/wsi.md's table), as parameter tables."""
 
 from __future__ import annotations
 

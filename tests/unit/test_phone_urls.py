@@ -53,7 +53,7 @@ def substitute(url: str) -> str:
 def as_request(vendor: str, url: str) -> tuple[bytes, bytes]:
     """The request line's path and query the phone sends for `url`."""
     if vendor == "grandstream":
-        assert "://" not in url and "?" not in url  # the seeds' format
+        assert "://" not in url and "?" not in url  # Grandstream's format
         path = url[url.index("/") :]
         return path.encode(), b""
     parts = urlsplit(url)

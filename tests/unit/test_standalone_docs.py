@@ -1,4 +1,4 @@
-"""The repository stands alone: README, docs, CHANGELOG and code comments say what they mean.
+"""The repository stands alone: README, docs, CHANGELOG, code and tests say what they mean.
 
 A reader of the repository has none of the project's internal documents (the product
 contract, the style guide, the vendor notes, the source documents), so no text may send them
@@ -31,6 +31,8 @@ _PATTERN = re.compile("|".join(f"(?:{p})" for p, _ in FORBIDDEN))
 def _texts() -> list[Path]:
     files = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
     files += sorted((ROOT / "callhook").rglob("*.py"))
+    # The tests too (except this file, whose examples are what it must catch).
+    files += sorted(p for p in (ROOT / "tests").rglob("*.py") if p.name != Path(__file__).name)
     files += sorted(
         p
         for p in (ROOT / "callhook").rglob("*")

@@ -62,9 +62,9 @@ def test_vendor_event_tables_cover_the_vendors_and_only_canonical_events() -> No
     assert set(VENDOR_EVENT_NAMES) <= set(VENDORS)
     for names in VENDOR_EVENT_NAMES.values():
         assert set(names) <= set(PHONE_EVENTS)
-    # The seeds' 20 events are all Grandstream names.
+    # Grandstream's 20 events are all Grandstream names.
     assert set(VENDOR_EVENT_NAMES["grandstream"]) == set(PHONE_EVENTS)
-    # VENDORS.md: Yealink and Snom have no syslog events; everything else they have.
+    # docs/vendors.md: Yealink and Snom have no syslog events; everything else they have.
     for vendor in ("yealink", "snom", "fanvil"):
         assert set(PHONE_EVENTS) - set(VENDOR_EVENT_NAMES[vendor]) == {"syslog_on", "syslog_off"}
 
@@ -72,7 +72,7 @@ def test_vendor_event_tables_cover_the_vendors_and_only_canonical_events() -> No
 @pytest.mark.parametrize(
     ("name", "canonical"),
     [
-        # VENDORS.md events table, one row each.
+        # docs/vendors.md events table, one row each.
         ("Incoming Call", "incoming_call"),
         ("call_established", "establish_call"),
         ("action_url.call_established", "establish_call"),
@@ -125,7 +125,7 @@ def test_every_canonical_variable_has_an_alias_entry() -> None:
 
 
 VARIABLE_CASES = [
-    # VENDORS.md variables table, every alias.
+    # docs/vendors.md variables table, every alias.
     ("mac", "mac"),
     ("phone_ip", "phone_ip"),
     ("ip", "phone_ip"),

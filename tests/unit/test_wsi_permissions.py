@@ -123,7 +123,7 @@ CURRENT = {
     [
         (Unsubscribe(None), set()),
         (
-            Unsubscribe({"cdr_events": frozenset({"call_cdr"})}),  # the seed's CDR example
+            Unsubscribe({"cdr_events": frozenset({"call_cdr"})}),  # PortSIP's CDR example
             {"call_start/ext/102", "call_start/all/", "queue_status/queue/8001"},
         ),
         (
