@@ -10,26 +10,21 @@ Decisions:
   `target_noanswer` with that reason at once;
 - hangup of an answered call ends it (the other phone's Terminate may be lost), except for a
   phone that transferred the call: then the session waits `merge_window` for the target;
-- ring legs merge on the caller's number alone, so two calls from one shared line can look
-  like a ring group: a phone settled "answered elsewhere" that then reports an answer of
-  its own call id was in another call, and its leg moves to a call of its own;
-- a ring from the caller of an answered call, too late to be one of its ring group, is held
-  back for `merge_window`: a blind transfer's target often rings just before the transferring
-  phone reports the transfer. The transfer takes it into the call; anything else (its own
-  next report, or the wait running out) opens its own call, stamped when it rang.
+- a shared line's second call that looked like a ring group is split off, and a ring that
+  may be a blind transfer's target is held back until the transfer is reported (apart.py).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from callhook.correlate import bodies, parties
+from callhook.correlate.apart import HeldRings, answered_apart, split_off
 from callhook.correlate.bodies import TenantView
 from callhook.correlate.endings import Endings
 from callhook.correlate.presence import PresenceBook
-from callhook.correlate.sessions import SessionTable, mergeable_caller
+from callhook.correlate.sessions import SessionTable
 from callhook.correlate.state import (
     DIALING,
     DONE,
@@ -49,9 +44,6 @@ from callhook.normalise import CallReport
 
 Out = list[Event]
 _MAX_REROUTES = 16
-_ANSWERS = frozenset({"answer", "hold", "unhold"})  # phases only an answered call reports
-_ENDS = frozenset({"hangup", "missed"})
-_MAX_HELD = 10_000  # rings held back at once, all tenants; beyond, they open their call at once
 
 
 class CallFlow:
@@ -70,11 +62,7 @@ class CallFlow:
         self.presence = presence
         self.end = end
         self._changed = changed
-        # Rings held back (see the module docstring): (tenant, phone) -> (report, when it rang,
-        # the answered call it may belong to, which persists it), and (tenant, number) ->
-        # phone, for the transfer that names the number.
-        self.held: dict[tuple[str, str], tuple[CallReport, float, Session]] = {}
-        self._held_numbers: dict[tuple[str, str], str] = {}
+        self.held = HeldRings(table, changed)  # rings held back for a transfer (apart.py)
         self._phases: dict[str, Callable[[Session, Leg, CallReport, TenantView, float, Out], None]]
         self._phases = {
             "ring": self._ring,
@@ -90,7 +78,7 @@ class CallFlow:
     # -- entry points ----------------------------------------------------------------------
     def apply(self, tv: TenantView, rep: CallReport, now: float) -> Out:
         out: Out = []
-        held = self._unhold(tv.name, rep.phone)
+        held = self.held.release(tv.name, rep.phone)
         if held is not None:  # the phone says more: its ring was a call of its own
             out.extend(self._apply(tv, *held, held=True))
         out.extend(self._apply(tv, rep, now))
@@ -100,58 +88,25 @@ class CallFlow:
         """Rings held back longer than merge_window, with no transfer naming them: each is a
         call of its own (ring_timeout then decides it, like any ringing)."""
         out: Out = []
-        due = [k for k, (_, at, _s) in self.held.items() if now - at > self.settings.merge_window]
-        for tenant, phone in due:
-            held = self._unhold(tenant, phone)
+        for tenant, phone in self.held.due(now, self.settings.merge_window):
+            held = self.held.release(tenant, phone)
             if held is not None:
                 out.extend(self._apply(tenant_view(tenant), *held, held=True))
         return out
-
-    def _hold_back(self, tv: TenantView, rep: CallReport, now: float) -> bool:
-        """Hold back a ring that would open a call while an answered call of the same caller
-        is open (it may be that call's transfer target, reported before the transfer)."""
-        if rep.phase != "ring" or rep.role == "caller" or len(self.held) >= _MAX_HELD:
-            return False
-        if not rep.own or not rep.remote or not mergeable_caller(rep.remote):
-            return False
-        answered = [
-            x
-            for x in self.table.by_caller.get((tv.name, rep.remote), ())
-            if not x.closed and x.answer_time is not None and rep.phone not in x.legs
-        ]
-        if not answered:
-            return False
-        self.remember_held(tv.name, rep, now, answered[-1])
-        answered[-1].held.append({"report": dataclasses.asdict(rep), "at": now})
-        self._changed(answered[-1])
-        return True
-
-    def remember_held(self, tenant: str, rep: CallReport, at: float, s: Session) -> None:
-        """Index a held ring (also on restore, from the call that keeps it)."""
-        self.held[(tenant, rep.phone)] = (rep, at, s)
-        self._held_numbers[(tenant, rep.own)] = rep.phone
-
-    def _unhold(self, tenant: str, phone: str) -> tuple[CallReport, float] | None:
-        held = self.held.pop((tenant, phone), None)
-        if held is None:
-            return None
-        rep, at, s = held
-        if self._held_numbers.get((tenant, rep.own)) == phone:
-            del self._held_numbers[(tenant, rep.own)]
-        s.held = [d for d in s.held if d["report"].get("phone") != phone]
-        self._changed(s)
-        return rep, at
 
     def _apply(self, tv: TenantView, rep: CallReport, now: float, held: bool = False) -> Out:
         """Apply one report; `held`: a ring held back before, never held again."""
         out: Out = []
         s = self.table.find(tv.name, rep, now)
-        apart = self._answered_apart(s, rep) if s is not None else None
-        if s is not None and apart is not None:
-            s = self._split(tv, s, apart, rep, now, out)
+        apart = answered_apart(s, rep) if s is not None else None
+        if s is not None and apart is not None:  # a shared line's second call
+            new = self._open(tv, rep, now, out)
+            out.append(split_off(s, apart, new, tv, self.table))
+            self._changed(s)
+            s = new
         elif s is not None and s.closed:
             return out  # a late or repeated report of a call that has ended
-        if s is None and not held and self._hold_back(tv, rep, now):
+        if s is None and not held and self.held.hold_back(tv.name, rep, now):
             return out
         if s is None:
             s = self._open(tv, rep, now, out)
@@ -214,58 +169,6 @@ class CallFlow:
         s = Session(tv.name, new_id(), new_id(), now, now, start_time=now)
         self.table.add(s)
         return s
-
-    def _answered_apart(self, s: Session, rep: CallReport) -> Leg | None:
-        """The leg of `rep`'s phone if `rep` proves it answered a call other than `s`: it rang
-        for `s` and was settled "answered elsewhere" by another called phone's own answer,
-        and now reports an answer of the call id only its leg has. A phone that really lost
-        the race reports Missed Call or a Terminate without talk time, or nothing."""
-        if s.answer_time is None or not rep.call_id:
-            return None
-        if rep.phase not in _ANSWERS and not (rep.phase == "hangup" and rep.duration):
-            return None
-        leg = s.legs.get(rep.phone)
-        if (
-            leg is None
-            or leg.state != NOANSWER
-            or leg.role != "target"
-            or leg.ring_start is None  # a late ring settled silently, maybe a transfer target
-            or leg.call_id != rep.call_id
-            or leg.number == s.answered_by
-            or leg.phases & _ENDS
-        ):
-            return None
-        if any(x is not leg and x.call_id == leg.call_id for x in s.legs.values()):
-            return None  # one call forked to several phones: this one did lose
-        return leg
-
-    def _split(
-        self, tv: TenantView, s: Session, leg: Leg, rep: CallReport, now: float, out: Out
-    ) -> Session:
-        """Move `leg` from `s` to a new call that started when it rang (a shared line's second
-        call). What `s` emitted stays; its call id and phone lead to the new call from now."""
-        del s.legs[leg.phone]
-        if s.call_id == leg.call_id:  # it was the first to report: the call is the others'
-            ids = [x.call_id for x in s.legs.values() if x.number == s.answered_by and x.call_id]
-            ids += [x.call_id for x in s.legs.values() if x.call_id]
-            s.call_id = next(iter(ids), "")
-        self._changed(s)
-        new = self._open(tv, rep, now, out)
-        start = leg.ring_start if leg.ring_start is not None else leg.since
-        new.created_at = new.start_time = new.ring_start = start
-        new.call_id = leg.call_id
-        new.caller, new.callee, new.view = leg.remote, leg.number, 1
-        if s.caller == leg.remote:
-            new.caller_display_name = s.caller_display_name
-        leg.state, leg.end_time = RINGING, None
-        new.legs[leg.phone] = leg
-        self.table.index_leg(new, leg)
-        self.table.index_caller(new, new.caller)
-        parties.refresh_extensions(new, tv)
-        new.emitted.add("call_start")
-        new.direction = bodies.direction(new)
-        out.append(bodies.call_start(new, tv, start))
-        return new
 
     def _sync_presence(self, s: Session, tv: TenantView) -> None:
         ringing = {leg.number for leg in s.legs.values() if leg.state == RINGING}
@@ -424,8 +327,7 @@ class CallFlow:
             self.table.index_transfer(s, target)
             parties.refresh_extensions(s, tv)
             self.end.revive_target(s, target, tv, now, out)
-            phone = self._held_numbers.get((tv.name, target))
-            held = self._unhold(tv.name, phone) if phone is not None else None
+            held = self.held.release_number(tv.name, target)
             if held is not None:  # the target rang just before: it rings for this call
                 out.extend(self._apply(tv, held[0], now, held=True))
         body: dict[str, Any] = {

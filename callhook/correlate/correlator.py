@@ -319,7 +319,7 @@ class Correlator:
             for d in s.held:  # rings held back for it: held again, released by tick
                 try:
                     rep = CallReport(**d["report"])
-                    self._flow.remember_held(s.tenant, rep, float(d["at"]), s)
+                    self._flow.held.remember(s.tenant, rep, float(d["at"]), s)
                 except (KeyError, TypeError, ValueError):
                     log.warning("skipping unreadable held ring %r", d)
         self._presence.dirty.clear()
