@@ -21,7 +21,8 @@ def ghosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     text = hub.config_path.read_text()
     hub.config_path.write_text(
         text.replace(
-            "tick_interval = 0.2", "tick_interval = 0.2\nring_timeout = 2\nmin_ring_seconds = 1"
+            "tick_interval = 0.2",
+            "tick_interval = 0.2\nring_timeout = 2\nmin_ring_seconds = 1\nmerge_window = 1",
         )
     )
     hub.start()
@@ -113,3 +114,31 @@ def test_a_stuck_call_is_ended_by_hand(ghosts: Hub) -> None:
     assert status == 201, key
     status, _ = hub.api("POST", f"/api/v1/tenants/acme/calls/{sid}/end", key=key["key"])
     assert status == 403
+
+
+def test_a_transfer_target_that_rang_first_survives_a_kill_and_joins_the_call(
+    ghosts: Hub,
+) -> None:
+    """The target's ring came before the transfer report, past merge_window: it is held
+    back (answered 200 with no event yet), kept across a SIGKILL, and the transfer takes it
+    into the call: one call, one CDR (it was two calls)."""
+    hub = ghosts
+    a = Phone(hub.port, TOKEN, "101", mac="000B82000101")
+    c = Phone(hub.port, TOKEN, "103", mac="000B82000103")
+    number = "0711000777"
+    assert a.send("Incoming Call", remote=number, call_id="xa").status == 200
+    assert a.send("Establish Call", remote=number, call_id="xa").status == 200
+    time.sleep(1.5)  # past merge_window (1 s): not a ring group member
+    r = c.send("Incoming Call", remote=number, call_id="xc")
+    assert r.status == 200 and r.json()["events"] == []  # held back, durable
+    hub.kill()
+    hub.start()
+    assert a.send("Blind Transferring", remote="103", call_id="xa").status == 200
+    assert a.send("Terminate Call", remote=number, call_id="xa", duration="2").status == 200
+    assert c.send("Establish Call", remote=number, call_id="xc").status == 200
+    assert c.send("Terminate Call", remote=number, call_id="xc", duration="4").status == 200
+    events = [e for e in hub.all_events() if e.get("call_id") in ("xa", "xc")]
+    cdrs = [e for e in events if e["event_type"] == "call_cdr"]
+    assert len(cdrs) == 1, [(e["event_type"], e["session_id"]) for e in events]
+    assert sorted(cdrs[0]["extensions"]) == ["101", "103"] and cdrs[0]["status"] == "answered"
+    assert len({e["session_id"] for e in events}) == 1
