@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from tests.support.kamailio import (
     register,
     sipp,
 )
+from tests.support.phone import Phone
 from tests.support.sink import Sink
 
 pytestmark = pytest.mark.slow
@@ -282,3 +284,45 @@ def test_generated_configuration_passes_kamailios_own_check(tmp_path: Path, repo
     cfg.write_text(text)
     done = subprocess.run(["kamailio", "-c", "-f", str(cfg)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_a_call_seen_by_kamailio_and_by_the_phone_is_one_session(sip: Sip) -> None:
+    """The called phone also sends Action URLs for the call (same SIP Call-ID)."""
+    uas = sip.answer_with("uas_answer.xml")
+    phone = Phone(sip.hub.port, "gs-7f3a9c", "102", mac="000B82000102")
+    call_id = "both-1@test"
+    placed = threading.Thread(
+        target=sip.call,
+        args=("uac_call.xml",),
+        kwargs={"pause_ms": 3000, "call_ids": "both-%u@test"},
+    )
+    placed.start()
+    try:
+        # Kamailio reported the answer: the phone now says what it saw, a little late.
+        until(lambda: [e for e in sip.hub.all_events() if e["event_type"] == "call_established"])
+        v = {"remote": "101", "call_id": call_id}
+        assert phone.send("Incoming Call", **v).status == 200
+        assert phone.send("Establish Call", **v).status == 200
+    finally:
+        placed.join(60)
+    assert uas.wait().successful == 1
+    call_events(sip.hub)
+    # The phone's hangup comes after Kamailio's, with a different talk time: too late, and
+    # the server's word stands. (Its answer is sent after whatever it caused is in the log.)
+    assert phone.send("Terminate Call", duration="99", **v).status == 200
+    events = sip.hub.all_events()
+    assert len({e["session_id"] for e in events if "session_id" in e}) == 1
+    counts = {k: keys(events).count(k) for k in set(keys(events))}
+    assert counts == {
+        "call_start": 1,
+        "target_add": 1,
+        "target_ringing": 1,
+        "call_established": 1,
+        "target_ended": 1,
+        "call_ended": 1,
+        "call_cdr": 1,
+    }, keys(events)
+    assert all(e["call_id"] == call_id for e in events if "call_id" in e)
+    assert abs(events[-1]["talk_seconds"] - 3) <= 1
+    # Kamailio reported the call, so every lifecycle event is its.
+    assert all(e.get("source") == "kamailio" for e in events)

@@ -171,13 +171,17 @@ def sipp(
     rate: float = 10.0,
     pause_ms: int = 0,
     keys: dict[str, str] | None = None,
+    call_ids: str = "",
     timeout: float = 60.0,
 ) -> SippRun:
-    """Run a UAC scenario against Kamailio until all `calls` are done."""
+    """Run a UAC scenario against Kamailio until all `calls` are done. `call_ids` is SIPp's
+    `-cid_str` (`%u` the call number), to know the calls' Call-IDs in advance."""
     all_keys = {"dom": DOMAIN, "from": caller, "name": name, **(keys or {})}
     extra = ["-s", callee, "-m", str(calls), "-r", str(rate), "-l", str(max(calls, 1)),
              "-d", str(pause_ms), "-timeout", f"{int(timeout)}s", "-timeout_error",
              f"127.0.0.1:{proxy_port}"]  # fmt: skip
+    if call_ids:
+        extra = ["-cid_str", call_ids, *extra]
     done = subprocess.run(
         _sipp_cmd(scenario, port, all_keys, extra),
         capture_output=True,
