@@ -152,8 +152,10 @@ class SippRun:
 
 
 def _sipp_cmd(scenario: str, port: int, keys: dict[str, str], extra: list[str]) -> list[str]:
+    # A lost datagram must fail the call, not leave it waiting forever (SIPp stops resending
+    # an INVITE once 100 Trying came).
     cmd = ["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port),
-           "-nostdin"]  # fmt: skip
+           "-nostdin", "-recv_timeout", "20000", "-buff_size", "4194304"]  # fmt: skip
     for k, v in keys.items():
         cmd += ["-key", k, v]
     return cmd + extra
