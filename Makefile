@@ -57,7 +57,7 @@ postgresql:
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile
 test: lint chromium nginx sip-tools postgresql
 	$(PYTEST)
-	CALLHOOK_TEST_BACKEND=postgresql $(PYTEST) tests/e2e
+	TEST_DATABASE_BACKEND=postgresql $(PYTEST) tests/e2e
 
 BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py bench/auth_flood.py
 

@@ -17,7 +17,7 @@ from typing import Any
 ADMIN_KEY = "test-admin-key"
 # The storage backend the hubs of this test run use: `sqlite` (default) or `postgresql`
 # (`make test` runs the end-to-end suite once with each).
-BACKEND = os.environ.get("CALLHOOK_TEST_BACKEND", "sqlite")
+BACKEND = os.environ.get("TEST_DATABASE_BACKEND", "sqlite")
 
 
 def free_port() -> int:
