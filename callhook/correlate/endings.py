@@ -156,7 +156,6 @@ class Endings:
             return
         s.end_time = s.hangup_at if s.hangup_at is not None else now
         s.wait_until = None
-        _answerers_call_id(s)
         for leg in s.legs.values():
             if leg.state == RINGING:
                 why = "answered_elsewhere" if s.answer_time is not None else reason
@@ -184,18 +183,3 @@ class Endings:
         for n in s.extensions:
             self.presence.end_call(tv.name, n, s.session_id)
         self._changed(s)
-
-
-def _answerers_call_id(s: Session) -> None:
-    """The CDR names the call id of the phone that answered, not of the first phone that
-    rang and lost (ring groups): that phone may yet prove it was in a call of its own (a
-    shared line's second call, split off with its call id) and would give that id twice."""
-    if not s.answered_by or not s.call_id:
-        return
-    mine = [x for x in s.legs.values() if x.call_id == s.call_id]
-    if any(x.number == s.answered_by or x.state != NOANSWER for x in mine):
-        return
-    for leg in s.legs.values():
-        if leg.number == s.answered_by and leg.call_id:
-            s.call_id = leg.call_id
-            return

@@ -1,7 +1,10 @@
 """Compare what a simulation expected with the CDRs and presence a hub produced (pure).
 
 Each `call_cdr` is matched to an expected call by its `call_id`, which must be one of the
-call ids the phones sent for that call. `check()` lists every disagreement; an empty
+call ids the phones sent for that call. Two calls of one shared line can share one: the
+first call's CDR names the call id of the phone that rang first, which then proved to be
+in a call of its own; such a CDR goes to the call of its caller that its answering
+extension was in. `check()` lists every disagreement; an empty
 `Verification.problems` means exactly one CDR per call, each with the expected status.
 """
 
@@ -66,6 +69,12 @@ def check(
     found: dict[int, list[Mapping[str, Any]]] = {}
     for cdr in cdrs:
         match = by_id.get(str(cdr.get("call_id", "")))
+        answerer = _number(cdr.get("call_target"))
+        if match is not None and answerer and answerer not in match.extensions:
+            match = next(
+                (c for c in expected if c.caller == match.caller and answerer in c.extensions),
+                match,
+            )
         if match is None:
             v.unknown.append(dict(cdr))
         else:
@@ -94,6 +103,13 @@ def check(
                 if got_state.get(what) != getattr(want, what):
                     v.presence.append((ext, what, getattr(want, what), got_state.get(what)))
     return v
+
+
+def _number(address: Any) -> str:
+    """`sip:101@acme.example.com` -> `101`."""
+    if not isinstance(address, str):
+        return ""
+    return address.removeprefix("sip:").split("@", 1)[0]
 
 
 def _near(got: Any, want: int) -> bool:

@@ -818,9 +818,9 @@ def test_shared_line_second_call_known_by_hold_or_talk_time(
     assert {c.body["status"] for c in p.log if c.key == "call_cdr"} == {"answered"}
 
 
-def test_shared_line_cdrs_name_the_call_id_of_the_phone_that_answered() -> None:
-    """The phone that rang first lost and then answered its own call after the first call
-    ended: each CDR names its own phone's call id (both once named the first ringer's)."""
+def test_shared_line_second_call_answered_after_the_first_ended() -> None:
+    """The phone that rang first lost, and answered its own call only after the first call
+    had ended: it still gets a call of its own, with its talk time."""
     p = Phones(merge_window=1)
     line = "0711999000"
     p.send("incoming_call", local="102", remote=line, call_id="sc2")
@@ -837,4 +837,8 @@ def test_shared_line_cdrs_name_the_call_id_of_the_phone_that_answered() -> None:
     p.wait(5)
     p.send("terminate_call", local="102", remote=line, call_id="sc2", duration="5")
     cdrs = [e.body for e in p.log if e.key == "call_cdr"]
-    assert [(c["call_id"], c["talk_seconds"]) for c in cdrs] == [("sc1", 1), ("sc2", 5)]
+    assert [(c["call_target"], c["talk_seconds"]) for c in cdrs] == [
+        (uri("101"), 1),
+        (uri("102"), 5),
+    ]
+    assert cdrs[1]["call_id"] == "sc2" and cdrs[0]["session_id"] != cdrs[1]["session_id"]

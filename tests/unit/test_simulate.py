@@ -310,3 +310,17 @@ def test_check_presence() -> None:
         ("102", "forward"),
         ("102", "registered"),
     ]
+
+
+def test_check_tells_a_shared_lines_two_calls_apart_by_who_answered() -> None:
+    """The first call's CDR may carry the call id of the phone that rang first (then split
+    off into its own call): it belongs to the call its answering extension was in."""
+    first = ExpectedCall(0, "shared_line", "answered", "0711", "101", 0.0, ("a",))
+    second = ExpectedCall(1, "shared_line", "answered", "0711", "102", 0.0, ("b",))
+    first.extensions, second.extensions = ("101",), ("102",)
+    cdrs = [
+        {"call_id": "b", "status": "answered", "call_target": "sip:101@acme.example.com"},
+        {"call_id": "b", "status": "answered", "call_target": "sip:102@acme.example.com"},
+    ]
+    v = check([first, second], cdrs)
+    assert v.problems == [] and v.matched == 2
