@@ -101,21 +101,7 @@ class SqlEventLog:
             for device in batch.devices:
                 _upsert_device(conn, device)
             parts = tuple(tuple(events[s:e]) for s, e, _d in batch.parts) or (tuple(events),)
-        for tenant, sid, state in batch.sessions:
-            if state is None:
-                conn.execute("DELETE FROM sessions WHERE tenant=? AND session_id=?", (tenant, sid))
-            else:
-                conn.execute(
-                    "INSERT INTO sessions VALUES (?,?,?) ON CONFLICT (tenant, session_id)"
-                    " DO UPDATE SET state = excluded.state",
-                    (tenant, sid, orjson.dumps(state)),
-                )
-        for tenant, ext, state in batch.presence:
-            conn.execute(
-                "INSERT INTO presence VALUES (?,?,?) ON CONFLICT (tenant, extension)"
-                " DO UPDATE SET state = excluded.state",
-                (tenant, ext, orjson.dumps(state)),
-            )
+        _write_state(conn, batch)
         created: tuple[NewDelivery, ...] = ()
         if self.tx_hooks and events:
             tx = _AppendTx(conn, st)
@@ -291,6 +277,36 @@ class SqlCorrelationState:
             return sessions, presence
 
         return await self.store.read(q)
+
+
+def _write_state(conn: Conn, batch: Append) -> None:
+    """The sessions and presence a batch changed, one statement per kind (a round trip
+    each on PostgreSQL, not one per row); the last change of a key wins."""
+    gone: dict[tuple[str, str], tuple[str, str]] = {}
+    kept: dict[tuple[str, str], tuple[str, str, bytes]] = {}
+    for tenant, sid, state in batch.sessions:
+        key = (tenant, sid)
+        gone.pop(key, None)
+        kept.pop(key, None)
+        if state is None:
+            gone[key] = key
+        else:
+            kept[key] = (tenant, sid, orjson.dumps(state))
+    if gone:
+        conn.executemany("DELETE FROM sessions WHERE tenant=? AND session_id=?", gone.values())
+    if kept:
+        conn.executemany(
+            "INSERT INTO sessions VALUES (?,?,?) ON CONFLICT (tenant, session_id)"
+            " DO UPDATE SET state = excluded.state",
+            kept.values(),
+        )
+    presence = {(t, ext): (t, ext, orjson.dumps(state)) for t, ext, state in batch.presence}
+    if presence:
+        conn.executemany(
+            "INSERT INTO presence VALUES (?,?,?) ON CONFLICT (tenant, extension)"
+            " DO UPDATE SET state = excluded.state",
+            presence.values(),
+        )
 
 
 def _upsert_device(conn: Conn, d: DeviceSeen) -> None:
