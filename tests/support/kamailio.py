@@ -90,7 +90,7 @@ class Kamailio:
     def start(self, timeout: float = 20.0) -> Kamailio:
         run_dir = self.workdir / "run"
         run_dir.mkdir(exist_ok=True)
-        cmd = ["kamailio", "-f", str(self.cfg), "-DD", "-E", "-Y", str(run_dir), "-m", "64",
+        cmd = ["kamailio", "-f", str(self.cfg), "-DD", "-E", "-Y", str(run_dir), "-m", "256",
                "-M", "16"]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
