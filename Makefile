@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 CONFIG ?= callhook.toml
 
-.PHONY: serve test lint unit bench install dev clean chromium nginx sip-tools postgresql
+.PHONY: serve test lint unit bench install dev clean chromium nginx sip-tools postgresql redis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,9 +53,14 @@ postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql)
 
+## redis: Debian's redis-server; the cluster tests start their own on a free loopback port
+redis:
+	@command -v redis-server >/dev/null || test -x /usr/bin/redis-server \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server)
+
 ## test: set up, lint, and run the whole suite; the end-to-end tests once more on PostgreSQL
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile
-test: lint chromium nginx sip-tools postgresql
+test: lint chromium nginx sip-tools postgresql redis
 	$(PYTEST)
 	TEST_DATABASE_BACKEND=postgresql $(PYTEST) tests/e2e
 

@@ -31,8 +31,8 @@ from callhook.api import tenants as tenants_api
 from callhook.api import webhooks as webhooks_api
 from callhook.api.common import ERRORS
 from callhook.api.middleware import ApiMetrics, BodyLimit, RequestMetrics
-from callhook.bus.memory import MemoryBus
-from callhook.config import ConfigError, Settings
+from callhook.bus import Bus, bus_class, clustered
+from callhook.config import ConfigError, Settings, default_node_id
 from callhook.connections import ConnectionLimits
 from callhook.correlate import CorrelationSettings, Correlator
 from callhook.dashboard import apidocs
@@ -70,14 +70,16 @@ class Hub:
         self.settings = settings
         self.metrics = Metrics()
         conns = settings.connections
+        server = settings.server
+        # Clustered (a Redis bus): several nodes write to one PostgreSQL database.
+        shared = {"shared": True} if clustered(server.bus) else {}
         self.store = open_store(
-            settings.server.database,
-            durability=settings.server.durability,
-            readers=settings.server.database_pool,
+            server.database, durability=server.durability, readers=server.database_pool, **shared
         )
         self.log = self.store.log
-        self.bus = MemoryBus()
+        self.node_id = server.node_id or default_node_id(server)
         self.tenants: dict[str, Tenant] = {}
+        self.bus = self._build_bus()
         c = settings.correlation
         self.correlator = Correlator(
             self.tenants.get,
@@ -144,6 +146,16 @@ class Hub:
         )
         self.api = self._build_api()
         self.ingest.is_phone = self._phone_targets(self.api)
+
+    def _build_bus(self) -> Bus:
+        """The in-process bus of one node, or the Redis Streams bus of a cluster
+        (callhook/bus/redis.py), by the scheme of `[server] bus`."""
+        url = self.settings.server.bus
+        if not clustered(url):
+            bus: Bus = bus_class(url)()
+            return bus
+        bus = bus_class(url)(url, self.node_id, self.log, lambda: list(self.tenants))
+        return bus
 
     # lifespan --------------------------------------------------------------------------
     async def start(self, wsi_socket: socket.socket | None = None) -> None:

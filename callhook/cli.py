@@ -33,8 +33,17 @@ def main() -> None:
 @main.command()
 @config_option
 @click.option("--init", is_flag=True, help="Write a sample config first if the file is missing.")
-def serve(config_path: str | None, init: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Node processes on this machine (overrides [server] workers; >1 needs PostgreSQL"
+    " and a Redis bus).",
+)
+@click.option("--worker", "worker", default=None, hidden=True)  # I/N: one of the N
+def serve(config_path: str | None, init: bool, workers: int | None, worker: str | None) -> None:
     """Run the hub (ingest, REST API, WebSocket pub/sub, webhooks)."""
+    from callhook import workers as workers_mod
     from callhook.ops import setup_logging
     from callhook.server import run
 
@@ -45,12 +54,25 @@ def serve(config_path: str | None, init: bool) -> None:
     elif config_path is None and not Path(path).exists():
         click.echo(f"note: no {path} here; running on the defaults (--init writes one)", err=True)
     settings = load_settings(config_path)
+    count = workers or settings.server.workers
+    problem = workers_mod.check(settings, count)
+    if problem:
+        raise click.ClickException(problem)
     _check_admin_key(settings)
     _check_tls(settings)
     _open_database(settings)
+    if count > 1 and worker is None:
+        sys.exit(workers_mod.supervise(config_path or DEFAULT_CONFIG, count))
+    if worker is not None:  # I/N: node NODE/I, sharing the ports with the others
+        index, _, total = worker.partition("/")
+        server = settings.server
+        node = f"{server.node_id or config.default_node_id(server)}/{index}"
+        new = server.model_copy(update={"node_id": node, "workers": int(total)})
+        settings = settings.model_copy(update={"server": new})
     setup_logging(settings.server.log_level, settings.server.log_format)
+    banner = worker is None or worker.startswith("1/")
     try:
-        run(settings, on_started=lambda: _print_banner(settings))
+        run(settings, on_started=lambda: _print_banner(settings) if banner else None)
     except config.ConfigError as exc:  # the file clashes with the database (Hub.apply_config)
         raise click.ClickException(f"config error: {exc}") from None
     except StartupError as exc:  # a port in use, a database that cannot be opened

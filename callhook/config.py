@@ -14,6 +14,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import tomllib
 import types
 from collections.abc import Callable, Mapping
@@ -66,8 +67,13 @@ EventKey = Annotated[str, AfterValidator(fields.check_key)]
 CallEventName = Annotated[str, AfterValidator(fields.check_call_event)]
 
 
-# Scale-out (PostgreSQL storage, Redis Streams bus, several nodes) is not built yet.
-_ONE_NODE = 'a hub is one node on the in-process bus = "memory"'
+# Several nodes share one PostgreSQL database and one Redis (docs/scaling.md).
+_SHARED_DB = 'nodes share one database: set server.database = "postgresql://..." too'
+
+
+def default_node_id(server: ServerConfig) -> str:
+    """`[server] node_id` left empty: this machine's hostname and the port of `listen`."""
+    return f"{socket.gethostname()}:{server.listen.rsplit(':', 1)[1]}"
 
 
 class ConfigError(Exception):
@@ -95,6 +101,10 @@ class ServerConfig(_Strict):
     wsi_listen: str = Field(default="127.0.0.1:8885", validate_default=True)
     database: str = "sqlite:///callhook.db"
     bus: str = "memory"
+    # This node's name in the cluster ("" = hostname:port of `listen`).
+    node_id: str = Field(default="", max_length=128)
+    # Node processes on this machine (`serve --workers N`); >1 needs PostgreSQL and Redis.
+    workers: int = Field(default=1, ge=1, le=64)
     admin_key: str = "change-me"
     allow_private_targets: bool = False
     tls_cert: str = ""
@@ -154,11 +164,25 @@ class ServerConfig(_Strict):
 
     @field_validator("bus")
     @classmethod
-    def _bus(cls, v: str) -> str:
+    def _bus(cls, v: str, info: ValidationInfo) -> str:
         if v.startswith(("redis://", "rediss://")):
-            raise ValueError(f"the Redis bus is not available in this version; {_ONE_NODE}")
+            database = info.data.get("database")  # absent if it was refused itself
+            if database and not database.startswith(("postgresql://", "postgres://")):
+                raise ValueError(f"the Redis bus joins nodes; {_SHARED_DB}")
+            return v
         if v != "memory":
-            raise ValueError('expected "memory"')
+            raise ValueError('expected "memory" or redis://HOST:PORT/DB')
+        return v
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v: int, info: ValidationInfo) -> int:
+        if v > 1 and not str(info.data.get("bus", "")).startswith(("redis://", "rediss://")):
+            raise ValueError(
+                "several worker processes are several nodes: set server.database ="
+                ' "postgresql://..." and server.bus = "redis://..." (embedded SQLite is one'
+                " process)"
+            )
         return v
 
     @field_validator("trusted_proxies")
@@ -674,7 +698,7 @@ SAMPLE = """\
 listen = "127.0.0.1:8080"           # ingest, REST API, /ws, dashboard, metrics
 wsi_listen = "127.0.0.1:8885"       # PortSIP-style WebSocket listener ("" to disable)
 database = "sqlite:///callhook.db"  # the event log and everything else (SQLite, WAL)
-bus = "memory"                      # in-process; one node (docs/storage.md, "Scale-out")
+bus = "memory"                      # in-process; redis://HOST:6379/0 joins nodes
 admin_key = "{admin_key}"
 allow_private_targets = false       # webhooks to loopback/private ranges
 

@@ -24,7 +24,7 @@ def host_port(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def bind(setting: str, listen: str) -> socket.socket:
+def bind(setting: str, listen: str, *, reuse_port: bool = False) -> socket.socket:
     """A bound (not yet listening) TCP socket for `listen`, or StartupError naming it."""
     host, port = host_port(listen)
     try:
@@ -36,6 +36,8 @@ def bind(setting: str, listen: str) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # `serve --workers N`: the kernel spreads connections over them
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
     except OSError as exc:
         sock.close()
@@ -59,11 +61,12 @@ class Sockets:
 
 
 def bind_all(settings: Settings) -> Sockets:
-    main = bind("server.listen", settings.server.listen)
+    shared = settings.server.workers > 1
+    main = bind("server.listen", settings.server.listen, reuse_port=shared)
     wsi = None
     if settings.server.wsi_listen:
         try:
-            wsi = bind("server.wsi_listen", settings.server.wsi_listen)
+            wsi = bind("server.wsi_listen", settings.server.wsi_listen, reuse_port=shared)
         except StartupError:
             main.close()
             raise

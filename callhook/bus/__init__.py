@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from callhook.events import Event
 
@@ -20,3 +21,23 @@ class Bus(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+# The bus of each `[server] bus` scheme, as the store's BACKENDS: "module:class".
+BUSES: dict[str, str] = {
+    "memory": "callhook.bus.memory:MemoryBus",
+    "redis": "callhook.bus.redis:RedisBus",
+    "rediss": "callhook.bus.redis:RedisBus",
+}
+
+
+def bus_class(url: str) -> Any:
+    """The class serving `url` (`memory`, `redis://...`); the config checked the URL."""
+    target = BUSES[url.split(":", 1)[0].lower()]
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def clustered(url: str) -> bool:
+    """Whether this bus joins several nodes (anything but the in-process one)."""
+    return url != "memory"

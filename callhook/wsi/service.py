@@ -231,6 +231,8 @@ class WsiService:
                 continue
             out = Outgoing(ev)
             for s in subs:
+                if ev.seq <= s.floor:
+                    continue  # its replay read it from the log already
                 if not s.deliver(out):
                     slow.append((s, ev.seq))
             sent += len(subs)

@@ -85,6 +85,7 @@ class Session:
         "closed",
         "entries",
         "errors",
+        "floor",
         "inbox",
         "inbox_bytes",
         "last_seq",
@@ -111,6 +112,9 @@ class Session:
         self.replay_bytes = 0
         self.replay_pos: int | None = None  # how far the replay has read the log
         self.last_seq = 0  # last event seq handed to the transport
+        # The log position a replay reached: a live event at or below it was the replay's
+        # to send (on a cluster, another node's event can reach the bus after the log).
+        self.floor = 0
         self.closed = False
         self.ticks = 0
 
@@ -323,6 +327,8 @@ class Session:
             if cmd.snapshot and not self.closed:
                 self.send(await self.service.snapshot(who, self.entries))
         finally:
+            if last is not None:
+                self.floor = max(self.floor, last)
             held, self.replay, self.replay_bytes = self.replay or [], None, 0
             allowed = EntryFilter(self.entries) if self.entries is not subscribed else None
             for out in held:

@@ -63,8 +63,9 @@ def test_errors_name_key_and_value(data: dict, env: dict, needle: str) -> None:
             "server.database = 'mysql://hub:***@db/callhook': expected sqlite:///PATH or",
         ),
         ({"server": {"bus": "redis://:s3cret@cache:6379/0"}}, "'redis://:***@cache:6379/0'"),
-        ({"server": {"bus": "rediss://cache"}}, "the Redis bus is not available"),
-        ({"server": {"bus": "kafka"}}, "server.bus = 'kafka': expected \"memory\""),
+        ({"server": {"bus": "rediss://cache"}}, 'set server.database = "postgresql://..." too'),
+        ({"server": {"bus": "kafka"}}, "server.bus = 'kafka': expected \"memory\" or redis://"),
+        ({"server": {"workers": 2}}, "server.workers = 2: several worker processes are"),
         ({"server": {"database": "sqlite:///:memory:"}}, "expected a file path"),
         ({"server": {"database": "sqlite:///file:x?mode=memory"}}, "expected a file path"),
     ],
@@ -547,3 +548,23 @@ def test_queue_members_and_managers_must_be_declared_extensions() -> None:
         with pytest.raises(config.ConfigError) as exc:
             config.parse(tenant(**{field: ["100"]}), env={})
         assert f"tenant[0].queue: queue '8001' {field}: no extension 100" in str(exc.value)
+
+
+def test_a_cluster_is_postgresql_plus_redis() -> None:
+    """Nodes share one PostgreSQL database and one Redis; then workers > 1 is allowed."""
+    s = config.parse(
+        {
+            "server": {
+                "database": "postgresql://hub@db/callhook",
+                "bus": "redis://cache:6379/0",
+                "node_id": "node-1",
+                "workers": 4,
+            }
+        },
+        env={},
+    )
+    assert (s.server.bus, s.server.node_id, s.server.workers) == (
+        "redis://cache:6379/0",
+        "node-1",
+        4,
+    )

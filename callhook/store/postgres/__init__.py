@@ -9,8 +9,8 @@ from callhook.store.sql.store import SqlStore
 class PostgresStore(SqlStore):
     """Everything callhook keeps, in one PostgreSQL database (store.Store)."""
 
-    def __init__(self, url: str, *, readers: int = 4, **_: object) -> None:
-        super().__init__(Engine(url, readers=readers))
+    def __init__(self, url: str, *, readers: int = 4, shared: bool = False, **_: object) -> None:
+        super().__init__(Engine(url, readers=readers, shared=shared))
 
 
 __all__ = ["Engine", "PostgresStore", "upgrade"]

@@ -22,6 +22,8 @@ from callhook.store.postgres import schema
 from callhook.store.sql import Conn, Cursor
 from callhook.store.sql.engine import ThreadEngine
 
+# The advisory lock a clustered node's writer holds from BEGIN to COMMIT.
+WRITER_LOCK = 0x63616C6C  # "call"
 CONNECT_TIMEOUT = 5  # seconds; a dead server answers 503 in about this long
 
 
@@ -80,9 +82,11 @@ class Engine(ThreadEngine):
     name = "postgres"
     begin = "BEGIN"
 
-    def __init__(self, url: str, *, readers: int = 4) -> None:
+    def __init__(self, url: str, *, readers: int = 4, shared: bool = False) -> None:
         super().__init__(readers=readers)
         self.url = url
+        if shared:  # several nodes write here: their writers take turns (docs/scaling.md)
+            self.shared_lock = f"SELECT pg_advisory_xact_lock({WRITER_LOCK})"
 
     def migrate(self) -> None:
         upgrade(self.url)

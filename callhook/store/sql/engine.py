@@ -72,6 +72,10 @@ class ThreadEngine:
 
     name = "sql"
     begin = "BEGIN"
+    # Run after `begin` when several nodes write to one database (a cluster): a lock held
+    # until COMMIT, so that writers take turns and each tenant's `seq`, read again from the
+    # log in every transaction, stays gap-free and in commit order across nodes.
+    shared_lock = ""
 
     def __init__(self, *, readers: int = 4) -> None:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -191,6 +195,9 @@ class ThreadEngine:
         self._state.isolate = alone
         try:
             conn.execute(self.begin)
+            if self.shared_lock:
+                conn.execute(self.shared_lock)
+                self._state.seqs.clear()  # another node may have appended since
             results = [op.fn(conn, self._state) for op in batch]
             conn.execute("COMMIT")
         except Exception as exc:

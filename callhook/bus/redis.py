@@ -1,0 +1,275 @@
+"""Redis Streams bus: every node's live fan-out sees every node's committed events.
+
+Each committed event is added (XADD, after COMMIT) to the stream of its tenant's
+partition, trimmed to about `MAXLEN` entries. Every node reads every partition's stream
+(XREAD) and hands the events of other nodes to its local subscribers; its own it hands
+over at once. The PostgreSQL log stays the source of truth: per tenant, a node delivers
+`seq` N only after N-1; an event that arrives early (a gap: Redis was away, an XADD was
+lost, a stream was trimmed) makes the node read the missing ones from the log first, and
+one that arrives again (already delivered) is dropped. After losing Redis a node reads,
+per tenant, everything the log has after what it delivered, then goes on with the
+streams: no gap, no duplicate.
+
+Why Streams and not pub/sub alone: a pub/sub message sent while a node is disconnected
+is gone, and nothing says it was missed. A stream keeps its entries, so a node that was
+away for a moment reads on from its last entry id; the per-tenant `seq` check and the log
+cover what the stream no longer has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from callhook.bus import Subscriber
+from callhook.events import Event
+from callhook.store import EventLog
+
+log = logging.getLogger("callhook.bus")
+
+PARTITIONS = 16  # streams; a tenant's events all go to one, in order
+MAXLEN = 100_000  # entries kept per stream (approximately): the rest is in the log
+MAX_UNSENT = 100_000  # events kept for Redis while it is away; older ones: the log
+PAGE = 500  # events per log read when filling a gap
+RETRY = 0.5  # seconds between attempts to reach Redis again
+
+
+def stream_of(tenant: str, partitions: int = PARTITIONS) -> str:
+    """The stream a tenant's events go to (the same on every node)."""
+    return f"callhook:events:{zlib.crc32(tenant.encode()) % partitions}"
+
+
+def encode(ev: Event, node: str) -> dict[str, str | bytes | int]:
+    return {
+        "n": node,
+        "t": ev.tenant,
+        "s": ev.seq,
+        "i": ev.event_id,
+        "k": ev.key,
+        "x": ",".join(ev.extensions),
+        "q": ev.queue or "",
+        "b": ev.wire_bytes(),
+    }
+
+
+def decode(fields: dict[bytes, bytes]) -> Event:
+    """A committed event as another node published it (wire bytes as the log stored)."""
+    exts = fields[b"x"].decode()
+    ev = Event(
+        fields[b"t"].decode(),
+        fields[b"k"].decode(),
+        {},
+        tuple(exts.split(",")) if exts else (),
+        fields[b"q"].decode() or None,
+        seq=int(fields[b"s"]),
+        event_id=fields[b"i"].decode(),
+    )
+    ev.wire_stored = fields[b"b"]
+    return ev
+
+
+class RedisBus:
+    """The bus of a clustered node (`[server] bus = "redis://..."`)."""
+
+    def __init__(
+        self, url: str, node: str, events: EventLog, tenants: Callable[[], Iterable[str]]
+    ) -> None:
+        self.url = url
+        self.node = node
+        self._log = events
+        self._tenants = tenants
+        self._redis: Redis | None = None
+        self._subscribers: list[Subscriber] = []
+        self._cursor: dict[str, int] = {}  # tenant -> last seq handed to subscribers
+        self._filling: dict[str, list[Event]] = {}  # tenant -> arrivals during a fill
+        self._unsent: deque[tuple[str, dict[str, str | bytes | int]]] = deque()
+        self._wake = asyncio.Event()
+        self._reads = asyncio.Semaphore(4)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connected = False
+        self.received = 0  # events of other nodes read from the streams
+        self.filled = 0  # events read from the log to fill gaps
+        self.last_entry_at = 0.0  # wall clock of the last stream entry read
+
+    # Bus -------------------------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> None:
+        self._subscribers.append(fn)
+
+    def publish(self, events: list[Event]) -> None:
+        """Commit hook (commit order): local subscribers now, other nodes via Redis."""
+        self._accept(events)
+        for ev in events:
+            self._unsent.append((stream_of(ev.tenant), encode(ev, self.node)))
+        while len(self._unsent) > MAX_UNSENT:  # others fill this from the log
+            self._unsent.popleft()
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._redis = Redis.from_url(
+            self.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
+        )
+        for tenant in list(self._tenants()):
+            self._cursor[tenant] = await self._log.last_seq(tenant)
+        self._spawn(self._read_streams())
+        self._spawn(self._send())
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._subscribers.clear()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    @property
+    def unsent(self) -> int:
+        return len(self._unsent)
+
+    # ordering: each tenant's seq handed over once, in order ------------------------------
+    def _accept(self, events: Iterable[Event]) -> None:
+        ready: list[Event] = []
+        for ev in events:
+            tenant = ev.tenant
+            waiting = self._filling.get(tenant)
+            if waiting is not None:
+                waiting.append(ev)
+                continue
+            last = self._cursor.get(tenant, 0)
+            if ev.seq <= last:
+                continue  # delivered already (our own, or a re-sent entry)
+            if ev.seq == last + 1:
+                self._cursor[tenant] = ev.seq
+                ready.append(ev)
+                continue
+            self._filling[tenant] = [ev]  # a gap: the log has what is missing
+            self._spawn(self._fill(tenant))
+        if ready:
+            self._deliver(ready)
+
+    def _deliver(self, events: list[Event]) -> None:
+        for fn in self._subscribers:
+            try:
+                fn(events)
+            except Exception:  # one broken consumer must not stop the others
+                log.exception("bus subscriber failed")
+
+    async def _fill(self, tenant: str) -> None:
+        """Hand over what the log has after this tenant's cursor, then what arrived."""
+        while True:
+            try:
+                async with self._reads:
+                    while True:
+                        last = self._cursor.get(tenant, 0)
+                        page = await self._log.read_stored(tenant, last, None, PAGE)
+                        events = [_from_log(tenant, s) for s in page]
+                        if events:
+                            self._cursor[tenant] = events[-1].seq
+                            self.filled += len(events)
+                            self._deliver(events)
+                        if len(page) < PAGE:
+                            break
+                break
+            except Exception as exc:  # the database is away: try again, keep the order
+                log.warning("filling a bus gap from the log failed: %s", exc)
+                await asyncio.sleep(RETRY)
+        waiting = self._filling.pop(tenant, [])
+        late: list[Event] = []
+        for ev in sorted(waiting, key=lambda e: e.seq):
+            if ev.seq > self._cursor.get(tenant, 0):  # not in the log (pruned): go on
+                self._cursor[tenant] = ev.seq
+                late.append(ev)
+        if late:
+            self._deliver(late)
+
+    def _sweep(self) -> None:
+        """After Redis was away: every tenant reads the log after its cursor."""
+        for tenant in {*self._tenants(), *self._cursor}:
+            if tenant not in self._filling:
+                self._filling[tenant] = []
+                self._spawn(self._fill(tenant))
+
+    # Redis -----------------------------------------------------------------------------
+    async def _read_streams(self) -> None:
+        assert self._redis is not None
+        ids: dict[str, str] = {}
+        down = True
+        while True:
+            try:
+                if down:
+                    secs, micros = await self._redis.time()
+                    start = f"{secs * 1000 + micros // 1000}-0"
+                    for p in range(PARTITIONS):  # kept across a blip: read on from there
+                        ids.setdefault(f"callhook:events:{p}", start)
+                    self._sweep()  # whatever was committed meanwhile, from the log
+                    if not self.connected:
+                        log.info("bus connected", extra={"node": self.node})
+                    self.connected, down = True, False
+                reply = await self._redis.xread(ids, count=1000, block=1000)  # type: ignore[arg-type]
+                got = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]", reply)
+                events: list[Event] = []
+                for stream, entries in got or []:
+                    name = stream.decode() if isinstance(stream, bytes) else str(stream)
+                    for entry_id, fields in entries:
+                        ids[name] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                        if fields.get(b"n", b"").decode() != self.node:
+                            events.append(decode(fields))
+                if events:
+                    self.received += len(events)
+                    self.last_entry_at = time.time()
+                    self._accept(events)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self.connected:
+                    log.warning(
+                        "bus lost Redis; subscribers get what was missed from the log when"
+                        " it is back: %s",
+                        exc,
+                        extra={"node": self.node},
+                    )
+                self.connected, down = False, True
+                await asyncio.sleep(RETRY)
+
+    async def _send(self) -> None:
+        assert self._redis is not None
+        while True:
+            if not self._unsent:
+                self._wake.clear()
+                await self._wake.wait()
+            batch = [self._unsent[i] for i in range(min(len(self._unsent), 1000))]
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for stream, fields in batch:
+                    pipe.xadd(stream, fields, maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
+                await pipe.execute()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError):
+                await asyncio.sleep(RETRY)  # kept, sent again when Redis is back
+                continue
+            for _ in batch:
+                if self._unsent:
+                    self._unsent.popleft()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _from_log(tenant: str, s: Any) -> Event:
+    ev = Event(tenant, s.key, {}, s.extensions, s.queue, seq=s.seq)
+    ev.wire_stored = s.body
+    return ev

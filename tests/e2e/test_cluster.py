@@ -1,0 +1,230 @@
+"""Two real `callhook serve` nodes sharing one PostgreSQL and one Redis (the cluster).
+
+Phones, REST clients and WSI subscribers talk to either node over loopback; the log in
+PostgreSQL is checked for what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callhook.events import TOPICS
+from tests.e2e.test_crash import incoming_call
+from tests.support import postgres, wsi
+from tests.support import redis as redis_support
+from tests.support.hub import Hub
+from tests.support.phone import get
+
+TENANT = {"name": "acme", "password": "tenant-secret"}
+EVERYTHING = [{"topic": t} for t in TOPICS]
+_calls = itertools.count(1)
+
+
+class Cluster:
+    def __init__(self, tmp_path: Path) -> None:
+        try:
+            database = postgres.server().new_database()
+        except postgres.Unavailable as exc:
+            if postgres.IN_CI:
+                pytest.fail(str(exc))
+            pytest.skip(str(exc))
+        self.redis = redis_support.start()
+        self.nodes: list[Hub] = []
+        for name in ("a", "b"):
+            workdir = tmp_path / name
+            workdir.mkdir()
+            server = f'bus = "{self.redis.url}"\nnode_id = "node-{name}"'
+            hub = Hub(workdir, backend="sqlite", server_config=server)
+            hub.use_database(database)
+            self.nodes.append(hub)
+
+    def start(self) -> Cluster:
+        for hub in self.nodes:  # one after the other: each applies the same config file
+            hub.start()
+        return self
+
+    def stop(self) -> None:
+        for hub in self.nodes:
+            hub.stop()
+        self.redis.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+
+
+def ring(hub: Hub) -> tuple[str, int]:
+    n = next(_calls)
+    call_id = f"cluster-{n}"
+    try:
+        status = get(hub.port, incoming_call(call_id, f"0733{n:06d}")).status
+    except OSError:
+        status = 0
+    return call_id, status
+
+
+async def subscribe(hub: Hub, since: int | None = None) -> Any:
+    ws = await wsi.login(hub.wsi_port, **TENANT)
+    cmd: dict[str, Any] = {"command": "subscribe", "topics": EVERYTHING}
+    if since is not None:
+        cmd["since_seq"] = since
+    assert await wsi.call(ws, cmd) == {"status": 0}
+    return ws
+
+
+def check_log(hub: Hub, acked: list[str]) -> list[dict[str, Any]]:
+    """seq gap-free, event_id unique, every acknowledged call stored exactly once."""
+    events = hub.all_events()
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), "seq must be gap-free across nodes"
+    assert len({e["event_id"] for e in events}) == len(events), "event_id must be unique"
+    starts = [e.get("call_id") for e in events if e["event_type"] == "call_start"]
+    missing = set(acked) - set(starts)
+    assert not missing, f"{len(missing)} acknowledged calls lost, e.g. {sorted(missing)[:5]}"
+    assert len(starts) == len(set(starts)), "a call stored twice"
+    return events
+
+
+async def test_an_event_acknowledged_on_a_reaches_a_subscriber_on_b(cluster: Cluster) -> None:
+    a, b = cluster.nodes
+    ws = await subscribe(b)
+    try:
+        call_id, status = ring(a)
+        assert status == 200
+        got = await wsi.events_until(ws, lambda evs: any(e.get("call_id") == call_id for e in evs))
+        start = next(e for e in got if e.get("call_id") == call_id)
+        assert start["event_type"] == "call_start"
+        stored = [e for e in b.all_events() if e.get("call_id") == call_id]
+        assert [e["event_id"] for e in stored][:1] == [start["event_id"]]
+        # and the other way round
+        call_id, status = ring(b)
+        ws_a = await subscribe(a, since=start["seq"])
+        got = await wsi.events_until(
+            ws_a, lambda evs: any(e.get("call_id") == call_id for e in evs)
+        )
+        assert got[0]["seq"] == start["seq"] + 1  # resumed right after, on the other node
+        await ws_a.close()
+    finally:
+        await ws.close()
+
+
+def phones_on_both(
+    cluster: Cluster, stop: threading.Event, acked: list[str]
+) -> list[threading.Thread]:
+    lock = threading.Lock()
+
+    def phone(n: int) -> None:
+        while not stop.is_set():
+            call_id, status = ring(cluster.nodes[n % 2])
+            if status == 200:
+                with lock:
+                    acked.append(call_id)
+            time.sleep(0.002)
+
+    threads = [threading.Thread(target=phone, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def wait_for(cond: Any, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+async def test_seq_is_gap_free_and_since_seq_resumes_on_any_node(cluster: Cluster) -> None:
+    a, b = cluster.nodes
+    stop = threading.Event()
+    acked: list[str] = []
+    threads = phones_on_both(cluster, stop, acked)
+    try:
+        wait_for(lambda: len(acked) >= 300)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    events = check_log(a, acked)
+    assert events == check_log(b, acked)  # both nodes read the same log
+    middle = events[len(events) // 2]["seq"]
+    for hub in (a, b):
+        ws = await subscribe(hub, since=middle)
+        want = [e["seq"] for e in events if e["seq"] > middle]
+        got = await wsi.events_until(ws, lambda evs, n=len(want): len(evs) >= n)
+        assert [e["seq"] for e in got] == want
+        assert await wsi.until_pong(ws) == []  # nothing more, nothing twice
+        await ws.close()
+
+
+async def test_redis_stopped_under_load_leaves_no_gap_and_no_duplicate(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.nodes
+    subscribers = [await subscribe(a, since=0), await subscribe(b, since=0)]
+    received: list[list[int]] = [[], []]
+
+    async def read(i: int) -> None:
+        while True:
+            msg = await wsi.recv_json(subscribers[i], 60)
+            received[i].append(msg["seq"])
+
+    readers = [asyncio.create_task(read(i)) for i in range(2)]
+    stop = threading.Event()
+    acked: list[str] = []
+    threads = phones_on_both(cluster, stop, acked)
+    try:
+        await asyncio.to_thread(wait_for, lambda: len(acked) >= 100)
+        cluster.redis.stop()
+        await asyncio.sleep(4)  # phones go on; nodes cannot reach Redis
+        during = len(acked)
+        cluster.redis.start()
+        await asyncio.to_thread(wait_for, lambda: len(acked) >= during + 100)
+    finally:
+        stop.set()
+        for t in threads:
+            await asyncio.to_thread(t.join)
+    for hub in (a, b):  # the outage was seen, and the node went on
+        assert "bus lost Redis" in hub.log_path.read_text(), hub.logs()
+    events = check_log(a, acked)
+    last = events[-1]["seq"]
+    try:
+        for i in range(2):
+            await asyncio.to_thread(wait_for, lambda i=i: len(received[i]) >= last, 30)
+            await asyncio.sleep(0.5)  # anything sent twice would have arrived by now
+            assert received[i] == list(range(1, last + 1)), (
+                f"subscriber on node {'ab'[i]}: {len(received[i])} events for {last} stored"
+            )
+    finally:
+        for r in readers:
+            r.cancel()
+        for ws in subscribers:
+            await ws.close()
+
+
+def test_workers_on_sqlite_are_refused_with_what_to_configure(tmp_path: Path) -> None:
+    hub = Hub(tmp_path, backend="sqlite")
+    cmd = [sys.executable, "-m", "callhook.cli", "serve", "--config", str(hub.config_path)]
+    done = subprocess.run([*cmd, "--workers", "2"], capture_output=True, timeout=60, text=True)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "--workers 2:" in lines[0]
+    assert 'database = "postgresql://..."' in lines[0]
+    assert 'bus = "redis://HOST:6379/0"' in lines[0]
+    assert not hub.db.exists()  # refused before anything was opened
