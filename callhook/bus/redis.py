@@ -166,8 +166,34 @@ class RedisBus:
                 log.exception("bus subscriber failed")
 
     async def _fill(self, tenant: str) -> None:
-        """Hand over what the log has after this tenant's cursor, then what arrived."""
+        """Hand over what the log has after this tenant's cursor, then what arrived
+        meanwhile; read the log again while what arrived still starts past a gap."""
         while True:
+            before = {id(ev) for ev in self._filling.get(tenant, [])}  # arrived before the read
+            read = await self._read_log(tenant)
+            waiting = sorted(self._filling.get(tenant, []), key=lambda e: e.seq)
+            ready: list[Event] = []
+            rest: list[Event] = []
+            for i, ev in enumerate(waiting):
+                last = self._cursor.get(tenant, 0)
+                if ev.seq <= last:
+                    continue
+                if ev.seq != last + 1 and (read or id(ev) not in before):
+                    rest = waiting[i:]  # maybe committed after the read began: read again
+                    break
+                self._cursor[tenant] = ev.seq  # next, or not in the log (pruned): go on
+                ready.append(ev)
+            if ready:
+                self._deliver(ready)
+            if not rest:
+                self._filling.pop(tenant, None)
+                return
+            self._filling[tenant] = rest
+
+    async def _read_log(self, tenant: str) -> int:
+        """Deliver the log after the cursor, to its end; how many events that was."""
+        while True:
+            count = 0
             try:
                 async with self._reads:
                     while True:
@@ -177,21 +203,13 @@ class RedisBus:
                         if events:
                             self._cursor[tenant] = events[-1].seq
                             self.filled += len(events)
+                            count += len(events)
                             self._deliver(events)
                         if len(page) < PAGE:
-                            break
-                break
+                            return count
             except Exception as exc:  # the database is away: try again, keep the order
                 log.warning("filling a bus gap from the log failed: %s", exc)
                 await asyncio.sleep(RETRY)
-        waiting = self._filling.pop(tenant, [])
-        late: list[Event] = []
-        for ev in sorted(waiting, key=lambda e: e.seq):
-            if ev.seq > self._cursor.get(tenant, 0):  # not in the log (pruned): go on
-                self._cursor[tenant] = ev.seq
-                late.append(ev)
-        if late:
-            self._deliver(late)
 
     def _sweep(self) -> None:
         """After Redis was away: every tenant reads the log after its cursor."""

@@ -142,6 +142,13 @@ def phones_on_both(
     return threads
 
 
+def settle(cond: Any, within: float) -> None:
+    """Wait until `cond()` or `within` seconds, whichever first (the caller checks)."""
+    deadline = time.monotonic() + within
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def wait_for(cond: Any, within: float = 30.0) -> None:
     deadline = time.monotonic() + within
     while not cond():
@@ -205,10 +212,12 @@ async def test_redis_stopped_under_load_leaves_no_gap_and_no_duplicate(
     last = events[-1]["seq"]
     try:
         for i in range(2):
-            await asyncio.to_thread(wait_for, lambda i=i: len(received[i]) >= last, 30)
+            await asyncio.to_thread(settle, lambda i=i: len(received[i]) >= last, 30)
             await asyncio.sleep(0.5)  # anything sent twice would have arrived by now
+            missing = sorted(set(range(1, last + 1)) - set(received[i]))
             assert received[i] == list(range(1, last + 1)), (
-                f"subscriber on node {'ab'[i]}: {len(received[i])} events for {last} stored"
+                f"subscriber on node {'ab'[i]}: {len(received[i])} events for {last} stored,"
+                f" missing {missing[:10]}"
             )
     finally:
         for r in readers:
