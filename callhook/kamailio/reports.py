@@ -53,6 +53,9 @@ class Translation:
 
     calls: list[ParsedRequest] = field(default_factory=list)
     register: dict[str, Any] | None = None  # extension_register fields (extension, contacts)
+    # Kamailio's talk time (answer to BYE, its clock): the CDR says this, whatever a phone
+    # reported before (the server's view wins).
+    talk_seconds: int | None = None
 
 
 def translate(report: Any, tenant: Tenant) -> Translation:
@@ -88,7 +91,9 @@ def translate(report: Any, tenant: Tenant) -> Translation:
         said("establish_call", caller, callee, calldirection="outgoing")
     elif ev == "end":
         answered = _time(report.get("at"))
-        talk = {"duration": str(max(0, round(t - answered)))} if answered and t else {}
+        if answered and t:
+            out.talk_seconds = max(0, round(t - answered))
+        talk = {"duration": str(out.talk_seconds)} if out.talk_seconds is not None else {}
         first_callee = _text(report, "by") == callee
         sides = [(callee, caller, "incoming"), (caller, callee, "outgoing")]
         for own, remote, way in sides if first_callee else sides[::-1]:

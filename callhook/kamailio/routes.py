@@ -64,7 +64,11 @@ async def kamailio_reports(
         for parsed in meaning.calls:
             events, pending = hub.pipeline.accept(t, parsed, source)
             for e in events:
-                e.body["source"] = SOURCE  # before the batch is written (next loop turn)
+                e.body["source"] = SOURCE
+                if e.key == "call_cdr" and meaning.talk_seconds is not None:
+                    e.body["talk_seconds"] = (
+                        meaning.talk_seconds
+                    )  # before the batch is written (next loop turn)
             queued.append(pending)
         if meaning.register is not None:
             ev = published_event(t, "extension_register", meaning.register)

@@ -326,3 +326,28 @@ def test_a_call_seen_by_kamailio_and_by_the_phone_is_one_session(sip: Sip) -> No
     assert abs(events[-1]["talk_seconds"] - 3) <= 1
     # Kamailio reported the call, so every lifecycle event is its.
     assert all(e.get("source") == "kamailio" for e in events)
+
+
+def test_kamailios_talk_time_wins_over_a_phones_earlier_hangup(sip: Sip) -> None:
+    uas = sip.answer_with("uas_answer.xml")
+    phone = Phone(sip.hub.port, "gs-7f3a9c", "102", mac="000B82000102")
+    v = {"remote": "101", "call_id": "early-1@test"}
+    placed = threading.Thread(
+        target=sip.call,
+        args=("uac_call.xml",),
+        kwargs={"pause_ms": 3000, "call_ids": "early-%u@test"},
+    )
+    placed.start()
+    try:
+        until(lambda: [e for e in sip.hub.all_events() if e["event_type"] == "call_established"])
+        # The phone says the call ended, with a talk time of its own, while SIP still runs.
+        assert phone.send("Terminate Call", duration="99", **v).status == 200
+    finally:
+        placed.join(60)
+    assert uas.wait().successful == 1
+    events = call_events(sip.hub)
+    (cdr,) = [e for e in events if e["event_type"] == "call_cdr"]
+    assert cdr["status"] == "answered" and cdr["source"] == "kamailio"
+    assert abs(cdr["talk_seconds"] - 3) <= 1, cdr
+    assert len({e["session_id"] for e in events if "session_id" in e}) == 1
+    assert keys(events).count("call_ended") == 1

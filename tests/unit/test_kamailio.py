@@ -51,6 +51,7 @@ def test_end_carries_talk_time_from_kamailios_clock(by: str, first: str) -> None
     got = said("end", t="1700000012.700000", at="1700000002.300000", by=by)
     assert [v["local"] for _, v, _ in got] == [first, "102" if first == "101" else "101"]
     assert {v["duration"] for _, v, _ in got} == {"10"}  # 10.4 s rounds to 10
+    assert translate(report("end", t="1700000012.7", at="1700000002.3"), TENANT).talk_seconds == 10
 
 
 def test_end_of_a_call_never_answered_has_no_duration() -> None:
