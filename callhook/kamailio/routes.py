@@ -63,12 +63,11 @@ async def kamailio_reports(
             continue
         for parsed in meaning.calls:
             events, pending = hub.pipeline.accept(t, parsed, source)
+            # Marked now, before the batch is written (at the next loop turn).
             for e in events:
                 e.body["source"] = SOURCE
                 if e.key == "call_cdr" and meaning.talk_seconds is not None:
-                    e.body["talk_seconds"] = (
-                        meaning.talk_seconds
-                    )  # before the batch is written (next loop turn)
+                    e.body["talk_seconds"] = meaning.talk_seconds
             queued.append(pending)
         if meaning.register is not None:
             ev = published_event(t, "extension_register", meaning.register)
