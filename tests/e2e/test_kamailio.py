@@ -351,3 +351,18 @@ def test_kamailios_talk_time_wins_over_a_phones_earlier_hangup(sip: Sip) -> None
     assert abs(cdr["talk_seconds"] - 3) <= 1, cdr
     assert len({e["session_id"] for e in events if "session_id" in e}) == 1
     assert keys(events).count("call_ended") == 1
+
+
+def test_calls_after_kamailio_restarts_are_reported(sip: Sip) -> None:
+    uas = sip.answer_with("uas_answer.xml")
+    sip.call("uac_call.xml", pause_ms=200)
+    assert uas.wait().successful == 1
+    call_events(sip.hub, 1)
+    sip.kam.stop()
+    sip.kam.start()  # a new process: a new connection to the hub, an empty location table
+    uas = sip.answer_with("uas_answer.xml")
+    sip.call("uac_call.xml", pause_ms=200)
+    assert uas.wait().successful == 1
+    cdrs = [e for e in call_events(sip.hub, 2) if e["event_type"] == "call_cdr"]
+    assert len({c["call_id"] for c in cdrs}) == 2
+    assert [c["status"] for c in cdrs] == ["answered", "answered"]
