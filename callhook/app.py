@@ -20,6 +20,7 @@ from starlette.routing import Mount
 from callhook import __version__
 from callhook.api import call_events as call_events_api
 from callhook.api import cdrs as cdrs_api
+from callhook.api import cluster as cluster_api
 from callhook.api import deliveries as deliveries_api
 from callhook.api import directory as directory_api
 from callhook.api import events as events_api
@@ -32,7 +33,7 @@ from callhook.api import webhooks as webhooks_api
 from callhook.api.common import ERRORS
 from callhook.api.middleware import ApiMetrics, BodyLimit, RequestMetrics
 from callhook.bus import Bus, bus_class, clustered
-from callhook.config import ConfigError, Settings, default_node_id
+from callhook.config import ConfigError, Settings, default_node_id, redact_url
 from callhook.connections import ConnectionLimits
 from callhook.correlate import CorrelationSettings, Correlator
 from callhook.dashboard import apidocs
@@ -106,6 +107,7 @@ class Hub:
         )
         self.api_metrics = ApiMetrics(self.metrics.registry, lambda: len(self.tenants))
         self.ready = False
+        self.started_at = time.time()
         self._tasks: list[asyncio.Task[None]] = []
         self._running = contextlib.AsyncExitStack()  # what start() started, for stop()
         # The client behind a listed reverse proxy (callhook/proxies.py): for open ingest
@@ -147,15 +149,38 @@ class Hub:
         self.api = self._build_api()
         self.ingest.is_phone = self._phone_targets(self.api)
 
+    async def cluster_status(self) -> dict[str, Any]:
+        """This node and the others whose heartbeat is fresh (`GET /api/v1/cluster`)."""
+        url = self.settings.server.bus
+        try:
+            nodes = await asyncio.wait_for(self.bus.nodes(), 5)
+        except Exception:  # Redis is away: say so, the rest of the hub goes on
+            nodes = []
+        if not clustered(url):
+            now = time.time()
+            nodes = [{"node_id": self.node_id, "started_at": self.started_at, "seen_at": now,
+                      "bus_connected": True, "lag_ms": 0, "unsent": 0, "received": 0,
+                      "filled_from_log": 0}]  # fmt: skip
+        return {
+            "clustered": clustered(url),
+            "node_id": self.node_id,
+            "bus": redact_url(url),
+            "bus_reachable": bool(nodes) or not clustered(url),
+            "nodes": nodes,
+        }
+
     def _build_bus(self) -> Bus:
         """The in-process bus of one node, or the Redis Streams bus of a cluster
         (callhook/bus/redis.py), by the scheme of `[server] bus`."""
         url = self.settings.server.bus
+        cls = bus_class(url)
         if not clustered(url):
-            bus: Bus = bus_class(url)()
-            return bus
-        bus = bus_class(url)(url, self.node_id, self.log, lambda: list(self.tenants))
-        return bus
+            memory: Bus = cls()
+            return memory
+        shared = cls(url, self.node_id, self.log, lambda: list(self.tenants))
+        shared.on_directory = self._directory_changed_elsewhere  # another node changed it
+        joined: Bus = shared
+        return joined
 
     # lifespan --------------------------------------------------------------------------
     async def start(self, wsi_socket: socket.socket | None = None) -> None:
@@ -240,7 +265,11 @@ class Hub:
             )
         return report
 
-    async def reload_directory(self) -> None:
+    async def reload_directory(self, *, announce: bool = True) -> None:
+        """Reload tenants, extensions, keys ... from the database; `announce`: this node
+        changed them, so other nodes (a cluster) reload theirs too."""
+        if announce:
+            self.bus.directory_changed()
         tenants = await self.store.directory.load()
         self.tenants.clear()
         self.tenants.update(tenants)
@@ -250,8 +279,14 @@ class Hub:
         await self.delivery.reload()  # a deleted tenant's endpoints went with it (cascade)
 
     def forget_api_keys(self) -> None:
-        """Drop cached key lookups, so a revoked key stops working at once."""
+        """Drop cached key lookups, so a revoked key stops working at once (on every node)."""
         self._api_keys.clear()
+        self.bus.directory_changed()
+
+    async def _directory_changed_elsewhere(self) -> None:
+        """Another node changed the directory (bus notice): reload, forget cached keys."""
+        self._api_keys.clear()
+        await self.reload_directory(announce=False)
 
     async def tenant_of_api_key(self, key: str) -> str | None:
         cached = self._api_keys.get(key)
@@ -314,6 +349,7 @@ class Hub:
             call_events_api.router,
             deliveries_api.router,
             kamailio_api.router,
+            cluster_api.router,
         ):
             api.include_router(router, prefix="/api/v1")
         dashboard.install(api)  # the page at /, its assets at /static/, its endpoints

@@ -16,6 +16,7 @@ from callhook.cli_admin import (
     load_settings,
     phone_urls_command,
 )
+from callhook.cli_cluster import cluster
 from callhook.cli_tenants import tenants
 from callhook.demo import demo
 from callhook.kamailio.command import kamailio_config
@@ -212,6 +213,7 @@ main.add_command(keys)
 main.add_command(tenants)
 main.add_command(demo)
 main.add_command(kamailio_config)
+main.add_command(cluster)
 
 
 if __name__ == "__main__":  # pragma: no cover

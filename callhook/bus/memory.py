@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from callhook.bus import Subscriber
 from callhook.events import Event
@@ -25,6 +26,12 @@ class MemoryBus:
 
     def subscribe(self, fn: Subscriber) -> None:
         self._subscribers.append(fn)
+
+    def directory_changed(self) -> None:
+        return None  # no other node
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        return []
 
     async def start(self) -> None:
         return None

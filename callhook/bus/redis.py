@@ -19,11 +19,12 @@ cover what the stream no longer has.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -39,6 +40,10 @@ PARTITIONS = 16  # streams; a tenant's events all go to one, in order
 MAXLEN = 100_000  # entries kept per stream (approximately): the rest is in the log
 MAX_UNSENT = 100_000  # events kept for Redis while it is away; older ones: the log
 PAGE = 500  # events per log read when filling a gap
+DIRECTORY = "callhook:directory"  # "this node changed the directory": the others reload
+NODE_KEY = "callhook:node:"  # + node id: a heartbeat, expiring unless renewed
+HEARTBEAT = 1.0  # seconds between heartbeats
+NODE_TTL = 5  # seconds a node is listed after its last heartbeat
 RETRY = 0.5  # seconds between attempts to reach Redis again
 
 
@@ -98,6 +103,13 @@ class RedisBus:
         self.received = 0  # events of other nodes read from the streams
         self.filled = 0  # events read from the log to fill gaps
         self.last_entry_at = 0.0  # wall clock of the last stream entry read
+        # Set by the hub: reload the directory after another node changed it.
+        self.on_directory: Callable[[], Awaitable[None]] | None = None
+        self._reloading: asyncio.Task[None] | None = None
+        self._reload_again = False
+        self._ids: dict[str, str] = {}  # stream -> last entry id read
+        self.lag_ms = 0  # how far behind the newest entry of any stream the reading is
+        self.started_at = time.time()
 
     # Bus -------------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> None:
@@ -120,6 +132,7 @@ class RedisBus:
             self._cursor[tenant] = await self._log.last_seq(tenant)
         self._spawn(self._read_streams())
         self._spawn(self._send())
+        self._spawn(self._heartbeat())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -136,6 +149,76 @@ class RedisBus:
     @property
     def unsent(self) -> int:
         return len(self._unsent)
+
+    def directory_changed(self) -> None:
+        """This node changed tenants, extensions, keys ...: tell the others (after what
+        was published before it)."""
+        self._unsent.append((DIRECTORY, {"n": self.node}))
+        self._wake.set()
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """The nodes whose heartbeat is fresh, by node id (raises RedisError)."""
+        assert self._redis is not None
+        return await read_nodes(self._redis)
+
+    def _reload(self) -> None:
+        """Another node changed the directory: reload it (once more if it changes again
+        while reloading)."""
+        if self.on_directory is None:
+            return
+        if self._reloading is not None and not self._reloading.done():
+            self._reload_again = True
+            return
+        self._reloading = asyncio.create_task(self._reload_loop(self.on_directory))
+
+    async def _reload_loop(self, reload: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            self._reload_again = False
+            try:
+                await reload()
+            except Exception:
+                log.exception("reloading the directory after another node changed it failed")
+            if not self._reload_again:
+                return
+
+    async def _heartbeat(self) -> None:
+        assert self._redis is not None
+        key = NODE_KEY + self.node
+        while True:
+            try:
+                newest = await self._newest_ids()
+                self.lag_ms = max(
+                    (_ms(newest[s]) - _ms(self._ids.get(s, "0-0")) for s in newest), default=0
+                )
+                state = {
+                    "node_id": self.node,
+                    "started_at": self.started_at,
+                    "seen_at": time.time(),
+                    "bus_connected": self.connected,
+                    "lag_ms": max(self.lag_ms, 0),
+                    "unsent": len(self._unsent),
+                    "received": self.received,
+                    "filled_from_log": self.filled,
+                }
+                await self._redis.set(key, json.dumps(state), ex=NODE_TTL)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError):
+                pass  # the reader says so in the log
+            await asyncio.sleep(HEARTBEAT)
+
+    async def _newest_ids(self) -> dict[str, str]:
+        assert self._redis is not None
+        pipe = self._redis.pipeline(transaction=False)
+        names = [f"callhook:events:{p}" for p in range(PARTITIONS)]
+        for name in names:
+            pipe.xrevrange(name, count=1)
+        out: dict[str, str] = {}
+        for name, last in zip(names, await pipe.execute(), strict=True):
+            if last:
+                entry = last[0][0]
+                out[name] = entry.decode() if isinstance(entry, bytes) else str(entry)
+        return out
 
     # ordering: each tenant's seq handed over once, in order ------------------------------
     def _accept(self, events: Iterable[Event]) -> None:
@@ -221,8 +304,9 @@ class RedisBus:
     # Redis -----------------------------------------------------------------------------
     async def _read_streams(self) -> None:
         assert self._redis is not None
-        ids: dict[str, str] = {}
+        ids = self._ids
         down = True
+        first = True
         while True:
             try:
                 if down:
@@ -230,7 +314,11 @@ class RedisBus:
                     start = f"{secs * 1000 + micros // 1000}-0"
                     for p in range(PARTITIONS):  # kept across a blip: read on from there
                         ids.setdefault(f"callhook:events:{p}", start)
+                    ids.setdefault(DIRECTORY, start)
                     self._sweep()  # whatever was committed meanwhile, from the log
+                    if not first:
+                        self._reload()  # notices sent while we were away are lost
+                    first = False
                     if not self.connected:
                         log.info("bus connected", extra={"node": self.node})
                     self.connected, down = True, False
@@ -241,7 +329,11 @@ class RedisBus:
                     name = stream.decode() if isinstance(stream, bytes) else str(stream)
                     for entry_id, fields in entries:
                         ids[name] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                        if fields.get(b"n", b"").decode() != self.node:
+                        if fields.get(b"n", b"").decode() == self.node:
+                            continue
+                        if name == DIRECTORY:
+                            self._reload()
+                        else:
                             events.append(decode(fields))
                 if events:
                     self.received += len(events)
@@ -270,7 +362,8 @@ class RedisBus:
             try:
                 pipe = self._redis.pipeline(transaction=False)
                 for stream, fields in batch:
-                    pipe.xadd(stream, fields, maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
+                    keep = 1000 if stream == DIRECTORY else MAXLEN
+                    pipe.xadd(stream, fields, maxlen=keep, approximate=True)  # type: ignore[arg-type]
                 await pipe.execute()
             except asyncio.CancelledError:
                 raise
@@ -285,6 +378,18 @@ class RedisBus:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _ms(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
+
+
+async def read_nodes(redis: Redis) -> list[dict[str, Any]]:
+    """Every node's last heartbeat (fresh ones only: the keys expire)."""
+    keys = [k async for k in redis.scan_iter(match=NODE_KEY + "*", count=1000)]
+    values = await redis.mget(keys) if keys else []
+    nodes = [json.loads(v) for v in values if v]
+    return sorted(nodes, key=lambda n: str(n.get("node_id")))
 
 
 def _from_log(tenant: str, s: Any) -> Event:

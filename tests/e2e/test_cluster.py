@@ -237,3 +237,77 @@ def test_workers_on_sqlite_are_refused_with_what_to_configure(tmp_path: Path) ->
     assert 'database = "postgresql://..."' in lines[0]
     assert 'bus = "redis://HOST:6379/0"' in lines[0]
     assert not hub.db.exists()  # refused before anything was opened
+
+
+def test_cluster_status_lists_every_node_alive(cluster: Cluster) -> None:
+    a, b = cluster.nodes
+    for hub in (a, b):
+        wait_for(lambda hub=hub: len(hub.api("GET", "/api/v1/cluster")[1]["nodes"]) == 2, 10)
+        status, body = hub.api("GET", "/api/v1/cluster")
+        assert status == 200, body
+        assert body["clustered"] is True
+        assert body["node_id"] == f"node-{'ab'[cluster.nodes.index(hub)]}"
+        assert body["bus"] == cluster.redis.url
+        assert [n["node_id"] for n in body["nodes"]] == ["node-a", "node-b"]
+        assert all(n["bus_connected"] and n["lag_ms"] >= 0 for n in body["nodes"])
+    _, key = a.api("POST", "/api/v1/tenants/acme/api-keys", {"name": "probe"})
+    assert a.api("GET", "/api/v1/cluster", key=key["key"])[0] == 403  # admin only
+    cmd = [sys.executable, "-m", "callhook.cli", "cluster", "status", "--config"]
+    done = subprocess.run([*cmd, str(a.config_path)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [ln.split()[0] for ln in lines[1:]] == ["node-a", "node-b"], done.stdout
+    assert all(ln.split()[3] == "ok" for ln in lines[1:]), done.stdout
+
+
+def test_a_key_revoked_on_a_is_refused_on_b(cluster: Cluster) -> None:
+    a, b = cluster.nodes
+    status, created = a.api("POST", "/api/v1/tenants/acme/api-keys", {"name": "crm"})
+    assert status == 201, created
+    path = "/api/v1/tenants/acme/extensions"
+    assert b.api("GET", path, key=created["key"])[0] == 200  # B knows the key (cached)
+    assert a.api("DELETE", f"/api/v1/tenants/acme/api-keys/{created['key_id']}")[0] == 204
+    assert a.api("GET", path, key=created["key"])[0] == 401
+    wait_for(lambda: b.api("GET", path, key=created["key"])[0] == 401, 10)
+
+
+def test_a_tenant_created_on_a_takes_phones_on_b(cluster: Cluster) -> None:
+    a, b = cluster.nodes
+    target = "/" + "&".join(
+        ["token=tk-cluster-1", "event=Incoming Call", "local=301", "remote=0744", "call_id=c1"]
+    ).replace(" ", "%20")
+    assert get(b.port, target).status != 200  # no such tenant yet
+    body = {"name": "initech", "ingest_token": "tk-cluster-1",
+            "open_ingest_networks": ["127.0.0.0/8"]}  # fmt: skip
+    status, reply = a.api("POST", "/api/v1/tenants", body)
+    assert status == 201, reply
+    wait_for(lambda: get(b.port, target).status == 200, 10)
+    assert [e["event_type"] for e in a.all_events("initech")][:1] == ["call_start"]
+
+
+def test_workers_share_the_ports_as_nodes_of_the_cluster(tmp_path: Path) -> None:
+    try:
+        database = postgres.server().new_database()
+    except postgres.Unavailable as exc:
+        if postgres.IN_CI:
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    redis = redis_support.start()
+    hub = Hub(tmp_path, backend="sqlite", server_config=f'bus = "{redis.url}"\nworkers = 2')
+    hub.use_database(database)
+    try:
+        hub.start()
+
+        def nodes() -> list[str]:
+            status, body = hub.api("GET", "/api/v1/cluster")
+            return [n["node_id"] for n in body["nodes"]] if status == 200 else []
+
+        wait_for(lambda: len(nodes()) == 2, 20)
+        assert [n.rsplit("/", 1)[1] for n in nodes()] == ["1", "2"]
+        acked = [c for c, s in (ring(hub) for _ in range(40)) if s == 200]
+        assert len(acked) == 40
+        check_log(hub, acked)
+        assert hub.stop() == 0  # SIGTERM reaches both workers; a clean stop
+    finally:
+        hub.stop()
+        redis.close()

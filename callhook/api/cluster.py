@@ -1,0 +1,44 @@
+"""GET /api/v1/cluster: the nodes sharing this hub's database and bus (admin key)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from callhook.api.auth import Principal, hub_of, principal, require_admin
+from callhook.api.common import ERRORS
+
+router = APIRouter(tags=["cluster"], responses=ERRORS)
+
+Who = Annotated[Principal, Depends(principal)]
+
+
+class Node(BaseModel):
+    node_id: str
+    started_at: float = Field(description="Unix time the node started")
+    seen_at: float = Field(description="Unix time of its last heartbeat (every second)")
+    bus_connected: bool
+    lag_ms: int = Field(description="how far its reading of the bus is behind the newest entry")
+    unsent: int = Field(description="events waiting for the bus to be reachable again")
+    received: int = Field(description="events of other nodes read from the bus")
+    filled_from_log: int = Field(description="events read from the log to fill bus gaps")
+
+
+class ClusterStatus(BaseModel):
+    clustered: bool = Field(description="false: one node on the in-process bus")
+    node_id: str = Field(description="the node that answered")
+    bus: str = Field(description="`memory`, or the Redis URL without its password")
+    bus_reachable: bool
+    nodes: list[Node] = Field(description="nodes whose heartbeat is at most 5 s old")
+
+
+@router.get(
+    "/cluster",
+    summary="The nodes sharing this hub's database and bus: alive, bus lag",
+    response_model=ClusterStatus,
+)
+async def cluster_status(request: Request, who: Who) -> dict[str, Any]:
+    require_admin(who)
+    return await hub_of(request).cluster_status()

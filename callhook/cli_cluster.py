@@ -1,0 +1,70 @@
+"""`callhook cluster status`: the nodes sharing this config's database and Redis bus."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import click
+
+from callhook import config
+from callhook.bus import clustered
+from callhook.cli_admin import config_option, load_settings
+
+
+@click.group()
+def cluster() -> None:
+    """Several nodes on one PostgreSQL database and one Redis (docs/scaling.md)."""
+
+
+@cluster.command("status")
+@config_option
+def status(config_path: str | None) -> None:
+    """List the nodes alive (heartbeat at most 5 s old) and how far behind each reads."""
+    settings = load_settings(config_path)
+    url = settings.server.bus
+    if not clustered(url):
+        click.echo('one node: [server] bus = "memory" (no cluster; docs/scaling.md)')
+        return
+    from redis.exceptions import RedisError
+
+    try:
+        nodes = asyncio.run(_nodes(url))
+    except (RedisError, OSError) as exc:
+        shown = config.redact_url(url)
+        raise click.ClickException(f"server.bus = {shown!r}: cannot reach Redis: {exc}") from None
+    if not nodes:
+        click.echo("no node alive (no heartbeat in the last 5 s)")
+        return
+    now = time.time()
+    click.echo(f"{'node':<32} {'up':>8} {'seen':>6} {'bus':<5} {'lag ms':>7} {'unsent':>7}")
+    for n in nodes:
+        up = _age(now - float(n.get("started_at", now)))
+        seen = f"{now - float(n.get('seen_at', now)):.1f}s"
+        bus = "ok" if n.get("bus_connected") else "down"
+        click.echo(
+            f"{n.get('node_id')!s:<32} {up:>8} {seen:>6} {bus:<5}"
+            f" {int(n.get('lag_ms', 0)):>7} {int(n.get('unsent', 0)):>7}"
+        )
+
+
+async def _nodes(url: str) -> list[dict[str, Any]]:
+    from redis.asyncio import Redis
+
+    from callhook.bus.redis import read_nodes
+
+    redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        return await read_nodes(redis)
+    finally:
+        await redis.aclose()
+
+
+def _age(seconds: float) -> str:
+    s = int(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    return f"{s // 3600}h"
