@@ -1,0 +1,155 @@
+"""Cluster benchmark, first part: two real nodes on one PostgreSQL and one redis-server.
+
+    python bench/cluster.py        # about 30 s; prints a table
+
+1. Cross-node live latency: phones send `Incoming Call` Action URLs to node A at 200
+   requests/s for 5 s; one WSI subscriber on node B follows the tenant. Latency is phone
+   request start -> the event's receipt on B (through A's commit, Redis Streams, B's
+   fan-out).
+2. Directory change seen by the other node: an API key is revoked on node A, and node B
+   is asked every 5 ms until it refuses the key; 8 times.
+3. Phone requests/s with 8 phones spread over both nodes for 5 s (a correctness-safe
+   throughput, not a CPU accounting: CPU µs per request over every process is not
+   measured yet).
+
+Everything runs unpinned on this machine; PostgreSQL runs with fsync off (test server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support import postgres
+from tests.support import redis as redis_support
+from tests.support.hub import Hub
+from tests.support.phone import get, pairs
+
+RATE = 200
+SECONDS = 5
+
+
+def url(call_id: str, token: str = "gs-7f3a9c") -> str:
+    values = {"token": token, "event": "Incoming Call", "local": "101", "remote": "0700"}
+    return "/" + pairs({**values, "call_id": call_id})
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+async def latency(a: Hub, b: Hub) -> list[float]:
+    from websockets.asyncio.client import connect
+
+    sent: dict[str, float] = {}
+    got: dict[str, float] = {}
+    async with connect(f"ws://127.0.0.1:{b.wsi_port}/", compression=None) as ws:
+        await ws.send(json.dumps({"command": "auth", "name": "acme", "password": "tenant-secret"}))
+        await ws.recv()
+        await ws.send(
+            json.dumps({"command": "subscribe", "topics": [{"topic": "extension_events"}]})
+        )
+        await ws.recv()
+
+        def phones() -> None:
+            start = time.perf_counter()
+            for i in range(RATE * SECONDS):
+                due = start + i / RATE
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                call_id = f"lat-{i}"
+                sent[call_id] = time.perf_counter()
+                get(a.port, url(call_id))
+
+        sender = threading.Thread(target=phones)
+        sender.start()
+        deadline = time.monotonic() + SECONDS + 15
+        while len(got) < RATE * SECONDS and time.monotonic() < deadline:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 5)
+            except TimeoutError:
+                break
+            msg = json.loads(raw)
+            if msg.get("event_type") == "call_start":
+                got[msg["call_id"]] = time.perf_counter()
+        await asyncio.to_thread(sender.join)
+    return [(got[c] - sent[c]) * 1000 for c in got if c in sent]
+
+
+def revocation(a: Hub, b: Hub) -> list[float]:
+    out = []
+    path = "/api/v1/tenants/acme/extensions"
+    for i in range(8):  # each ends in one failed login: under the per-source limit
+        _, key = a.api("POST", "/api/v1/tenants/acme/api-keys", {"name": f"k{i}"})
+        status, reply = b.api("GET", path, key=key["key"])
+        assert status == 200, (status, reply)
+        start = time.perf_counter()
+        a.api("DELETE", f"/api/v1/tenants/acme/api-keys/{key['key_id']}")
+        while b.api("GET", path, key=key["key"])[0] != 401:
+            time.sleep(0.005)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def throughput(a: Hub, b: Hub) -> float:
+    count = [0]
+    lock = threading.Lock()
+    stop = time.monotonic() + SECONDS
+
+    def phone(n: int) -> None:
+        i = 0
+        hub = (a, b)[n % 2]
+        while time.monotonic() < stop:
+            if get(hub.port, url(f"tp-{n}-{i}")).status == 200:
+                with lock:
+                    count[0] += 1
+            i += 1
+
+    threads = [threading.Thread(target=phone, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return count[0] / SECONDS
+
+
+def main() -> None:
+    database = postgres.server().new_database()
+    redis = redis_support.RedisServer().start()
+    with tempfile.TemporaryDirectory() as tmp:
+        nodes = []
+        for name in ("a", "b"):
+            workdir = Path(tmp) / name
+            workdir.mkdir()
+            hub = Hub(workdir, backend="sqlite", server_config=f'bus = "{redis.url}"')
+            hub.use_database(database)
+            nodes.append(hub.start())
+        a, b = nodes
+        try:
+            lat = asyncio.run(latency(a, b))
+            rev = revocation(a, b)
+            rps = throughput(a, b)
+        finally:
+            for hub in nodes:
+                hub.stop()
+            redis.close()
+    print(f"cross-node WSI latency at {RATE}/s: {len(lat)} events, p50 {pct(lat, 0.5):.1f} ms,"
+          f" p99 {pct(lat, 0.99):.1f} ms, max {max(lat):.1f} ms")  # fmt: skip
+    print(f"key revoked on A refused on B after: median {statistics.median(rev):.0f} ms,"
+          f" max {max(rev):.0f} ms (8 revocations)")  # fmt: skip
+    print(f"phone requests/s, 8 phones over 2 nodes: {rps:.0f}")
+    print(f"RATIO cluster_latency {25 / pct(lat, 0.99):.2f}")
+
+
+if __name__ == "__main__":
+    main()
