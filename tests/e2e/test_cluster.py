@@ -31,13 +31,15 @@ _calls = itertools.count(1)
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path) -> None:
-        try:
-            database = postgres.server().new_database()
-        except postgres.Unavailable as exc:
-            if postgres.IN_CI:
-                pytest.fail(str(exc))
-            pytest.skip(str(exc))
+    def __init__(self, tmp_path: Path, database: str | None = None) -> None:
+        """Two nodes on `database` (default: a new one on the session's PostgreSQL)."""
+        if database is None:
+            try:
+                database = postgres.server().new_database()
+            except postgres.Unavailable as exc:
+                if postgres.IN_CI:
+                    pytest.fail(str(exc))
+                pytest.skip(str(exc))
         self.redis = redis_support.start()
         self.nodes: list[Hub] = []
         for name in ("a", "b"):

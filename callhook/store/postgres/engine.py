@@ -92,7 +92,15 @@ class Engine(ThreadEngine):
         upgrade(self.url)
 
     def connect(self, *, reader: bool) -> Conn:
-        return PgConn(connect_raw(self.url))
+        conn = PgConn(connect_raw(self.url))
+        if self.shared_lock and not reader:
+            # A node cut off in the middle of a transaction would keep every node's writer
+            # waiting on its lock until PostgreSQL noticed the dead connection: the server
+            # ends such a transaction after 5 s, and a writer waits for the lock 10 s at
+            # most (its phones get 503 and send again).
+            conn.execute("SET idle_in_transaction_session_timeout = '5s'")
+            conn.execute("SET lock_timeout = '10s'")
+        return conn
 
     def lost(self, exc: BaseException) -> bool:
         return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | StoreError)
