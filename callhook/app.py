@@ -146,6 +146,7 @@ class Hub:
             self.tenants.get,
             registry=self.metrics.registry,
         )
+        self.delivery.on_change = self.bus.directory_changed  # endpoints, on every node
         self.api = self._build_api()
         self.ingest.is_phone = self._phone_targets(self.api)
 

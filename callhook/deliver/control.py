@@ -76,6 +76,7 @@ async def create(
                      updated_at=now, **fields)  # fmt: skip
     await svc.store.insert_endpoint(ep)
     await svc.reload()
+    svc.on_change()  # other nodes (a cluster) reload theirs
     return ep, list(ep.secrets)
 
 
@@ -92,6 +93,7 @@ async def update(
     new = rules.build(**{**_fields_of(ep), **fields, "updated_at": svc.clock()})
     await svc.store.update_endpoint(new)
     await svc.reload()
+    svc.on_change()  # other nodes (a cluster) reload theirs
     if enabled is not None and enabled != ep.enabled:
         new = await set_enabled(svc, tenant, kind, endpoint_id, enabled)
     return new
@@ -108,6 +110,7 @@ async def delete(svc: DeliveryService, tenant: str, kind: Kind, endpoint_id: str
     svc.dispatcher.drop(endpoint_id)
     await svc.store.delete_endpoint(endpoint_id)
     await svc.reload()
+    svc.on_change()  # other nodes (a cluster) reload theirs
 
 
 async def set_enabled(
@@ -130,6 +133,7 @@ async def set_enabled(
     new = replace(new, updated_at=now)
     await svc.store.update_endpoint(new, hold_at=None if enabled else now)
     await svc.reload()
+    svc.on_change()  # other nodes (a cluster) reload theirs
     if enabled:
         await svc.dispatcher.load(endpoint_id)
     return new

@@ -80,6 +80,8 @@ class DeliveryService:
             on_attempt=self.metrics.attempt,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Called after an endpoint was changed through the API (the hub tells other nodes).
+        self.on_change: Callable[[], None] = lambda: None
 
     # lifespan --------------------------------------------------------------------------
     async def apply_config(self) -> list[str]:

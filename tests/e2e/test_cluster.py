@@ -24,6 +24,7 @@ from tests.support import postgres, wsi
 from tests.support import redis as redis_support
 from tests.support.hub import Hub
 from tests.support.phone import get
+from tests.support.sink import Sink
 
 TENANT = {"name": "acme", "password": "tenant-secret"}
 EVERYTHING = [{"topic": t} for t in TOPICS]
@@ -31,7 +32,7 @@ _calls = itertools.count(1)
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path, database: str | None = None) -> None:
+    def __init__(self, tmp_path: Path, database: str | None = None, server: str = "") -> None:
         """Two nodes on `database` (default: a new one on the session's PostgreSQL)."""
         if database is None:
             try:
@@ -45,8 +46,8 @@ class Cluster:
         for name in ("a", "b"):
             workdir = tmp_path / name
             workdir.mkdir()
-            server = f'bus = "{self.redis.url}"\nnode_id = "node-{name}"'
-            hub = Hub(workdir, backend="sqlite", server_config=server)
+            extra = f'bus = "{self.redis.url}"\nnode_id = "node-{name}"\n{server}'
+            hub = Hub(workdir, backend="sqlite", server_config=extra)
             hub.use_database(database)
             self.nodes.append(hub)
 
@@ -313,3 +314,29 @@ def test_workers_share_the_ports_as_nodes_of_the_cluster(tmp_path: Path) -> None
     finally:
         hub.stop()
         redis.close()
+
+
+def test_a_webhook_created_on_a_gets_the_calls_of_b(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, server="allow_private_targets = true").start()
+    a, b = cluster.nodes
+    try:
+        with Sink() as sink:
+            body = {"url": sink.url("/hook"), "topics": ["extension_events"]}
+            status, created = a.api("POST", "/api/v1/tenants/acme/webhooks", body)
+            assert status == 201, created
+
+            rung: list[str] = []
+
+            def delivered() -> bool:
+                call_id, status = ring(b)  # B took the call: B's outbox makes the delivery
+                assert status == 200
+                rung.append(call_id)
+                bodies = [r.body.decode(errors="replace") for r in sink.requests("/hook")]
+                if any(f'"{c}"' in body for c in rung for body in bodies):
+                    return True
+                time.sleep(0.3)
+                return False
+
+            wait_for(delivered, 15)
+    finally:
+        cluster.stop()
