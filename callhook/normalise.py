@@ -40,6 +40,9 @@ CALL_RULES: Final[dict[str, CallRule]] = {
     "attended_transfer": CallRule("transfer", "", ("call_reroute",), "attended_transfer"),
 }
 
+# call_reroute reason of a call the called party redirected (SIP 3xx with a new Contact).
+REDIRECT: Final = "redirect"
+
 # Phone events that are not about a call: phone event -> canonical key (topic from events.TOPICS).
 DEVICE_KEYS: Final[dict[str, str]] = {
     "registration": "extension_register",
@@ -258,7 +261,7 @@ def normalise(pe: PhoneEvent, now: float) -> CallReport | DeviceReport:
             _int_or_none(duration) if duration is not None else None,
             _clip(v.get("display_local", "")),
             _clip(v.get("display_remote", "")),
-            rule.reason,
+            _reason(rule, pe.pairs),
             # Phones send no failure code; a URL carrying `fail_code` (SIP status) is honoured.
             _fail_code(pe.pairs.get("fail_code")) if pe.pairs else None,
             v,
@@ -311,4 +314,12 @@ def swap_parties(rep: CallReport) -> None:
 
 def _fail_code(value: str | None) -> int | None:
     code = _int_or_none(value, 699)
-    return code if code is not None and code >= 400 else None
+    return code if code is not None and code >= 300 else None  # SIP final, not 2xx
+
+
+def _reason(rule: CallRule, pairs: dict[str, str] | None) -> str:
+    """The rule's call_reroute reason, or `redirect` when a transfer says so (a server that
+    saw the called party answer 3xx with a new target)."""
+    if pairs and rule.phase == "transfer" and pairs.get("reason") == REDIRECT:
+        return REDIRECT
+    return rule.reason

@@ -34,13 +34,14 @@ from callhook.correlate.state import (
     LIVE,
     NEW,
     NOANSWER,
+    REDIRECTED,
     RINGING,
     CorrelationSettings,
     Leg,
     Session,
 )
 from callhook.events import Event, new_id, unix_time
-from callhook.normalise import CallReport
+from callhook.normalise import REDIRECT, CallReport
 
 Out = list[Event]
 _MAX_REROUTES = 16
@@ -194,6 +195,8 @@ class CallFlow:
             s.ring_start = now
         if s.wait_reason == "transferred":  # the transfer target rings: the call goes on
             s.wait_until, s.wait_reason, s.hangup_at = None, "", None
+        elif s.wait_reason == REDIRECTED:
+            self._resume(s)
         target = bodies.party(s, tv, leg.number)
         out.append(bodies.call_event(s, tv, "target_add", now, call_target=target))
         out.append(bodies.call_event(s, tv, "target_ringing", now, call_target=target))
@@ -201,10 +204,17 @@ class CallFlow:
     def _dial(
         self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
     ) -> None:
+        if s.wait_reason == REDIRECTED:  # the caller follows the redirect: the call goes on
+            self._resume(s)
         if leg.state == NEW:
             leg.role = "caller"
             # A late Outgoing Call of an answered call: the caller is in the call.
             leg.state = DIALING if s.answer_time is None else ESTABLISHED
+
+    @staticmethod
+    def _resume(s: Session) -> None:
+        """A redirected call goes on: no longer waiting, and no longer failed."""
+        s.wait_until, s.wait_reason, s.fail_code = None, "", None
 
     def _answer(
         self, s: Session, leg: Leg, rep: CallReport, tv: TenantView, now: float, out: Out
@@ -277,9 +287,15 @@ class CallFlow:
         if leg.role == "target":  # the called phone ended its ringing (declined or cancelled)
             if rep.fail_code is not None:
                 s.fail_code = rep.fail_code
-                self.end.leg_done(s, leg, tv, now, out, FAILED, "declined", rep.fail_code)
+                why = "redirected" if leg.transferred else "declined"
+                self.end.leg_done(s, leg, tv, now, out, FAILED, why, rep.fail_code)
             else:
                 self.end.leg_done(s, leg, tv, now, out, NOANSWER, "ended")
+            if leg.transferred and not any(x.state == RINGING for x in s.legs.values()):
+                # Redirected: wait for the caller's new INVITE to the target; if none comes
+                # the call failed with the 3xx.
+                s.wait_until, s.wait_reason = now + self.settings.merge_window, REDIRECTED
+                return
             if not any(x.state == RINGING for x in s.legs.values()):
                 self.end.close(s, tv, now, "failed" if s.fail_code is not None else "hangup", out)
             return
@@ -315,7 +331,14 @@ class CallFlow:
     ) -> None:
         if leg.state in DONE:
             return
-        if leg.state != ESTABLISHED:
+        redirect = rep.reason == REDIRECT
+        if redirect:
+            # The called party sent the call elsewhere (3xx) before answering: the call is
+            # not answered; the caller may place it again to the target (same Call-ID).
+            if s.answer_time is not None:
+                return
+            leg.role = "target"
+        elif leg.state != ESTABLISHED:
             self._establish(s, leg, tv, now, out)
         target = rep.remote
         sig = f"{leg.phone}|{target}|{rep.reason}"

@@ -12,6 +12,9 @@ RINGING, DIALING, ESTABLISHED, NEW = "ringing", "dialing", "established", "new"
 ENDED, NOANSWER, FAILED = "ended", "noanswer", "failed"
 DONE: frozenset[str] = frozenset({ENDED, NOANSWER, FAILED})
 LIVE = (NEW, DIALING, RINGING, ESTABLISHED)  # a leg still in the call
+# wait_reason of a call whose called party redirected it (3xx): waiting for the caller to
+# place it again to the new target (RFC 3261 section 8.1.3.4: the same Call-ID).
+REDIRECTED = "redirected"
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ domain (selects the tenant), and per `ev`:
 | end | event_route[dialog:end] | at (answer time), by (who sent the BYE) | hangup |
 | fail | event_route[dialog:failed] | code (int) | final status >= 300, or 487 when cancelled |
 | hold / unhold | re-INVITE with a=sendonly / a=sendrecv | by, peer | one party held / resumed |
+| redirect | failure_route, 301/302 | target (the reply's Contact), code (int) | sent elsewhere |
 | register | after save("location") | src, before, after (contact lists) | REGISTER |
 | expired | event_route[usrloc:contact-expired] | gone, after (contact lists) | expiry |
 """
@@ -29,6 +30,7 @@ from typing import Any, Final
 
 from callhook.directory import Tenant
 from callhook.ingest.model import ParsedRequest
+from callhook.normalise import REDIRECT
 
 VENDOR: Final = "kamailio"
 SOURCE: Final = "kamailio"
@@ -78,7 +80,9 @@ def translate(report: Any, tenant: Tenant) -> Translation:
 
     def said(event: str, own: str, remote: str, **more: str) -> None:
         variables = {"local": own, "remote": remote, "call_id": ci, **more}
-        pairs = {"fail_code": variables.pop("fail_code")} if "fail_code" in variables else {}
+        pairs: dict[str, str] = {
+            k: variables.pop(k) for k in ("fail_code", "reason") if k in variables
+        }
         out.calls.append(ParsedRequest(None, event, event, variables, pairs, vendor=VENDOR))
 
     if ev == "invite":
@@ -109,8 +113,26 @@ def translate(report: Any, tenant: Tenant) -> Translation:
         if not by:
             raise BadReport("a hold report needs by")
         said("hold_call" if ev == "hold" else "resume_call", by, peer or "")
-    # "redirect" (3xx) is followed by dialog:failed with its code: the call_fail says it.
+    elif ev == "redirect":
+        # 3xx with a new target (its Contact); dialog:failed with the 3xx follows, and the
+        # caller may place the call again to the target with the same Call-ID.
+        target = _user(_text(report, "target"))
+        if not target:
+            raise BadReport("a redirect report needs target (a SIP URI with a user)")
+        said("blind_transfer", callee, target, reason=REDIRECT)
     return out
+
+
+def _user(contact: str) -> str:
+    """`104` from a Contact like `"Bob" <sip:104@host;transport=udp>;expires=60`."""
+    uri = contact.split("<", 1)[1].split(">", 1)[0] if "<" in contact else contact
+    uri = uri.strip()
+    scheme, _, rest = uri.partition(":")
+    if scheme.lower() == "tel":
+        return rest.split(";", 1)[0]
+    if scheme.lower() not in ("sip", "sips") or "@" not in rest:
+        return ""
+    return rest.split("@", 1)[0].split(";", 1)[0]  # without user parameters (;ext=1)
 
 
 def _registration(ev: str, report: dict[str, Any]) -> dict[str, Any]:

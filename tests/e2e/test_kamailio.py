@@ -19,6 +19,7 @@ import pytest
 from tests.support import wsi
 from tests.support.hub import Hub
 from tests.support.kamailio import (
+    DOMAIN,
     Kamailio,
     Uas,
     ensure_installed,
@@ -40,10 +41,10 @@ class Sip:
     uas_port: int
     uac_port: int
 
-    def answer_with(self, scenario: str, calls: int = 1, pause_ms: int = 100) -> Uas:
+    def answer_with(self, scenario: str, calls: int = 1, pause_ms: int = 100, **keys: str) -> Uas:
         """Register extension 102 at a SIPp callee running `scenario` (ringing `pause_ms`)."""
         register(self.kam.port, self.uas_port, "102", 3600, ua="SIPp callee")
-        return Uas(scenario, self.uas_port, calls, pause_ms)
+        return Uas(scenario, self.uas_port, calls, pause_ms, keys)
 
     def call(self, scenario: str, callee: str = "102", **kw: Any) -> None:
         run = sipp(scenario, self.kam.port, port=self.uac_port, callee=callee, **kw)
@@ -181,6 +182,48 @@ def test_cancel_while_ringing_is_a_missed_call(sip: Sip) -> None:
     assert "call_established" not in keys(events) and "target_noanswer" in keys(events)
     assert events[-1]["status"] == "missed"
     assert events[-1]["talk_seconds"] == 0
+
+
+def test_a_302_is_a_call_reroute_and_the_call_goes_on_to_the_new_target(sip: Sip) -> None:
+    # 102 redirects to 104 (registered at the same SIPp); the caller follows the redirect
+    # with the same Call-ID, 104 rings, answers and talks 1 s.
+    register(sip.kam.port, sip.uas_port, "104", 3600, ua="SIPp callee")
+    uas = sip.answer_with("uas_redirect.xml", dom=DOMAIN, target="104")
+    sip.call("uac_redirect.xml", pause_ms=1000, keys={"target": "104"})
+    assert uas.wait().successful == 1
+    events = call_events(sip.hub)
+    assert keys(events) == [
+        "call_start",
+        "call_reroute",
+        "target_fail",
+        "target_add",
+        "target_ringing",
+        "call_established",
+        "target_ended",
+        "call_ended",
+        "call_cdr",
+    ], events
+    assert len({e["session_id"] for e in events if "session_id" in e}) == 1
+    calls = {e["event_type"]: e for e in events}
+    reroute = calls["call_reroute"]
+    assert reroute["reason"] == "redirect"
+    assert reroute["call_target"] == "sip:104@acme.example.com"
+    assert reroute["transferred_by"] == "sip:102@acme.example.com"
+    assert calls["target_fail"]["fail_code"] == 302
+    established = calls["call_established"]
+    assert established["call_target"] == "sip:104@acme.example.com"
+    cdr = events[-1]
+    assert cdr["status"] == "answered" and abs(cdr["talk_seconds"] - 1.0) <= 1.0
+
+
+def test_a_302_not_followed_ends_as_call_fail_302(sip: Sip) -> None:
+    uas = sip.answer_with("uas_redirect.xml", dom=DOMAIN, target="104")
+    sip.call("uac_redirect_dropped.xml", keys={"target": "104"})
+    uas.stop()
+    events = call_events(sip.hub)
+    assert keys(events) == ["call_start", "call_reroute", "target_fail", "call_fail", "call_cdr"]
+    assert events[-2]["fail_code"] == 302
+    assert events[-1]["status"] == "failed" and events[-1]["talk_seconds"] == 0
 
 
 def test_hold_and_resume_by_reinvite(sip: Sip) -> None:

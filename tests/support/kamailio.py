@@ -213,10 +213,17 @@ def register(proxy_port: int, port: int, user: str, expires: int, ua: str = "SIP
 class Uas:
     """A SIPp callee answering `calls` calls with `scenario`, in the background."""
 
-    def __init__(self, scenario: str, port: int, calls: int = 1, pause_ms: int = 0) -> None:
+    def __init__(
+        self,
+        scenario: str,
+        port: int,
+        calls: int = 1,
+        pause_ms: int = 0,
+        keys: dict[str, str] | None = None,
+    ) -> None:
         extra = ["-m", str(calls), "-d", str(pause_ms), "-timeout", "120s"]
         self.proc = subprocess.Popen(
-            _sipp_cmd(scenario, port, {}, extra),
+            _sipp_cmd(scenario, port, keys or {}, extra),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=SCENARIOS,
@@ -236,7 +243,7 @@ class Uas:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+        self.proc.communicate()  # reaps it and closes its output pipe
 
 
 def _udp_bound(port: int) -> bool:

@@ -39,8 +39,10 @@ class Phones:
         )
         self.log: list[Event] = []
 
-    def send(self, event: str | None, **variables: str) -> list[str]:
-        out = self.c.feed(PhoneEvent("acme", event, variables))
+    def send(
+        self, event: str | None, pairs: dict[str, str] | None = None, **variables: str
+    ) -> list[str]:
+        out = self.c.feed(PhoneEvent("acme", event, variables, pairs=pairs or {}))
         self.log.extend(out)
         return [e.key for e in out]
 
@@ -292,6 +294,63 @@ def test_transfer_whose_target_never_reports_closes_on_tick() -> None:
     assert p.one("call_cdr")["end_reason"] == "transferred"
     assert p.one("call_reroute")["call_target"] == uri("0800")
     assert p.one("call_reroute")["call_target_number"] == "0800"
+
+
+def redirected(p: Phones) -> None:
+    """101 calls 102, which rings and redirects the call to 104 (a SIP server's view: 302)."""
+    p.send("outgoing_call", local="101", remote="102", call_id="r")
+    p.send("incoming_call", local="102", remote="101", call_id="r")
+    moved = {"reason": "redirect"}
+    assert p.send("blind_transfer", moved, local="102", remote="104", call_id="r") == [
+        "call_reroute"
+    ]
+    failed = {"fail_code": "302"}
+    end = {"local": "102", "remote": "101", "call_id": "r", "calldirection": "incoming"}
+    assert p.send("terminate_call", failed, **end) == ["target_fail"]
+
+
+def test_a_redirected_call_goes_on_to_the_new_target_unanswered_until_it_answers() -> None:
+    p = Phones(merge_window=5.0)
+    redirected(p)
+    reroute = p.one("call_reroute")
+    assert reroute["reason"] == "redirect"
+    assert (reroute["call_target"], reroute["transferred_by"]) == (uri("104"), uri("102"))
+    assert p.one("target_fail")["fail_code"] == 302
+    assert p.count("call_established") == 0
+    p.wait(1)
+    assert p.send("outgoing_call", local="101", remote="104", call_id="r") == []
+    assert p.tick(10) == []  # no longer waiting for the redirect to be followed
+    assert p.send("incoming_call", local="104", remote="101", call_id="r") == [
+        "target_add",
+        "target_ringing",
+    ]
+    assert p.send("establish_call", local="104", remote="101", call_id="r") == ["call_established"]
+    assert p.one("call_established")["call_target"] == uri("104")
+    p.wait(30)
+    p.send("terminate_call", local="101", remote="104", call_id="r")
+    got = p.send("terminate_call", local="104", remote="101", call_id="r")
+    assert got[-2:] == ["call_ended", "call_cdr"]
+    cdr = p.one("call_cdr")
+    assert cdr["status"] == "answered" and cdr["call_target"] == uri("104")
+    assert sorted(cdr["extensions"]) == ["101", "102", "104"]
+    assert len(p.sessions()) == 1
+
+
+def test_a_redirect_nobody_follows_fails_with_its_status_after_merge_window() -> None:
+    p = Phones(merge_window=5.0)
+    redirected(p)
+    assert p.tick(4) == []
+    assert p.tick(2) == ["call_fail", "call_cdr"]
+    assert p.one("call_fail")["fail_code"] == 302
+    assert p.one("call_cdr")["status"] == "failed"
+
+
+def test_a_redirect_after_the_answer_is_not_a_reroute() -> None:
+    p = Phones()
+    p.send("outgoing_call", local="101", remote="102", call_id="r")
+    p.send("establish_call", local="102", remote="101", call_id="r", calldirection="incoming")
+    moved = {"reason": "redirect"}
+    assert p.send("blind_transfer", moved, local="102", remote="104", call_id="r") == []
 
 
 def test_hold_unhold_repeat_but_duplicates_drop() -> None:

@@ -210,3 +210,30 @@ def test_config_refuses_values_that_would_break_it(kw: dict[str, Any], field: st
     with pytest.raises(BadRequest) as err:
         render(config(**kw))
     assert err.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("target", "user"),
+    [
+        ("<sip:104@acme.example.com>", "104"),
+        ('"Bob" <sip:104@10.0.0.9:5060;transport=udp>;expires=60', "104"),
+        ("sip:104;ext=1@h", "104"),
+        ("<tel:+4930123>", "+4930123"),
+    ],
+)
+def test_redirect_is_a_reroute_told_from_the_callee_to_the_contacts_user(
+    target: str, user: str
+) -> None:
+    assert said("redirect", target=target, code=302) == [
+        (
+            "blind_transfer",
+            {"local": "102", "remote": user, "call_id": "abc@h"},
+            {"reason": "redirect"},
+        )
+    ]
+
+
+@pytest.mark.parametrize("target", ["", "<sip:acme.example.com>", "<http://x/104>"])
+def test_redirect_without_a_user_to_go_to_is_skipped(target: str) -> None:
+    with pytest.raises(BadReport, match="target"):
+        translate(report("redirect", target=target, code=302), TENANT)

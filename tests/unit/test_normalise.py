@@ -116,7 +116,9 @@ def test_duration_is_parsed_safely(duration: str, parsed: int | None) -> None:
     assert rep.duration == parsed
 
 
-@pytest.mark.parametrize(("code", "parsed"), [("486", 486), ("200", None), ("x", None)])
+@pytest.mark.parametrize(
+    ("code", "parsed"), [("486", 486), ("302", 302), ("200", None), ("x", None), ("700", None)]
+)
 def test_fail_code_from_the_url(code: str, parsed: int | None) -> None:
     event = PhoneEvent("acme", "terminate_call", {"local": "101"}, pairs={"fail_code": code})
     rep = normalise(event, NOW)
@@ -201,3 +203,18 @@ def test_registration_contact_ports_and_expiry(
     assert (c["public_address"], c["received_from"]) == (public, received)
     assert c["expires"] - c["last_update"] == interval
     assert c["contact_uri"] == f"<sip:101@{public}>"
+
+
+@pytest.mark.parametrize(
+    ("event", "reason", "read"),
+    [
+        ("blind_transfer", "redirect", "redirect"),
+        ("blind_transfer", "other", "blind_transfer"),
+        ("attended_transfer", "redirect", "redirect"),
+        ("terminate_call", "redirect", ""),
+    ],
+)
+def test_a_transfer_may_say_it_was_a_redirect(event: str, reason: str, read: str) -> None:
+    rep = normalise(PhoneEvent("acme", event, {"local": "102"}, pairs={"reason": reason}), NOW)
+    assert isinstance(rep, CallReport)
+    assert rep.reason == read
