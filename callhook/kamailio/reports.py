@@ -6,7 +6,8 @@ correlator merges into the session of that Call-ID. A phone that reports the sam
 each lifecycle event is still emitted once. Registrations become `extension_register`
 events with PortSIP's contact objects.
 
-Report fields (all strings unless said): `ev` what happened, `t` Kamailio's clock (Unix
+Report fields (all strings unless said): `id` the report's own id (read by routes.py to
+recognise a batch sent again), `ev` what happened, `t` Kamailio's clock (Unix
 seconds with microseconds), `ci` Call-ID, `fu` caller user, `tu` called user, `dom` the SIP
 domain (selects the tenant), and per `ev`:
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import threading
 import time
@@ -127,6 +128,9 @@ async def test_answered_call_reaches_log_wsi_and_webhooks(sip: Sip) -> None:
         "call_cdr",
     ]
     assert all(e["source"] == "kamailio" for e in events)
+    # each report has its own id: Kamailio's start time, process id, a per-process counter
+    ids = {e["report_id"] for e in events}
+    assert len(ids) >= 4 and all(re.fullmatch(r"\d+\.\d+\.\d+", i) for i in ids), ids
     sessions = {e["session_id"] for e in events if "session_id" in e}
     assert len(sessions) == 1
     start = events[[e["event_type"] for e in events].index("call_start")]

@@ -62,3 +62,58 @@ def test_bad_bodies_and_unusable_reports(hub: Hub) -> None:
     assert [e["event_type"] for e in events] == ["call_start"]
     assert events[0]["source"] == "kamailio" and events[0]["call_id"] == "c1@h"
     assert hub.alive()
+
+
+def batch(*evs: tuple[str, str, dict[str, object]]) -> bytes:
+    """Reports as Kamailio sends them: each with its own unique id."""
+    base = {"ci": "r1@h", "fu": "101", "tu": "102", "dom": DOM}
+    t = 1700000000.0
+    out = [
+        {"id": rid, "ev": ev, "t": f"{t + i:.6f}", **base, **more}
+        for i, (rid, ev, more) in enumerate(evs)
+    ]
+    return json.dumps(out).encode()
+
+
+CONTACT = {"addr": "sip:102@127.0.0.1:5070", "expires": 1700003600, "ua": "Yealink"}
+
+
+def test_a_batch_sent_again_is_recognised_by_its_report_ids_even_after_a_restart(
+    hub: Hub,
+) -> None:
+    key = tenant_key(hub)
+    sent = batch(
+        ("k1.100.1", "register", {"tu": "102", "src": "127.0.0.1:5070", "after": [CONTACT]}),
+        ("k1.100.2", "invite", {}),
+        ("k1.100.3", "ringing", {"code": 180}),
+        ("k1.100.4", "answer", {}),
+    )
+    status, first = post(hub, sent, key)
+    assert status == 200 and first["accepted"] == 4 and first.get("repeated", 0) == 0, first
+    before = hub.all_events()
+    assert [e["event_type"] for e in before].count("extension_register") == 1
+    assert {e.get("report_id") for e in before} == {"k1.100.1", "k1.100.2", "k1.100.3", "k1.100.4"}
+
+    # The hub's 2xx was lost: Kamailio sends the same batch again.
+    status, again = post(hub, sent, key)
+    assert status == 200 and again["accepted"] == 0 and again["repeated"] == 4, again
+    assert hub.all_events() == before
+
+    hub.stop()
+    hub.start()
+    status, again = post(hub, sent, key)
+    assert status == 200 and again["repeated"] == 4, again
+    assert hub.all_events() == before
+
+    # A new report alongside repeated ones is used; a report without an id is never dropped.
+    more = batch(
+        ("k1.100.4", "answer", {}), ("k1.100.5", "register", {"tu": "102", "after": [CONTACT]})
+    )
+    status, body = post(hub, more, key)
+    assert status == 200 and body["accepted"] == 1 and body["repeated"] == 1, body
+    no_id = json.loads(batch(("", "register", {"tu": "102", "after": [CONTACT]})))
+    del no_id[0]["id"]
+    for _ in range(2):
+        assert post(hub, json.dumps(no_id).encode(), key)[1]["accepted"] == 1
+    registers = [e for e in hub.all_events() if e["event_type"] == "extension_register"]
+    assert len(registers) == 4

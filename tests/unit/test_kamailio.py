@@ -14,6 +14,7 @@ from callhook.directory import Tenant
 from callhook.errors import BadRequest
 from callhook.kamailio.config import KamailioConfig, render
 from callhook.kamailio.reports import BadReport, translate
+from callhook.kamailio.seen import SeenReports
 
 TENANT = Tenant("acme", "1", "acme.example.com")
 BASE = {"t": "1700000000.250000", "ci": "abc@h", "fu": "101", "tu": "102"}
@@ -237,3 +238,10 @@ def test_redirect_is_a_reroute_told_from_the_callee_to_the_contacts_user(
 def test_redirect_without_a_user_to_go_to_is_skipped(target: str) -> None:
     with pytest.raises(BadReport, match="target"):
         translate(report("redirect", target=target, code=302), TENANT)
+
+
+def test_seen_report_ids_are_per_tenant_and_bounded() -> None:
+    seen = SeenReports(log=None, keep=3)  # type: ignore[arg-type]  # load() is not used here
+    seen.add("acme", ["a", "b", "c", "d"])
+    assert [seen.seen("acme", i) for i in "abcd"] == [False, True, True, True]
+    assert not seen.seen("globex", "d")
