@@ -96,6 +96,7 @@ class RedisBus:
         self._cursor: dict[str, int] = {}  # tenant -> last seq handed to subscribers
         self._filling: dict[str, list[Event]] = {}  # tenant -> arrivals during a fill
         self._unsent: deque[tuple[str, dict[str, str | bytes | int]]] = deque()
+        self._dropped = 0  # unsent entries given up (too many while Redis was away)
         self._wake = asyncio.Event()
         self._reads = asyncio.Semaphore(4)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -122,6 +123,7 @@ class RedisBus:
             self._unsent.append((stream_of(ev.tenant), encode(ev, self.node)))
         while len(self._unsent) > MAX_UNSENT:  # others fill this from the log
             self._unsent.popleft()
+            self._dropped += 1
         self._wake.set()
 
     async def start(self) -> None:
@@ -185,6 +187,9 @@ class RedisBus:
         assert self._redis is not None
         key = NODE_KEY + self.node
         while True:
+            if not self.connected:  # the reader has not reached Redis (yet, or again)
+                await asyncio.sleep(HEARTBEAT / 4)
+                continue
             try:
                 newest = await self._newest_ids()
                 self.lag_ms = max(
@@ -359,6 +364,7 @@ class RedisBus:
                 self._wake.clear()
                 await self._wake.wait()
             batch = [self._unsent[i] for i in range(min(len(self._unsent), 1000))]
+            dropped = self._dropped
             try:
                 pipe = self._redis.pipeline(transaction=False)
                 for stream, fields in batch:
@@ -370,9 +376,9 @@ class RedisBus:
             except (RedisError, OSError):
                 await asyncio.sleep(RETRY)  # kept, sent again when Redis is back
                 continue
-            for _ in batch:
-                if self._unsent:
-                    self._unsent.popleft()
+            # Entries given up meanwhile were the oldest, i.e. some of this batch's.
+            for _ in range(len(batch) - min(len(batch), self._dropped - dropped)):
+                self._unsent.popleft()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
