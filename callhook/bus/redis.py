@@ -37,7 +37,7 @@ from callhook.store import EventLog
 log = logging.getLogger("callhook.bus")
 
 PARTITIONS = 16  # streams; a tenant's events all go to one, in order
-MAXLEN = 100_000  # entries kept per stream (approximately): the rest is in the log
+MAXLEN = 10_000  # entries kept per stream (approximately): the rest is in the log
 MAX_UNSENT = 100_000  # events kept for Redis while it is away; older ones: the log
 PAGE = 500  # events per log read when filling a gap
 DIRECTORY = "callhook:directory"  # "this node changed the directory": the others reload
