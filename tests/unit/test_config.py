@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from callhook import config
 from callhook.api import models
 from callhook.api import webhooks as webhooks_api
+from callhook.config import env as config_env
 from callhook.store.records import ApplyReport
 from callhook.store.sql import directory
 from callhook.store.sqlite import schema
@@ -450,8 +451,8 @@ def test_env_json_is_decoded_for_lists_only() -> None:
     assert """e.g. CALLHOOK_SERVER_TRUSTED_PROXIES='["a", "b"]'""" in str(exc.value)
     schedule = config.parse({}, env={"CALLHOOK_DELIVERY_SCHEDULE": "[0, 1.5]"}).delivery.schedule
     assert schedule == [0, 1.5]
-    assert config._takes_json(config.WebhookConfig.model_fields["schedule"].annotation)
-    assert not config._takes_json(config.ServerConfig.model_fields["admin_key"].annotation)
+    assert config_env._takes_json(config.WebhookConfig.model_fields["schedule"].annotation)
+    assert not config_env._takes_json(config.ServerConfig.model_fields["admin_key"].annotation)
 
 
 def test_errors_never_repeat_a_mistyped_keys_value() -> None:
