@@ -11,7 +11,8 @@ recovers by itself when the server is back.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from typing import Any
 
@@ -38,21 +39,56 @@ def _paramstyle(sql: str) -> str:
     return re.sub(r"\?", "%s", sql.replace("%", "%%"))
 
 
+class _Counted:
+    """A cursor whose `rowcount` is read after the pipeline delivered it."""
+
+    __slots__ = ("_cur", "_pipeline")
+
+    def __init__(self, cur: psycopg.Cursor[Any], pipeline: psycopg.Pipeline) -> None:
+        self._cur = cur
+        self._pipeline = pipeline
+
+    @property
+    def rowcount(self) -> int:
+        self._pipeline.sync()  # in pipeline mode the count comes with the results
+        return self._cur.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cur)
+
+
 class PgConn:
     """A psycopg connection speaking the shared SQL's dialect (store.sql.Conn)."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("pipeline", "raw")
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
+        self.pipeline: psycopg.Pipeline | None = None  # set while a batch is pipelined
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
-        return self.raw.execute(_paramstyle(sql), params or None)
+        cur = self.raw.execute(_paramstyle(sql), params or None)
+        return cur if self.pipeline is None else _Counted(cur, self.pipeline)
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Cursor:
         cur = self.raw.cursor()
         cur.executemany(_paramstyle(sql), params)
-        return cur
+        return cur if self.pipeline is None else _Counted(cur, self.pipeline)
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        with self.raw.pipeline() as p:
+            self.pipeline = p
+            try:
+                yield
+            finally:
+                self.pipeline = None
 
     def close(self) -> None:
         self.raw.close()
@@ -74,6 +110,16 @@ def upgrade(url: str) -> list[int]:
         raise StoreError(f"migrating PostgreSQL failed: {exc}") from exc
     finally:
         conn.close()
+
+
+# Errors that fail a whole batch at once, not one operation at a time: the shared writer
+# lock not granted in time (every operation would wait for it again), the server shutting
+# down. Like a broken connection: 503, and the next batch starts on a new connection.
+_GIVE_UP = (
+    psycopg.errors.LockNotAvailable,
+    psycopg.errors.QueryCanceled,
+    psycopg.errors.AdminShutdown,
+)
 
 
 class Engine(ThreadEngine):
@@ -102,8 +148,20 @@ class Engine(ThreadEngine):
             conn.execute("SET lock_timeout = '10s'")
         return conn
 
-    def lost(self, exc: BaseException) -> bool:
-        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | StoreError)
+    def lost(self, exc: BaseException, conn: Conn) -> bool:
+        if isinstance(exc, StoreError | _GIVE_UP):
+            return True
+        raw = conn.raw if isinstance(conn, PgConn) else None
+        return raw is None or raw.closed or raw.broken
 
     def errors(self) -> tuple[type[BaseException], ...]:
         return (psycopg.Error,)
+
+    def batch_context(self, conn: Conn, alone: bool) -> AbstractContextManager[Any]:
+        # A group commit's statements go out without waiting for each answer (libpq's
+        # pipeline mode; a SELECT whose rows are needed waits for them). An error fails
+        # the batch, which is then retried one operation at a time without a pipeline,
+        # so that each request's savepoint catches its own error.
+        if alone or not isinstance(conn, PgConn):
+            return nullcontext()
+        return conn.pipelined()

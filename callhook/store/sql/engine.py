@@ -16,6 +16,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -98,13 +99,17 @@ class ThreadEngine:
         """Apply pending migrations (at open); raise StoreError on failure."""
         raise NotImplementedError
 
-    def lost(self, exc: BaseException) -> bool:
-        """Whether `exc` means the connection is gone (reconnect before the next batch)."""
+    def lost(self, exc: BaseException, conn: Conn) -> bool:
+        """Whether `exc` on `conn` means the connection is gone (connect again)."""
         return False
 
     def errors(self) -> tuple[type[BaseException], ...]:
         """The driver's error classes, turned into StoreError on reads."""
         return ()
+
+    def batch_context(self, conn: Conn, alone: bool) -> AbstractContextManager[Any]:
+        """Wraps one group-commit transaction (PostgreSQL: its statements pipelined)."""
+        return nullcontext()
 
     # lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -194,15 +199,16 @@ class ThreadEngine:
         self._state.rollbacks = []
         self._state.isolate = alone
         try:
-            conn.execute(self.begin)
-            if self.shared_lock:
-                conn.execute(self.shared_lock)
-                self._state.seqs.clear()  # another node may have appended since
-            results = [op.fn(conn, self._state) for op in batch]
-            conn.execute("COMMIT")
+            with self.batch_context(conn, alone):
+                conn.execute(self.begin)
+                if self.shared_lock:
+                    conn.execute(self.shared_lock)
+                    self._state.seqs.clear()  # another node may have appended since
+                results = [op.fn(conn, self._state) for op in batch]
+                conn.execute("COMMIT")
         except Exception as exc:
             self._rollback(conn, saved)
-            if self.lost(exc):
+            if self.lost(exc, conn):
                 # Nothing of the batch was written (or, if COMMIT itself was cut off, the
                 # log will say after reconnecting): every waiter hears so, none gets a 200.
                 self._finish(batch, [], StoreError(f"database connection lost: {exc}"))
@@ -282,7 +288,7 @@ class ThreadEngine:
         try:
             return fn(conn)
         except Exception as exc:
-            if not self.lost(exc):
+            if not self.lost(exc, conn):
                 raise
             self._drop_reader(conn)
         # The connection was gone (a restarted server): a read is safe to run again, once,
@@ -291,7 +297,7 @@ class ThreadEngine:
         try:
             return fn(conn)
         except Exception as exc:
-            if self.lost(exc):
+            if self.lost(exc, conn):
                 self._drop_reader(conn)
             raise
 
