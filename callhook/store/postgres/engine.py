@@ -149,7 +149,7 @@ class Engine(ThreadEngine):
         return conn
 
     def lost(self, exc: BaseException, conn: Conn) -> bool:
-        if isinstance(exc, StoreError | _GIVE_UP):
+        if isinstance(exc, (StoreError, *_GIVE_UP)):
             return True
         raw = conn.raw if isinstance(conn, PgConn) else None
         return raw is None or raw.closed or raw.broken
