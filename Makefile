@@ -64,7 +64,7 @@ test: lint chromium nginx sip-tools postgresql redis
 	$(PYTEST)
 	TEST_DATABASE_BACKEND=postgresql $(PYTEST) tests/e2e
 
-BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py bench/auth_flood.py
+BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py bench/auth_flood.py bench/http_guard.py
 
 ## bench: run every benchmark; each prints a table and ends with `RATIO <name> <value>`
 bench: $(STAMP) postgresql redis
