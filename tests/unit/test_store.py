@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -135,15 +134,3 @@ class _NoLog:
     def add_deliveries(self, rows: Sequence[NewDelivery]) -> None: ...
 
     def on_rollback(self, undo: Callable[[], None]) -> None: ...
-
-
-def test_both_backends_have_the_same_migrations() -> None:
-    """Migration N makes the same tables on SQLite and PostgreSQL: the shared SQL runs on
-    both, so they move in step (a new table or column goes into both lists)."""
-    from callhook.store.postgres import schema as pg
-    from callhook.store.sqlite import schema as lite
-
-    def tables(script: str) -> set[str]:
-        return set(re.findall(r"CREATE TABLE (\w+)", script))
-
-    assert [tables(m) for m in pg.MIGRATIONS] == [tables(m) for m in lite.MIGRATIONS]
