@@ -188,3 +188,41 @@ def database(tmp: Path, name: str = "bench.db") -> tuple[str, str]:
 
         return postgres.server().new_database(), "_pg"
     return f"sqlite:///{tmp / name}", ""
+
+
+def _cpu_ns(pid: int) -> int:
+    """On-CPU time of every thread of `pid`, in nanoseconds (0 once it has ended)."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError):
+            pass  # a thread that just ended
+    return total
+
+
+def database_cpu_ns() -> int:
+    """CPU time of the PostgreSQL server `database()` started (the postmaster and every
+    process it forked, backends included), in nanoseconds; 0 when the hub runs on SQLite
+    (its database work is in the hub's own CPU time)."""
+    if os.environ.get("BENCH_DATABASE", "sqlite") != "postgresql":
+        return 0
+    from tests.support import postgres
+
+    head = (postgres.server().data / "postmaster.pid").read_text().split("\n", 1)[0]
+    postmaster = int(head)
+    total = _cpu_ns(postmaster)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:  # field 4: the parent
+            total += _cpu_ns(int(proc.name))
+    return total

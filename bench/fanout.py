@@ -1,6 +1,7 @@
 """WebSocket fan-out benchmark: cost per delivery, latency under load, memory per connection.
 
     python bench/fanout.py            # about a minute; prints a table, then `RATIO fanout <x>`
+    BENCH_DATABASE=postgresql python bench/fanout.py   # the hub on PostgreSQL: `RATIO fanout_pg`
 
 The server under test runs pinned to CPU 0 (`os.sched_setaffinity` in the server process,
 so every thread it starts inherits it); all clients run pinned to CPU 1. Server CPU time is
@@ -9,7 +10,8 @@ the sum of the per-thread on-CPU nanoseconds in /proc/<pid>/task/*/schedstat.
 1. Fan-out cost: a bare `websockets` server calling `broadcast()` and callhook's WSI listener
    each send a burst of events to 1,000 tenant-wide subscribers. The hub's events are real:
    phone Action URL GETs into a real `callhook serve` (ingest, correlation and the durable
-   SQLite commit are all in the hub's CPU time). RATIO = broadcast µs/delivery ÷ hub µs/delivery.
+   SQLite commit are all in the hub's CPU time; on PostgreSQL the server's processes' CPU is
+   added). RATIO = broadcast µs/delivery ÷ hub µs/delivery.
 2. Latency: phones send 2,000 events/s (DND on/off Action URLs, one canonical event each) for
    1,000 extensions; 1,000 subscribers each follow one extension, 10 follow the whole tenant.
    Latency is phone request start -> subscriber receipt, per delivery.
@@ -37,6 +39,10 @@ import urllib.request
 from array import array
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 SUBSCRIBERS = 1_000
@@ -357,12 +363,12 @@ async def broadcast_main(port: int) -> None:
             print(json.dumps({"sent": cmd["events"], "to": len(conns)}), flush=True)
 
 
-def hub_config(work: Path, port: int, wsi: int) -> Path:
+def hub_config(work: Path, port: int, wsi: int, database: str) -> Path:
     lines = [
         "[server]",
         f'listen = "127.0.0.1:{port}"',
         f'wsi_listen = "127.0.0.1:{wsi}"',
-        f'database = "sqlite:///{work / "bench.db"}"',
+        f'database = "{database}"',
         'admin_key = "bench-admin"',
         'log_level = "warning"',
         # survives a crash of the process; "full" adds an fsync per group commit,
@@ -457,9 +463,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def start_hub(work: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+def start_hub(work: Path, database: str) -> tuple[subprocess.Popen[bytes], int, int]:
     port, wsi = free_port(), free_port()
-    config = hub_config(work, port, wsi)
+    config = hub_config(work, port, wsi, database)
     log = (work / "hub.log").open("wb")
     hub = subprocess.Popen(
         [sys.executable, "-m", "callhook.cli", "serve", "--config", str(config)],
@@ -505,7 +511,12 @@ def main() -> None:
     pin(CLIENT_CPU)
     raise_nofile()
     work = Path(tempfile.mkdtemp(prefix="callhook-fanout-"))
-    hub, port, wsi = start_hub(work)
+    database, suffix = common.database(work)
+    hub, port, wsi = start_hub(work, database)
+
+    def hub_cpu_ns() -> int:  # the hub, and the database server's processes when it has one
+        return cpu_ns(hub.pid) + common.database_cpu_ns()
+
     clients = Role("clients")
     phones = Phones(port, work)
     rows: list[tuple[str, str]] = []
@@ -530,10 +541,10 @@ def main() -> None:
         # 1b. the hub: phone GETs -> ingest -> commit -> WSI fan-out
         note("1b: callhook WSI")
         clients.ask(op="connect", port=wsi, plans=[hub_commands(wide)] * SUBSCRIBERS)
-        before, writes_before = cpu_ns(hub.pid), writes(port)
+        before, writes_before = hub_cpu_ns(), writes(port)
         events, _, _ = phones.run(BURST_EVENTS)
         clients.ask(op="expect", events=events * SUBSCRIBERS)
-        hub_us = (cpu_ns(hub.pid) - before) / 1000 / (events * SUBSCRIBERS)
+        hub_us = (hub_cpu_ns() - before) / 1000 / (events * SUBSCRIBERS)
         per_write = events * SUBSCRIBERS / max(1.0, writes(port) - writes_before)
         clients.ask(op="close")
         rows += [
@@ -555,10 +566,10 @@ def main() -> None:
         clients.ask(op="connect", port=wsi, plans=plans)
         for rate in (LATENCY_RATE // 4, LATENCY_RATE):
             clients.ask(op="record")
-            before, t0 = cpu_ns(hub.pid), time.monotonic()
+            before, t0 = hub_cpu_ns(), time.monotonic()
             events, sent_file, elapsed = phones.run(rate * LATENCY_SECONDS, rate)
             clients.ask(op="expect", events=events * 11, timeout=60)
-            busy = (cpu_ns(hub.pid) - before) / 1e9 / (time.monotonic() - t0)
+            busy = (hub_cpu_ns() - before) / 1e9 / (time.monotonic() - t0)
             got_file = work / f"received-{rate}.bin"
             clients.ask(op="dump", path=str(got_file))
             sent_seqs, sent_at = read_pairs(sent_file)
@@ -608,11 +619,12 @@ def main() -> None:
 
     print(f"callhook fan-out benchmark (server on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU};")
     print("hub events driven by phone Action URL GETs through a real `callhook serve`,")
-    print(f'durability "normal"; load average at start {load:.1f})')
+    where = "PostgreSQL (its server processes' CPU counted as the hub's)" if suffix else "SQLite"
+    print(f'durability "normal", {where}; load average at start {load:.1f})')
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"  {key:<{width}}  {value}")
-    print(f"RATIO fanout {bcast_us / hub_us:.2f}")
+    print(f"RATIO fanout{suffix} {bcast_us / hub_us:.2f}")
 
 
 if __name__ == "__main__":
