@@ -62,7 +62,7 @@ redis:
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile
 test: lint chromium nginx sip-tools postgresql redis
 	$(PYTEST)
-	TEST_DATABASE_BACKEND=postgresql $(PYTEST) tests/e2e
+	TEST_DATABASE_BACKEND=postgresql $(PYTEST) -m "not own_engines" tests/e2e
 
 BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py bench/auth_flood.py bench/http_guard.py
 

@@ -26,6 +26,9 @@ from tests.support.hub import Hub
 from tests.support.phone import get
 from tests.support.sink import Sink
 
+# Starts its own PostgreSQL/Redis: the same on both passes of `make test`, so run once.
+pytestmark = pytest.mark.own_engines
+
 TENANT = {"name": "acme", "password": "tenant-secret"}
 EVERYTHING = [{"topic": t} for t in TOPICS]
 _calls = itertools.count(1)

@@ -16,6 +16,9 @@ import pytest
 from tests.e2e.test_cluster import Cluster, check_log, phones_on_both, settle, subscribe, wait_for
 from tests.support import postgres, wsi
 
+# Starts its own PostgreSQL/Redis: the same on both passes of `make test`, so run once.
+pytestmark = pytest.mark.own_engines
+
 
 async def test_a_node_killed_under_load_loses_no_acknowledged_event(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path).start()

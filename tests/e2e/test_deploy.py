@@ -19,6 +19,9 @@ from tests.support import wsi
 from tests.support.hub import ADMIN_KEY, free_port
 from tests.support.proxy import nginx_binary
 
+# Starts its own PostgreSQL/Redis: the same on both passes of `make test`, so run once.
+pytestmark = pytest.mark.own_engines
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

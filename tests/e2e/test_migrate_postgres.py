@@ -8,9 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_api_tenants import phone
 from tests.support import postgres
 from tests.support.hub import Hub
+
+# Starts its own PostgreSQL/Redis: the same on both passes of `make test`, so run once.
+pytestmark = pytest.mark.own_engines
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -7,10 +7,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_crash import incoming_call, start_phones
 from tests.support.hub import Hub
 from tests.support.phone import get
 from tests.support.postgres import PostgresServer
+
+# Starts its own PostgreSQL/Redis: the same on both passes of `make test`, so run once.
+pytestmark = pytest.mark.own_engines
 
 
 def test_a_restarted_postgresql_gives_503s_then_the_hub_goes_on(tmp_path: Path) -> None:
