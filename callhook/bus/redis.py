@@ -22,7 +22,6 @@ import asyncio
 import json
 import logging
 import time
-import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, cast
@@ -31,12 +30,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from callhook.bus import Subscriber
+from callhook.cluster.partitions import PARTITIONS, partition_of
 from callhook.events import Event
 from callhook.store import EventLog
 
 log = logging.getLogger("callhook.bus")
 
-PARTITIONS = 16  # streams; a tenant's events all go to one, in order
 MAXLEN = 10_000  # entries kept per stream (approximately): the rest is in the log
 MAX_UNSENT = 100_000  # events kept for Redis while it is away; older ones: the log
 PAGE = 500  # events per log read when filling a gap
@@ -49,7 +48,7 @@ RETRY = 0.5  # seconds between attempts to reach Redis again
 
 def stream_of(tenant: str, partitions: int = PARTITIONS) -> str:
     """The stream a tenant's events go to (the same on every node)."""
-    return f"callhook:events:{zlib.crc32(tenant.encode()) % partitions}"
+    return f"callhook:events:{partition_of(tenant, partitions)}"
 
 
 def encode(ev: Event, node: str) -> dict[str, str | bytes | int]:

@@ -199,6 +199,25 @@ class CorrelationConfig(_Strict):
     tick_interval: float = Field(default=1.0, gt=0, le=60)
 
 
+class ClusterConfig(_Strict):
+    """[cluster]: partition leases of nodes sharing one PostgreSQL database (a Redis bus)."""
+
+    # Seconds a lease lasts unless renewed: a dead node's partitions are taken after this
+    # long (plus one renewal interval at most); a node that cannot renew for this long
+    # stops processing them by itself.
+    lease_ttl: float = Field(default=5.0, ge=1, le=300)
+    # Seconds between renewals (and heartbeats); at most half of lease_ttl.
+    lease_renew: float = Field(default=1.0, gt=0, le=150)
+
+    @field_validator("lease_renew")
+    @classmethod
+    def _renew(cls, v: float, info: ValidationInfo) -> float:
+        ttl = info.data.get("lease_ttl")  # absent if it was refused itself
+        if ttl is not None and v * 2 > ttl:
+            raise ValueError(f"at most half of cluster.lease_ttl = {ttl} (two renewals a lease)")
+        return v
+
+
 class TestingConfig(_Strict):
     """[testing]: fault injection for the test suite; empty (off) in production."""
 
@@ -394,6 +413,7 @@ class Settings(_Strict):
     wsi: WsiConfig = WsiConfig()
     connections: ConnectionsConfig = ConnectionsConfig()
     auth: AuthConfig = AuthConfig()
+    cluster: ClusterConfig = ClusterConfig()
     testing: TestingConfig = TestingConfig()
     tenant: list[TenantConfig] = []
 
@@ -420,5 +440,6 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "wsi": WsiConfig,
     "connections": ConnectionsConfig,
     "auth": AuthConfig,
+    "cluster": ClusterConfig,
     "testing": TestingConfig,
 }

@@ -22,6 +22,7 @@ from callhook.store.records import (
     AttemptRow,
     CdrFilter,
     EndpointState,
+    Fence,
     Item,
     NewDelivery,
     Outcome,
@@ -39,6 +40,18 @@ if TYPE_CHECKING:
 
 class StoreError(Exception):
     """The store cannot do what was asked (closed, disk full, corrupt file ...)."""
+
+
+class LeaseLost(StoreError):
+    """A fenced write refused: this node no longer holds the lease of `partition` at the
+    epoch it wrote under (expired, taken by another node). Nothing was written."""
+
+    def __init__(self, fence: Fence) -> None:
+        super().__init__(
+            f"lease of partition {fence.partition} lost (owner {fence.owner!r}, epoch"
+            f" {fence.epoch}): nothing written"
+        )
+        self.fence = fence
 
 
 # The backend of each URL scheme: "module:factory". The factory takes the URL and keyword
@@ -321,7 +334,9 @@ __all__ = [
     "Deliveries",
     "Directory",
     "EventLog",
+    "Fence",
     "Item",
+    "LeaseLost",
     "Maintenance",
     "Queries",
     "Store",

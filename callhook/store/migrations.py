@@ -317,4 +317,35 @@ MIGRATIONS: tuple[Migration, ...] = (
         "what else a phone says about itself (language, SIP account and server, its name)",
         ("ALTER TABLE devices ADD COLUMN details TEXT NOT NULL DEFAULT '{}'",),
     ),
+    # One SQLite file is one node: a cluster's tables are PostgreSQL's only. One row per
+    # partition (callhook/cluster/partitions.py), never owned yet; the times are the
+    # server's (no node's clock is trusted).
+    Migration(
+        6,
+        "a cluster's partition leases (owner, fencing epoch, expiry) and node heartbeats",
+        (
+            Only(
+                "postgres",
+                """
+    CREATE TABLE partition_leases (
+        partition INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '',
+        epoch BIGINT NOT NULL DEFAULT 0,
+        expires_at TIMESTAMPTZ NOT NULL DEFAULT to_timestamp(0)
+    )""",
+            ),
+            Only(
+                "postgres",
+                "INSERT INTO partition_leases (partition) SELECT generate_series(0, 15)",
+            ),
+            Only(
+                "postgres",
+                """
+    CREATE TABLE cluster_nodes (
+        node_id TEXT PRIMARY KEY,
+        seen_at TIMESTAMPTZ NOT NULL
+    )""",
+            ),
+        ),
+    ),
 )

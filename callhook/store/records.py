@@ -34,6 +34,19 @@ class DeviceSeen:
     details: str = "{}"
 
 
+class Fence(NamedTuple):
+    """A write is allowed only while `owner` holds `partition`'s lease at `epoch`.
+
+    Checked first in the writer's transaction (the lease row read `FOR SHARE`, so it
+    cannot change hands before COMMIT): a node that lost the lease (paused, cut off, its
+    lease expired and taken) writes nothing (`LeaseLost`).
+    """
+
+    partition: int
+    owner: str
+    epoch: int
+
+
 @dataclass(slots=True)
 class Append:
     """Everything one pipeline step writes, committed as one unit."""
@@ -45,6 +58,8 @@ class Append:
     # One entry per request gathered into this batch: its events are events[start:end],
     # its device devices[device] (-1: none). Lets a refused request fail alone.
     parts: list[tuple[int, int, int]] = field(default_factory=list)
+    # Leases the writer checks first: one not held any more fails the whole append.
+    fences: list[Fence] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

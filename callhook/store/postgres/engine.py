@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 
-from callhook.store import StoreError
-from callhook.store.postgres import schema
+from callhook.store import Fence, StoreError
+from callhook.store.postgres import leases, schema
 from callhook.store.sql import Conn, Cursor
 from callhook.store.sql.engine import ThreadEngine
 
@@ -156,6 +156,9 @@ class Engine(ThreadEngine):
 
     def errors(self) -> tuple[type[BaseException], ...]:
         return (psycopg.Error,)
+
+    def failed_fences(self, conn: Conn, fences: set[Fence]) -> set[Fence]:
+        return leases.failed_fences(conn, fences)
 
     def batch_context(self, conn: Conn, alone: bool) -> AbstractContextManager[Any]:
         # A group commit's statements go out without waiting for each answer (libpq's

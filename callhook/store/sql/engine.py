@@ -14,13 +14,13 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from callhook.store import StoreError
+from callhook.store import Fence, LeaseLost, StoreError
 from callhook.store.sql import Conn
 
 log = logging.getLogger("callhook.store")
@@ -59,6 +59,14 @@ class _Op(Generic[T]):
     fn: WriteFn[T]
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
+    fences: tuple[Fence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """An op of the batch that was not run (its fence failed): its waiter gets `exc`."""
+
+    exc: StoreError
 
 
 _STOP = object()
@@ -111,6 +119,11 @@ class ThreadEngine:
         """Wraps one group-commit transaction (PostgreSQL: its statements pipelined)."""
         return nullcontext()
 
+    def failed_fences(self, conn: Conn, fences: set[Fence]) -> set[Fence]:
+        """Those of `fences` not held now, the others locked until COMMIT (a cluster's
+        partition leases live in PostgreSQL only)."""
+        raise StoreError("fenced writes need PostgreSQL (a cluster's partition leases)")
+
     # lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
         await asyncio.to_thread(self.migrate)
@@ -133,15 +146,22 @@ class ThreadEngine:
             self._reader_conns.clear()
 
     # writes ----------------------------------------------------------------------------
-    async def write(self, fn: WriteFn[T]) -> T:
+    async def write(self, fn: WriteFn[T], fences: Sequence[Fence] = ()) -> T:
         """Run `fn(conn, state)` in the writer thread, inside a group-committed transaction.
 
         Returns after COMMIT; callbacks the op queued in `state.after_commit` have run by then,
-        in commit order, on the event loop.
+        in commit order, on the event loop. With `fences`, the transaction first checks that
+        each lease is still held (and keeps it locked until COMMIT); one that is not: `fn`
+        is not run, nothing of it is written, and this raises `LeaseLost`.
         """
-        return await self.submit(fn)
+        return await self.submit(fn, fences=fences)
 
-    def submit(self, fn: WriteFn[T], future: asyncio.Future[T] | None = None) -> asyncio.Future[T]:
+    def submit(
+        self,
+        fn: WriteFn[T],
+        future: asyncio.Future[T] | None = None,
+        fences: Sequence[Fence] = (),
+    ) -> asyncio.Future[T]:
         """Queue `fn` to the writer without waiting: the future completes after COMMIT.
 
         For callers on the event loop that answer from callbacks instead of a task each (the
@@ -152,7 +172,7 @@ class ThreadEngine:
             raise StoreError("store is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = future if future is not None else loop.create_future()
-        self._queue.put(_Op(fn, fut, loop))
+        self._queue.put(_Op(fn, fut, loop, tuple(fences)))
         return fut
 
     def _run_writer(self) -> None:
@@ -204,7 +224,11 @@ class ThreadEngine:
                 if self.shared_lock:
                     conn.execute(self.shared_lock)
                     self._state.seqs.clear()  # another node may have appended since
-                results = [op.fn(conn, self._state) for op in batch]
+                refused = self._fence(conn, batch)
+                results = [
+                    refused[i] if i in refused else op.fn(conn, self._state)
+                    for i, op in enumerate(batch)
+                ]
                 conn.execute("COMMIT")
         except Exception as exc:
             self._rollback(conn, saved)
@@ -231,6 +255,19 @@ class ThreadEngine:
         self.batches += 1
         self.ops += len(batch)
         self._finish(batch, results, None)
+
+    def _fence(self, conn: Conn, batch: list[_Op[Any]]) -> dict[int, _Refused]:
+        """Check the batch's fences first; the ops (by index) whose lease is lost."""
+        fences = {f for op in batch for f in op.fences}
+        if not fences:
+            return {}
+        failed = self.failed_fences(conn, fences)
+        refused = {}
+        for i, op in enumerate(batch):
+            lost = next((f for f in op.fences if f in failed), None)
+            if lost is not None:
+                refused[i] = _Refused(LeaseLost(lost))
+        return refused
 
     def _rollback(self, conn: Conn, saved: dict[str, int]) -> None:
         try:
@@ -265,6 +302,8 @@ class ThreadEngine:
                 if exc is not None:
                     err = exc if isinstance(exc, StoreError) else StoreError(str(exc))
                     op.future.set_exception(err)
+                elif isinstance(results[i], _Refused):
+                    op.future.set_exception(results[i].exc)
                 else:
                     op.future.set_result(results[i])
 

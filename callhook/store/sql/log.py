@@ -83,13 +83,15 @@ class SqlEventLog:
 
     async def append(self, batch: Append) -> Appended:
         """What was committed (new event values with `seq` and `event_id`), after COMMIT."""
-        return await self.store.write(lambda conn, st: self._append(conn, st, batch))
+        return await self.store.write(lambda conn, st: self._append(conn, st, batch), batch.fences)
 
     def submit(
         self, batch: Append, future: asyncio.Future[Appended] | None = None
     ) -> asyncio.Future[Appended]:
         """append() without waiting: the future completes after COMMIT (see Engine.submit)."""
-        return self.store.submit(lambda conn, st: self._append(conn, st, batch), future)
+        return self.store.submit(
+            lambda conn, st: self._append(conn, st, batch), future, batch.fences
+        )
 
     def _append(self, conn: Conn, st: WriterState, batch: Append) -> Appended:
         parts: tuple[tuple[Event, ...] | None, ...]

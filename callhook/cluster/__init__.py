@@ -1,0 +1,1 @@
+"""Several nodes on one PostgreSQL database: partitions of tenants and who owns each."""

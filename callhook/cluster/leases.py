@@ -1,0 +1,217 @@
+"""Which node owns which partition: leases in PostgreSQL, renewed every second.
+
+Every node of a cluster runs one `Leases`. Each round (every `renew` seconds) it writes
+its heartbeat and renews the leases it holds in one statement, hands back what it holds
+above its fair share (ceil(partitions / nodes alive)) so that a node that joins gets
+work, and takes free or expired partitions up to that share. A partition taken gets an
+epoch one higher than before; every write its owner makes for it carries a `Fence` of
+that epoch, checked in the same transaction, so a node that lost a lease (paused, cut
+off, too slow to renew) can never write under it again. A node that has not renewed a
+lease for `ttl` seconds stops processing it by itself, before the database lets another
+node take it (its local deadline starts when the renewal was sent, before the server's).
+
+What owning means is someone else's: `on_acquired(partition, epoch)` starts processing
+it (restore, then read on), `on_lost(partition)` stops it; a partition is handed back
+only after `on_lost` returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+
+from callhook.cluster.partitions import PARTITIONS
+from callhook.store import Fence, LeaseLost, StoreError
+from callhook.store.postgres.leases import LeaseRow, LeaseTable
+
+log = logging.getLogger("callhook.cluster")
+
+Acquired = Callable[[int, int], Awaitable[None]]
+Lost = Callable[[int], Awaitable[None]]
+
+
+class Leases:
+    """This node's partition leases (one per node; `run()` in the node's lifespan)."""
+
+    def __init__(
+        self,
+        table: LeaseTable,
+        node_id: str,
+        *,
+        ttl: float = 5.0,
+        renew: float = 1.0,
+        partitions: int = PARTITIONS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.table = table
+        self.node_id = node_id
+        self.ttl = ttl
+        self.renew = renew
+        self.partitions = partitions
+        self.clock = clock
+        self.on_acquired: Acquired | None = None
+        self.on_lost: Lost | None = None
+        self.nodes_alive = 0  # as of the last round
+        self._held: dict[int, int] = {}  # partition -> epoch
+        self._until: dict[int, float] = {}  # partition -> local deadline (clock)
+        self._changing = asyncio.Lock()  # one change (and its callback) at a time
+        self._offset = zlib.crc32(node_id.encode()) % partitions
+        self._task: asyncio.Task[None] | None = None
+
+    # what the owner processor asks -----------------------------------------------------
+    def owned(self) -> dict[int, int]:
+        """partition -> epoch, for the leases held now."""
+        return dict(self._held)
+
+    def fence(self, partition: int) -> Fence:
+        """The fence of a write for `partition`; LeaseLost if it is not held."""
+        epoch = self._held.get(partition)
+        if epoch is None:
+            raise LeaseLost(Fence(partition, self.node_id, 0))
+        return Fence(partition, self.node_id, epoch)
+
+    def share(self) -> int:
+        """How many partitions this node should hold, with the nodes alive last seen."""
+        return math.ceil(self.partitions / max(1, self.nodes_alive))
+
+    async def status(self) -> tuple[list[LeaseRow], list[tuple[str, float]]]:
+        """Every partition's lease and the nodes alive, as the database has them."""
+        return await self.table.status(self.ttl)
+
+    # lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Take a first share (so a node is useful once started), then keep going."""
+        try:
+            await self.round()
+        except StoreError as exc:
+            log.warning("partition leases: %s (trying again every %.1f s)", exc, self.renew)
+        self._task = asyncio.create_task(self._run(), name="partition-leases")
+
+    async def stop(self) -> None:
+        """Stop processing every partition, then hand the leases back at once (the other
+        nodes take them on their next round, not a lease time later)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        held = dict(self._held)
+        for p in sorted(held):
+            await self._drop(p, "node stopping")
+        try:
+            await self.table.release(self.node_id, held)
+            await self.table.leave(self.node_id)
+        except StoreError as exc:  # they expire by themselves
+            log.warning("partition leases not handed back: %s", exc)
+        await self.table.close()
+
+    async def _run(self) -> None:
+        next_at = self.clock()
+        while True:
+            next_at += self.renew
+            try:
+                await self._bounded(self.round(), next_at)
+            except (StoreError, TimeoutError) as exc:
+                log.warning("partition leases: %s", exc or "no answer in time")
+            except Exception:
+                log.exception("partition leases round failed")
+            await self._expire()
+            delay = next_at - self.clock()
+            if delay < 0:  # late (a loaded machine): no burst of rounds to catch up
+                next_at = self.clock()
+            await asyncio.sleep(max(0.0, delay))
+
+    async def _bounded(self, round_: Awaitable[None], next_at: float) -> None:
+        """Run a round, giving up leases whose deadline passes while it waits."""
+        task = asyncio.ensure_future(round_)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self.renew / 4)
+                if done:
+                    task.result()
+                    return
+                await self._expire()
+                if self.clock() > next_at + self.ttl:  # hung: drop the connection
+                    task.cancel()
+                    await self.table.close()
+                    raise TimeoutError
+        finally:
+            if not task.done():
+                task.cancel()
+
+    # one round ---------------------------------------------------------------------------
+    async def round(self) -> None:
+        """Heartbeat and renew; hand back above the share; take up to the share."""
+        sent = self.clock()
+        alive, renewed = await self.table.beat(self.node_id, dict(self._held), self.ttl)
+        self.nodes_alive = alive
+        for p in sorted(self._held):
+            if p in renewed:
+                self._until[p] = sent + self.ttl
+            else:
+                await self._drop(p, "lease not renewed (expired or taken)")
+        share = self.share()
+        extra = sorted(self._held, key=self._preference)[share:]
+        if extra:
+            back = {p: self._held[p] for p in extra}
+            for p in extra:
+                await self._drop(p, f"handed back: above the fair share of {share}")
+            await self.table.release(self.node_id, back)
+        want = share - len(self._held)
+        if want > 0:
+            sent = self.clock()
+            got = await self.table.acquire(
+                self.node_id,
+                want,
+                self.ttl,
+                offset=self._offset,
+                partitions=self.partitions,
+            )
+            for p, epoch in sorted(got.items()):
+                await self._take(p, epoch, sent + self.ttl)
+
+    def _preference(self, partition: int) -> int:
+        """Kept first: this node's own range of partitions (from its offset)."""
+        return (partition - self._offset) % self.partitions
+
+    async def _take(self, partition: int, epoch: int, until: float) -> None:
+        async with self._changing:
+            self._held[partition] = epoch
+            self._until[partition] = until
+            log.info("partition %d acquired (epoch %d)", partition, epoch)
+            if self.on_acquired is not None:
+                try:
+                    await self.on_acquired(partition, epoch)
+                except Exception:
+                    log.exception("starting partition %d failed: handing it back", partition)
+                    failed = True
+                else:
+                    failed = False
+        if failed:
+            await self._drop(partition, "could not start it")
+            with contextlib.suppress(StoreError):
+                await self.table.release(self.node_id, {partition: epoch})
+
+    async def _drop(self, partition: int, why: str) -> None:
+        async with self._changing:
+            if self._held.pop(partition, None) is None:
+                return
+            self._until.pop(partition, None)
+            log.info("partition %d lost: %s", partition, why)
+            if self.on_lost is not None:
+                try:
+                    await self.on_lost(partition)
+                except Exception:
+                    log.exception("stopping partition %d failed", partition)
+
+    async def _expire(self) -> None:
+        """Stop processing what could not be renewed in time (the database may hand it to
+        another node any moment now)."""
+        now = self.clock()
+        for p in [p for p, until in self._until.items() if until <= now]:
+            await self._drop(p, f"not renewed for {self.ttl:g} s")

@@ -1,0 +1,183 @@
+"""The SQL of a cluster's partition leases and node heartbeats (PostgreSQL only).
+
+`partition_leases` has one row per partition: its owner, a fencing `epoch` that grows by
+one each time the partition changes hands, and `expires_at`. Every time is the server's
+`now()`: no node's clock is trusted. `cluster_nodes` holds each node's last heartbeat,
+written in the same statement that renews its leases, so a node whose leases expired is
+no longer counted alive either. The policy (fair share, hand-back, giving up) is
+`callhook/cluster/leases.py`; this module only says what the database does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from callhook.store import Fence, StoreError
+from callhook.store.sql import Conn
+
+# Run first in a fenced transaction: the leases still held at their epoch, locked (FOR
+# SHARE) until COMMIT, so none changes hands while the transaction writes.
+FENCE = (
+    "SELECT l.partition, l.owner, l.epoch FROM partition_leases l"
+    " JOIN unnest(?::int[], ?::text[], ?::bigint[]) AS f(p, o, e)"
+    " ON l.partition = f.p AND l.owner = f.o AND l.epoch = f.e"
+    " WHERE l.expires_at > statement_timestamp() FOR SHARE OF l"
+)
+
+
+def failed_fences(conn: Conn, fences: set[Fence]) -> set[Fence]:
+    """Those of `fences` not held now; the held ones stay locked until the transaction ends."""
+    given = list(fences)
+    rows = conn.execute(
+        FENCE,
+        ([f.partition for f in given], [f.owner for f in given], [f.epoch for f in given]),
+    ).fetchall()
+    held = {Fence(int(p), str(o), int(e)) for p, o, e in rows}
+    return fences - held
+
+
+# Heartbeat and renewal in one statement (one round trip a second). The count cannot see
+# the heartbeat the same statement writes: the others alive, plus this one.
+_BEAT = """
+WITH beat AS (
+    INSERT INTO cluster_nodes (node_id, seen_at) VALUES (%(me)s, now())
+    ON CONFLICT (node_id) DO UPDATE SET seen_at = now()
+), renewed AS (
+    UPDATE partition_leases l SET expires_at = now() + make_interval(secs => %(ttl)s)
+    FROM unnest(%(parts)s::int[], %(epochs)s::bigint[]) AS h(p, e)
+    WHERE l.partition = h.p AND l.epoch = h.e AND l.owner = %(me)s AND l.expires_at > now()
+    RETURNING l.partition
+)
+SELECT 1 + (SELECT count(*) FROM cluster_nodes
+            WHERE node_id <> %(me)s AND seen_at > now() - make_interval(secs => %(ttl)s)),
+       ARRAY(SELECT partition FROM renewed)
+"""
+
+# Free or expired partitions, taken with the epoch one higher. Rows another transaction
+# holds (a fenced write in flight, another node taking it) are skipped, never waited for.
+# The partitions this node held last come first, then from an offset of its own, so that
+# nodes starting together do not all reach for the same rows.
+_ACQUIRE = """
+UPDATE partition_leases l
+SET owner = %(me)s, epoch = l.epoch + 1, expires_at = now() + make_interval(secs => %(ttl)s)
+WHERE l.partition IN (
+    SELECT partition FROM partition_leases WHERE expires_at < now()
+    ORDER BY owner <> %(me)s, (partition + %(offset)s) %% %(n)s
+    LIMIT %(want)s FOR UPDATE SKIP LOCKED
+) AND l.expires_at < now()
+RETURNING l.partition, l.epoch
+"""
+
+# Handing back: the lease expires now (the owner stays shown until another node takes it).
+_RELEASE = """
+UPDATE partition_leases l SET expires_at = now()
+FROM unnest(%(parts)s::int[], %(epochs)s::bigint[]) AS h(p, e)
+WHERE l.partition = h.p AND l.epoch = h.e AND l.owner = %(me)s AND l.expires_at > now()
+"""
+
+_STATUS = """
+SELECT partition, owner, epoch, EXTRACT(EPOCH FROM expires_at - now())::float8
+FROM partition_leases ORDER BY partition
+"""
+
+_NODES = """
+SELECT node_id, EXTRACT(EPOCH FROM now() - seen_at)::float8 FROM cluster_nodes
+WHERE seen_at > now() - make_interval(secs => %(ttl)s) ORDER BY node_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRow:
+    """One partition's lease as the database has it now."""
+
+    partition: int
+    owner: str  # "" never owned
+    epoch: int
+    expires_in: float  # seconds; <= 0: free (expired or handed back)
+
+
+class LeaseTable:
+    """One node's own connection to the lease tables (never queued behind the writer).
+
+    Every call has a deadline (`timeout` seconds, connecting included); a failure closes
+    the connection (the next call connects again) and raises StoreError.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 2.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            ms = int(self.timeout * 1000)
+            conn = await psycopg.AsyncConnection.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=max(1, math.ceil(self.timeout)),
+                options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
+            )
+            self._conn = conn
+        return conn
+
+    async def _run(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        try:
+            conn = await self._connection()
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall() if cur.description else []
+        except psycopg.Error as exc:
+            await self.close()
+            raise StoreError(f"partition leases: {' '.join(str(exc).split())}") from exc
+
+    async def beat(self, me: str, held: dict[int, int], ttl: float) -> tuple[int, set[int]]:
+        """Heartbeat, and renew `held` (partition -> epoch) for `ttl` seconds: returns the
+        number of nodes alive (this one included) and the partitions renewed (the others
+        are not this node's any more)."""
+        parts = sorted(held)
+        rows = await self._run(
+            _BEAT, {"me": me, "ttl": ttl, "parts": parts, "epochs": [held[p] for p in parts]}
+        )
+        alive, renewed = rows[0]
+        return int(alive), {int(p) for p in renewed}
+
+    async def acquire(
+        self, me: str, want: int, ttl: float, *, offset: int, partitions: int
+    ) -> dict[int, int]:
+        """Take up to `want` free or expired partitions: partition -> its new epoch."""
+        if want <= 0:
+            return {}
+        params = {"me": me, "ttl": ttl, "want": want, "offset": offset, "n": partitions}
+        return {int(p): int(e) for p, e in await self._run(_ACQUIRE, params)}
+
+    async def release(self, me: str, leases: dict[int, int]) -> None:
+        """Hand back `leases` (partition -> epoch): free for another node at once."""
+        if leases:
+            parts = sorted(leases)
+            epochs = [leases[p] for p in parts]
+            await self._run(_RELEASE, {"me": me, "parts": parts, "epochs": epochs})
+
+    async def leave(self, me: str) -> None:
+        """This node stops: no longer counted alive."""
+        await self._run("DELETE FROM cluster_nodes WHERE node_id = %(me)s", {"me": me})
+
+    async def status(self, ttl: float) -> tuple[list[LeaseRow], list[tuple[str, float]]]:
+        """Every partition's lease, and the nodes alive with seconds since their heartbeat."""
+        leases = [
+            LeaseRow(int(p), str(o), int(e), round(float(x), 3))
+            for p, o, e, x in await self._run(_STATUS, {})
+        ]
+        nodes = [(str(n), float(ago)) for n, ago in await self._run(_NODES, {"ttl": ttl})]
+        return leases, nodes
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except psycopg.Error:
+                pass

@@ -1,0 +1,225 @@
+"""Partition leases and fenced writes against a real PostgreSQL (tests/support/postgres.py).
+
+Two `Leases` with different node ids in one process stand for two nodes: what is tested
+here is the lease SQL and policy (share, hand-back, expiry, epochs) and the writer's
+fence, each round driven by hand so that every step is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from callhook.cluster.leases import Leases
+from callhook.cluster.partitions import PARTITIONS, partition_of
+from callhook.events import Event
+from callhook.store import Append, Fence, LeaseLost, StoreError, open_store, upgrade
+from callhook.store.postgres.leases import LeaseTable
+from tests.support import postgres
+
+TTL = 1.0  # short, so that expiry takes a second of the test
+
+
+@pytest.fixture
+def pg_url() -> str:
+    try:
+        url = postgres.server().new_database()
+    except postgres.Unavailable as exc:
+        if postgres.IN_CI:
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    upgrade(url)
+    return url
+
+
+class Node:
+    """One node's `Leases`, recording what its owner processor was told."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.leases = Leases(LeaseTable(url), name, ttl=TTL, renew=0.25)
+        self.events: list[tuple[str, int, int]] = []
+        self.leases.on_acquired = self._acquired
+        self.leases.on_lost = self._lost
+
+    async def _acquired(self, p: int, epoch: int) -> None:
+        self.events.append(("acquired", p, epoch))
+
+    async def _lost(self, p: int) -> None:
+        self.events.append(("lost", p, 0))
+
+    def took(self) -> dict[int, int]:
+        return {p: e for kind, p, e in self.events if kind == "acquired"}
+
+    def lost(self) -> set[int]:
+        return {p for kind, p, _ in self.events if kind == "lost"}
+
+
+@pytest.fixture
+async def nodes(pg_url: str) -> AsyncIterator[tuple[Node, Node]]:
+    a, b = Node(pg_url, "node-a"), Node(pg_url, "node-b")
+    try:
+        yield a, b
+    finally:
+        await a.leases.table.close()
+        await b.leases.table.close()
+
+
+async def epochs(url: str) -> dict[int, tuple[str, int]]:
+    table = LeaseTable(url)
+    try:
+        rows, _ = await table.status(TTL)
+    finally:
+        await table.close()
+    return {r.partition: (r.owner, r.epoch) for r in rows}
+
+
+async def test_a_lone_node_takes_every_partition_at_epoch_one(nodes: tuple[Node, Node]) -> None:
+    a, _ = nodes
+    await a.leases.round()
+    assert a.leases.owned() == {p: 1 for p in range(PARTITIONS)}
+    assert a.took() == a.leases.owned()  # the processor was told, with each epoch
+    await a.leases.round()  # renewing changes nothing
+    assert a.leases.owned() == {p: 1 for p in range(PARTITIONS)}
+    assert len(a.events) == PARTITIONS
+
+
+async def test_a_node_that_joins_gets_its_share_handed_over_gracefully(
+    nodes: tuple[Node, Node], pg_url: str
+) -> None:
+    a, b = nodes
+    await a.leases.round()
+    await b.leases.round()  # b is alive now, but every lease is still a's
+    assert b.leases.nodes_alive == 2 and b.leases.owned() == {}
+    await a.leases.round()  # a sees two nodes: keeps 8, hands back 8 (after stopping them)
+    kept = a.leases.owned()
+    assert len(kept) == PARTITIONS // 2
+    handed = set(range(PARTITIONS)) - set(kept)
+    assert a.lost() == handed
+    await b.leases.round()
+    assert set(b.leases.owned()) == handed
+    assert set(b.leases.owned()).isdisjoint(a.leases.owned())
+    # a partition that changes hands gets the next epoch; the fence tells owners apart
+    assert all(e == 2 for e in b.leases.owned().values())
+    stored = await epochs(pg_url)
+    assert {p: o for p, (o, _) in stored.items() if o == "node-b"}.keys() == handed
+    # stable: more rounds move nothing
+    for _ in range(2):
+        await a.leases.round()
+        await b.leases.round()
+    assert len(a.leases.owned()) + len(b.leases.owned()) == PARTITIONS
+    assert len(b.events) == len(handed) and a.lost() == handed
+
+
+async def test_a_node_that_stops_renewing_loses_everything_to_the_other(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    await a.leases.round()
+    await b.leases.round()
+    await a.leases.round()
+    await b.leases.round()
+    before = a.leases.owned()
+    assert len(before) == 8
+    # a pauses (no round): by the local deadline it stops processing by itself...
+    await asyncio.sleep(TTL + 0.1)
+    await a.leases._expire()
+    assert a.leases.owned() == {} and a.lost() >= set(before)
+    # ...and b, seeing one node alive, takes all of a's partitions at the next epoch
+    await b.leases.round()
+    assert b.leases.nodes_alive == 1
+    owned = b.leases.owned()
+    assert set(owned) == set(range(PARTITIONS))
+    assert all(owned[p] == before[p] + 1 for p in before)
+    # a comes back: it renews nothing, and gets work back only by handover
+    await a.leases.round()
+    assert a.leases.owned() == {}
+    await b.leases.round()
+    await a.leases.round()
+    assert len(a.leases.owned()) == 8
+    assert all(e == before.get(p, 2) + 2 for p, e in a.leases.owned().items() if p in before)
+
+
+async def test_a_stopping_node_hands_everything_back_at_once(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    await a.leases.round()
+    await b.leases.round()
+    await a.leases.stop()  # no lease time to wait: b takes all on its next round
+    assert a.lost() == set(range(PARTITIONS))
+    started = time.monotonic()
+    await b.leases.round()
+    assert set(b.leases.owned()) == set(range(PARTITIONS))
+    assert time.monotonic() - started < TTL  # taken at once, not after expiry
+    assert b.leases.nodes_alive == 1  # a left the heartbeat table too
+
+
+async def test_the_loop_keeps_leases_and_gives_them_up_alone(pg_url: str) -> None:
+    a = Node(pg_url, "node-a")
+    await a.leases.start()
+    try:
+        assert len(a.leases.owned()) == PARTITIONS  # the first share, taken at start
+        await asyncio.sleep(TTL * 2.5)  # renewed all along
+        assert len(a.leases.owned()) == PARTITIONS
+        assert a.lost() == set()
+    finally:
+        await a.leases.stop()
+    assert a.lost() == set(range(PARTITIONS))
+
+
+def _event(tenant: str, n: int) -> Event:
+    return Event(tenant=tenant, key="dnd_on", body={"extension": f"sip:{n}@x"}, extensions=("1",))
+
+
+async def test_a_write_under_a_stale_epoch_stores_nothing(
+    nodes: tuple[Node, Node], pg_url: str
+) -> None:
+    a, b = nodes
+    store: Any = open_store(pg_url, shared=True)
+    await store.open()
+    try:
+        await a.leases.round()
+        p = partition_of("acme")
+        fence = a.leases.fence(p)
+        assert fence == Fence(p, "node-a", 1)
+        stored = await store.log.append(Append([_event("acme", 1)], fences=[fence]))
+        assert [e.seq for e in stored.events] == [1]
+
+        # a's lease runs out (a paused) and b takes the partition at epoch 2
+        await asyncio.sleep(TTL + 0.1)
+        with pytest.raises(LeaseLost):  # expired, not yet taken: refused already
+            await store.log.append(Append([_event("acme", 2)], fences=[fence]))
+        await b.leases.round()
+        assert b.leases.owned()[p] == 2
+        # a's stale write, in the same group commit as b's good one: a's alone is refused
+        stale, good = await asyncio.gather(
+            store.log.append(Append([_event("acme", 3)], fences=[fence])),
+            store.log.append(Append([_event("acme", 4)], fences=[b.leases.fence(p)])),
+            return_exceptions=True,
+        )
+        assert isinstance(stale, LeaseLost) and isinstance(stale, StoreError)
+        assert stale.fence == fence
+        assert not isinstance(good, BaseException)
+        assert [e.seq for e in good.events] == [2]  # seq stays gap-free
+        bodies = await store.log.read("acme")
+        assert [b'"sip:2@x"' in x or b'"sip:3@x"' in x for x in bodies] == [False, False]
+        assert len(bodies) == 2
+        # once a gave the partition up (its own deadline), it has no fence to write with
+        await a.leases._expire()
+        with pytest.raises(LeaseLost):
+            a.leases.fence(p)
+    finally:
+        await store.close()
+
+
+async def test_fenced_writes_need_postgresql(tmp_path: Any) -> None:
+    store: Any = open_store(f"sqlite:///{tmp_path}/one.db")
+    await store.open()
+    try:
+        with pytest.raises(StoreError, match="PostgreSQL"):
+            await store.log.append(Append([_event("acme", 1)], fences=[Fence(0, "x", 1)]))
+        assert await store.log.read("acme") == []
+    finally:
+        await store.close()
