@@ -51,12 +51,12 @@ from callhook.ingest.routes import (
     TenantResolver,
 )
 from callhook.kamailio import routes as kamailio_api
+from callhook.limits.node import node_limits
 from callhook.listeners import StartupError
 from callhook.ops import Metrics
 from callhook.pipeline import Pipeline
 from callhook.proxies import TrustedProxies
 from callhook.retention import Retention
-from callhook.security import RateLimiter
 from callhook.store import ApplyReport, StoreError, open_store
 from callhook.traffic_log import TrafficLog
 from callhook.wsi.service import WsiService
@@ -99,8 +99,8 @@ class Hub:
             lambda tenant: self.metrics.correlation_failures.labels(tenant).inc(),
         )
         self.resolver = TenantResolver()
-        limits = settings.auth
-        self.api_limiter = RateLimiter(limits.api_max_failures_per_source, limits.window)
+        # Brute-force limits: in this process, or for the whole cluster in Redis.
+        self.limits = node_limits(settings.auth, server.bus, self.node_id)
         self._api_keys: dict[str, tuple[str | None, float]] = {}
         self.retention = Retention(
             self.store.maintenance, settings.retention, self.metrics.registry
@@ -128,7 +128,7 @@ class Hub:
             self.metrics,
             self.traffic,
             proxies=self.proxies,
-            unknown_tokens=RateLimiter(limits.ingest_max_unknown_tokens_per_source, limits.window),
+            unknown_tokens=self.limits.ingest,
         )
         self.dashboard_tickets = TicketBook()  # dashboard login to WSI (dashboard/tickets.py)
         self.wsi = WsiService(
@@ -210,6 +210,8 @@ class Hub:
             stack.push_async_callback(self.delivery.stop)
             await self.bus.start()
             stack.push_async_callback(self.bus.stop)
+            await self.limits.start()
+            stack.push_async_callback(self.limits.stop)
             await self.wsi.start(wsi_socket)
             stack.push_async_callback(self.wsi.stop)
             self._tasks.append(asyncio.create_task(self._ticker(), name="correlator-tick"))

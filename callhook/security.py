@@ -1,12 +1,10 @@
-"""Password hashing (Argon2), API key hashing, constant-time checks, auth rate limiting."""
+"""Password hashing (Argon2), API key hashing, constant-time checks (limits: callhook/limits)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-import time
-from collections import OrderedDict
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -57,64 +55,3 @@ def same(a: str, b: str) -> bool:
     return hmac.compare_digest(
         a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
     )
-
-
-class RateLimiter:
-    """Attempt limiter: at most `limit` counted attempts per `window` seconds per key.
-
-    An attempt is counted *before* its check (`reserve`), not after it failed: checks are
-    slow (Argon2, a database read), and 200 attempts started together would otherwise all
-    pass a "fewer than 10 failures so far?" test before the first of them failed. An
-    attempt that succeeds is uncounted (`release`); `succeeded` forgets a key entirely.
-    Bounded: keeps at most `max_keys` keys (least recently used dropped first).
-    """
-
-    def __init__(self, limit: int = 10, window: float = 60.0, max_keys: int = 100_000) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_keys = max_keys
-        self._fails: OrderedDict[str, list[float]] = OrderedDict()
-
-    def _recent(self, key: str, now: float) -> list[float]:
-        fails = self._fails.get(key)
-        if not fails:
-            return []
-        fails[:] = [t for t in fails if now - t < self.window]
-        return fails
-
-    def blocked(self, key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        return len(self._recent(key, now)) >= self.limit
-
-    def retry_after(self, key: str, now: float | None = None) -> float:
-        """Seconds until `key` is under the limit again (0 when it is now)."""
-        now = time.monotonic() if now is None else now
-        fails = self._recent(key, now)
-        if len(fails) < self.limit:
-            return 0.0
-        return self.window - (now - fails[-self.limit])
-
-    def reserve(self, key: str, now: float | None = None) -> float | None:
-        """Count one attempt now; its token, or None when `key` is over the limit."""
-        now = time.monotonic() if now is None else now
-        if len(self._recent(key, now)) >= self.limit:
-            return None
-        self.failed(key, now)
-        return now
-
-    def release(self, key: str, token: float) -> None:
-        """Uncount the attempt `reserve` returned `token` for (it succeeded)."""
-        fails = self._fails.get(key)
-        if fails and token in fails:
-            fails.remove(token)
-
-    def failed(self, key: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        fails = self._fails.pop(key, [])
-        fails.append(now)
-        self._fails[key] = fails[-self.limit :]
-        while len(self._fails) > self.max_keys:
-            self._fails.popitem(last=False)
-
-    def succeeded(self, key: str) -> None:
-        self._fails.pop(key, None)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from callhook import security
-from callhook.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
+from callhook.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable
+from callhook.limits import Refused
 
 if TYPE_CHECKING:
     from callhook.app import Hub
@@ -31,39 +32,42 @@ def hub_of(request: Request) -> Hub:
 
 
 async def principal(request: Request) -> Principal:
-    """FastAPI dependency: resolve the Bearer key, limiting failures per client address.
-
-    The attempt is counted before the key is looked up (the lookup may wait on the
-    database), so parallel guesses cannot all pass the limit; a valid key uncounts it.
-    """
+    """FastAPI dependency: resolve the Bearer key, limiting failures per client address
+    (callhook/limits: only failures count; lookups in flight wait for each other beyond
+    the failures still allowed, so parallel guesses cannot overrun the limit)."""
     hub = hub_of(request)
     source = request.client.host if request.client else ""
-    limit_key = f"api:{source}"
-    attempt = hub.api_limiter.reserve(limit_key)
-    if attempt is None:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():  # no guess made: not counted
+        hub.traffic.login_failed("api", source, "no-key", path=request.url.path)
+        raise Unauthorized("send 'Authorization: Bearer <admin or tenant API key>'")
+    attempt = await hub.limits.api.begin(source)
+    if isinstance(attempt, Refused):
+        if attempt.busy:
+            raise Unavailable("too many authentications in progress; try again")
         hub.metrics.auth.refused.labels("api", "rate-limited").inc()
         hub.traffic.login_failed("api", source, "rate-limited", path=request.url.path)
-        wait = hub.api_limiter.retry_after(limit_key)
+        wait = attempt.retry_after
         raise TooManyRequests(
             f"too many failed authentications; retry in {max(1, round(wait))} s", retry_after=wait
         )
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        hub.api_limiter.release(limit_key, attempt)  # no guess made
-        hub.traffic.login_failed("api", source, "no-key", path=request.url.path)
-        raise Unauthorized("send 'Authorization: Bearer <admin or tenant API key>'")
     key = key.strip()
     hub.metrics.auth.checks.labels("api").inc()
-    if security.same(key, hub.settings.server.admin_key):
-        hub.api_limiter.release(limit_key, attempt)
-        return Principal(None)
-    tenant = await hub.tenant_of_api_key(key)
-    if tenant is None:
+    try:
+        if security.same(key, hub.settings.server.admin_key):
+            who: Principal | None = Principal(None)
+        else:
+            tenant = await hub.tenant_of_api_key(key)
+            who = None if tenant is None else Principal(tenant)
+    except BaseException:
+        await hub.limits.api.finish(attempt, failed=False)  # no answer (database away)
+        raise
+    await hub.limits.api.finish(attempt, failed=who is None)
+    if who is None:
         hub.traffic.login_failed("api", source, "unknown-key", path=request.url.path)
         raise Unauthorized("unknown or revoked API key")
-    hub.api_limiter.release(limit_key, attempt)
-    return Principal(tenant)
+    return who
 
 
 def require_tenant(hub: Hub, who: Principal, tenant: str) -> None:

@@ -23,9 +23,10 @@ from callhook.errors import error_json
 from callhook.events import Event
 from callhook.ingest.action_url import MAX_URL_BYTES, IngestError, parse_request, target_length
 from callhook.ingest.model import ParsedRequest
+from callhook.limits import Limiter
+from callhook.limits.local import LocalLimiter
 from callhook.pipeline import Pipeline, Queued
 from callhook.proxies import TrustedProxies
-from callhook.security import RateLimiter
 from callhook.store import Appended
 from callhook.traffic_log import TrafficLog
 
@@ -162,7 +163,7 @@ class IngestEndpoint:
         traffic: TrafficLog | None = None,
         *,
         proxies: TrustedProxies | None = None,
-        unknown_tokens: RateLimiter | None = None,
+        unknown_tokens: Limiter | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.resolver = resolver
@@ -172,7 +173,7 @@ class IngestEndpoint:
         # Which requests are phones': set by the Hub once its routes exist.
         self.is_phone = PhoneTargets.from_paths(["/ws"])
         # Token guessing: unknown tokens per source address ([auth] in the config).
-        self.unknown_tokens = unknown_tokens or RateLimiter(30, 60.0)
+        self.unknown_tokens: Limiter = unknown_tokens or LocalLimiter(30, 60.0)
 
     def begin(
         self,

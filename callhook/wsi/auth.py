@@ -5,9 +5,11 @@ would queue for seconds. A successful verification is therefore cached briefly, 
 account and a SHA-256 of the password, and tied to the stored hash: a changed password
 invalidates it at once.
 
-Brute force: an attempt is counted before its check (reserve, then verify), per account
-(however the domain is spelt: `101@ACME.example.com`, `101@acme`) and per source address,
-so parallel guesses cannot overrun the limits ([auth] in the config). Argon2 runs in at most
+Brute force: failures are limited per account (however the domain is spelt:
+`101@ACME.example.com`, `101@acme`) and per source address ([auth] in the config). Only
+failures count; a check reserves its place first, so parallel guesses cannot overrun a
+limit, and checks beyond the failures still allowed wait for those in flight
+(callhook/limits). Argon2 runs in at most
 `hash_concurrency` threads at once, so a flood of logins leaves the other core to phones;
 beyond `hash_queue` waiting logins, more are answered "busy" at once.
 """
@@ -28,6 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from callhook import security
 from callhook.directory import Tenant
+from callhook.limits import Attempt, Limiter, Refused
 from callhook.ops import AuthMetrics
 from callhook.traffic_log import TrafficLog
 from callhook.wsi.permissions import Principal
@@ -140,8 +143,8 @@ class Authenticator:
         self,
         tenants: Mapping[str, Tenant],
         store: Passwords,
-        by_account: security.RateLimiter,
-        by_address: security.RateLimiter,
+        by_account: Limiter,
+        by_address: Limiter,
         *,
         cache_ttl: float = 300.0,
         cache_max: int = 10_000,
@@ -178,22 +181,20 @@ class Authenticator:
             known = await self._recently_verified(tenant, cmd.extension, cmd.password)
             if known is not None:
                 return Principal(tenant.name, cmd.extension, known)
-        by_source = self.by_address.reserve(source)
-        by_account = self.by_account.reserve(account) if by_source is not None else None
-        if by_source is None or by_account is None:
-            if by_source is not None:  # refused without a check: costs the source nothing
-                self.by_address.release(source, by_source)
-            self.metrics.refused.labels("wsi", "rate-limited").inc()
-            self.traffic.login_failed("wsi", address, "rate-limited", account=label)
-            return TOO_MANY
+        by_source = await self.by_address.begin(source)
+        if isinstance(by_source, Refused):
+            return self._refused(by_source, address, label)
+        by_account = await self.by_account.begin(account)
+        if isinstance(by_account, Refused):  # refused without a check: costs the source nothing
+            await self.by_address.finish(by_source, failed=False)
+            return self._refused(by_account, address, label)
         if (
             tenant is not None
             and cmd.extension is None
             and self.tickets is not None
             and self.tickets.redeem(tenant.name, cmd.password)
         ):
-            self.by_account.succeeded(account)
-            self.by_address.release(source, by_source)
+            await self._finish(by_account, by_source, failed=False)
             return Principal(tenant.name, None)
         try:
             if tenant is None:
@@ -202,17 +203,32 @@ class Authenticator:
             else:
                 credential = await self._check(tenant, cmd.extension, cmd.password)
         except Busy:
-            self.by_account.release(account, by_account)  # not the client's fault
-            self.by_address.release(source, by_source)
+            await self._finish(by_account, by_source, failed=False)  # not the client's fault
             self.metrics.refused.labels("wsi", "busy").inc()
             return BUSY
+        except BaseException:  # cancelled (the client went away) or the database: no verdict
+            await asyncio.shield(self._finish(by_account, by_source, failed=False))
+            raise
         if credential is None or tenant is None:
+            await self._finish(by_account, by_source, failed=True)
             reason = "unknown-account" if tenant is None else "wrong-password"
             self.traffic.login_failed("wsi", address, reason, account=label)
             return AUTH_FAILED
-        self.by_account.succeeded(account)
-        self.by_address.release(source, by_source)  # the address keeps its other failures
+        # The account's failures are forgotten; the address keeps its other failures.
+        await self._finish(by_account, by_source, failed=False)
         return Principal(tenant.name, cmd.extension, credential)
+
+    async def _finish(self, by_account: Attempt, by_source: Attempt, *, failed: bool) -> None:
+        await self.by_account.finish(by_account, failed=failed, forget=not failed)
+        await self.by_address.finish(by_source, failed=failed)
+
+    def _refused(self, refused: Refused, address: str, label: str) -> bytes:
+        if refused.busy:  # checks of this key in flight for too long: not the client's doing
+            self.metrics.refused.labels("wsi", "busy").inc()
+            return BUSY
+        self.metrics.refused.labels("wsi", "rate-limited").inc()
+        self.traffic.login_failed("wsi", address, "rate-limited", account=label)
+        return TOO_MANY
 
     async def _stored_hash(self, tenant: Tenant, extension: str | None) -> str:
         # Read through a short cache: a storm of logins to one account costs one query.

@@ -21,9 +21,9 @@ from callhook.config import Settings
 from callhook.connections import ConnectionLimits
 from callhook.directory import Tenant
 from callhook.events import Event
+from callhook.limits.node import Limits
 from callhook.ops import AuthMetrics
 from callhook.proxies import TrustedProxies
-from callhook.security import RateLimiter
 from callhook.store.records import StoredEvent
 from callhook.traffic_log import TrafficLog
 from callhook.wsi.auth import Authenticator, Passwords, Tickets
@@ -83,6 +83,8 @@ class HubPort(Protocol):
     def store(self) -> StoreView: ...
     @property
     def connections(self) -> ConnectionLimits: ...
+    @property
+    def limits(self) -> Limits: ...
 
 
 def _host_port(listen: str) -> tuple[str, int]:
@@ -121,8 +123,8 @@ class WsiService:
         self.auth = Authenticator(
             hub.tenants,
             hub.store.directory,
-            by_account=RateLimiter(limits.wsi_max_failures_per_account, limits.window),
-            by_address=RateLimiter(limits.wsi_max_failures_per_source, limits.window),
+            by_account=hub.limits.wsi_account,
+            by_address=hub.limits.wsi_source,
             concurrency=limits.hash_concurrency,
             queue=limits.hash_queue,
             tickets=tickets,

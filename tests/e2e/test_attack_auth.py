@@ -176,3 +176,20 @@ def test_parallel_bad_api_keys_are_checked_up_to_the_limit(hub: Hub) -> None:
         urllib.request.urlopen(hub.base + "/api/v1/tenants", timeout=10)
     except urllib.error.HTTPError as e:
         assert e.code == 401  # no key: no guess, not counted
+
+
+def test_many_simultaneous_right_logins_from_one_address_all_get_in(hub: Hub) -> None:
+    """Wallboards behind one NAT all reconnecting after a restart: three times the
+    per-source limit (and four times the per-account one) logging in at once with the
+    right passwords. Only failures count: checks in flight only wait for each other."""
+    accounts = [
+        {"name": "acme", "password": "tenant-secret"},
+        {"name": "globex", "password": "globex-secret"},
+        {"extension": "201", "domain": "globex.example.com", "password": "secret201"},
+    ]
+    tries = [("127.0.6.1", accounts[i % 3]) for i in range(3 * PER_SOURCE)]
+    assert replies(hub, tries) == {key({"status": 0}): 3 * PER_SOURCE}
+    # The failures of that address still count, up to its limit, in parallel too.
+    wrong = [("127.0.6.1", {"extension": f"7{i:03}", "domain": "acme", "password": "x"})
+             for i in range(PER_SOURCE + 4)]  # fmt: skip
+    assert replies(hub, wrong) == {key(WRONG): PER_SOURCE, key(TOO_MANY): 4}

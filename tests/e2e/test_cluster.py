@@ -35,8 +35,11 @@ _calls = itertools.count(1)
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path, database: str | None = None, server: str = "") -> None:
-        """Two nodes on `database` (default: a new one on the session's PostgreSQL)."""
+    def __init__(
+        self, tmp_path: Path, database: str | None = None, server: str = "", extra: str = ""
+    ) -> None:
+        """Two nodes on `database` (default: a new one on the session's PostgreSQL);
+        `server` is added to [server], `extra` at the end of the config file."""
         if database is None:
             try:
                 database = postgres.server().new_database()
@@ -49,8 +52,8 @@ class Cluster:
         for name in ("a", "b"):
             workdir = tmp_path / name
             workdir.mkdir()
-            extra = f'bus = "{self.redis.url}"\nnode_id = "node-{name}"\n{server}'
-            hub = Hub(workdir, backend="sqlite", server_config=extra)
+            node = f'bus = "{self.redis.url}"\nnode_id = "node-{name}"\n{server}'
+            hub = Hub(workdir, extra, backend="sqlite", server_config=node)
             hub.use_database(database)
             self.nodes.append(hub)
 

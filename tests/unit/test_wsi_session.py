@@ -19,7 +19,7 @@ from callhook.bus.memory import MemoryBus
 from callhook.connections import ConnectionLimits
 from callhook.directory import Extension, Tenant
 from callhook.events import Event
-from callhook.security import RateLimiter
+from callhook.limits.node import node_limits
 from callhook.store.records import StoredEvent
 from callhook.store.sql.log import _ext_column
 from callhook.wsi.permissions import Principal
@@ -98,7 +98,7 @@ def make_service() -> tuple[WsiService, FakeStore]:
         bus=MemoryBus(),
         log=store,
         correlator=SimpleNamespace(),
-        auth_limiter=RateLimiter(),
+        limits=node_limits(config.parse({}, env={}).auth, "memory", "n"),
         store=SimpleNamespace(directory=SimpleNamespace()),
         connections=ConnectionLimits(100, 100),
     )
