@@ -19,6 +19,9 @@ from tests.e2e.test_cluster import Cluster
 from tests.support.hub import ADMIN_KEY, Hub
 from tests.support.phone import send_raw
 
+# Starts its own PostgreSQL/Redis: the same on both passes of `make test`, so run once.
+pytestmark = pytest.mark.own_engines
+
 PER_ACCOUNT = 4
 PER_SOURCE = 6
 API_PER_SOURCE = 4
