@@ -75,7 +75,11 @@ class Hub:
         # Clustered (a Redis bus): several nodes write to one PostgreSQL database.
         shared = {"shared": True} if clustered(server.bus) else {}
         self.store = open_store(
-            server.database, durability=server.durability, readers=server.database_pool, **shared
+            server.database,
+            durability=server.durability,
+            readers=server.database_pool,
+            timeout=server.database_timeout,
+            **shared,
         )
         self.log = self.store.log
         self.node_id = server.node_id or default_node_id(server)

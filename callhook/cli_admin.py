@@ -68,6 +68,7 @@ def _with_store(settings: config.Settings, op: Callable[[Store], Awaitable[T]]) 
             settings.server.database,
             durability=settings.server.durability,
             readers=settings.server.database_pool,
+            timeout=settings.server.database_timeout,
         )
         await store.open()
         try:

@@ -104,6 +104,9 @@ class ServerConfig(_Strict):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Reader connections (threads) of the database; the writer has one more of its own.
     database_pool: int = Field(default=4, ge=1, le=64)
+    # PostgreSQL: seconds of silence (a cut network sends no reset) after which a connection
+    # is given up, on both ends, and a new one is tried for; also the connect timeout.
+    database_timeout: int = Field(default=5, ge=2, le=3600)
 
     @field_validator("listen")
     @classmethod

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from callhook.store import Fence, StoreError
 from callhook.store.postgres import leases, schema
@@ -25,7 +26,7 @@ from callhook.store.sql.engine import ThreadEngine
 
 # The advisory lock a clustered node's writer holds from BEGIN to COMMIT.
 WRITER_LOCK = 0x63616C6C  # "call"
-CONNECT_TIMEOUT = 5  # seconds; a dead server answers 503 in about this long
+TIMEOUT = 5  # seconds ([server] database_timeout): a silent connection is given up after it
 
 
 def dsn(url: str) -> str:
@@ -94,16 +95,61 @@ class PgConn:
         self.raw.close()
 
 
-def connect_raw(url: str) -> psycopg.Connection[Any]:
+def liveness(url: str, timeout: int = TIMEOUT) -> dict[str, int]:
+    """libpq settings that give a connection up after `timeout` seconds of silence.
+
+    A cut network (a node cut off, a dead host, a dropped NAT entry) sends no reset: the
+    socket just stays quiet, and without these a query waits for TCP to give up (about 15
+    minutes) with the writer and every phone behind it. `connect_timeout` bounds a new
+    connection; keepalive probes find a dead peer while waiting for an answer (a slow
+    query still answers the probes, so it is not cut); `tcp_user_timeout` bounds data sent
+    and never acknowledged. Settings written in the URL win.
+    """
+    idle = max(1, timeout // 2)
+    wanted = {
+        "connect_timeout": timeout,
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": 1,
+        "keepalives_count": max(1, timeout - idle),
+        "tcp_user_timeout": timeout * 1000,  # milliseconds
+    }
+    given = conninfo_to_dict(dsn(url))
+    return {k: v for k, v in wanted.items() if k not in given}
+
+
+def server_liveness(timeout: int = TIMEOUT) -> dict[str, str]:
+    """The same on the server's side of the connection (session settings any user may
+    set): PostgreSQL then ends a cut-off node's session, its transaction and the locks it
+    holds, within about `timeout` seconds instead of hours, and the other nodes go on."""
+    idle = max(1, timeout // 2)
+    return {
+        "tcp_keepalives_idle": str(idle),
+        "tcp_keepalives_interval": "1",
+        "tcp_keepalives_count": str(max(1, timeout - idle)),
+        "tcp_user_timeout": str(timeout * 1000),
+    }
+
+
+def connect_raw(url: str, timeout: int = TIMEOUT) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(dsn(url), autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        conninfo = make_conninfo(dsn(url), **liveness(url, timeout))
+        conn = psycopg.connect(conninfo, autocommit=True)
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to PostgreSQL: {' '.join(str(exc).split())}") from exc
+    try:
+        settings = server_liveness(timeout)
+        calls = ", ".join("set_config(%s, %s, false)" for _ in settings)
+        conn.execute(f"SELECT {calls}", [x for kv in settings.items() for x in kv])
+    except psycopg.Error as exc:
+        conn.close()
+        raise StoreError(f"cannot set up the PostgreSQL session: {exc}") from exc
+    return conn
 
 
-def upgrade(url: str) -> list[int]:
+def upgrade(url: str, timeout: int = TIMEOUT) -> list[int]:
     """Run pending migrations on the database at `url` (`callhook db upgrade`)."""
-    conn = connect_raw(url)
+    conn = connect_raw(url, timeout)
     try:
         return schema.upgrade(conn)
     except psycopg.Error as exc:
@@ -128,22 +174,26 @@ class Engine(ThreadEngine):
     name = "postgres"
     begin = "BEGIN"
 
-    def __init__(self, url: str, *, readers: int = 4, shared: bool = False) -> None:
+    def __init__(
+        self, url: str, *, readers: int = 4, shared: bool = False, timeout: int = TIMEOUT
+    ) -> None:
         super().__init__(readers=readers)
         self.url = url
+        self.timeout = timeout
         if shared:  # several nodes write here: their writers take turns (docs/scaling.md)
             self.shared_lock = f"SELECT pg_advisory_xact_lock({WRITER_LOCK})"
 
     def migrate(self) -> None:
-        upgrade(self.url)
+        upgrade(self.url, self.timeout)
 
     def connect(self, *, reader: bool) -> Conn:
-        conn = PgConn(connect_raw(self.url))
+        conn = PgConn(connect_raw(self.url, self.timeout))
         if self.shared_lock and not reader:
             # A node cut off in the middle of a transaction would keep every node's writer
             # waiting on its lock until PostgreSQL noticed the dead connection: the server
-            # ends such a transaction after 5 s, and a writer waits for the lock 10 s at
-            # most (its phones get 503 and send again).
+            # ends such a transaction after 5 s idle, or after `timeout` s of silence if it
+            # was cut in the middle of a pipeline (server_liveness), and a writer waits for
+            # the lock 10 s at most (its phones get 503 and send again).
             conn.execute("SET idle_in_transaction_session_timeout = '5s'")
             conn.execute("SET lock_timeout = '10s'")
         return conn
