@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 CONFIG ?= callhook.toml
 
-.PHONY: serve test lint unit bench install dev clean chromium nginx sip-tools postgresql redis
+.PHONY: serve test lint unit bench install dev clean chromium nginx sip-tools postgresql redis iproute2
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,9 +58,14 @@ redis:
 	@command -v redis-server >/dev/null || test -x /usr/bin/redis-server \
 	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server)
 
+## iproute2: `ip netns`, for the test that cuts a node (in a network namespace) off the network
+iproute2:
+	@command -v ip >/dev/null || test -x /usr/sbin/ip || test -x /sbin/ip \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2)
+
 ## test: set up, lint, and run the whole suite; the end-to-end tests once more on PostgreSQL
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile
-test: lint chromium nginx sip-tools postgresql redis
+test: lint chromium nginx sip-tools postgresql redis iproute2
 	$(PYTEST)
 	TEST_DATABASE_BACKEND=postgresql $(PYTEST) -m "not own_engines" tests/e2e
 

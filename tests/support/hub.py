@@ -28,8 +28,8 @@ def free_port() -> int:
 
 BASE_CONFIG = """
 [server]
-listen = "127.0.0.1:{port}"
-wsi_listen = "127.0.0.1:{wsi_port}"
+listen = "{host}:{port}"
+wsi_listen = "{host}:{wsi_port}"
 database = "{database}"
 admin_key = "{admin_key}"
 durability = "{durability}"
@@ -98,10 +98,15 @@ class Hub:
         server_config: str = "",
         acme_config: str = "",
         backend: str | None = None,
+        host: str = "127.0.0.1",
+        admin_key: str = ADMIN_KEY,
     ) -> None:
         """`server_config` is added to [server], `acme_config` after acme's tables (e.g.
-        `[[tenant.call_event]]` entries), `extra_config` at the end of the file."""
+        `[[tenant.call_event]]` entries), `extra_config` at the end of the file. `host`: the
+        address it listens on (a network namespace's, tests/support/netns.py)."""
         self.workdir = workdir
+        self.host = host
+        self.admin_key = admin_key  # 16 characters at least when not listening on loopback
         self.port = free_port()
         self.wsi_port = free_port()
         self.db = workdir / "callhook.db"
@@ -114,10 +119,11 @@ class Hub:
         self.config_path = workdir / "callhook.toml"
         self.config_path.write_text(
             BASE_CONFIG.format(
+                host=host,
                 port=self.port,
                 wsi_port=self.wsi_port,
                 database=self.database,
-                admin_key=ADMIN_KEY,
+                admin_key=admin_key,
                 durability=durability,
                 server_extra=server_config,
                 acme_extra=acme_config,
@@ -129,7 +135,7 @@ class Hub:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0, command: list[str] | None = None) -> Hub:
         """Run `callhook serve` (or `command`, which must serve this config) until ready."""
@@ -221,8 +227,10 @@ class Hub:
 
     # REST helpers ----------------------------------------------------------------------
     def api(
-        self, method: str, path: str, body: Any = None, key: str = ADMIN_KEY
+        self, method: str, path: str, body: Any = None, key: str | None = None
     ) -> tuple[int, Any]:
+        """`key`: the admin key unless given ("": no Authorization header)."""
+        key = self.admin_key if key is None else key
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if key:

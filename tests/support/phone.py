@@ -56,13 +56,19 @@ def parse_response(raw: bytes) -> Response:
     return Response(status, headers, body)
 
 
-def get(port: int, target: str, user_agent: str = "Grandstream GXV3370 1.0.1.28") -> Response:
+def get(
+    port: int,
+    target: str,
+    user_agent: str = "Grandstream GXV3370 1.0.1.28",
+    host: str = "127.0.0.1",
+    timeout: float = 10,
+) -> Response:
     """`GET {target} HTTP/1.1`, the way a phone sends it (Connection: close)."""
     req = (
-        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         f"User-Agent: {user_agent}\r\nConnection: close\r\n\r\n"
     ).encode("latin-1")
-    return send_raw(port, req)
+    return send_raw(port, req, host, timeout)
 
 
 def pairs(values: dict[str, str]) -> str:

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
@@ -53,8 +54,12 @@ def _free_port() -> int:
 class PostgresServer:
     """One running server; `url(db)` for its databases."""
 
-    def __init__(self) -> None:
+    def __init__(self, listen: Sequence[str] = (), trust: Sequence[str] = ()) -> None:
+        """`listen`: addresses to listen on besides 127.0.0.1 (this machine's own, e.g. a
+        veth's), and `trust`: the networks allowed to connect from them (tests/support/netns.py)."""
         self.bin = _bin_dir()
+        self.listen = ",".join(["127.0.0.1", *listen])
+        self.trust = list(trust)
         self.dir = Path(tempfile.mkdtemp(prefix="callhook-pg-"))
         self.data = self.dir / "data"
         self.port = _free_port()
@@ -77,11 +82,10 @@ class PostgresServer:
             self.bin / "initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres",
             "--no-locale", "-E", "UTF8", "--no-sync",
         )  # fmt: skip
-        opts = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-            " -c fsync=off -c synchronous_commit=on -c full_page_writes=off"
-            " -c max_connections=300 -c shared_buffers=32MB"
-        )
+        if self.trust:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.writelines(f"host all all {net} trust\n" for net in self.trust)
+        opts = self._options() + " -c full_page_writes=off -c shared_buffers=32MB"
         self._run(
             self.bin / "pg_ctl", "-D", str(self.data), "-o", opts, "-w", "-t", "60",
             "-l", str(self.dir / "server.log"), "start",
@@ -101,14 +105,21 @@ class PostgresServer:
         """Stop the server (fast: connections are cut) and start it again."""
         self._run(self.bin / "pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         time.sleep(down_for)
-        opts = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-            " -c fsync=off -c synchronous_commit=on -c max_connections=300"
-        )
         self._run(
-            self.bin / "pg_ctl", "-D", str(self.data), "-o", opts, "-w", "-t", "60",
+            self.bin / "pg_ctl", "-D", str(self.data), "-o", self._options(), "-w", "-t", "60",
             "-l", str(self.dir / "server.log"), "start",
         )  # fmt: skip
+
+    def _options(self) -> str:
+        return (
+            f"-p {self.port} -k {self.dir} -c listen_addresses={self.listen}"
+            " -c fsync=off -c synchronous_commit=on -c max_connections=300"
+        )
+
+    def url_at(self, host: str, database: str) -> str:
+        """The URL of one of its databases (a URL from `new_database`) through `host`."""
+        name = database.rsplit("/", 1)[-1]
+        return f"postgresql://postgres@{host}:{self.port}/{name}"
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.support.postgres import IN_CI
@@ -32,7 +33,9 @@ def _free_port() -> int:
 class RedisServer:
     """One running server; `url` for its database 0."""
 
-    def __init__(self) -> None:
+    def __init__(self, bind: Sequence[str] = ()) -> None:
+        """`bind`: addresses of this machine to listen on besides 127.0.0.1 (a veth's)."""
+        self.bind = ["127.0.0.1", *bind]
         binary = shutil.which("redis-server") or (
             "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
         )
@@ -49,12 +52,18 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_at("127.0.0.1")
+
+    def url_at(self, host: str) -> str:
+        return f"redis://{host}:{self.port}/0"
 
     def start(self) -> RedisServer:
-        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+        # Protected mode refuses every client but loopback ones; a namespaced node (through
+        # its veth, to an address of this machine) is one of ours.
+        protected = "yes" if self.bind == ["127.0.0.1"] else "no"
+        cmd = [self.binary, "--port", str(self.port), "--bind", *self.bind,
                "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-               "--protected-mode", "yes", "--daemonize", "no"]  # fmt: skip
+               "--protected-mode", protected, "--daemonize", "no"]  # fmt: skip
         with (self.dir / "redis.log").open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -79,12 +88,12 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def start() -> RedisServer:
+def start(bind: Sequence[str] = ()) -> RedisServer:
     """A new running server, or a skip (a failure under CI=true) when none is installed."""
     import pytest
 
     try:
-        return RedisServer().start()
+        return RedisServer(bind).start()
     except Unavailable as exc:
         if IN_CI:
             pytest.fail(str(exc))
