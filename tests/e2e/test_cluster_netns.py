@@ -37,6 +37,9 @@ CUT = 9.0  # seconds N is cut off
 KEY = "netns-test-admin-key-0123"  # N listens beyond loopback: a real key
 _numbers = itertools.count(1)
 
+# Starts its own PostgreSQL/Redis: the same on both passes of `make test`, so run once.
+pytestmark = pytest.mark.own_engines
+
 
 @dataclass(frozen=True)
 class Answer:
