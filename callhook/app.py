@@ -8,6 +8,7 @@ import gc
 import logging
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,6 +34,7 @@ from callhook.api import webhooks as webhooks_api
 from callhook.api.common import ERRORS
 from callhook.api.middleware import ApiMetrics, BodyLimit, RequestMetrics
 from callhook.bus import Bus, bus_class, clustered
+from callhook.cluster.leases import Leases
 from callhook.config import ConfigError, Settings, default_node_id, redact_url
 from callhook.connections import ConnectionLimits
 from callhook.correlate import CorrelationSettings, Correlator
@@ -85,6 +87,10 @@ class Hub:
         self.node_id = server.node_id or default_node_id(server)
         self.tenants: dict[str, Tenant] = {}
         self.bus = self._build_bus()
+        self.leases = self._build_leases()
+        # partition -> inbox rows not processed yet, for the cluster status (set by the
+        # clustered pipeline; None: not known)
+        self.inbox_lag: Callable[[], Awaitable[dict[int, int]]] | None = None
         c = settings.correlation
         self.correlator = Correlator(
             self.tenants.get,
@@ -166,13 +172,50 @@ class Hub:
             nodes = [{"node_id": self.node_id, "started_at": self.started_at, "seen_at": now,
                       "bus_connected": True, "lag_ms": 0, "unsent": 0, "received": 0,
                       "filled_from_log": 0}]  # fmt: skip
+        leases_reachable, partitions = await self.partitions()
         return {
             "clustered": clustered(url),
             "node_id": self.node_id,
             "bus": redact_url(url),
             "bus_reachable": bool(nodes) or not clustered(url),
             "nodes": nodes,
+            "leases_reachable": leases_reachable,
+            "partitions": partitions,
         }
+
+    def _build_leases(self) -> Leases | None:
+        """A clustered node holds its share of the partitions (callhook/cluster/leases.py);
+        the clustered pipeline processes them (`on_acquired` / `on_lost`). One node: none."""
+        if not clustered(self.settings.server.bus):
+            return None
+        from callhook.store.postgres.leases import LeaseTable  # the config demands PostgreSQL
+
+        c = self.settings.cluster
+        table = LeaseTable(self.settings.server.database)
+        return Leases(table, self.node_id, ttl=c.lease_ttl, renew=c.lease_renew)
+
+    async def partitions(self) -> tuple[bool, list[dict[str, Any]]]:
+        """Each partition's owner, epoch, seconds its lease has left, inbox lag; and
+        whether PostgreSQL answered."""
+        if self.leases is None:
+            return True, []
+        try:
+            rows, _ = await asyncio.wait_for(self.leases.status(), 5)
+            lag = await asyncio.wait_for(self.inbox_lag(), 5) if self.inbox_lag else {}
+        except Exception as exc:  # PostgreSQL is away: say so, the rest goes on
+            log.warning("cluster status: partition leases unreadable: %s", exc)
+            return False, []
+        return True, [
+            {
+                "partition": r.partition,
+                "owner": r.owner if r.expires_in > 0 else None,
+                "last_owner": r.owner,
+                "epoch": r.epoch,
+                "expires_in": max(0.0, r.expires_in),
+                "inbox_lag": lag.get(r.partition),
+            }
+            for r in rows
+        ]
 
     def _build_bus(self) -> Bus:
         """The in-process bus of one node, or the Redis Streams bus of a cluster
@@ -216,6 +259,9 @@ class Hub:
             stack.push_async_callback(self.bus.stop)
             await self.limits.start()
             stack.push_async_callback(self.limits.stop)
+            if self.leases is not None:  # after what processing a partition needs
+                await self.leases.start()
+                stack.push_async_callback(self.leases.stop)
             await self.wsi.start(wsi_socket)
             stack.push_async_callback(self.wsi.stop)
             self._tasks.append(asyncio.create_task(self._ticker(), name="correlator-tick"))

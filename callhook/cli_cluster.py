@@ -21,7 +21,8 @@ def cluster() -> None:
 @cluster.command("status")
 @config_option
 def status(config_path: str | None) -> None:
-    """List the nodes alive (heartbeat at most 5 s old) and how far behind each reads."""
+    """List the nodes alive (heartbeat at most 5 s old) and how far behind each reads,
+    then who owns each partition (its lease in PostgreSQL)."""
     settings = load_settings(config_path)
     url = settings.server.bus
     if not clustered(url):
@@ -36,7 +37,24 @@ def status(config_path: str | None) -> None:
         raise click.ClickException(f"server.bus = {shown!r}: cannot reach Redis: {exc}") from None
     if not nodes:
         click.echo("no node alive (no heartbeat in the last 5 s)")
-        return
+    else:
+        _show_nodes(nodes)
+    from callhook.store import StoreError
+
+    try:
+        rows = asyncio.run(_leases(settings.server.database, settings.cluster.lease_ttl))
+    except StoreError as exc:
+        shown = config.redact_url(settings.server.database)
+        raise click.ClickException(f"server.database = {shown!r}: {exc}") from None
+    click.echo("")
+    click.echo(f"{'partition':>9} {'owner':<32} {'epoch':>6} {'expires in':>10}")
+    for r in rows:
+        owner = r.owner if r.expires_in > 0 else f"- (last: {r.owner or 'never owned'})"
+        left = f"{r.expires_in:.1f}s" if r.expires_in > 0 else "free"
+        click.echo(f"{r.partition:>9} {owner:<32} {r.epoch:>6} {left:>10}")
+
+
+def _show_nodes(nodes: list[dict[str, Any]]) -> None:
     now = time.time()
     click.echo(f"{'node':<32} {'up':>8} {'seen':>6} {'bus':<5} {'lag ms':>7} {'unsent':>7}")
     for n in nodes:
@@ -47,6 +65,17 @@ def status(config_path: str | None) -> None:
             f"{n.get('node_id')!s:<32} {up:>8} {seen:>6} {bus:<5}"
             f" {int(n.get('lag_ms', 0)):>7} {int(n.get('unsent', 0)):>7}"
         )
+
+
+async def _leases(url: str, ttl: float) -> list[Any]:
+    from callhook.store.postgres.leases import LeaseTable
+
+    table = LeaseTable(url, timeout=5)
+    try:
+        rows, _ = await table.status(ttl)
+        return rows
+    finally:
+        await table.close()
 
 
 async def _nodes(url: str) -> list[dict[str, Any]]:

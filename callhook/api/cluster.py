@@ -26,17 +26,28 @@ class Node(BaseModel):
     filled_from_log: int = Field(description="events read from the log to fill bus gaps")
 
 
+class Partition(BaseModel):
+    partition: int = Field(description="0-15: a tenant's partition is crc32(name) mod 16")
+    owner: str | None = Field(description="the node holding its lease now (null: none)")
+    last_owner: str = Field(description='the node that held it last ("": never owned)')
+    epoch: int = Field(description="fencing epoch: one higher each time it changes hands")
+    expires_in: float = Field(description="seconds its lease has left unless renewed")
+    inbox_lag: int | None = Field(description="inbox rows not processed yet (null: unknown)")
+
+
 class ClusterStatus(BaseModel):
     clustered: bool = Field(description="false: one node on the in-process bus")
     node_id: str = Field(description="the node that answered")
     bus: str = Field(description="`memory`, or the Redis URL without its password")
     bus_reachable: bool
     nodes: list[Node] = Field(description="nodes whose heartbeat is at most 5 s old")
+    leases_reachable: bool = Field(description="false: PostgreSQL did not answer")
+    partitions: list[Partition] = Field(description="who owns each partition ([]: one node)")
 
 
 @router.get(
     "/cluster",
-    summary="The nodes sharing this hub's database and bus: alive, bus lag",
+    summary="The nodes sharing this hub's database and bus: alive, bus lag, partition owners",
     response_model=ClusterStatus,
 )
 async def cluster_status(request: Request, who: Who) -> dict[str, Any]:

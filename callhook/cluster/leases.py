@@ -180,6 +180,7 @@ class Leases:
         return (partition - self._offset) % self.partitions
 
     async def _take(self, partition: int, epoch: int, until: float) -> None:
+        failed = False
         async with self._changing:
             self._held[partition] = epoch
             self._until[partition] = until
@@ -190,8 +191,6 @@ class Leases:
                 except Exception:
                     log.exception("starting partition %d failed: handing it back", partition)
                     failed = True
-                else:
-                    failed = False
         if failed:
             await self._drop(partition, "could not start it")
             with contextlib.suppress(StoreError):

@@ -173,6 +173,17 @@ def _event(tenant: str, n: int) -> Event:
     return Event(tenant=tenant, key="dnd_on", body={"extension": f"sip:{n}@x"}, extensions=("1",))
 
 
+async def test_with_no_processor_leases_are_just_held(pg_url: str) -> None:
+    leases = Leases(LeaseTable(pg_url), "node-a", ttl=TTL, renew=0.25)
+    await leases.start()  # no on_acquired / on_lost set: a node before its pipeline
+    try:
+        assert len(leases.owned()) == PARTITIONS
+    finally:
+        await leases.stop()
+    assert leases.owned() == {}
+    assert {o for o, _ in (await epochs(pg_url)).values()} == {"node-a"}
+
+
 async def test_a_write_under_a_stale_epoch_stores_nothing(
     nodes: tuple[Node, Node], pg_url: str
 ) -> None:
