@@ -22,6 +22,8 @@ from tests.support import postgres
 from tests.support import redis as redis_support
 from tests.support.hub import Hub
 
+pytestmark = pytest.mark.own_engines
+
 PARTITIONS = 16
 FAILOVER_BOUND = 10.0  # seconds, promised (docs/scaling.md)
 
