@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -89,9 +90,10 @@ async def main():
                     await r.read()
                     assert r.status == 200
                 count += 1
-        t = time.monotonic()
+        t, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(worker(i) for i in range(conc)))
-        open(sys.argv[6], "w").write(str(count / (time.monotonic() - t)))
+        rate = count / (time.monotonic() - t)
+        open(sys.argv[6], "w").write(f"{rate} {(time.process_time() - cpu) * 1e6 / count}")
 uvloop.run(main())
 """
 
@@ -121,7 +123,8 @@ def program(port: int, how: dict[str, object]) -> None:
         pass
 
 
-def raw_rate(sink_port: int, tmp: Path) -> float:
+def raw_rate(sink_port: int, tmp: Path) -> tuple[float, float]:
+    """Requests/s, and the client process's CPU µs per request."""
     body = tmp / "event.json"
     body.write_bytes(json.dumps(SAMPLE_EVENT).encode())
     script = tmp / "raw_client.py"
@@ -135,7 +138,14 @@ def raw_rate(sink_port: int, tmp: Path) -> float:
     _out, err = proc.communicate(timeout=60)
     if proc.returncode != 0:
         raise RuntimeError(f"raw client failed: {err.decode(errors='replace')[-2000:]}")
-    return float(result.read_text())
+    rate, cpu = result.read_text().split()
+    return float(rate), float(cpu)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _ingest(port: int, first: int, calls: int, connections: int = 8) -> None:
@@ -168,10 +178,11 @@ async def _ingest(port: int, first: int, calls: int, connections: int = 8) -> No
 
 
 def delivery_run(
-    hub_port: int, sink_port: int, first: int, healthy: range
-) -> tuple[int, float, float]:
+    hub: int, hub_port: int, sink_port: int, first: int, healthy: range
+) -> tuple[int, float, float, float]:
     """Ingest CALLS calls; (deliveries to the `healthy` endpoints, seconds from the first
-    phone request until the last of them arrived, deliveries/s once ingest was over)."""
+    phone request until the last of them arrived, deliveries/s once ingest was over, the
+    hub process's CPU µs per delivery, ingest included)."""
     paths = [f"/hook/{i}/" for i in healthy]
     before = sink_counts(sink_port)
 
@@ -180,7 +191,7 @@ def delivery_run(
         return sum(now.get(p, 0) - before.get(p, 0) for p in paths)
 
     want = CALLS * 3 * len(paths)  # call_start, target_add, target_ringing per call
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), cpu_seconds(hub)
     asyncio.run(_ingest(hub_port, first, CALLS, connections=32))
     t_ingested, n_ingested = time.monotonic(), delivered()
     deadline = t0 + 120
@@ -188,9 +199,9 @@ def delivery_run(
         if time.monotonic() > deadline:
             raise RuntimeError(f"deliveries stalled: {done} of {want}")
         time.sleep(0.01)
-    t_done = time.monotonic()
+    t_done, cpu = time.monotonic(), cpu_seconds(hub) - cpu0
     drain = (done - n_ingested) / (t_done - t_ingested) if t_done > t_ingested else 0.0
-    return done, t_done - t0, drain
+    return done, t_done - t0, drain, cpu * 1e6 / done
 
 
 def drain(hub_port: int, path: str) -> None:
@@ -213,9 +224,9 @@ def drain(hub_port: int, path: str) -> None:
 
 
 def main() -> None:
-    raws: list[float] = []
-    runs_b: list[tuple[int, float, float]] = []
-    runs_c: list[tuple[int, float, float]] = []
+    raws: list[tuple[float, float]] = []
+    runs_b: list[tuple[int, float, float, float]] = []
+    runs_c: list[tuple[int, float, float, float]] = []
     hang = f"/hook/{ENDPOINTS - 1}/"
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -256,12 +267,16 @@ def main() -> None:
                             raws.append(raw_rate(sink_port, tmp))
                         elif phase == "b":
                             runs_b.append(
-                                delivery_run(port, sink_port, first * CALLS, range(ENDPOINTS))
+                                delivery_run(
+                                    hub.pid, port, sink_port, first * CALLS, range(ENDPOINTS)
+                                )
                             )
                         else:
                             program(sink_port, {"prefix": hang, "hang": True})
                             healthy = range(ENDPOINTS - 1)
-                            runs_c.append(delivery_run(port, sink_port, first * CALLS, healthy))
+                            runs_c.append(
+                                delivery_run(hub.pid, port, sink_port, first * CALLS, healthy)
+                            )
                             program(sink_port, {"prefix": hang, "clear": True})
                             drain(port, hang)
             finally:
@@ -271,27 +286,29 @@ def main() -> None:
 
     per_round = []
     for r in range(ROUNDS):
-        (nb, tb, drain_b), (nc, tc, _drain_c) = runs_b[r], runs_c[r]
+        (a, cpu_a), (nb, tb, drain_b, cpu_b), (nc, tc, _d, _cpu_c) = raws[r], runs_b[r], runs_c[r]
         b, c = nb / tb, nc / tc
         per_round.append(
-            (raws[r], b, c, b / raws[r], c / (b * (ENDPOINTS - 1) / ENDPOINTS), drain_b)
+            (a, b, c, b / a, c / (b * (ENDPOINTS - 1) / ENDPOINTS), drain_b, cpu_a, cpu_b)
         )
     rows = [
         (f"round {r + 1}", f"{a:,.0f}", f"{b:,.0f}", f"{c:,.0f}", f"{w:.2f}", f"{i:.2f}",
-         f"{d:,.0f}")
-        for r, (a, b, c, w, i, d) in enumerate(per_round)
+         f"{d:,.0f}", f"{ca:.0f}", f"{cb:.0f}")
+        for r, (a, b, c, w, i, d, ca, cb) in enumerate(per_round)
     ]  # fmt: skip
-    med = [statistics.median(x[k] for x in per_round) for k in range(6)]
+    med = [statistics.median(x[k] for x in per_round) for k in range(8)]
     rows.append(("median", f"{med[0]:,.0f}", f"{med[1]:,.0f}", f"{med[2]:,.0f}",
-                 f"{med[3]:.2f}", f"{med[4]:.2f}", f"{med[5]:,.0f}"))  # fmt: skip
+                 f"{med[3]:.2f}", f"{med[4]:.2f}", f"{med[5]:,.0f}", f"{med[6]:.0f}",
+                 f"{med[7]:.0f}"))  # fmt: skip
     header = ["", "(a) raw", "(b) hub", "(c) hub, 1 hung", "b/a", "c/b (9 healthy)",
-              "(b) after ingest"]  # fmt: skip
+              "(b) after ingest", "(a) CPU µs/req", "(b) CPU µs/delivery"]  # fmt: skip
     title = (
         "webhook delivery, requests/s at the sink: (a) raw aiohttp POSTs, concurrency 100;"
         f" (b) signed durable webhooks for ingested phone events, {ENDPOINTS} endpoints x"
         f" {CONCURRENCY // ENDPOINTS} in flight, first request to last delivery; (c) the"
-        " same, one endpoint hanging (its 9 others counted); last column: (b)'s rate once"
-        " ingest was over (sending and logging only)"
+        " same, one endpoint hanging (its 9 others counted); (b) after ingest: (b)'s rate"
+        " once ingest was over (sending and logging only); CPU: the raw client's per"
+        " request, the hub process's per delivery (ingest, every thread included)"
     )
     print(table(title, header, rows))
     print(f"RATIO webhooks{suffix} {med[3]:.3f}")

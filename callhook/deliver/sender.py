@@ -1,4 +1,4 @@
-"""Sends one request over the hub's single pooled aiohttp session; never raises.
+"""Sends one request through the hub's lean HTTP/1.1 client (http1.py); never raises.
 
 No redirects are followed (a redirect could point anywhere, past the SSRF guard), and at
 most `read_limit` bytes of a response are read: enough for the delivery log's excerpt, and
@@ -7,13 +7,13 @@ a hostile endpoint cannot make the hub buffer a huge body.
 
 from __future__ import annotations
 
-import asyncio
+import ssl
 import time
 from dataclasses import dataclass
 
-import aiohttp
-from yarl import URL
+from aiohttp.abc import AbstractResolver
 
+from callhook.deliver.http1 import Client, HttpError
 from callhook.deliver.payload import Request
 from callhook.deliver.targets import GuardedResolver, TargetRefused, check_literal
 
@@ -47,82 +47,57 @@ class Sender:
         total_timeout: float,
         allow_private: bool,
         read_limit: int = 2048,
+        resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.allow_private = allow_private
         self.read_limit = read_limit
-        self._timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout)
-        self._session: aiohttp.ClientSession | None = None
+        self._connect_timeout = connect_timeout
+        self._total_timeout = total_timeout
+        self._inner_resolver = resolver
+        self._ssl = ssl_context
+        self._client: Client | None = None
         self._checked: set[str] = set()  # origins that passed check_literal
-        self._urls: dict[str, URL] = {}
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            # No global cap: a shared pool limit would let one hung endpoint starve the
-            # others. Concurrency is bounded per endpoint by the worker instead.
-            limit=0,
-            resolver=GuardedResolver(self.allow_private),
-            ttl_dns_cache=10,
-            keepalive_timeout=30,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            # No cookies: one receiver must not set what is sent to another (all endpoints
-            # share this session), and jar lookups cost on every request.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent",),
+        self._client = Client(
+            connect_timeout=self._connect_timeout,
+            total_timeout=self._total_timeout,
+            # The SSRF guard sits on the very addresses connections use (DNS rebinding).
+            resolver=GuardedResolver(self.allow_private, self._inner_resolver),
+            read_limit=self.read_limit,
+            ssl_context=self._ssl,
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            self._client.close()
+            await self._client.resolver.close()
+            self._client = None
 
     async def send(self, req: Request) -> Response:
         """One attempt; the result says what happened, exceptions never escape."""
         started = time.monotonic()
-        session = self._session
-        if session is None:
+        client = self._client
+        if client is None:
             return Response(None, 0.0, error="sender closed")
         try:
             self._check(req.url)
-            async with session.request(
-                req.method,
-                self._url(req.url),
-                data=req.body,
-                headers=req.headers,
-                allow_redirects=False,
-            ) as resp:
-                latency = time.monotonic() - started
-                excerpt = await self._read_excerpt(resp)
-                return Response(
-                    resp.status,
-                    latency,
-                    excerpt=excerpt,
-                    retry_after=resp.headers.get("Retry-After"),
-                )
+            reply = await client.request(req.method, req.url, req.headers, req.body)
         except TargetRefused as exc:
             return Response(None, time.monotonic() - started, error=str(exc), refused=True)
-        except aiohttp.ClientConnectorError as exc:
-            refused = isinstance(exc.os_error, TargetRefused)
-            error = str(exc.os_error) if refused else _describe(exc)
-            return Response(None, time.monotonic() - started, error=error, refused=refused)
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+        except (HttpError, OSError, TimeoutError, ValueError) as exc:
             return Response(None, time.monotonic() - started, error=_describe(exc))
-
-    def _url(self, url: str) -> URL:
-        """Parsed once per URL (a webhook's never changes); already percent-encoded."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) > 10_000:
-                self._urls.clear()
-            parsed = self._urls[url] = URL(url, encoded=True)
-        return parsed
+        return Response(
+            reply.status,
+            time.monotonic() - started,
+            excerpt=reply.excerpt.decode("utf-8", errors="replace"),
+            retry_after=reply.retry_after,
+        )
 
     def _check(self, url: str) -> None:
-        """aiohttp skips the resolver for literal IPs, so check those here (once per origin:
-        the host part of a URL never holds variables)."""
+        """Literal IPs are not resolved, so check those here (once per origin: the host
+        part of a URL never holds variables)."""
         slash = url.find("/", url.find("//") + 2)
         origin = url if slash < 0 else url[:slash]
         if origin in self._checked:
@@ -131,24 +106,3 @@ class Sender:
         if len(self._checked) > 10_000:
             self._checked.clear()
         self._checked.add(origin)
-
-    async def _read_excerpt(self, resp: aiohttp.ClientResponse) -> str:
-        if resp.content_length is not None and resp.content_length <= self.read_limit:
-            return (await resp.read()).decode("utf-8", errors="replace")  # the usual case
-        buf = bytearray()
-        content = resp.content
-        while len(buf) < self.read_limit:
-            chunk = await content.read(self.read_limit - len(buf))
-            if not chunk:
-                break
-            buf += chunk
-        if not content.at_eof():
-            # Unread body left: drop this connection rather than drain an unbounded body.
-            resp.close()
-        return bytes(buf).decode("utf-8", errors="replace")
-
-
-async def close_quietly(sender: Sender) -> None:
-    """Close the session, giving TLS transports their moment to shut down."""
-    await sender.close()
-    await asyncio.sleep(0)

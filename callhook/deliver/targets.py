@@ -1,7 +1,7 @@
 """SSRF guard: webhook targets must be public unless `server.allow_private_targets`.
 
 Checked twice: when an endpoint is created (clear error for the user) and at send time,
-on the very addresses the connection will use (a resolver wrapped around aiohttp's), so a
+on the very addresses the connection will use (the resolver the sender's client uses), so a
 name that later resolves to 127.0.0.1 (DNS rebinding) is refused as well.
 """
 
@@ -122,7 +122,8 @@ async def check_url(url: str, allow_private: bool) -> None:
 
 
 class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that drops forbidden addresses; refuses when none is left."""
+    """A resolver (aiohttp's interface) that drops forbidden addresses; refuses when none
+    is left."""
 
     def __init__(self, allow_private: bool, inner: AbstractResolver | None = None) -> None:
         self._allow_private = allow_private

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 
-import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
@@ -114,20 +114,36 @@ class Rebinding(AbstractResolver):
 async def test_send_time_resolution_refuses_rebinding() -> None:
     with Sink() as sink:
         url = f"http://rebind.example.com:{sink.port}/hook"
-        # The guarded resolver, as the sender installs it, around a rebinding DNS answer.
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(False, Rebinding()))
-        async with aiohttp.ClientSession(connector=connector) as session:
-            with pytest.raises(aiohttp.ClientConnectorError) as info:
-                await session.get(url)
-            assert isinstance(info.value.os_error, TargetRefused)
+        # The sender's guarded resolver, around a rebinding DNS answer: refused, not retried.
+        sender = Sender(connect_timeout=2, total_timeout=5, allow_private=False,
+                        resolver=Rebinding())  # fmt: skip
+        await sender.start()
+        try:
+            resp = await sender.send(Request("POST", url, {}, b"{}"))
+            assert resp.refused and resp.status is None and "private or loopback" in resp.error
+        finally:
+            await sender.close()
+        assert sink.count("/hook") == 0
         # Allowed by configuration, the same name reaches the (loopback) sink.
-        connector = aiohttp.TCPConnector(resolver=GuardedResolver(True, Rebinding()))
-        async with (
-            aiohttp.ClientSession(connector=connector) as session,
-            session.get(url) as resp,
-        ):
-            assert resp.status == 200
+        sender = Sender(connect_timeout=2, total_timeout=5, allow_private=True,
+                        resolver=Rebinding())  # fmt: skip
+        await sender.start()
+        try:
+            resp = await sender.send(Request("POST", url, {}, b"{}"))
+            assert resp.status == 200, resp
+        finally:
+            await sender.close()
         assert sink.count("/hook") == 1
+        assert sink.requests("/hook")[0].headers["host"] == f"rebind.example.com:{sink.port}"
+
+
+def test_guarded_resolver_drops_forbidden_addresses() -> None:
+    async def resolve(allow: bool) -> list[ResolveResult]:
+        return await GuardedResolver(allow, Rebinding()).resolve("rebind.example.com", 80)
+
+    with pytest.raises(TargetRefused):
+        asyncio.run(resolve(False))
+    assert [r["host"] for r in asyncio.run(resolve(True))] == ["127.0.0.1"]
 
 
 async def test_sender_refuses_without_retry_and_never_connects() -> None:
