@@ -11,6 +11,9 @@
 3. Phone requests/s with 8 phones spread over both nodes for 5 s (a correctness-safe
    throughput, not a CPU accounting: CPU µs per request over every process is not
    measured yet).
+4. Failover: node B is SIGKILLed once both nodes hold their share of the partitions;
+   node A's `GET /api/v1/cluster` is asked every 20 ms until every partition has a live
+   owner again (with the default `[cluster] lease_ttl = 5`, `lease_renew = 1`).
 
 Everything runs unpinned on this machine; PostgreSQL runs with fsync off (test server).
 """
@@ -123,6 +126,29 @@ def throughput(a: Hub, b: Hub) -> float:
     return count[0] / SECONDS
 
 
+def owners(hub: Hub) -> list[str | None]:
+    status, body = hub.api("GET", "/api/v1/cluster")
+    assert status == 200, body
+    return [p["owner"] for p in body["partitions"]]
+
+
+def failover(a: Hub, b: Hub) -> float:
+    """Seconds from SIGKILL of B to every partition owned by a live node (A) again."""
+    killed = b.api("GET", "/api/v1/cluster")[1]["node_id"]
+    deadline = time.monotonic() + 30
+    while killed not in owners(a) or None in owners(a):  # both hold their share first
+        assert time.monotonic() < deadline, "the nodes never shared the partitions"
+        time.sleep(0.05)
+    start = time.perf_counter()
+    b.kill()
+    while True:
+        now = owners(a)
+        if None not in now and killed not in now:
+            return time.perf_counter() - start
+        assert time.perf_counter() - start < 60, f"no failover: {now}"
+        time.sleep(0.02)
+
+
 def main() -> None:
     database = postgres.server().new_database()
     redis = redis_support.RedisServer().start()
@@ -139,6 +165,7 @@ def main() -> None:
             lat = asyncio.run(latency(a, b))
             rev = revocation(a, b)
             rps = throughput(a, b)
+            took = failover(a, b)
         finally:
             for hub in nodes:
                 hub.stop()
@@ -148,6 +175,7 @@ def main() -> None:
     print(f"key revoked on A refused on B after: median {statistics.median(rev):.0f} ms,"
           f" max {max(rev):.0f} ms (8 revocations)")  # fmt: skip
     print(f"phone requests/s, 8 phones over 2 nodes: {rps:.0f}")
+    print(f"failover: node B SIGKILLed, every partition owned again after {took:.1f} s")
     print(f"RATIO cluster_latency {25 / pct(lat, 0.99):.2f}")
 
 
