@@ -22,6 +22,7 @@ from callhook import __version__
 from callhook.api import call_events as call_events_api
 from callhook.api import cdrs as cdrs_api
 from callhook.api import cluster as cluster_api
+from callhook.api import config as config_api
 from callhook.api import deliveries as deliveries_api
 from callhook.api import directory as directory_api
 from callhook.api import events as events_api
@@ -58,6 +59,7 @@ from callhook.listeners import StartupError
 from callhook.ops import Metrics
 from callhook.pipeline import Pipeline
 from callhook.proxies import TrustedProxies
+from callhook.reload import ConfigReload
 from callhook.retention import Retention
 from callhook.store import ApplyReport, StoreError, open_store
 from callhook.traffic_log import TrafficLog
@@ -69,8 +71,9 @@ log = logging.getLogger("callhook")
 class Hub:
     """One callhook node: everything long-lived is built here and nowhere else."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, config_path: str | None = None) -> None:
         self.settings = settings
+        self.reload_config = ConfigReload(self, config_path)  # SIGHUP, API, `callhook reload`
         self.metrics = Metrics()
         conns = settings.connections
         server = settings.server
@@ -403,6 +406,7 @@ class Hub:
             deliveries_api.router,
             kamailio_api.router,
             cluster_api.router,
+            config_api.router,
         ):
             api.include_router(router, prefix="/api/v1")
         dashboard.install(api)  # the page at /, its assets at /static/, its endpoints

@@ -17,6 +17,7 @@ from callhook.cli_admin import (
     phone_urls_command,
 )
 from callhook.cli_cluster import cluster
+from callhook.cli_reload import reload
 from callhook.cli_tenants import tenants
 from callhook.demo import demo
 from callhook.kamailio.command import kamailio_config
@@ -73,7 +74,11 @@ def serve(config_path: str | None, init: bool, workers: int | None, worker: str 
     setup_logging(settings.server.log_level, settings.server.log_format)
     banner = worker is None or worker.startswith("1/")
     try:
-        run(settings, on_started=lambda: _print_banner(settings) if banner else None)
+        run(
+            settings,
+            on_started=lambda: _print_banner(settings) if banner else None,
+            config_path=config_path,
+        )
     except config.ConfigError as exc:  # the file clashes with the database (Hub.apply_config)
         raise click.ClickException(f"config error: {exc}") from None
     except StartupError as exc:  # a port in use, a database that cannot be opened
@@ -214,6 +219,7 @@ main.add_command(tenants)
 main.add_command(demo)
 main.add_command(kamailio_config)
 main.add_command(cluster)
+main.add_command(reload)
 
 
 if __name__ == "__main__":  # pragma: no cover

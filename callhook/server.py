@@ -13,7 +13,7 @@ import uvicorn
 
 from callhook import traffic_log
 from callhook.app import Hub
-from callhook.config import Settings
+from callhook.config import ConfigError, Settings
 from callhook.connections import raise_file_limit
 from callhook.http_protocol import Guard
 from callhook.ingest import fastpath
@@ -45,12 +45,16 @@ async def serve(
     *,
     fast_ingest: bool = True,
     on_started: Callable[[], None] | None = None,
+    config_path: str | None = None,
 ) -> None:
     """Start the hub and its listeners; return after a clean shutdown (SIGINT/SIGTERM).
 
     Both ports are bound first: one in use stops the start with a StartupError naming the
     setting, before anything else has started. `on_started` runs once everything has
     (the CLI prints its banner there).
+
+    `config_path`: the file SIGHUP (and `POST /api/v1/config/reload`) reads again
+    (callhook/reload.py); None: ./callhook.toml if there is one.
 
     `fast_ingest`: phone GETs are answered on uvicorn's own protocol, without an ASGI task
     per request (ingest/fastpath.py); False serves them through ASGI, as on a uvicorn
@@ -59,7 +63,7 @@ async def serve(
     nofile = raise_file_limit()
     sockets = bind_all(settings)
     try:
-        hub = Hub(settings)
+        hub = Hub(settings, config_path)
         hub.connections.cap_to_file_limit(nofile)
         await hub.start(sockets.wsi)
     except BaseException:
@@ -112,6 +116,7 @@ async def serve(
     )
     if on_started is not None:
         on_started()
+    reload_on_sighup(hub)
     try:
         await server.serve(sockets=[sockets.main])
     finally:
@@ -119,10 +124,37 @@ async def serve(
         traffic_log.stopped(addresses)
 
 
-def run(settings: Settings, on_started: Callable[[], None] | None = None) -> None:
+def reload_on_sighup(hub: Hub) -> None:
+    """SIGHUP: reload the config file (a bad one is logged and changes nothing)."""
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[object]] = set()
+
+    async def reload() -> None:
+        try:
+            await hub.reload_config()
+        except ConfigError:
+            pass  # logged by the reload, with the reason
+        except Exception:
+            log.exception("config reload failed; the node goes on with what it had")
+
+    def on_signal() -> None:
+        task: asyncio.Task[object] = loop.create_task(reload())
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    if threading.current_thread() is threading.main_thread():
+        loop.add_signal_handler(signal.SIGHUP, on_signal)
+
+
+def run(
+    settings: Settings,
+    on_started: Callable[[], None] | None = None,
+    config_path: str | None = None,
+) -> None:
+    main = serve(settings, on_started=on_started, config_path=config_path)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
-        asyncio.run(serve(settings, on_started=on_started))
+        asyncio.run(main)
     else:
-        uvloop.run(serve(settings, on_started=on_started))
+        uvloop.run(main)

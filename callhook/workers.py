@@ -46,8 +46,15 @@ def supervise(config_path: str, workers: int) -> int:
             if p.poll() is None:
                 p.send_signal(signum)
 
+    def reload(_signum: int, _frame: FrameType | None) -> None:
+        # One worker reloads the file into the database and announces it: the others
+        # reload from the database (two applying the same file at once would race).
+        if procs[0].poll() is None:
+            procs[0].send_signal(signal.SIGHUP)
+
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGHUP, reload)
     status = 0
     while any(p.poll() is None for p in procs):
         exited = [p for p in procs if p.poll() is not None]
