@@ -100,11 +100,9 @@ class Leases:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        held = dict(self._held)
-        for p in sorted(held):
+        for p in sorted(self._held):
             await self._drop(p, "node stopping")
         try:
-            await self.table.release(self.node_id, held)
             await self.table.leave(self.node_id)
         except StoreError as exc:  # they expire by themselves
             log.warning("partition leases not handed back: %s", exc)

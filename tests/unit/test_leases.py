@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from callhook.cluster.leases import Leases
@@ -39,8 +40,8 @@ def pg_url() -> str:
 class Node:
     """One node's `Leases`, recording what its owner processor was told."""
 
-    def __init__(self, url: str, name: str) -> None:
-        self.leases = Leases(LeaseTable(url), name, ttl=TTL, renew=0.25)
+    def __init__(self, url: str, name: str, timeout: float = 2.0) -> None:
+        self.leases = Leases(LeaseTable(url, timeout=timeout), name, ttl=TTL, renew=0.25)
         self.events: list[tuple[str, int, int]] = []
         self.leases.on_acquired = self._acquired
         self.leases.on_lost = self._lost
@@ -171,6 +172,37 @@ async def test_the_loop_keeps_leases_and_gives_them_up_alone(pg_url: str) -> Non
 
 def _event(tenant: str, n: int) -> Event:
     return Event(tenant=tenant, key="dnd_on", body={"extension": f"sip:{n}@x"}, extensions=("1",))
+
+
+async def test_a_node_that_cannot_renew_stops_processing_by_itself(pg_url: str) -> None:
+    a = Node(pg_url, "node-a", timeout=TTL * 6)  # a renewal waits that long at most
+    await a.leases.start()
+    blocker = await psycopg.AsyncConnection.connect(pg_url)
+    try:
+        assert len(a.leases.owned()) == PARTITIONS
+        # another session holds every lease row: a's renewals wait (then fail) meanwhile
+        await blocker.execute("SELECT * FROM partition_leases FOR UPDATE")
+        started = time.monotonic()
+        while a.lost() != set(range(PARTITIONS)):
+            assert time.monotonic() - started < TTL * 5, "still processing"
+            await asyncio.sleep(0.05)
+        assert a.leases.owned() == {}
+        # by its own deadline: its renewal is still waiting, nothing has failed yet
+        waiting = await blocker.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE '%%partition_leases%%'"
+        )
+        assert (await waiting.fetchone()) == (1,)
+        await blocker.rollback()
+        # the database answers again: the leases, expired by now, are taken back, each
+        # at the next epoch (what was written under epoch 1 can be told apart)
+        while len(a.leases.owned()) < PARTITIONS:
+            assert time.monotonic() - started < TTL * 10, "never taken back"
+            await asyncio.sleep(0.05)
+        assert set(a.leases.owned().values()) == {2}
+    finally:
+        await blocker.close()
+        await a.leases.stop()
 
 
 async def test_with_no_processor_leases_are_just_held(pg_url: str) -> None:

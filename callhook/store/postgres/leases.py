@@ -162,7 +162,13 @@ class LeaseTable:
             await self._run(_RELEASE, {"me": me, "parts": parts, "epochs": epochs})
 
     async def leave(self, me: str) -> None:
-        """This node stops: no longer counted alive."""
+        """This node stops: every lease it holds expires now (one taken by a round cut
+        short too) and it is no longer counted alive."""
+        await self._run(
+            "UPDATE partition_leases SET expires_at = now()"
+            " WHERE owner = %(me)s AND expires_at > now()",
+            {"me": me},
+        )
         await self._run("DELETE FROM cluster_nodes WHERE node_id = %(me)s", {"me": me})
 
     async def status(self, ttl: float) -> tuple[list[LeaseRow], list[tuple[str, float]]]:
