@@ -2,11 +2,13 @@
 
 Node N runs in a network namespace and reaches PostgreSQL and Redis only through its veth
 pair (tests/support/netns.py); node H runs on this machine. Phones load both (N's through
-the veth, and one on N's own host that still reaches it while the link is down). Then N's
-link goes down for about 9 s: silence, no reset. N must stop acknowledging (every report
-sent to it during the cut is answered 503, in bounded time: a phone waits at most
-PHONE_TIMEOUT), H must go on, N must come back by itself when the link does, and every
-report a phone got a 2xx for must be in the log, once, with `seq` gap-free.
+the veth, and one on N's own host that still reaches it while the link is down), for two
+tenants: one in a partition N owns, one in a partition H owns. Then N's link goes down
+for about 9 s: silence, no reset. N must stop acknowledging (every report sent to it
+during the cut is answered 503, in bounded time: a phone waits at most PHONE_TIMEOUT), H
+must take N's partitions (as `GET /api/v1/cluster` on H shows) and go on, N must come back
+by itself when the link does and get its share back, and every report a phone got a 2xx
+for must be in the log, once, with `seq` gap-free.
 """
 
 from __future__ import annotations
@@ -18,24 +20,51 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.test_cluster import check_log, wait_for
-from tests.e2e.test_crash import incoming_call
+from callhook.cluster.partitions import PARTITIONS, partition_of
+from tests.e2e.test_cluster import wait_for
 from tests.support import netns, postgres
 from tests.support import redis as redis_support
 from tests.support.hub import Hub
-from tests.support.phone import get
+from tests.support.phone import get, pairs
 
 TIMEOUT = 2  # [server] database_timeout: seconds of silence before a connection is given up
 # A phone on N's host waits this long for its answer: the writer gives its dead connection
 # up after TIMEOUT, the next connect attempt fails after TIMEOUT, with room for a loaded
 # machine. No answer within it fails the test.
 PHONE_TIMEOUT = 5 * TIMEOUT
-CUT = 9.0  # seconds N is cut off
+CUT = 9.0  # seconds N is cut off: more than a lease lasts, so H takes N's partitions
+LEASE = "[cluster]\nlease_ttl = 4.0\nlease_renew = 1.0\n"
 KEY = "netns-test-admin-key-0123"  # N listens beyond loopback: a real key
 _numbers = itertools.count(1)
+
+
+def _tenant_names() -> dict[int, str]:
+    """A tenant name for each partition (the phones use the ones the nodes own)."""
+    names: dict[int, str] = {}
+    for k in itertools.count():
+        names.setdefault(partition_of(f"part{k}"), f"part{k}")
+        if len(names) == PARTITIONS:
+            return names
+    raise AssertionError("unreachable")
+
+
+TENANTS = _tenant_names()
+TENANT_CONFIG = "".join(
+    f'\n[[tenant]]\nname = "{t}"\ningest_token = "tok-{t}"\n'
+    f'\n[[tenant.extension]]\nnumber = "101"\n'
+    for t in TENANTS.values()
+)
+
+
+def incoming_call(tenant: str, call_id: str, remote: str) -> str:
+    """An Incoming Call to 101 of `tenant`, as a Grandstream phone sends it."""
+    values = {"token": f"tok-{tenant}", "event": "Incoming Call", "local": "101"}
+    return "/" + pairs({**values, "remote": remote, "call_id": call_id})
+
 
 # Starts its own PostgreSQL/Redis: the same on both passes of `make test`, so run once.
 pytestmark = pytest.mark.own_engines
@@ -44,6 +73,7 @@ pytestmark = pytest.mark.own_engines
 @dataclass(frozen=True)
 class Answer:
     call_id: str
+    tenant: str
     node: str  # "H", "N" (through the veth) or "N-local" (from N's own host)
     sent_at: float
     answered_at: float
@@ -51,9 +81,11 @@ class Answer:
 
 
 class Phones:
-    """Phones sending Incoming Call reports in a loop; every answer is kept."""
+    """Phones sending Incoming Call reports in a loop, for `tenants` in turn; every answer
+    is kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenants: list[str]) -> None:
+        self.tenants = tenants
         self.answers: list[Answer] = []
         self.stop = threading.Event()
         self._lock = threading.Lock()
@@ -63,15 +95,15 @@ class Phones:
         """A phone calling `send(target)`, run by `run(loop)` on a new thread."""
 
         def loop() -> None:
-            n = 0
             while not self.stop.is_set():
-                n += 1
                 number = next(_numbers)
+                tenant = self.tenants[number % len(self.tenants)]
                 call_id = f"netns-{node}-{number}"
                 sent = time.monotonic()
-                status = send(incoming_call(call_id, f"0744{number:06d}"))
+                status = send(incoming_call(tenant, call_id, f"0744{number:06d}"))
+                answer = Answer(call_id, tenant, node, sent, time.monotonic(), status)
                 with self._lock:
-                    self.answers.append(Answer(call_id, node, sent, time.monotonic(), status))
+                    self.answers.append(answer)
                 time.sleep(0.005 if status == 200 else 0.05)
 
         thread = threading.Thread(target=run, args=(loop,))
@@ -87,9 +119,9 @@ class Phones:
         with self._lock:
             return [a for a in self.answers if a.node == node]
 
-    def acked(self) -> list[str]:
+    def acked(self, tenant: str) -> list[str]:
         with self._lock:
-            return [a.call_id for a in self.answers if 200 <= a.status < 300]
+            return [a.call_id for a in self.answers if a.tenant == tenant and a.status == 200]
 
 
 def _send(port: int, host: str) -> Callable[[str], int]:
@@ -100,6 +132,13 @@ def _send(port: int, host: str) -> Callable[[str], int]:
             return 0
 
     return send
+
+
+def owners(hub: Hub) -> dict[int, tuple[str | None, int]]:
+    """partition -> (owner or None, epoch), as `GET /api/v1/cluster` on `hub` shows it."""
+    status, body = hub.api("GET", "/api/v1/cluster")
+    assert status == 200, body
+    return {p["partition"]: (p["owner"], p["epoch"]) for p in body["partitions"]}
 
 
 @dataclass
@@ -134,7 +173,14 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
                 f'bus = "{redis.url_at(via)}"\nnode_id = "node-{name}"\n'
                 f"database_timeout = {TIMEOUT}\n"
             )
-            hub = Hub(workdir, backend="sqlite", server_config=extra, host=host, admin_key=KEY)
+            hub = Hub(
+                workdir,
+                TENANT_CONFIG + LEASE,
+                backend="sqlite",
+                server_config=extra,
+                host=host,
+                admin_key=KEY,
+            )
             hub.use_database(pg.url_at(via, database))
             hubs.append(hub)
         h, n = hubs
@@ -152,9 +198,37 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
             pg.stop()
 
 
-def test_a_node_cut_off_stops_acknowledging_and_comes_back_by_itself(setup: Setup) -> None:
+def check_log(hub: Hub, tenant: str, acked: list[str], sent: set[str]) -> list[dict[str, Any]]:
+    """seq gap-free, event_id unique, every acknowledged call stored once, and nothing that
+    no phone sent."""
+    events = hub.all_events(tenant)
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), f"{tenant}: seq must be gap-free"
+    assert len({e["event_id"] for e in events}) == len(events), "event_id must be unique"
+    starts = [e.get("call_id") for e in events if e["event_type"] == "call_start"]
+    missing = set(acked) - set(starts)
+    assert not missing, f"{len(missing)} acknowledged calls lost, e.g. {sorted(missing)[:5]}"
+    assert len(starts) == len(set(starts)), "a call stored twice"
+    assert set(starts) <= sent
+    return events
+
+
+def test_a_node_cut_off_stops_acknowledging_loses_its_partitions_and_comes_back(
+    setup: Setup,
+) -> None:
     ns, n, h = setup.ns, setup.n, setup.h
-    phones = Phones()
+
+    def settled() -> bool:  # every partition owned, each node its share
+        held = [owner for owner, _ in owners(h).values()]
+        return held.count("node-n") == held.count("node-h") == PARTITIONS // 2
+
+    wait_for(settled)
+    before = owners(h)
+    of_n = {p: epoch for p, (owner, epoch) in before.items() if owner == "node-n"}
+    of_h = [p for p, (owner, _) in before.items() if owner == "node-h"]
+    tenant_n, tenant_h = TENANTS[min(of_n)], TENANTS[min(of_h)]
+    phones = Phones([tenant_n, tenant_h])
+    taken: dict[int, tuple[str | None, int]] = {}
     try:
         for _ in range(2):
             phones.start("H", _send(h.port, "127.0.0.1"), lambda loop: loop())
@@ -167,12 +241,19 @@ def test_a_node_cut_off_stops_acknowledging_and_comes_back_by_itself(setup: Setu
         wait_for(lambda: ok("H") >= 30 and ok("N") >= 30 and ok("N-local") >= 10)
         cut_at = time.monotonic()
         ns.cut()
-        time.sleep(CUT)
+        deadline = cut_at + CUT
+        while time.monotonic() < deadline:  # H takes N's partitions, at a higher epoch
+            now = owners(h)
+            if all(now[p][0] == "node-h" and now[p][1] > e for p, e in of_n.items()):
+                taken = now
+            time.sleep(0.2)
         restored_at = time.monotonic()
         ns.restore()
         wait_for(lambda: ok("N", restored_at) >= 20 and ok("N-local", restored_at) >= 5)
+        wait_for(settled)  # and N gets its share again
     finally:
         phones.join()
+    assert taken, f"H did not take N's partitions {sorted(of_n)} while N was cut off"
 
     # N stopped acknowledging: what its own host sent it during the cut was answered 503
     # (never 200: nothing could be stored), each within PHONE_TIMEOUT.
@@ -190,11 +271,8 @@ def test_a_node_cut_off_stops_acknowledging_and_comes_back_by_itself(setup: Setu
     assert sum(1 for a in phones.of("H") if cut_at < a.answered_at < restored_at
                and a.status == 200) > 0  # fmt: skip
 
-    # Every acknowledged report is in the log once; seq gap-free; nothing that no phone sent.
-    acked = phones.acked()
-    events = check_log(h, acked)
-    stored = {e.get("call_id") for e in events if e["event_type"] == "call_start"}
+    # Every acknowledged report is in the log once, seq gap-free, on both nodes.
     sent = {a.call_id for a in phones.answers}
-    assert stored <= sent
-    assert len(stored) >= len(set(acked))
-    assert check_log(n, acked) == events  # N reads the same log, through its link
+    for tenant in (tenant_n, tenant_h):
+        events = check_log(h, tenant, phones.acked(tenant), sent)
+        assert check_log(n, tenant, phones.acked(tenant), sent) == events
