@@ -11,8 +11,10 @@ lease for `ttl` seconds stops processing it by itself, before the database lets 
 node take it (its local deadline starts when the renewal was sent, before the server's).
 
 What owning means is someone else's: `on_acquired(partition, epoch)` starts processing
-it (restore, then read on), `on_lost(partition)` stops it; a partition is handed back
-only after `on_lost` returned.
+it (restore, then read on), `on_lost(partition)` stops it. They run one at a time, in
+the order the leases changed, on a task of their own: a slow start (restoring a busy
+partition) never delays the renewals. A partition is handed back only after its
+`on_lost` returned.
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ class Leases:
         self.nodes_alive = 0  # as of the last round
         self._held: dict[int, int] = {}  # partition -> epoch
         self._until: dict[int, float] = {}  # partition -> local deadline (clock)
-        self._changing = asyncio.Lock()  # one change (and its callback) at a time
+        # (partition, epoch, acquired, hand back after on_lost), for the callbacks' task
+        self._changes: asyncio.Queue[tuple[int, int, bool, bool]] = asyncio.Queue()
+        self._callbacks: asyncio.Task[None] | None = None
         self._offset = zlib.crc32(node_id.encode()) % partitions
         self._task: asyncio.Task[None] | None = None
 
@@ -83,6 +87,10 @@ class Leases:
         """Every partition's lease and the nodes alive, as the database has them."""
         return await self.table.status(self.ttl)
 
+    async def settled(self) -> None:
+        """Wait until the callbacks of every change so far have returned."""
+        await self._changes.join()
+
     # lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         """Take a first share (so a node is useful once started), then keep going."""
@@ -101,11 +109,21 @@ class Leases:
                 await self._task
             self._task = None
         for p in sorted(self._held):
-            await self._drop(p, "node stopping")
+            self._lose(p, "node stopping")
         try:
-            await self.table.leave(self.node_id)
-        except StoreError as exc:  # they expire by themselves
-            log.warning("partition leases not handed back: %s", exc)
+            await asyncio.wait_for(self.settled(), self.ttl)
+        except TimeoutError:
+            log.warning("partitions still stopping after %g s: their leases expire", self.ttl)
+        else:
+            try:
+                await self.table.leave(self.node_id)
+            except StoreError as exc:  # they expire by themselves
+                log.warning("partition leases not handed back: %s", exc)
+        if self._callbacks is not None:
+            self._callbacks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._callbacks
+            self._callbacks = None
         await self.table.close()
 
     async def _run(self) -> None:
@@ -118,7 +136,7 @@ class Leases:
                 log.warning("partition leases: %s", exc or "no answer in time")
             except Exception:
                 log.exception("partition leases round failed")
-            await self._expire()
+            self._expire()
             delay = next_at - self.clock()
             if delay < 0:  # late (a loaded machine): no burst of rounds to catch up
                 next_at = self.clock()
@@ -133,7 +151,7 @@ class Leases:
                 if done:
                     task.result()
                     return
-                await self._expire()
+                self._expire()
                 if self.clock() > next_at + self.ttl:  # hung: drop the connection
                     task.cancel()
                     await self.table.close()
@@ -152,14 +170,10 @@ class Leases:
             if p in renewed:
                 self._until[p] = sent + self.ttl
             else:
-                await self._drop(p, "lease not renewed (expired or taken)")
+                self._lose(p, "lease not renewed (expired or taken)")
         share = self.share()
-        extra = sorted(self._held, key=self._preference)[share:]
-        if extra:
-            back = {p: self._held[p] for p in extra}
-            for p in extra:
-                await self._drop(p, f"handed back: above the fair share of {share}")
-            await self.table.release(self.node_id, back)
+        for p in sorted(self._held, key=self._preference)[share:]:
+            self._lose(p, f"handed back: above the fair share of {share}", hand_back=True)
         want = share - len(self._held)
         if want > 0:
             sent = self.clock()
@@ -171,44 +185,67 @@ class Leases:
                 partitions=self.partitions,
             )
             for p, epoch in sorted(got.items()):
-                await self._take(p, epoch, sent + self.ttl)
+                self._held[p] = epoch
+                self._until[p] = sent + self.ttl
+                log.info("partition %d acquired (epoch %d)", p, epoch)
+                self._change(p, epoch, acquired=True)
 
     def _preference(self, partition: int) -> int:
         """Kept first: this node's own range of partitions (from its offset)."""
         return (partition - self._offset) % self.partitions
 
-    async def _take(self, partition: int, epoch: int, until: float) -> None:
-        failed = False
-        async with self._changing:
-            self._held[partition] = epoch
-            self._until[partition] = until
-            log.info("partition %d acquired (epoch %d)", partition, epoch)
-            if self.on_acquired is not None:
-                try:
-                    await self.on_acquired(partition, epoch)
-                except Exception:
-                    log.exception("starting partition %d failed: handing it back", partition)
-                    failed = True
-        if failed:
-            await self._drop(partition, "could not start it")
-            with contextlib.suppress(StoreError):
-                await self.table.release(self.node_id, {partition: epoch})
+    def _lose(self, partition: int, why: str, *, hand_back: bool = False) -> None:
+        epoch = self._held.pop(partition, None)
+        if epoch is None:
+            return
+        self._until.pop(partition, None)
+        log.info("partition %d lost: %s", partition, why)
+        self._change(partition, epoch, acquired=False, hand_back=hand_back)
 
-    async def _drop(self, partition: int, why: str) -> None:
-        async with self._changing:
-            if self._held.pop(partition, None) is None:
-                return
-            self._until.pop(partition, None)
-            log.info("partition %d lost: %s", partition, why)
-            if self.on_lost is not None:
-                try:
-                    await self.on_lost(partition)
-                except Exception:
-                    log.exception("stopping partition %d failed", partition)
-
-    async def _expire(self) -> None:
+    def _expire(self) -> None:
         """Stop processing what could not be renewed in time (the database may hand it to
         another node any moment now)."""
         now = self.clock()
         for p in [p for p, until in self._until.items() if until <= now]:
-            await self._drop(p, f"not renewed for {self.ttl:g} s")
+            self._lose(p, f"not renewed for {self.ttl:g} s")
+
+    # the owner processor's callbacks, in order, on a task of their own --------------------
+    def _change(
+        self, partition: int, epoch: int, *, acquired: bool, hand_back: bool = False
+    ) -> None:
+        self._changes.put_nowait((partition, epoch, acquired, hand_back))
+        if self._callbacks is None or self._callbacks.done():
+            self._callbacks = asyncio.create_task(self._call_back(), name="partition-callbacks")
+
+    async def _call_back(self) -> None:
+        while True:
+            partition, epoch, acquired, hand_back = await self._changes.get()
+            try:
+                if acquired:
+                    await self._started(partition, epoch)
+                else:
+                    await self._stopped(partition, epoch, hand_back)
+            finally:
+                self._changes.task_done()
+
+    async def _started(self, partition: int, epoch: int) -> None:
+        if self.on_acquired is None:
+            return
+        try:
+            await self.on_acquired(partition, epoch)
+        except Exception:
+            log.exception("starting partition %d failed: handing it back", partition)
+            if self._held.get(partition) == epoch:
+                self._lose(partition, "could not start it", hand_back=True)
+
+    async def _stopped(self, partition: int, epoch: int, hand_back: bool) -> None:
+        if self.on_lost is not None:
+            try:
+                await self.on_lost(partition)
+            except Exception:
+                log.exception("stopping partition %d failed", partition)
+        if hand_back:  # only now: it is not processed here any more
+            try:
+                await self.table.release(self.node_id, {partition: epoch})
+            except StoreError as exc:  # it expires by itself
+                log.warning("partition %d not handed back: %s", partition, exc)

@@ -40,17 +40,30 @@ def pg_url() -> str:
 class Node:
     """One node's `Leases`, recording what its owner processor was told."""
 
-    def __init__(self, url: str, name: str, timeout: float = 2.0) -> None:
+    def __init__(self, url: str, name: str, timeout: float = 2.0, start: float = 0.0) -> None:
         self.leases = Leases(LeaseTable(url, timeout=timeout), name, ttl=TTL, renew=0.25)
         self.events: list[tuple[str, int, int]] = []
         self.leases.on_acquired = self._acquired
         self.leases.on_lost = self._lost
+        self.start_takes = start  # seconds each on_acquired takes (restoring state)
+        self.left_when_stopped: dict[int, float] = {}  # seconds the lease still had
 
     async def _acquired(self, p: int, epoch: int) -> None:
+        await asyncio.sleep(self.start_takes)
         self.events.append(("acquired", p, epoch))
 
     async def _lost(self, p: int) -> None:
         self.events.append(("lost", p, 0))
+        try:
+            rows, _ = await asyncio.wait_for(self.leases.status(), TTL / 4)
+        except (StoreError, TimeoutError):  # the database is what failed (tested too)
+            return
+        self.left_when_stopped[p] = rows[p].expires_in
+
+    async def round(self) -> None:
+        """One round, and what the processor was told of it."""
+        await self.leases.round()
+        await self.leases.settled()
 
     def took(self) -> dict[int, int]:
         return {p: e for kind, p, e in self.events if kind == "acquired"}
@@ -80,10 +93,10 @@ async def epochs(url: str) -> dict[int, tuple[str, int]]:
 
 async def test_a_lone_node_takes_every_partition_at_epoch_one(nodes: tuple[Node, Node]) -> None:
     a, _ = nodes
-    await a.leases.round()
+    await a.round()
     assert a.leases.owned() == {p: 1 for p in range(PARTITIONS)}
     assert a.took() == a.leases.owned()  # the processor was told, with each epoch
-    await a.leases.round()  # renewing changes nothing
+    await a.round()  # renewing changes nothing
     assert a.leases.owned() == {p: 1 for p in range(PARTITIONS)}
     assert len(a.events) == PARTITIONS
 
@@ -92,15 +105,17 @@ async def test_a_node_that_joins_gets_its_share_handed_over_gracefully(
     nodes: tuple[Node, Node], pg_url: str
 ) -> None:
     a, b = nodes
-    await a.leases.round()
-    await b.leases.round()  # b is alive now, but every lease is still a's
+    await a.round()
+    await b.round()  # b is alive now, but every lease is still a's
     assert b.leases.nodes_alive == 2 and b.leases.owned() == {}
-    await a.leases.round()  # a sees two nodes: keeps 8, hands back 8 (after stopping them)
+    await a.round()  # a sees two nodes: keeps 8, hands back 8 (after stopping them)
     kept = a.leases.owned()
     assert len(kept) == PARTITIONS // 2
     handed = set(range(PARTITIONS)) - set(kept)
     assert a.lost() == handed
-    await b.leases.round()
+    # graceful: each was stopped while its lease still ran, then handed back
+    assert all(a.left_when_stopped[p] > 0 for p in handed)
+    await b.round()
     assert set(b.leases.owned()) == handed
     assert set(b.leases.owned()).isdisjoint(a.leases.owned())
     # a partition that changes hands gets the next epoch; the fence tells owners apart
@@ -109,8 +124,8 @@ async def test_a_node_that_joins_gets_its_share_handed_over_gracefully(
     assert {p: o for p, (o, _) in stored.items() if o == "node-b"}.keys() == handed
     # stable: more rounds move nothing
     for _ in range(2):
-        await a.leases.round()
-        await b.leases.round()
+        await a.round()
+        await b.round()
     assert len(a.leases.owned()) + len(b.leases.owned()) == PARTITIONS
     assert len(b.events) == len(handed) and a.lost() == handed
 
@@ -119,39 +134,40 @@ async def test_a_node_that_stops_renewing_loses_everything_to_the_other(
     nodes: tuple[Node, Node],
 ) -> None:
     a, b = nodes
-    await a.leases.round()
-    await b.leases.round()
-    await a.leases.round()
-    await b.leases.round()
+    await a.round()
+    await b.round()
+    await a.round()
+    await b.round()
     before = a.leases.owned()
     assert len(before) == 8
     # a pauses (no round): by the local deadline it stops processing by itself...
     await asyncio.sleep(TTL + 0.1)
-    await a.leases._expire()
+    a.leases._expire()
+    await a.leases.settled()
     assert a.leases.owned() == {} and a.lost() >= set(before)
     # ...and b, seeing one node alive, takes all of a's partitions at the next epoch
-    await b.leases.round()
+    await b.round()
     assert b.leases.nodes_alive == 1
     owned = b.leases.owned()
     assert set(owned) == set(range(PARTITIONS))
     assert all(owned[p] == before[p] + 1 for p in before)
     # a comes back: it renews nothing, and gets work back only by handover
-    await a.leases.round()
+    await a.round()
     assert a.leases.owned() == {}
-    await b.leases.round()
-    await a.leases.round()
+    await b.round()
+    await a.round()
     assert len(a.leases.owned()) == 8
     assert all(e == before.get(p, 2) + 2 for p, e in a.leases.owned().items() if p in before)
 
 
 async def test_a_stopping_node_hands_everything_back_at_once(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
-    await a.leases.round()
-    await b.leases.round()
+    await a.round()
+    await b.round()
     await a.leases.stop()  # no lease time to wait: b takes all on its next round
     assert a.lost() == set(range(PARTITIONS))
     started = time.monotonic()
-    await b.leases.round()
+    await b.round()
     assert set(b.leases.owned()) == set(range(PARTITIONS))
     assert time.monotonic() - started < TTL  # taken at once, not after expiry
     assert b.leases.nodes_alive == 1  # a left the heartbeat table too
@@ -205,6 +221,19 @@ async def test_a_node_that_cannot_renew_stops_processing_by_itself(pg_url: str) 
         await a.leases.stop()
 
 
+async def test_a_slow_start_never_delays_the_renewals(pg_url: str) -> None:
+    # restoring each partition takes 0.3 s: 16 of them take 4.8 s, several lease times
+    a = Node(pg_url, "node-a", start=0.3)
+    await a.leases.start()
+    try:
+        await asyncio.sleep(TTL * 2.5)
+        assert a.lost() == set()  # renewed all along, none lost while starting
+        assert len(a.leases.owned()) == PARTITIONS
+        assert 0 < len(a.took()) < PARTITIONS  # the starts go on, one after the other
+    finally:
+        await a.leases.stop()
+
+
 async def test_with_no_processor_leases_are_just_held(pg_url: str) -> None:
     leases = Leases(LeaseTable(pg_url), "node-a", ttl=TTL, renew=0.25)
     await leases.start()  # no on_acquired / on_lost set: a node before its pipeline
@@ -223,7 +252,7 @@ async def test_a_write_under_a_stale_epoch_stores_nothing(
     store: Any = open_store(pg_url, shared=True)
     await store.open()
     try:
-        await a.leases.round()
+        await a.round()
         p = partition_of("acme")
         fence = a.leases.fence(p)
         assert fence == Fence(p, "node-a", 1)
@@ -234,7 +263,7 @@ async def test_a_write_under_a_stale_epoch_stores_nothing(
         await asyncio.sleep(TTL + 0.1)
         with pytest.raises(LeaseLost):  # expired, not yet taken: refused already
             await store.log.append(Append([_event("acme", 2)], fences=[fence]))
-        await b.leases.round()
+        await b.round()
         assert b.leases.owned()[p] == 2
         # a's stale write, in the same group commit as b's good one: a's alone is refused
         stale, good = await asyncio.gather(
@@ -250,7 +279,8 @@ async def test_a_write_under_a_stale_epoch_stores_nothing(
         assert [b'"sip:2@x"' in x or b'"sip:3@x"' in x for x in bodies] == [False, False]
         assert len(bodies) == 2
         # once a gave the partition up (its own deadline), it has no fence to write with
-        await a.leases._expire()
+        a.leases._expire()
+        await a.leases.settled()
         with pytest.raises(LeaseLost):
             a.leases.fence(p)
     finally:

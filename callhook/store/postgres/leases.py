@@ -10,6 +10,7 @@ no longer counted alive either. The policy (fair share, hand-back, giving up) is
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -111,19 +112,21 @@ class LeaseTable:
         self.url = url
         self.timeout = timeout
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._connecting = asyncio.Lock()  # the renewals and a status query may race here
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        conn = self._conn
-        if conn is None or conn.closed or conn.broken:
-            ms = int(self.timeout * 1000)
-            conn = await psycopg.AsyncConnection.connect(
-                self.url,
-                autocommit=True,
-                connect_timeout=max(1, math.ceil(self.timeout)),
-                options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
-            )
-            self._conn = conn
-        return conn
+        async with self._connecting:
+            conn = self._conn
+            if conn is None or conn.closed or conn.broken:
+                ms = int(self.timeout * 1000)
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url,
+                    autocommit=True,
+                    connect_timeout=max(1, math.ceil(self.timeout)),
+                    options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
+                )
+                self._conn = conn
+            return conn
 
     async def _run(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         try:
