@@ -24,9 +24,11 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from functools import partial
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from callhook.bus import Subscriber
@@ -213,12 +215,15 @@ class RedisBus:
 
     async def _newest_ids(self) -> dict[str, str]:
         assert self._redis is not None
-        pipe = self._redis.pipeline(transaction=False)
         names = [f"callhook:events:{p}" for p in range(PARTITIONS)]
-        for name in names:
-            pipe.xrevrange(name, count=1)
+
+        def newest(pipe: Pipeline) -> None:
+            for name in names:
+                pipe.xrevrange(name, count=1)
+
+        # One MULTI/EXEC: every partition's newest entry as of the same moment.
         out: dict[str, str] = {}
-        for name, last in zip(names, await pipe.execute(), strict=True):
+        for name, last in zip(names, await self._redis.transaction(newest), strict=True):
             if last:
                 entry = last[0][0]
                 out[name] = entry.decode() if isinstance(entry, bytes) else str(entry)
@@ -365,11 +370,9 @@ class RedisBus:
             batch = [self._unsent[i] for i in range(min(len(self._unsent), 1000))]
             dropped = self._dropped
             try:
-                pipe = self._redis.pipeline(transaction=False)
-                for stream, fields in batch:
-                    keep = 1000 if stream == DIRECTORY else MAXLEN
-                    pipe.xadd(stream, fields, maxlen=keep, approximate=True)  # type: ignore[arg-type]
-                await pipe.execute()
+                # One MULTI/EXEC: a batch cut off by a lost connection was added whole or
+                # not at all, so sending it again adds no part of it twice.
+                await self._redis.transaction(partial(_add_entries, batch))
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError):
@@ -401,3 +404,9 @@ def _from_log(tenant: str, s: Any) -> Event:
     ev = Event(tenant, s.key, {}, s.extensions, s.queue, seq=s.seq)
     ev.wire_stored = s.body
     return ev
+
+
+def _add_entries(batch: list[tuple[str, dict[str, str | bytes | int]]], pipe: Pipeline) -> None:
+    for stream, fields in batch:
+        keep = 1000 if stream == DIRECTORY else MAXLEN
+        pipe.xadd(stream, fields, maxlen=keep, approximate=True)  # type: ignore[arg-type]
