@@ -76,6 +76,7 @@ bench: $(STAMP) postgresql redis
 	@command -v wrk >/dev/null || (apt-get install -y wrk >/dev/null 2>&1 || apt-get update >/dev/null && apt-get install -y wrk >/dev/null) || echo "wrk not installed: using the built-in load generator"
 	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 	@for b in bench/ingest.py bench/fanout.py bench/webhooks.py; do echo "== $$b on PostgreSQL"; BENCH_DATABASE=postgresql $(BIN)/python $$b || exit 1; done
+	@echo "== bench/pg_driver.py"; $(BIN)/python bench/pg_driver.py || exit 1
 	@echo "== bench/cluster.py"; $(BIN)/python bench/cluster.py || exit 1
 	@if command -v kamailio >/dev/null && command -v sipp >/dev/null; then \
 	  echo "== bench/kamailio.py"; $(BIN)/python bench/kamailio.py || exit 1; \
