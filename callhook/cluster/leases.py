@@ -2,8 +2,11 @@
 
 Every node of a cluster runs one `Leases`. Each round (every `renew` seconds) it writes
 its heartbeat and renews the leases it holds in one statement, hands back what it holds
-above its fair share (ceil(partitions / nodes alive)) so that a node that joins gets
-work, and takes free or expired partitions up to that share. A partition taken gets an
+above its fair share when another node is below its own (so that a node that joins gets
+work), and takes free or expired partitions up to its share (more only when nobody else
+needs them). The shares differ by one at most: with the nodes alive sorted by id, the
+first `partitions % nodes` get one more than `partitions // nodes`, so every node works
+out every node's share alike. A partition taken gets an
 epoch one higher than before; every write its owner makes for it carries a `Fence` of
 that epoch, checked in the same transaction, so a node that lost a lease (paused, cut
 off, too slow to renew) can never write under it again. A node that has not renewed a
@@ -22,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -59,6 +61,7 @@ class Leases:
         self.on_acquired: Acquired | None = None
         self.on_lost: Lost | None = None
         self.nodes_alive = 0  # as of the last round
+        self.target = partitions  # this node's fair share, as of the last round
         self._held: dict[int, int] = {}  # partition -> epoch
         self._until: dict[int, float] = {}  # partition -> local deadline (clock)
         # (partition, epoch, acquired, hand back after on_lost), for the callbacks' task
@@ -81,7 +84,7 @@ class Leases:
 
     def share(self) -> int:
         """How many partitions this node should hold, with the nodes alive last seen."""
-        return math.ceil(self.partitions / max(1, self.nodes_alive))
+        return self.target
 
     async def status(self) -> tuple[list[LeaseRow], list[tuple[str, float]]]:
         """Every partition's lease and the nodes alive, as the database has them."""
@@ -164,17 +167,25 @@ class Leases:
     async def round(self) -> None:
         """Heartbeat and renew; hand back above the share; take up to the share."""
         sent = self.clock()
-        alive, renewed = await self.table.beat(self.node_id, dict(self._held), self.ttl)
-        self.nodes_alive = alive
+        beat = await self.table.beat(self.node_id, dict(self._held), self.ttl)
         for p in sorted(self._held):
-            if p in renewed:
+            if p in beat.renewed:
                 self._until[p] = sent + self.ttl
             else:
                 self._lose(p, "lease not renewed (expired or taken)")
-        share = self.share()
-        for p in sorted(self._held, key=self._preference)[share:]:
-            self._lose(p, f"handed back: above the fair share of {share}", hand_back=True)
-        want = share - len(self._held)
+        shares = fair_shares([self.node_id, *beat.others], self.partitions)
+        self.nodes_alive, self.target = len(shares), shares[self.node_id]
+        # what the others still need, and what nobody holds
+        needed = sum(max(0, shares[n] - beat.held_by.get(n, 0)) for n in beat.others)
+        free = self.partitions - len(self._held) - sum(beat.held_by.values())
+        extra = min(len(self._held) - self.target, needed)
+        if extra > 0:  # (and take nothing in the same round)
+            for p in sorted(self._held, key=self._preference)[-extra:]:
+                why = f"handed back: above the fair share of {self.target}"
+                self._lose(p, why, hand_back=True)
+            return
+        # up to the share; beyond it only what the others will not take
+        want = min(free, max(self.target - len(self._held), free - needed))
         if want > 0:
             sent = self.clock()
             got = await self.table.acquire(
@@ -249,3 +260,11 @@ class Leases:
                 await self.table.release(self.node_id, {partition: epoch})
             except StoreError as exc:  # it expires by itself
                 log.warning("partition %d not handed back: %s", partition, exc)
+
+
+def fair_shares(alive: list[str], partitions: int = PARTITIONS) -> dict[str, int]:
+    """node -> partitions it should hold: `partitions // n` each, one more for the first
+    `partitions % n` node ids in sorted order (the same answer on every node)."""
+    nodes = sorted(set(alive))
+    base, rest = divmod(partitions, len(nodes))
+    return {n: base + (1 if i < rest else 0) for i, n in enumerate(nodes)}

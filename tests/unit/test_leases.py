@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from callhook.cluster.leases import Leases
+from callhook.cluster.leases import Leases, fair_shares
 from callhook.cluster.partitions import PARTITIONS, partition_of
 from callhook.events import Event
 from callhook.store import Append, Fence, LeaseLost, StoreError, open_store, upgrade
@@ -89,6 +89,41 @@ async def epochs(url: str) -> dict[int, tuple[str, int]]:
     finally:
         await table.close()
     return {r.partition: (r.owner, r.epoch) for r in rows}
+
+
+@pytest.mark.parametrize(
+    ("nodes", "shares"),
+    [
+        (["a"], [16]),
+        (["b", "a"], [8, 8]),
+        (["c", "a", "b"], [6, 5, 5]),
+        (["a", "b", "c", "d", "e"], [4, 3, 3, 3, 3]),
+        ([f"n{i:02}" for i in range(20)], [1] * 16 + [0] * 4),
+    ],
+)
+def test_fair_shares_differ_by_one_at_most_and_add_up(nodes: list[str], shares: list[int]) -> None:
+    got = fair_shares(nodes)
+    assert [got[n] for n in sorted(nodes)] == shares
+    assert sum(got.values()) == PARTITIONS
+
+
+async def test_five_nodes_share_fairly_and_four_take_over_when_one_leaves(pg_url: str) -> None:
+    five = [Node(pg_url, f"node-{i}") for i in range(5)]
+    try:
+        for _ in range(3):  # each joins, then everyone settles
+            for n in five:
+                await n.round()
+        counts = [len(n.leases.owned()) for n in five]
+        assert sorted(counts) == [3, 3, 3, 3, 4], counts
+        assert len({p for n in five for p in n.leases.owned()}) == PARTITIONS
+        await five[0].leases.stop()  # hands everything back, leaves
+        for _ in range(2):
+            for n in five[1:]:
+                await n.round()
+        assert [len(n.leases.owned()) for n in five[1:]] == [4, 4, 4, 4]
+    finally:
+        for n in five[1:]:
+            await n.leases.table.close()
 
 
 async def test_a_lone_node_takes_every_partition_at_epoch_one(nodes: tuple[Node, Node]) -> None:

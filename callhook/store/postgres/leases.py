@@ -41,8 +41,8 @@ def failed_fences(conn: Conn, fences: set[Fence]) -> set[Fence]:
     return fences - held
 
 
-# Heartbeat and renewal in one statement (one round trip a second). The count cannot see
-# the heartbeat the same statement writes: the others alive, plus this one.
+# Heartbeat and renewal in one statement (one round trip a second), which also says who
+# else is alive and what they hold (the statement cannot see its own writes: others only).
 _BEAT = """
 WITH beat AS (
     INSERT INTO cluster_nodes (node_id, seen_at) VALUES (%(me)s, now())
@@ -53,9 +53,11 @@ WITH beat AS (
     WHERE l.partition = h.p AND l.epoch = h.e AND l.owner = %(me)s AND l.expires_at > now()
     RETURNING l.partition
 )
-SELECT 1 + (SELECT count(*) FROM cluster_nodes
-            WHERE node_id <> %(me)s AND seen_at > now() - make_interval(secs => %(ttl)s)),
-       ARRAY(SELECT partition FROM renewed)
+SELECT ARRAY(SELECT node_id FROM cluster_nodes
+             WHERE node_id <> %(me)s AND seen_at > now() - make_interval(secs => %(ttl)s)),
+       ARRAY(SELECT partition FROM renewed),
+       ARRAY(SELECT owner FROM partition_leases
+             WHERE owner <> %(me)s AND expires_at > now())
 """
 
 # Free or expired partitions, taken with the epoch one higher. Rows another transaction
@@ -89,6 +91,15 @@ _NODES = """
 SELECT node_id, EXTRACT(EPOCH FROM now() - seen_at)::float8 FROM cluster_nodes
 WHERE seen_at > now() - make_interval(secs => %(ttl)s) ORDER BY node_id
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """What one heartbeat learnt."""
+
+    others: tuple[str, ...]  # the other nodes alive (heartbeat younger than the lease time)
+    renewed: frozenset[int]  # this node's partitions renewed (the others are not its own)
+    held_by: dict[str, int]  # leases running now per other owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +148,17 @@ class LeaseTable:
             await self.close()
             raise StoreError(f"partition leases: {' '.join(str(exc).split())}") from exc
 
-    async def beat(self, me: str, held: dict[int, int], ttl: float) -> tuple[int, set[int]]:
-        """Heartbeat, and renew `held` (partition -> epoch) for `ttl` seconds: returns the
-        number of nodes alive (this one included) and the partitions renewed (the others
-        are not this node's any more)."""
+    async def beat(self, me: str, held: dict[int, int], ttl: float) -> Beat:
+        """Heartbeat, and renew `held` (partition -> epoch) for `ttl` seconds."""
         parts = sorted(held)
         rows = await self._run(
             _BEAT, {"me": me, "ttl": ttl, "parts": parts, "epochs": [held[p] for p in parts]}
         )
-        alive, renewed = rows[0]
-        return int(alive), {int(p) for p in renewed}
+        others, renewed, owners = rows[0]
+        held_by: dict[str, int] = {}
+        for owner in owners:
+            held_by[str(owner)] = held_by.get(str(owner), 0) + 1
+        return Beat(tuple(str(n) for n in others), frozenset(int(p) for p in renewed), held_by)
 
     async def acquire(
         self, me: str, want: int, ttl: float, *, offset: int, partitions: int
