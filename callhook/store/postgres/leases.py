@@ -21,12 +21,15 @@ from callhook.store import Fence, StoreError
 from callhook.store.sql import Conn
 
 # Run first in a fenced transaction: the leases still held at their epoch, locked (FOR
-# SHARE) until COMMIT, so none changes hands while the transaction writes.
+# SHARE) until COMMIT, so none changes hands while the transaction writes. Every statement
+# here that locks several lease rows and may wait locks them in partition order (ORDER BY
+# comes before the lock), so a fenced write and a renewal never wait for each other in a
+# circle (a deadlock PostgreSQL would end after a second by failing one of them).
 FENCE = (
     "SELECT l.partition, l.owner, l.epoch FROM partition_leases l"
     " JOIN unnest(?::int[], ?::text[], ?::bigint[]) AS f(p, o, e)"
     " ON l.partition = f.p AND l.owner = f.o AND l.epoch = f.e"
-    " WHERE l.expires_at > statement_timestamp() FOR SHARE OF l"
+    " WHERE l.expires_at > statement_timestamp() ORDER BY l.partition FOR SHARE OF l"
 )
 
 
@@ -47,10 +50,15 @@ _BEAT = """
 WITH beat AS (
     INSERT INTO cluster_nodes (node_id, seen_at) VALUES (%(me)s, now())
     ON CONFLICT (node_id) DO UPDATE SET seen_at = now()
+), mine AS (
+    SELECT l.partition FROM partition_leases l
+    JOIN unnest(%(parts)s::int[], %(epochs)s::bigint[]) AS h(p, e)
+    ON l.partition = h.p AND l.epoch = h.e
+    WHERE l.owner = %(me)s AND l.expires_at > now()
+    ORDER BY l.partition FOR NO KEY UPDATE OF l
 ), renewed AS (
     UPDATE partition_leases l SET expires_at = now() + make_interval(secs => %(ttl)s)
-    FROM unnest(%(parts)s::int[], %(epochs)s::bigint[]) AS h(p, e)
-    WHERE l.partition = h.p AND l.epoch = h.e AND l.owner = %(me)s AND l.expires_at > now()
+    FROM mine WHERE l.partition = mine.partition
     RETURNING l.partition
 )
 SELECT ARRAY(SELECT node_id FROM cluster_nodes
@@ -77,9 +85,23 @@ RETURNING l.partition, l.epoch
 
 # Handing back: the lease expires now (the owner stays shown until another node takes it).
 _RELEASE = """
-UPDATE partition_leases l SET expires_at = now()
-FROM unnest(%(parts)s::int[], %(epochs)s::bigint[]) AS h(p, e)
-WHERE l.partition = h.p AND l.epoch = h.e AND l.owner = %(me)s AND l.expires_at > now()
+WITH mine AS (
+    SELECT l.partition FROM partition_leases l
+    JOIN unnest(%(parts)s::int[], %(epochs)s::bigint[]) AS h(p, e)
+    ON l.partition = h.p AND l.epoch = h.e
+    WHERE l.owner = %(me)s AND l.expires_at > now()
+    ORDER BY l.partition FOR NO KEY UPDATE OF l
+)
+UPDATE partition_leases l SET expires_at = now() FROM mine WHERE l.partition = mine.partition
+"""
+
+# A node leaving: every lease it owns expires now.
+_LEAVE = """
+WITH mine AS (
+    SELECT partition FROM partition_leases WHERE owner = %(me)s AND expires_at > now()
+    ORDER BY partition FOR NO KEY UPDATE
+)
+UPDATE partition_leases l SET expires_at = now() FROM mine WHERE l.partition = mine.partition
 """
 
 _STATUS = """
@@ -179,11 +201,7 @@ class LeaseTable:
     async def leave(self, me: str) -> None:
         """This node stops: every lease it holds expires now (one taken by a round cut
         short too) and it is no longer counted alive."""
-        await self._run(
-            "UPDATE partition_leases SET expires_at = now()"
-            " WHERE owner = %(me)s AND expires_at > now()",
-            {"me": me},
-        )
+        await self._run(_LEAVE, {"me": me})
         await self._run("DELETE FROM cluster_nodes WHERE node_id = %(me)s", {"me": me})
 
     async def status(self, ttl: float) -> tuple[list[LeaseRow], list[tuple[str, float]]]:
