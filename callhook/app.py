@@ -32,7 +32,7 @@ from callhook.api import presence as presence_api
 from callhook.api import queues as queues_api
 from callhook.api import tenants as tenants_api
 from callhook.api import webhooks as webhooks_api
-from callhook.api.common import ERRORS
+from callhook.api.common import ERRORS, allowed_methods
 from callhook.api.middleware import ApiMetrics, BodyLimit, RequestMetrics
 from callhook.bus import Bus, bus_class, clustered
 from callhook.cluster.leases import Leases
@@ -45,6 +45,7 @@ from callhook.dashboard.tickets import TicketBook
 from callhook.deliver.service import DeliveryService
 from callhook.directory import Tenant
 from callhook.errors import HubError, error_json
+from callhook.flow import Flow, LocalFlow
 from callhook.ingest.routes import (
     IngestEndpoint,
     PhoneTargets,
@@ -94,23 +95,10 @@ class Hub:
         # partition -> inbox rows not processed yet, for the cluster status (set by the
         # clustered pipeline; None: not known)
         self.inbox_lag: Callable[[], Awaitable[dict[int, int]]] | None = None
-        c = settings.correlation
-        self.correlator = Correlator(
-            self.tenants.get,
-            CorrelationSettings(
-                merge_window=c.merge_window,
-                session_timeout=c.session_timeout,
-                ring_timeout=c.ring_timeout,
-                min_ring_seconds=c.min_ring_seconds,
-                max_sessions_per_tenant=c.max_sessions_per_tenant,
-                fault_event=settings.testing.correlator_fault,
-            ),
-        )
-        self.pipeline = Pipeline(
-            self.log,
-            self.correlator,
-            lambda tenant: self.metrics.correlation_failures.labels(tenant).inc(),
-        )
+        self.correlator = self._new_correlator()
+        self.flow = self._build_flow()
+        self.pipeline = self.flow.intake  # phones, REST publish, end call, Kamailio
+        self.state = self.flow.state  # presence and open calls, for the API and WSI
         self.resolver = TenantResolver()
         # Brute-force limits: in this process, or for the whole cluster in Redis.
         self.limits = node_limits(settings.auth, server.bus, self.node_id)
@@ -220,6 +208,52 @@ class Hub:
             for r in rows
         ]
 
+    def _new_correlator(self) -> Correlator:
+        c = self.settings.correlation
+        return Correlator(
+            self.tenants.get,
+            CorrelationSettings(
+                merge_window=c.merge_window,
+                session_timeout=c.session_timeout,
+                ring_timeout=c.ring_timeout,
+                min_ring_seconds=c.min_ring_seconds,
+                max_sessions_per_tenant=c.max_sessions_per_tenant,
+                fault_event=self.settings.testing.correlator_fault,
+            ),
+        )
+
+    def _build_flow(self) -> Flow:
+        """One node correlates in-process (callhook/pipeline.py); a cluster node hands
+        every report to the inbox, correlated by its partition's owner, maybe this node
+        (callhook/cluster/flow.py)."""
+        tick = self.settings.correlation.tick_interval
+
+        def failed(tenant: str) -> None:
+            self.metrics.correlation_failures.labels(tenant).inc()
+
+        server = self.settings.server
+        if not clustered(server.bus):
+            pipeline = Pipeline(self.log, self.correlator, failed)
+            return LocalFlow(pipeline, self.correlator, self.store.state, self.tenants, tick)
+        from callhook.cluster.flow import ClusterFlow  # psycopg: only a cluster needs it
+        from callhook.store.sql.store import SqlStore
+
+        # The config allows a Redis bus on PostgreSQL only; a cluster node has leases.
+        assert isinstance(self.store, SqlStore) and self.leases is not None
+        flow = ClusterFlow(
+            server.database,
+            self.store,
+            self.leases,
+            self.correlator,
+            self._new_correlator,
+            self.tenants,
+            lambda: self.reload_directory(announce=False),
+            tick_interval=tick,
+            correlation_failed=failed,
+        )
+        self.inbox_lag = flow.inbox.lag
+        return flow
+
     def _build_bus(self) -> Bus:
         """The in-process bus of one node, or the Redis Streams bus of a cluster
         (callhook/bus/redis.py), by the scheme of `[server] bus`."""
@@ -249,12 +283,8 @@ class Hub:
             await self.apply_config()
             stack.push_async_callback(self.retention.stop)
             await self.retention.resume(set(self.tenants))  # purges deleted tenants' data
-            sessions, presence = await self.store.state.load()
-            # A deleted tenant's calls and presence are being purged: a namesake starts empty.
-            self.correlator.restore(
-                [s for s in sessions if s.get("tenant") in self.tenants],
-                [p for p in presence if p.get("tenant") in self.tenants],
-            )
+            await self.flow.start()  # one node: its calls and presence restored
+            stack.push_async_callback(self.flow.close)
             self._hook_event_log()
             await self.delivery.start()
             stack.push_async_callback(self.delivery.stop)
@@ -267,7 +297,8 @@ class Hub:
                 stack.push_async_callback(self.leases.stop)
             await self.wsi.start(wsi_socket)
             stack.push_async_callback(self.wsi.stop)
-            self._tasks.append(asyncio.create_task(self._ticker(), name="correlator-tick"))
+            await self.flow.run()  # timers; a cluster node's leases and inbox processing
+            stack.push_async_callback(self.flow.halt)
             self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
             stack.push_async_callback(self._cancel_tasks)
             self._running = stack.pop_all()  # started: stop() unwinds it
@@ -373,15 +404,6 @@ class Hub:
                 self.delivery.on_commit,
             ]
         )
-
-    async def _ticker(self) -> None:
-        interval = self.settings.correlation.tick_interval
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.pipeline.tick()
-            except Exception:
-                log.exception("correlator tick failed")
 
     # HTTP ------------------------------------------------------------------------------
     def _build_api(self) -> FastAPI:
@@ -526,18 +548,3 @@ class Hub:
             await self.ingest(scope, receive, send)  # phones, and the 414 of a long URL
             return
         await self.api(scope, receive, send)
-
-
-def allowed_methods(api: FastAPI, scope: Any) -> str:
-    """Every method the API accepts at this request's path, for a 405's `Allow`.
-
-    FastAPI makes one route per path and method, and the first route whose path matches
-    raises the 405 naming only its own methods. The OpenAPI document lists them all."""
-    from starlette.routing import compile_path
-
-    path = scope.get("path", "")
-    methods: set[str] = set()
-    for template, operations in api.openapi()["paths"].items():
-        if compile_path(template)[0].match(path):
-            methods |= {m.upper() for m in operations if m != "parameters"}
-    return ", ".join(sorted(methods))

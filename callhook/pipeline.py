@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import orjson
 
@@ -63,38 +64,15 @@ DEVICE_REFRESH_SECONDS = 60.0
 MAX_DEVICE_CACHE = 100_000
 
 
-@dataclass(frozen=True, slots=True)
-class Queued:
-    """One request's events, queued for commit: `done` completes after its batch's COMMIT."""
+class DeviceCache:
+    """What was written of each phone's device row: a row is written again when what the
+    phone says changes, else at most every DEVICE_REFRESH_SECONDS."""
 
-    done: asyncio.Future[Appended]
-    part: int  # this request's part of the batch
-
-    def committed(self) -> tuple[Event, ...] | None:
-        """Its events as stored (with `seq` and `event_id`), or None if they were not."""
-        d = self.done
-        if not d.done() or d.cancelled() or d.exception() is not None:
-            return None
-        return d.result().part(self.part)
-
-
-class Pipeline:
-    """Turns phone reports and published events into committed canonical events."""
-
-    def __init__(
-        self,
-        log: EventLog,
-        correlator: Correlator,
-        correlation_failed: Callable[[str], None] = lambda tenant: None,
-    ) -> None:
-        self.log = log
-        self.correlator = correlator
-        self._correlation_failed = correlation_failed  # counts them (a metric), by tenant
+    def __init__(self) -> None:
         self._devices: dict[tuple[str, str], tuple[tuple[str, ...], float]] = {}
-        self._batch: Append | None = None  # gathering during this loop iteration
-        self._batch_done: asyncio.Future[Appended] | None = None
 
-    def _device_changed(self, d: DeviceSeen | None) -> DeviceSeen | None:
+    def changed(self, d: DeviceSeen | None) -> DeviceSeen | None:
+        """`d` if its row is to be written now, else None."""
         if d is None:
             return None
         key = (d.tenant, d.mac)
@@ -111,13 +89,107 @@ class Pipeline:
         self._devices[key] = (facts, d.seen_at)
         return d
 
+    def forget(self, d: DeviceSeen) -> None:
+        """Its row was not written after all: write it with the next report."""
+        self._devices.pop((d.tenant, d.mac), None)
+
+
+def mark(events: list[Event], marks: Marks | None) -> list[Event]:
+    """Fields a report's source adds to every event it caused (a Kamailio report's
+    `source` and `report_id`; `talk_seconds` on its `call_cdr`)."""
+    if marks:
+        fields, talk_seconds = marks
+        for e in events:
+            e.body.update(fields)
+            if e.key == "call_cdr" and talk_seconds is not None:
+                e.body["talk_seconds"] = talk_seconds
+    return events
+
+
+# (fields added to every event, `talk_seconds` for the call's CDR or None)
+Marks = tuple[dict[str, Any], float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """One request's events, queued for commit: `done` completes after its batch's COMMIT."""
+
+    done: asyncio.Future[Appended]
+    part: int  # this request's part of the batch
+
+    def committed(self) -> tuple[Event, ...] | None:
+        """Its events as stored (with `seq` and `event_id`), or None if they were not."""
+        d = self.done
+        if not d.done() or d.cancelled() or d.exception() is not None:
+            return None
+        return d.result().part(self.part)
+
+
+class Pending(Protocol):
+    """A report handed over: answer once `done` completes."""
+
+    @property
+    def done(self) -> asyncio.Future[Any]: ...
+
+    def committed(self) -> tuple[Event, ...] | None:
+        """Once done: the events stored for it (empty when they are correlated later, by a
+        cluster's owner), or None when it was not stored (answer 503)."""
+        ...
+
+
+class Intake(Protocol):
+    """What phone ingest, the REST API and Kamailio hand reports to: `Pipeline` below on
+    one node; a cluster's inbox (callhook/cluster/intake.py) on several."""
+
+    # Whether `Pending.committed()` gives the events (else: stored, correlated later).
+    answers_with_events: bool
+
     def accept(
-        self, tenant: Tenant, parsed: ParsedRequest, source_ip: str
+        self,
+        tenant: Tenant,
+        parsed: ParsedRequest,
+        source_ip: str,
+        marks: Marks | None = None,
+        dedupe: str = "",
+    ) -> tuple[list[Event], Pending]: ...
+
+    async def publish(self, event: Event, dedupe: str = "") -> tuple[Event, ...]: ...
+
+    async def end_call(self, tenant: str, session_id: str) -> tuple[Event, ...] | None: ...
+
+
+class Pipeline:
+    """Turns phone reports and published events into committed canonical events."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        correlator: Correlator,
+        correlation_failed: Callable[[str], None] = lambda tenant: None,
+    ) -> None:
+        self.log = log
+        self.correlator = correlator
+        self._correlation_failed = correlation_failed  # counts them (a metric), by tenant
+        self.devices = DeviceCache()
+        self._batch: Append | None = None  # gathering during this loop iteration
+        self._batch_done: asyncio.Future[Appended] | None = None
+
+    # The answer to a phone names the events its report caused (ingest/routes.py).
+    answers_with_events = True
+
+    def accept(
+        self,
+        tenant: Tenant,
+        parsed: ParsedRequest,
+        source_ip: str,
+        marks: Marks | None = None,
+        dedupe: str = "",
     ) -> tuple[list[Event], Queued]:
         """Correlate one phone request now; its events are durable when `Queued.done` is.
 
         `Queued.committed()` then gives them as stored (with `seq` and `event_id`), or None
-        when they could not be written (answer 503).
+        when they could not be written (answer 503). `dedupe` (a Kamailio report's id) is
+        for a cluster's inbox; one node recognises repeats itself (kamailio/seen.py).
         """
         pe = PhoneEvent(
             tenant=tenant.name,
@@ -143,9 +215,10 @@ class Pipeline:
                 parsed.event or parsed.event_name,
                 parsed.pairs,
             )
-        return events, self._enqueue(events, self._device_changed(device_of(tenant, pe)))
+        mark(events, marks)
+        return events, self._enqueue(events, self.devices.changed(device_of(tenant, pe)))
 
-    async def publish(self, event: Event) -> tuple[Event, ...]:
+    async def publish(self, event: Event, dedupe: str = "") -> tuple[Event, ...]:
         """A canonical event from a PBX or adapter (REST), through the correlator; returns
         the events committed (with `seq` and `event_id`)."""
         events = self.correlator.publish(event)
@@ -201,7 +274,7 @@ class Pipeline:
         for i, (_start, _end, device) in enumerate(batch.parts):
             if device >= 0 and (failed or i >= len(parts) or parts[i] is None):
                 d = batch.devices[device]
-                self._devices.pop((d.tenant, d.mac), None)
+                self.devices.forget(d)
 
     def _flush(self) -> None:
         """Queue this iteration's batch, with the state it changed, as one write."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Query, Request
+from fastapi import FastAPI, Query, Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from callhook.api.auth import Principal, hub_of, require_tenant
@@ -162,3 +162,18 @@ async def found(
 
 def scope(request: Request, who: Principal, tenant: str) -> None:
     require_tenant(hub_of(request), who, tenant)
+
+
+def allowed_methods(api: FastAPI, asgi_scope: Any) -> str:
+    """Every method the API accepts at this request's path, for a 405's `Allow`.
+
+    FastAPI makes one route per path and method, and the first route whose path matches
+    raises the 405 naming only its own methods. The OpenAPI document lists them all."""
+    from starlette.routing import compile_path
+
+    path = asgi_scope.get("path", "")
+    methods: set[str] = set()
+    for template, operations in api.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods |= {m.upper() for m in operations if m != "parameters"}
+    return ", ".join(sorted(methods))

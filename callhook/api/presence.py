@@ -20,9 +20,10 @@ async def extension_state(
     hub = hub_of(request)
     require_tenant(hub, who, tenant)
     configured = number in hub.tenants[tenant].extensions
-    if not configured and number not in hub.correlator.reported_extensions(tenant):
+    live = await hub.state.of(tenant)
+    if not configured and number not in live.reported_extensions(tenant):
         raise NotFound(f"no extension {number!r} in tenant {tenant!r}", code="unknown-extension")
-    state = hub.correlator.presence(tenant, number)
+    state = live.presence(tenant, number)
     return {"extension": number, **state, "configured": configured}
 
 
@@ -35,11 +36,11 @@ async def tenant_presence(
     declared = hub.tenants[tenant].extensions
     # Extensions that phones report but the directory does not declare are shown too
     # (`configured: false`): a phone set up before its extension is not invisible.
-    exts = sorted({*declared, *hub.correlator.reported_extensions(tenant)})
+    live = await hub.state.of(tenant)
+    exts = sorted({*declared, *live.reported_extensions(tenant)})
     return {
         "extensions": [
-            {"extension": n, **hub.correlator.presence(tenant, n), "configured": n in declared}
-            for n in exts
+            {"extension": n, **live.presence(tenant, n), "configured": n in declared} for n in exts
         ]
     }
 
@@ -58,8 +59,9 @@ async def calls(
     if not active:
         raise NotFound("ended calls are CDRs: use GET .../cdrs", code="use-cdrs")
     # Oldest first by session_id (numeric, increasing), like every list: limit and cursor.
+    live = await hub.state.of(tenant)
     found = sorted(
-        (c for c in hub.correlator.active_calls(tenant) if int(c["session_id"]) > cursor),
+        (c for c in live.active_calls(tenant) if int(c["session_id"]) > cursor),
         key=lambda c: int(c["session_id"]),
     )[:limit]
     return {"calls": found, "next_cursor": next_cursor(found, "session_id", limit)}

@@ -25,9 +25,8 @@ from callhook.ingest.action_url import MAX_URL_BYTES, IngestError, parse_request
 from callhook.ingest.model import ParsedRequest
 from callhook.limits import Limiter
 from callhook.limits.local import LocalLimiter
-from callhook.pipeline import Pipeline, Queued
+from callhook.pipeline import Intake, Pending
 from callhook.proxies import TrustedProxies
-from callhook.store import Appended
 from callhook.traffic_log import TrafficLog
 
 log = logging.getLogger("callhook.ingest")
@@ -136,12 +135,12 @@ class Accepted:
     parsed: ParsedRequest
     tenant: Tenant
     events: list[Event]  # as correlated (not yet stored)
-    queued: Queued
+    queued: Pending
     started: float  # time.perf_counter() when the request was read
     source_ip: str = ""
 
     @property
-    def done(self) -> asyncio.Future[Appended]:
+    def done(self) -> asyncio.Future[Any]:
         return self.queued.done
 
 
@@ -157,7 +156,7 @@ class IngestEndpoint:
 
     def __init__(
         self,
-        pipeline: Pipeline,
+        pipeline: Intake,
         resolver: TenantResolver,
         metrics: Any = None,
         traffic: TrafficLog | None = None,
@@ -233,9 +232,12 @@ class IngestEndpoint:
         result: dict[str, Any] = {
             "status": "ok" if parsed.event and not kept_raw else "accepted",
             "event": parsed.event or parsed.event_name or "",
-            "events": [e.key for e in events],
-            "seq": events[-1].seq if events else None,
         }
+        if self.pipeline.answers_with_events:
+            result["events"] = [e.key for e in events]
+            result["seq"] = events[-1].seq if events else None
+        else:  # a cluster node: stored in the inbox, correlated next by the tenant's owner
+            result["queued"] = True
         hints = events[0].body.get("hints", ()) if kept_raw else parsed.hints
         if hints:
             result["hints"] = list(hints)
@@ -244,8 +246,8 @@ class IngestEndpoint:
                 accepted.source_ip,
                 accepted.tenant.name,
                 parsed.event,
-                events=result["events"],
-                seq=result["seq"],
+                events=result.get("events", []),
+                seq=result.get("seq"),
             )
         else:
             self.traffic.phone_unknown_event(

@@ -5,7 +5,9 @@ it) or the admin key. The answer comes after the batch's events are in the log, 
 Kamailio that got a 2xx may forget the batch; on any other answer it sends it again.
 Events that a Kamailio report caused carry `"source": "kamailio"` and the report's id as
 `report_id`; a report whose id the hub has seen is not used again (a batch sent again after
-a lost answer), see seen.py.
+a lost answer), see seen.py. On a cluster node the answer comes once the reports are in
+the inbox (stored, correlated next by the tenant's owner): its `events` then counts only
+the registrations' events, and a report sent again to another node is stored once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from callhook.errors import BadRequest
 from callhook.events import Event
 from callhook.kamailio.reports import MAX_REPORTS, SOURCE, BadReport, translate
 from callhook.kamailio.seen import SeenReports
-from callhook.pipeline import Queued
+from callhook.pipeline import Pending
 from callhook.store import StoreError
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ async def _use(
     order = sorted(range(len(reports)), key=lambda i: _when(reports[i]))
     skipped: list[dict[str, Any]] = []
     published: list[tuple[Event, ...]] = []
-    queued: list[Queued] = []
+    queued: list[Pending] = []
     used: list[str] = []  # report ids of this batch, remembered once it is committed
     repeated = 0
     for i in order:  # skipped reports are named by their place in the request
@@ -89,18 +91,18 @@ async def _use(
         marks: dict[str, Any] = {"source": SOURCE, **({"report_id": rid} if rid else {})}
         if rid:
             used.append(rid)
-        for parsed in meaning.calls:
-            events, pending = hub.pipeline.accept(t, parsed, source)
-            # Marked now, before the batch is written (at the next loop turn).
-            for e in events:
-                e.body.update(marks)
-                if e.key == "call_cdr" and meaning.talk_seconds is not None:
-                    e.body["talk_seconds"] = meaning.talk_seconds
+        for n, parsed in enumerate(meaning.calls):
+            # In a cluster the inbox stores each part of a report once, whatever node
+            # the batch is sent to again (`dedupe`); one node knows its ids (seen.py).
+            _, pending = hub.pipeline.accept(
+                t, parsed, source, (marks, meaning.talk_seconds), f"{rid}/{n}" if rid else ""
+            )
             queued.append(pending)
         if meaning.register is not None:
             ev = published_event(t, "extension_register", meaning.register)
             ev.body.update(marks)
-            published.append(await hub.pipeline.publish(ev))  # StoreError: a 503
+            # StoreError: a 503
+            published.append(await hub.pipeline.publish(ev, f"{rid}/r" if rid else ""))
     committed = list(published)
     for pending in queued:
         await asyncio.shield(pending.done)  # StoreError: a 503, and Kamailio sends it again

@@ -6,8 +6,8 @@ the hub restarted after committing the batch. Each report carries an id unique t
 report caused carry its id as `report_id`, so the ids outlive the process: the first batch
 a tenant sends after the hub started reads its last `RECALL` events back from the log.
 
-Per node: with several nodes (a cluster), a batch sent again to another node is recognised
-only by the correlator's own repeat detection (as without ids).
+Per node: with several nodes (a cluster), a batch sent again to another node is stored
+once by the inbox, which keeps each report id a day (callhook/store/postgres/inbox.py).
 """
 
 from __future__ import annotations

@@ -150,7 +150,11 @@ class EventLog(Protocol):
 class CorrelationState(Protocol):
     """Snapshots of open sessions and extension presence (written with each append)."""
 
-    async def load(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]: ...
+    async def load(
+        self, tenants: Sequence[str] | None = None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every tenant's sessions and presence, or only those of `tenants`."""
+        ...
 
 
 class Directory(Protocol):

@@ -348,4 +348,46 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    # A cluster's inbox (callhook/store/postgres/inbox.py): reports any node stored, not
+    # yet correlated by their partition's owner (which deletes them in the transaction
+    # that commits their events); report ids stored once; replies for waiting callers.
+    Migration(
+        7,
+        "a cluster's inbox, its dedupe keys and the replies to callers waiting on it",
+        (
+            Only(
+                "postgres",
+                """
+    CREATE TABLE inbox (
+        id BIGSERIAL PRIMARY KEY,
+        partition INTEGER NOT NULL,
+        tenant TEXT COLLATE "C" NOT NULL,
+        kind TEXT NOT NULL,
+        body BYTEA NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL
+    )""",
+            ),
+            Only("postgres", "CREATE INDEX inbox_partition ON inbox(partition, id)"),
+            Only(
+                "postgres",
+                """
+    CREATE TABLE inbox_seen (
+        tenant TEXT COLLATE "C" NOT NULL,
+        dedupe TEXT COLLATE "C" NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (tenant, dedupe)
+    )""",
+            ),
+            Only("postgres", "CREATE INDEX inbox_seen_at ON inbox_seen(at)"),
+            Only(
+                "postgres",
+                """
+    CREATE TABLE inbox_replies (
+        id BIGINT PRIMARY KEY,
+        body BYTEA NOT NULL,
+        at DOUBLE PRECISION NOT NULL
+    )""",
+            ),
+        ),
+    ),
 )

@@ -43,12 +43,19 @@ FLUSH_INTERVAL = 0.002
 MAX_FLUSH_DELAY = 0.02
 
 
-class StateView(Protocol):
-    """What a snapshot needs from the correlator."""
+class TenantState(Protocol):
+    """What a snapshot reads of a tenant's live state."""
 
     def presence(self, tenant: str, extension: str) -> dict[str, Any]: ...
 
     def active_calls(self, tenant: str) -> list[dict[str, Any]]: ...
+
+
+class StateView(Protocol):
+    """Where a tenant's live state is (the correlator; on a cluster node that does not own
+    the tenant, the snapshots its owner committed)."""
+
+    async def of(self, tenant: str) -> TenantState: ...
 
 
 class LogReader(Protocol):
@@ -78,7 +85,7 @@ class HubPort(Protocol):
     @property
     def log(self) -> LogReader: ...
     @property
-    def correlator(self) -> StateView: ...
+    def state(self) -> StateView: ...
     @property
     def store(self) -> StoreView: ...
     @property
@@ -111,7 +118,7 @@ class WsiService:
         self.tenants: Mapping[str, Tenant] = hub.tenants
         self._bus = hub.bus
         self.log = hub.log
-        self._state = hub.correlator
+        self._state = hub.state
         self.limits = hub.connections  # shared with the main port's HTTP connections
         self.header_timeout = hub.settings.connections.header_timeout  # for the handshake
         self.max_queue_bytes = hub.settings.wsi.max_queue_bytes
@@ -304,12 +311,13 @@ class WsiService:
         if tenant is not None and any(scope == ALL for _, scope, _ in entries):
             followed.update(tenant.extensions)
         as_of = await self.log.last_seq(who.tenant)
+        live = await self._state.of(who.tenant)  # read after as_of: no older than it
         calls = [
             c
-            for c in self._state.active_calls(who.tenant)
+            for c in live.active_calls(who.tenant)
             if followed.intersection(c.get("extensions") or ())
         ]
-        presence = [self._state.presence(who.tenant, ext) for ext in sorted(followed)]
+        presence = [live.presence(who.tenant, ext) for ext in sorted(followed)]
         body = {
             "event_type": "snapshot",
             "topic": "snapshot",

@@ -97,7 +97,7 @@ def make_service() -> tuple[WsiService, FakeStore]:
         tenants={"acme": tenant},
         bus=MemoryBus(),
         log=store,
-        correlator=SimpleNamespace(),
+        state=SimpleNamespace(),
         limits=node_limits(config.parse({}, env={}).auth, "memory", "n"),
         store=SimpleNamespace(directory=SimpleNamespace()),
         connections=ConnectionLimits(100, 100),

@@ -93,6 +93,11 @@ class SqlEventLog:
             lambda conn, st: self._append(conn, st, batch), future, batch.fences
         )
 
+    def append_in(self, conn: Conn, st: WriterState, batch: Append) -> Appended:
+        """append() as one part of a larger write running in the writer thread (a cluster
+        owner's transaction also consumes the inbox entries it correlated)."""
+        return self._append(conn, st, batch)
+
     def _append(self, conn: Conn, st: WriterState, batch: Append) -> Appended:
         parts: tuple[tuple[Event, ...] | None, ...]
         if st.isolate and len(batch.parts) > 1:
@@ -272,10 +277,23 @@ class SqlCorrelationState:
     def __init__(self, store: Engine) -> None:
         self.store = store
 
-    async def load(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    async def load(
+        self, tenants: Sequence[str] | None = None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every tenant's sessions and presence, or only those of `tenants`."""
+        where, args = "", list(tenants or ())
+        if tenants is not None:
+            if not args:
+                return [], []
+            where = f" WHERE tenant IN ({','.join('?' * len(args))})"
+
         def q(c: Conn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-            sessions = [orjson.loads(r[0]) for r in c.execute("SELECT state FROM sessions")]
-            presence = [orjson.loads(r[0]) for r in c.execute("SELECT state FROM presence")]
+            sessions = [
+                orjson.loads(r[0]) for r in c.execute("SELECT state FROM sessions" + where, args)
+            ]
+            presence = [
+                orjson.loads(r[0]) for r in c.execute("SELECT state FROM presence" + where, args)
+            ]
             return sessions, presence
 
         return await self.store.read(q)

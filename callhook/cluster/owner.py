@@ -1,0 +1,285 @@
+"""The owner of a partition: reads its inbox in order, correlates, commits fenced.
+
+One task per node runs every pass for all the partitions the node holds, one pass at a
+time: read the entries not consumed yet (id order), correlate them with the node's
+`Correlator` (which holds the state of those partitions' tenants only), run its timers
+when due (ring timeouts, ghost calls), and commit in ONE transaction on the store's
+writer: the lease fences of the partitions touched, the events (per-tenant gap-free
+`seq`), the session and presence snapshots, devices, webhook outbox rows, and the DELETE
+of the entries consumed (callhook/store/postgres/inbox.py). Committed events then go to
+the bus as on one node (the event log's commit hooks).
+
+A pass that fails to commit (a lease lost, PostgreSQL away) has advanced the correlator
+for nothing: the state of every partition held is dropped and read again from
+PostgreSQL, and the entries are read again (they were not consumed). A partition taken
+(`acquired`) is restored from the snapshots its previous owner committed; a partition
+lost is forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from callhook.cluster.partitions import partition_of
+from callhook.correlate import Correlator
+from callhook.directory import Tenant
+from callhook.events import Event
+from callhook.ingest.model import ParsedRequest, PhoneEvent
+from callhook.pipeline import DeviceCache, device_of, mark
+from callhook.store import Append, Appended, CorrelationState, Fence, StoreError
+from callhook.store.postgres.inbox import Entry, PgInbox, consume
+from callhook.store.sql.log import SqlEventLog
+
+log = logging.getLogger("callhook.cluster")
+
+BATCH = 2000  # entries read per pass
+POLL = 0.5  # seconds between passes when no notification came (a missed one)
+RETRY = 0.5  # seconds after a pass that failed to commit
+PRUNE_EVERY = 300.0  # seconds between prunes of old dedupe keys and replies
+
+
+class Owner:
+    """Correlates the inbox of the partitions this node holds (one pass at a time)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        inbox: PgInbox,
+        log: SqlEventLog,
+        state: CorrelationState,
+        correlator: Correlator,
+        tenants: dict[str, Tenant],
+        reload_directory: Callable[[], Awaitable[None]],
+        *,
+        tick_interval: float = 1.0,
+        correlation_failed: Callable[[str], None] = lambda tenant: None,
+    ) -> None:
+        self.node_id = node_id
+        self.inbox = inbox
+        self.log = log
+        self.state = state
+        self.correlator = correlator
+        self.tenants = tenants
+        self._reload_directory = reload_directory
+        self._tick_interval = tick_interval
+        self._correlation_failed = correlation_failed
+        self.owned: dict[int, int] = {}  # partition -> lease epoch, the ones processed
+        self._stale: set[int] = set()  # held, state to read from PostgreSQL before a pass
+        self.devices = DeviceCache()
+        self._lock = asyncio.Lock()  # passes, acquisitions and losses take turns
+        self._wake = asyncio.Event()
+        self._next_tick = 0.0
+        self._next_prune = time.monotonic() + PRUNE_EVERY
+        self.passes = 0
+        self.failures = 0
+
+    # leases ------------------------------------------------------------------------------
+    async def acquired(self, partition: int, epoch: int) -> None:
+        """This node holds `partition` now (at `epoch`): its tenants' calls and presence
+        are restored from what the previous owner committed, then its inbox processed."""
+        async with self._lock:
+            self._forget({partition})
+            self._stale.add(partition)
+            self.owned[partition] = epoch
+        log.info("partition %d taken (epoch %d)", partition, epoch)
+        self.wake()
+
+    async def lost(self, partition: int) -> None:
+        """This node no longer holds `partition`: stop processing it (after the pass in
+        flight, whose commit its fence refuses) and forget its tenants' state."""
+        async with self._lock:
+            if self.owned.pop(partition, None) is not None:
+                log.info("partition %d given up", partition)
+            self._stale.discard(partition)
+            self._forget({partition})
+
+    def live(self, tenant: str) -> bool:
+        """Whether this node's correlator holds `tenant`'s current state."""
+        p = partition_of(tenant)
+        return p in self.owned and p not in self._stale
+
+    def wake(self, partition: int = -1) -> None:
+        """New entries in `partition` (-1: maybe any): run a pass now."""
+        if partition < 0 or partition in self.owned:
+            self._wake.set()
+
+    # the loop ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Passes, woken by notifications, by the poll interval, and by timers due."""
+        while True:
+            timeout = min(POLL, max(0.0, self._next_tick - time.monotonic()))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            try:
+                async with self._lock:
+                    more = await self._pass()
+            except Exception as exc:
+                self.failures += 1
+                log.error("inbox pass failed (state restored, entries read again): %s", exc)
+                await self._recover()
+                await asyncio.sleep(RETRY)
+                continue
+            if more:
+                self._wake.set()
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_EVERY
+                with contextlib.suppress(StoreError):
+                    await self.inbox.prune()
+
+    async def _pass(self) -> bool:
+        """One pass; True when more entries may be waiting."""
+        owned = dict(self.owned)
+        if not owned:
+            return False
+        if self._stale:  # taken, or a pass failed: continue from what is committed
+            stale = set(self._stale)
+            self._forget(stale)
+            await self._restore(stale)
+            self._stale -= stale
+        entries = await self.inbox.pending(sorted(owned), BATCH)
+        if any(e.tenant not in self.tenants for e in entries):
+            await self._reload_directory()  # created on another node a moment ago
+        batch = Append([])
+        touched = {e.partition for e in entries}
+        replies: list[tuple[int, int, str]] = []  # entry id, part, kind
+        for e in entries:
+            tenant = self.tenants.get(e.tenant)
+            if tenant is None:  # deleted since: its reports go with it
+                log.warning("inbox entry of unknown tenant %r dropped", e.tenant)
+                continue
+            events, device, found = self._correlate(tenant, e)
+            start = len(batch.events)
+            batch.events.extend(events)
+            if device is not None:
+                batch.devices.append(device)
+            last = len(batch.devices) - 1 if device is not None else -1
+            batch.parts.append((start, len(batch.events), last))
+            if e.kind in ("publish", "end_call"):
+                replies.append((e.id, len(batch.parts) - 1, "" if found else "missing"))
+        now = time.monotonic()
+        if now >= self._next_tick:
+            self._next_tick = now + self._tick_interval
+            ticked = self.correlator.tick()
+            if ticked:
+                batch.events.extend(ticked)
+                batch.parts.append((len(batch.events) - len(ticked), len(batch.events), -1))
+        changes = self.correlator.drain_changes()
+        batch.sessions, batch.presence = changes.sessions, changes.presence
+        touched |= {partition_of(e.tenant) for e in batch.events}
+        touched |= {partition_of(t) for t, _, _ in batch.sessions}
+        touched |= {partition_of(t) for t, _, _ in batch.presence}
+        if not entries and not batch.events and not batch.sessions and not batch.presence:
+            return False
+        batch.fences = [Fence(p, self.node_id, owned[p]) for p in sorted(touched) if p in owned]
+        ids = [e.id for e in entries]
+        appended = await self._commit(batch, ids, replies)
+        self.passes += 1
+        self._forget_unstored_devices(batch, appended)
+        return len(entries) == BATCH
+
+    def _correlate(self, tenant: Tenant, e: Entry) -> tuple[list[Event], Any, bool]:
+        """(events, device row to write, found) of one entry."""
+        b = e.body
+        if e.kind == "phone":
+            parsed = ParsedRequest(
+                token=None,
+                event_name=b.get("event_name"),
+                event=b.get("event"),
+                variables=b.get("variables") or {},
+                pairs=b.get("pairs") or {},
+                vendor=b.get("vendor") or "grandstream",
+                hints=tuple(b.get("hints") or ()),
+            )
+            pe = PhoneEvent(
+                tenant=tenant.name,
+                event=parsed.event,
+                variables=parsed.variables,
+                pairs=parsed.pairs,
+                event_name=parsed.event_name,
+                source_ip=b.get("source_ip") or "",
+                received_at=e.received_at,
+                vendor=parsed.vendor,
+                hints=parsed.hints,
+            )
+            try:
+                events = self.correlator.feed(pe)
+            except Exception as exc:  # a bug: the phone was not wrong, its report is kept
+                events = [self.correlator.raw_report(pe, f"{type(exc).__name__}: {exc}")]
+                self._correlation_failed(tenant.name)
+                log.exception("correlation failed; the report is stored raw: %s", b)
+            marks = b.get("marks")
+            mark(events, (marks[0], marks[1]) if marks else None)
+            return events, self.devices.changed(device_of(tenant, pe)), True
+        if e.kind == "publish":
+            ev = Event(
+                tenant=tenant.name,
+                key=b["key"],
+                body=b["body"],
+                extensions=tuple(b.get("extensions") or ()),
+                queue=b.get("queue"),
+                session_id=b.get("session_id"),
+                created_at=float(b.get("created_at") or e.received_at),
+            )
+            return self.correlator.publish(ev), None, True
+        if e.kind == "end_call":
+            ended = self.correlator.end_call(tenant.name, str(b.get("session_id")))
+            return ended or [], None, ended is not None
+        log.warning("inbox entry of unknown kind %r dropped", e.kind)
+        return [], None, True
+
+    async def _commit(
+        self, batch: Append, ids: list[int], replies: list[tuple[int, int, str]]
+    ) -> Appended:
+        def write(conn: Any, st: Any) -> Appended:
+            appended = self.log.append_in(conn, st, batch)
+            consume(conn, ids, [(i, _reply(appended, part, why)) for i, part, why in replies])
+            return appended
+
+        future: asyncio.Future[Appended] = self.log.store.submit(write, fences=batch.fences)
+        return await asyncio.shield(future)
+
+    def _forget_unstored_devices(self, batch: Append, appended: Appended) -> None:
+        for i, (_s, _e, device) in enumerate(batch.parts):
+            if device >= 0 and (i >= len(appended.parts) or appended.parts[i] is None):
+                self.devices.forget(batch.devices[device])
+
+    # state ---------------------------------------------------------------------------------
+    def _forget(self, partitions: set[int]) -> None:
+        """Drop the correlation state of these partitions' tenants (kept: the others')."""
+        keep = {t for t in self.tenants if partition_of(t) not in partitions}
+        self.correlator.keep_tenants(keep)
+
+    async def _restore(self, partitions: set[int]) -> None:
+        names = [t for t in self.tenants if partition_of(t) in partitions]
+        sessions, presence = await self.state.load(names)
+        self.correlator.restore(sessions, presence)
+
+    async def _recover(self) -> None:
+        """After a pass that did not commit: what it changed in memory is gone; every held
+        partition continues from what is committed (restored before the next pass)."""
+        async with self._lock:
+            held = set(self.owned)
+            self._forget(held)
+            self.correlator.drain_changes()
+            self.devices = DeviceCache()
+            self._stale |= held
+
+
+def _reply(appended: Appended, part: int, why: str) -> bytes:
+    """What a caller waiting for an entry gets: its events as committed."""
+    events = appended.part(part) or ()
+    return orjson.dumps(
+        {
+            "found": why != "missing",
+            "events": [{"tenant": e.tenant, "key": e.key, "seq": e.seq, "event_id": e.event_id}
+                       for e in events],
+        }
+    )  # fmt: skip

@@ -1,0 +1,161 @@
+"""One session per call across nodes: the inbox and its partition's owner.
+
+Two real `callhook serve` nodes on one PostgreSQL and one Redis. A call's legs are
+reported to different nodes (caller's phone to one, callee's to the other, in either
+order, with duplicates); every report goes to the PostgreSQL inbox and is correlated by
+the owner of the tenant's partition, so the call is one session wherever its reports
+land. A node that does not own the tenant answers presence and open calls from what the
+owner committed. The owner SIGKILLed under load loses nothing it acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from callhook.cluster.partitions import partition_of
+from tests.e2e.test_cluster import Cluster, check_log, cluster, phones_on_both, ring, wait_for
+from tests.e2e.test_kamailio_api import CONTACT, batch, post, tenant_key
+from tests.support.hub import Hub
+from tests.support.phone import Phone
+
+__all__ = ["cluster"]  # the fixture, used by name
+
+TOKEN = "gs-7f3a9c"
+
+
+def owner_of(c: Cluster, tenant: str = "acme") -> tuple[Hub, Hub]:
+    """(the node owning `tenant`'s partition, the other one), once one owns it."""
+    p = partition_of(tenant)
+    ids = {f"node-{n}": hub for n, hub in zip("ab", c.nodes, strict=True)}
+
+    def owner() -> str:
+        rows = c.nodes[0].sql(
+            "SELECT owner FROM partition_leases WHERE partition = ? AND expires_at > now()", (p,)
+        )
+        return str(rows[0][0]) if rows else ""
+
+    wait_for(lambda: owner() in ids, 15)
+    mine = ids[owner()]
+    return mine, next(h for h in c.nodes if h is not mine)
+
+
+def sessions_of(hub: Hub, *call_ids: str) -> set[str]:
+    return {
+        str(e["session_id"])
+        for e in hub.all_events()
+        if (e.get("phone") or {}).get("call_id") in call_ids and e.get("session_id")
+    }
+
+
+def test_the_legs_of_a_call_on_different_nodes_make_one_session(cluster: Cluster) -> None:
+    owner, other = owner_of(cluster)
+    for n, (first, second) in enumerate([(owner, other), (other, owner)]):
+        caller = Phone(first.port, TOKEN, "101", mac="000B82000101")
+        callee = Phone(second.port, TOKEN, "102", mac="000B82000102")
+        a, b = f"a-{n}", f"b-{n}"
+        if n == 0:  # the caller's report first, on one node; the callee's on the other
+            assert caller.send("Outgoing Call", remote="102", call_id=a).status == 200
+            assert callee.send("Incoming Call", remote="101", call_id=b).status == 200
+        else:  # the callee's first; each report twice, the copy to the other node
+            assert callee.send("Incoming Call", remote="101", call_id=b).status == 200
+            assert caller.send("Outgoing Call", remote="102", call_id=a).status == 200
+            again = Phone(first.port, TOKEN, "102", mac="000B82000102")
+            assert again.send("Incoming Call", remote="101", call_id=b).status == 200
+        time.sleep(0.3)
+        assert callee.send("Establish Call", remote="101", call_id=b).status == 200
+        assert caller.send("Establish Call", remote="102", call_id=a).status == 200
+        wait_for(lambda a=a, b=b: "call_established" in keys_of(owner, a, b), 10)
+        # Both nodes see the one open call: the owner live, the other from PostgreSQL.
+        for hub in (owner, other):
+            status, body = hub.api("GET", "/api/v1/tenants/acme/calls")
+            assert status == 200, body
+            assert [c["state"] for c in body["calls"]] == ["established"], (hub.port, body)
+            status, state = hub.api("GET", "/api/v1/tenants/acme/extensions/102/state")
+            assert status == 200 and state["status"] == "busy", state
+        (sid,) = sessions_of(owner, a, b)
+        assert body["calls"][0]["session_id"] == sid
+        time.sleep(1.1)
+        assert caller.send("Terminate Call", remote="102", call_id=a, duration="1").status == 200
+        assert callee.send("Terminate Call", remote="101", call_id=b, duration="1").status == 200
+        wait_for(lambda sid=sid: any(e["event_type"] == "call_cdr" and e["session_id"] == sid
+                                     for e in other.all_events()), 10)  # fmt: skip
+        assert sessions_of(other, a, b) == {sid}, "one session for the call, on any node"
+        cdrs = [e for e in other.all_events() if e["event_type"] == "call_cdr"]
+        assert [c["session_id"] for c in cdrs].count(sid) == 1
+        wait_for(lambda: other.api("GET", "/api/v1/tenants/acme/calls")[1]["calls"] == [], 10)
+
+
+def keys_of(hub: Hub, *call_ids: str) -> list[str]:
+    """The event types of the sessions these phone call ids belong to."""
+    sessions = sessions_of(hub, *call_ids)
+    return [e["event_type"] for e in hub.all_events() if e.get("session_id") in sessions]
+
+
+def test_rest_and_kamailio_go_through_the_owner_from_any_node(cluster: Cluster) -> None:
+    owner, other = owner_of(cluster)
+    # Published on the node that does not own the tenant: the answer names what the owner
+    # committed (seq and event_id as stored), not a guess.
+    body = {"event_type": "queue_member_state", "queue": "8001", "extension": "102",
+            "state": "ready"}  # fmt: skip
+    status, reply = other.api("POST", "/api/v1/tenants/acme/events", body)
+    assert status == 201, reply
+    ((published),) = reply["events"]
+    stored = {e["seq"]: e for e in owner.all_events()}
+    assert stored[published["seq"]]["event_id"] == published["event_id"]
+    # End a call by hand on either node.
+    for n, hub in enumerate((other, owner)):
+        call_id, status = ring(owner if n else other)
+        assert status == 200
+        wait_for(lambda c=call_id, h=hub: any(e.get("call_id") == c for e in h.all_events()), 10)
+        sid = next(e["session_id"] for e in hub.all_events() if e.get("call_id") == call_id)
+        status, ended = hub.api("POST", f"/api/v1/tenants/acme/calls/{sid}/end")
+        assert status == 200, ended
+        assert ended["events"][-1]["event_type"] == "call_cdr"
+        status, again = hub.api("POST", f"/api/v1/tenants/acme/calls/{sid}/end")
+        assert status == 404 and again["error"]["code"] == "unknown-call", again
+    # A Kamailio batch sent again to the other node is stored once.
+    key = tenant_key(owner)
+    sent = batch(
+        ("k9.1", "register", {"tu": "102", "src": "127.0.0.1:5070", "after": [CONTACT]}),
+        ("k9.2", "invite", {"ci": "kam-1@h"}),
+    )
+    for hub in (owner, other, owner):
+        assert post(hub, sent, key)[0] == 200
+    wait_for(lambda: any(e.get("report_id") == "k9.2" for e in owner.all_events()), 10)
+    time.sleep(0.5)  # a copy, if one were stored, would be correlated by now
+    events = owner.all_events()
+    assert sorted(e.get("report_id") for e in events if e.get("source") == "kamailio") == [
+        "k9.1",
+        "k9.2",
+    ], json.dumps(events[-6:])
+
+
+def test_the_owner_killed_under_load_loses_no_acknowledged_report(cluster: Cluster) -> None:
+    owner, other = owner_of(cluster)
+    stop = threading.Event()
+    acked: list[str] = []
+    threads = phones_on_both(cluster, stop, acked)
+    try:
+        wait_for(lambda: len(acked) >= 100)
+        owner.kill()  # SIGKILL: between or inside its fenced transactions
+        killed = time.monotonic()
+        mark = len(acked)
+        wait_for(lambda: len(acked) >= mark + 20)  # the survivor still takes reports
+        target = acked[mark + 10]  # acknowledged after the kill, by the survivor
+
+        def correlated() -> bool:
+            return bool(other.sql(
+                "SELECT 1 FROM events WHERE tenant = 'acme' AND key = 'call_start'"
+                " AND position(? in convert_from(body, 'UTF8')) > 0", (f'"{target}"',)
+            ))  # fmt: skip
+
+        wait_for(correlated, 20)
+        took = time.monotonic() - killed
+        assert took < 10, f"the partition was served again only after {took:.1f} s"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    check_log(other, acked)  # every acknowledged call once, seq gap-free
