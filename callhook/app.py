@@ -250,6 +250,7 @@ class Hub:
             lambda: self.reload_directory(announce=False),
             tick_interval=tick,
             correlation_failed=failed,
+            timeout=server.database_timeout,
         )
         self.inbox_lag = flow.inbox.lag
         return flow

@@ -43,8 +43,9 @@ class ClusterFlow:
         *,
         tick_interval: float,
         correlation_failed: Callable[[str], None],
+        timeout: int,
     ) -> None:
-        self.inbox = PgInbox(url)
+        self.inbox = PgInbox(url, timeout=timeout)
         self.replies = Replies(self.inbox)
         self.intake: Intake = InboxIntake(self.inbox, self.replies, REPLY_WAIT)
         self.owner = Owner(
@@ -62,7 +63,7 @@ class ClusterFlow:
         self.leases = leases
         leases.on_acquired = self.owner.acquired
         leases.on_lost = self.owner.lost
-        self.listener = Listener(url, self.owner.wake, self.replies.notified)
+        self.listener = Listener(url, self.owner.wake, self.replies.notified, timeout)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Callable
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
-from callhook.store.postgres.engine import CONNECT_TIMEOUT
+from callhook.store.postgres.engine import TIMEOUT, dsn, liveness
 from callhook.store.postgres.inbox import DONE_CHANNEL, INBOX_CHANNEL
 
 log = logging.getLogger("callhook.cluster")
@@ -25,9 +26,14 @@ class Listener:
     """Calls `on_inbox(partition)` and `on_done(entry_id)` as notifications arrive."""
 
     def __init__(
-        self, url: str, on_inbox: Callable[[int], None], on_done: Callable[[int], None]
+        self,
+        url: str,
+        on_inbox: Callable[[int], None],
+        on_done: Callable[[int], None],
+        timeout: int = TIMEOUT,
     ) -> None:
         self.url = url
+        self.timeout = timeout  # a silent connection is given up after it (then again)
         self.on_inbox = on_inbox
         self.on_done = on_done
         self.connected = asyncio.Event()
@@ -36,7 +42,7 @@ class Listener:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="inbox-listener")
         with contextlib.suppress(asyncio.TimeoutError):  # not fatal: the owner polls
-            await asyncio.wait_for(self.connected.wait(), CONNECT_TIMEOUT)
+            await asyncio.wait_for(self.connected.wait(), self.timeout)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -47,9 +53,8 @@ class Listener:
     async def _run(self) -> None:
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-                )
+                conninfo = make_conninfo(dsn(self.url), **liveness(self.url, self.timeout))
+                conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
             except psycopg.Error as exc:
                 log.warning("inbox listener cannot connect: %s", " ".join(str(exc).split()))
                 await asyncio.sleep(RECONNECT)

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from callhook.store.postgres.engine import Engine
+from callhook.store.postgres.engine import TIMEOUT, Engine
 from callhook.store.sql import Conn
 from callhook.store.sql.engine import WriterState
 
@@ -78,10 +78,10 @@ _INSERT_ONCE = (
 class PgInbox:
     """The inbox table: append (any node), read and consume (the partition's owner)."""
 
-    def __init__(self, url: str, *, readers: int = 2) -> None:
+    def __init__(self, url: str, *, readers: int = 2, timeout: int = TIMEOUT) -> None:
         # Its own writer connection and thread: an append never queues behind an owner's
         # (fenced, longer) transaction on the store's writer.
-        self.engine = Engine(url, readers=readers)
+        self.engine = Engine(url, readers=readers, timeout=timeout)
 
     async def open(self) -> None:
         await self.engine.open()
