@@ -29,6 +29,13 @@ T = TypeVar("T")
 MAX_BATCH = 1024
 
 
+# A tenant's newest seq. Not `SELECT MAX(seq)`: a statement the driver prepared runs on a
+# generic plan, and the one PostgreSQL makes for MAX on a table without statistics yet (a
+# new database, until autovacuum analyzes it) reads every event of the tenant, in each
+# commit of a cluster; ORDER BY .. LIMIT 1 gets the one-row backward index probe.
+LAST_SEQ = "SELECT seq FROM events WHERE tenant = ? ORDER BY seq DESC LIMIT 1"
+
+
 @dataclass(slots=True)
 class WriterState:
     """State owned by the writer thread: per-tenant next seq, and post-commit work."""
@@ -44,7 +51,7 @@ class WriterState:
     def next_seq(self, conn: Conn, tenant: str) -> int:
         cur = self.seqs.get(tenant)
         if cur is None:
-            row = conn.execute("SELECT MAX(seq) FROM events WHERE tenant = ?", (tenant,)).fetchone()
+            row = conn.execute(LAST_SEQ, (tenant,)).fetchone()
             cur = int(row[0] or 0) if row else 0
         cur += 1
         self.seqs[tenant] = cur

@@ -13,8 +13,8 @@ from callhook.events import Event, new_id
 from callhook.store import CommitHook, TxHook
 from callhook.store.records import Append, Appended, DeviceSeen, NewDelivery, StoredEvent
 from callhook.store.sql import Conn
+from callhook.store.sql.engine import LAST_SEQ, WriterState
 from callhook.store.sql.engine import ThreadEngine as Engine
-from callhook.store.sql.engine import WriterState
 
 log = logging.getLogger("callhook.store")
 
@@ -238,8 +238,8 @@ class SqlEventLog:
 
     async def last_seq(self, tenant: str) -> int:
         def q(c: Conn) -> int:
-            row = c.execute("SELECT MAX(seq) FROM events WHERE tenant=?", (tenant,)).fetchone()
-            return int(row[0] or 0)
+            row = c.execute(LAST_SEQ, (tenant,)).fetchone()
+            return int(row[0]) if row else 0
 
         return await self.store.read(q)
 
