@@ -11,7 +11,13 @@
 3. Phone requests/s with 8 phones spread over both nodes for 5 s (a correctness-safe
    throughput, not a CPU accounting: CPU µs per request over every process is not
    measured yet).
-4. Failover: node B is SIGKILLed once both nodes hold their share of the partitions;
+4. CPU per phone request over every process: phones send COST_RATE requests/s for
+   COST_SECONDS, alternating between the nodes, while the user + system time of both
+   nodes, the PostgreSQL postmaster and every process it forked (backends, WAL writer,
+   ...) and redis-server is read from /proc; then the same load goes to one SQLite node
+   (the default single-node hub) started in the same run. `RATIO cluster_cost` = the
+   single node's µs per request ÷ the cluster's (goal >= 0.5).
+5. Failover: node B is SIGKILLed once both nodes hold their share of the partitions;
    node A's `GET /api/v1/cluster` is asked every 20 ms until every partition has a live
    owner again (with the default `[cluster] lease_ttl = 5`, `lease_renew = 1`).
 
@@ -31,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import CpuMeter, table
 from tests.support import postgres
 from tests.support import redis as redis_support
 from tests.support.hub import Hub
@@ -38,6 +45,10 @@ from tests.support.phone import get, pairs
 
 RATE = 200
 SECONDS = 5
+COST_RATE = 150  # phone requests/s of the CPU accounting, under both setups' capacity
+COST_SECONDS = 6
+SENDERS = 6
+IDLE_SECONDS = 4
 
 
 def url(call_id: str, token: str = "gs-7f3a9c") -> str:
@@ -126,6 +137,62 @@ def throughput(a: Hub, b: Hub) -> float:
     return count[0] / SECONDS
 
 
+def phone_load(hubs: list[Hub], tag: str) -> int:
+    """COST_RATE requests/s for COST_SECONDS, alternating over `hubs`; how many got 200."""
+    total = COST_RATE * COST_SECONDS
+    acked = [0]
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.05
+
+    def sender(first: int) -> None:
+        for i in range(first, total, SENDERS):
+            delay = start + i / COST_RATE - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            if get(hubs[i % len(hubs)].port, url(f"{tag}-{i}")).status == 200:
+                with lock:
+                    acked[0] += 1
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(SENDERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return acked[0]
+
+
+def cpu_per_request(hubs: list[Hub], roots: dict[str, int], tag: str) -> dict[str, float]:
+    """CPU µs per acknowledged phone request of each process tree in `roots`."""
+    meter = CpuMeter(roots)
+    meter.start()
+    acked = phone_load(hubs, tag)
+    time.sleep(0.2)  # what the last requests set off (the other node's fan-out)
+    used = meter.stop()
+    assert acked == COST_RATE * COST_SECONDS, f"{tag}: {acked} acknowledged"
+    return {name: seconds * 1e6 / acked for name, seconds in used.items()}
+
+
+def idle_cost(roots: dict[str, int]) -> dict[str, float]:
+    """CPU ms per second of each process tree with no phone at all (heartbeats, leases,
+    bus reads, PostgreSQL's own background work)."""
+    meter = CpuMeter(roots)
+    meter.start()
+    time.sleep(IDLE_SECONDS)
+    return {name: seconds * 1000 / IDLE_SECONDS for name, seconds in meter.stop().items()}
+
+
+def single_node_cost(tmp: Path) -> dict[str, float]:
+    """The same load on one node on its embedded SQLite (the default hub)."""
+    workdir = tmp / "single"
+    workdir.mkdir()
+    hub = Hub(workdir, backend="sqlite").start()
+    try:
+        assert hub.proc is not None
+        return cpu_per_request([hub], {"node": hub.proc.pid}, "single")
+    finally:
+        hub.stop()
+
+
 def owners(hub: Hub) -> list[str | None]:
     status, body = hub.api("GET", "/api/v1/cluster")
     assert status == 200, body
@@ -165,18 +232,33 @@ def main() -> None:
             lat = asyncio.run(latency(a, b))
             rev = revocation(a, b)
             rps = throughput(a, b)
+            assert a.proc is not None and b.proc is not None and redis.proc is not None
+            postmaster = (postgres.server().data / "postmaster.pid").read_text().split()[0]
+            roots = {"node A": a.proc.pid, "node B": b.proc.pid,
+                     "PostgreSQL": int(postmaster), "Redis": redis.proc.pid}  # fmt: skip
+            idle = idle_cost(roots)
+            cluster = cpu_per_request([a, b], roots, "cost")
             took = failover(a, b)
         finally:
             for hub in nodes:
                 hub.stop()
             redis.close()
+        single = single_node_cost(Path(tmp))
     print(f"cross-node WSI latency at {RATE}/s: {len(lat)} events, p50 {pct(lat, 0.5):.1f} ms,"
           f" p99 {pct(lat, 0.99):.1f} ms, max {max(lat):.1f} ms")  # fmt: skip
     print(f"key revoked on A refused on B after: median {statistics.median(rev):.0f} ms,"
           f" max {max(rev):.0f} ms (8 revocations)")  # fmt: skip
     print(f"phone requests/s, 8 phones over 2 nodes: {rps:.0f}")
     print(f"failover: node B SIGKILLed, every partition owned again after {took:.1f} s")
+    rows = [[name, f"{us:.0f}", f"{idle[name]:.1f}"] for name, us in cluster.items()]
+    rows.append(["cluster, all processes", f"{sum(cluster.values()):.0f}",
+                 f"{sum(idle.values()):.1f}"])  # fmt: skip
+    rows.append(["one SQLite node (same load)", f"{single['node']:.0f}", ""])
+    title = (f"CPU µs per phone request, {COST_RATE}/s for {COST_SECONDS} s"
+             " (cluster: alternating over both nodes); idle: CPU ms/s with no phone")  # fmt: skip
+    print(table(title, ["process", "µs/request", "idle ms/s"], rows))
     print(f"RATIO cluster_latency {25 / pct(lat, 0.99):.2f}")
+    print(f"RATIO cluster_cost {single['node'] / sum(cluster.values()):.2f}")
 
 
 if __name__ == "__main__":

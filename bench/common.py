@@ -226,3 +226,61 @@ def database_cpu_ns() -> int:
         if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:  # field 4: the parent
             total += _cpu_ns(int(proc.name))
     return total
+
+
+def _stat_cpu_ns(pid: int) -> int:
+    """User + system time of process `pid` in nanoseconds (0 once it has ended)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    ticks = int(fields[11]) + int(fields[12])  # fields 14 and 15: utime, stime
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every process under it (a PostgreSQL postmaster and its backends)."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])  # field 4: the parent
+        children.setdefault(parent, []).append(int(proc.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+class CpuMeter:
+    """On-CPU time of named process trees between `start()` and `stop()`.
+
+    Per process: user + system time (/proc/PID/stat, ended threads included) now minus at
+    the start; a process that started meanwhile counts whole, one that ended meanwhile is
+    lost (PostgreSQL backends of a connection pool live as long as the pool).
+    """
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = roots
+        self._before: dict[str, dict[int, int]] = {}
+
+    def _read(self) -> dict[str, dict[int, int]]:
+        return {name: {pid: _stat_cpu_ns(pid) for pid in process_tree(root)}
+                for name, root in self.roots.items()}  # fmt: skip
+
+    def start(self) -> None:
+        self._before = self._read()
+
+    def stop(self) -> dict[str, float]:
+        """Seconds of CPU each tree used since `start()`."""
+        after = self._read()
+        return {
+            name: sum(ns - self._before[name].get(pid, 0) for pid, ns in now.items()) / 1e9
+            for name, now in after.items()
+        }
