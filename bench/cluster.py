@@ -161,11 +161,24 @@ def phone_load(hubs: list[Hub], tag: str) -> int:
     return acked[0]
 
 
+def drained(hub: Hub) -> None:
+    """Until no partition's inbox has rows waiting (at once on a single node)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status, body = hub.api("GET", "/api/v1/cluster")
+        lags = [p.get("inbox_lag") or 0 for p in body.get("partitions", [])]
+        if status == 200 and not any(lags):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the owners never caught up with the inbox")
+
+
 def cpu_per_request(hubs: list[Hub], roots: dict[str, int], tag: str) -> dict[str, float]:
     """CPU µs per acknowledged phone request of each process tree in `roots`."""
     meter = CpuMeter(roots)
     meter.start()
     acked = phone_load(hubs, tag)
+    drained(hubs[0])  # a cluster's owners have processed every acknowledged report
     time.sleep(0.2)  # what the last requests set off (the other node's fan-out)
     used = meter.stop()
     assert acked == COST_RATE * COST_SECONDS, f"{tag}: {acked} acknowledged"
@@ -236,6 +249,7 @@ def main() -> None:
             postmaster = (postgres.server().data / "postmaster.pid").read_text().split()[0]
             roots = {"node A": a.proc.pid, "node B": b.proc.pid,
                      "PostgreSQL": int(postmaster), "Redis": redis.proc.pid}  # fmt: skip
+            drained(a)  # the throughput phase's reports all processed first
             idle = idle_cost(roots)
             cluster = cpu_per_request([a, b], roots, "cost")
             took = failover(a, b)
