@@ -68,6 +68,14 @@ from callhook.wsi.service import WsiService
 
 log = logging.getLogger("callhook")
 
+# The cyclic GC's first threshold (CPython's default: 700 net allocations). Closed calls
+# stay in memory for `dedup_window` (their late reports are dropped), so under phone load
+# the heap holds tens of thousands of containers made since start; with the default the
+# GC scanned them all about once a second for 60-90 ms, ~20% of ingest's CPU
+# (bench/README.md). Nearly everything here is freed by reference counting: a young
+# generation of 20,000 leaves at most that many objects of cyclic garbage waiting.
+GC_YOUNG_THRESHOLD = 20_000
+
 
 class Hub:
     """One callhook node: everything long-lived is built here and nowhere else."""
@@ -308,6 +316,7 @@ class Hub:
         # The hot paths allocate a lot (webhook sends: ~15% less CPU per delivery).
         gc.collect()
         gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
         self.ready = True
 
     async def stop(self) -> None:
