@@ -191,7 +191,13 @@ class Hub:
 
         c = self.settings.cluster
         table = LeaseTable(self.settings.server.database)
-        return Leases(table, self.node_id, ttl=c.lease_ttl, renew=c.lease_renew)
+        return Leases(
+            table,
+            self.node_id,
+            ttl=c.lease_ttl,
+            renew=c.lease_renew,
+            registry=self.metrics.registry,
+        )
 
     async def partitions(self) -> tuple[bool, list[dict[str, Any]]]:
         """Each partition's owner, epoch, seconds its lease has left, inbox lag; and

@@ -29,6 +29,8 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
 from callhook.cluster.partitions import PARTITIONS
 from callhook.store import Fence, LeaseLost, StoreError
 from callhook.store.postgres.leases import LeaseRow, LeaseTable
@@ -51,6 +53,7 @@ class Leases:
         renew: float = 1.0,
         partitions: int = PARTITIONS,
         clock: Callable[[], float] = time.monotonic,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.table = table
         self.node_id = node_id
@@ -69,6 +72,21 @@ class Leases:
         self._callbacks: asyncio.Task[None] | None = None
         self._offset = zlib.crc32(node_id.encode()) % partitions
         self._task: asyncio.Task[None] | None = None
+        r = registry if registry is not None else CollectorRegistry()
+        Gauge(
+            "callhook_partitions_owned", "Partition leases this node holds", registry=r
+        ).set_function(lambda: len(self._held))
+        self.m_changes = Counter(
+            "callhook_partition_changes",
+            "Partition leases taken and lost by this node",
+            ["change"],
+            registry=r,
+        )
+        self.m_failed = Counter(
+            "callhook_lease_rounds_failed",
+            "Lease renewal rounds that failed (PostgreSQL unreachable or too slow)",
+            registry=r,
+        )
 
     # what the owner processor asks -----------------------------------------------------
     def owned(self) -> dict[int, int]:
@@ -136,8 +154,10 @@ class Leases:
             try:
                 await self._bounded(self.round(), next_at)
             except (StoreError, TimeoutError) as exc:
+                self.m_failed.inc()
                 log.warning("partition leases: %s", exc or "no answer in time")
             except Exception:
+                self.m_failed.inc()
                 log.exception("partition leases round failed")
             self._expire()
             delay = next_at - self.clock()
@@ -224,6 +244,7 @@ class Leases:
     def _change(
         self, partition: int, epoch: int, *, acquired: bool, hand_back: bool = False
     ) -> None:
+        self.m_changes.labels("acquired" if acquired else "lost").inc()
         self._changes.put_nowait((partition, epoch, acquired, hand_back))
         if self._callbacks is None or self._callbacks.done():
             self._callbacks = asyncio.create_task(self._call_back(), name="partition-callbacks")

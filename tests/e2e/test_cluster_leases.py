@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,6 +76,12 @@ def owners(hub: Hub) -> Counter[str | None]:
     return Counter(p["owner"] for p in partitions(hub))
 
 
+def metric(hub: Hub, name: str) -> float:
+    with urllib.request.urlopen(f"{hub.base}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return float(next(ln.split()[-1] for ln in text.splitlines() if ln.startswith(name + " ")))
+
+
 def wait_until(cond: Callable[[], bool], within: float, what: str) -> float:
     """Poll `cond` until true; returns the seconds it took (fails after `within`)."""
     started = time.monotonic()
@@ -103,6 +110,7 @@ def test_nodes_share_the_partitions_and_take_over_a_killed_ones(nodes: Nodes) ->
 
     wait_until(fair, 15, "a third node gets its share")
     assert owners(a) == {"node-a": 6, "node-b": 5, "node-c": 5}
+    assert metric(a, "callhook_partitions_owned") == 6
 
     # SIGKILL b: a and c own every partition of b's within the bound, at a higher epoch
     before = {p["partition"]: p["epoch"] for p in partitions(a) if p["owner"] == "node-b"}
@@ -115,6 +123,8 @@ def test_nodes_share_the_partitions_and_take_over_a_killed_ones(nodes: Nodes) ->
     assert all(after[p]["epoch"] > e for p, e in before.items()), after
     assert all(after[p]["expires_in"] > 0 for p in range(PARTITIONS))
     wait_until(lambda: owners(a) == {"node-a": 8, "node-c": 8}, 10, "two nodes share 16 again")
+    assert metric(a, "callhook_partitions_owned") == 8
+    assert metric(c, 'callhook_partition_changes_total{change="acquired"}') >= 8
     print(f"failover of a SIGKILLed node: {took:.1f} s")
 
     # the operator's view from the command line: the same owners

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry
 
 from callhook.cluster.leases import Leases, fair_shares
 from callhook.cluster.partitions import PARTITIONS, partition_of
@@ -41,7 +42,9 @@ class Node:
     """One node's `Leases`, recording what its owner processor was told."""
 
     def __init__(self, url: str, name: str, timeout: float = 2.0, start: float = 0.0) -> None:
-        self.leases = Leases(LeaseTable(url, timeout=timeout), name, ttl=TTL, renew=0.25)
+        self.metrics = CollectorRegistry()
+        table = LeaseTable(url, timeout=timeout)
+        self.leases = Leases(table, name, ttl=TTL, renew=0.25, registry=self.metrics)
         self.events: list[tuple[str, int, int]] = []
         self.leases.on_acquired = self._acquired
         self.leases.on_lost = self._lost
@@ -251,6 +254,11 @@ async def test_a_node_that_cannot_renew_stops_processing_by_itself(pg_url: str) 
             assert time.monotonic() - started < TTL * 10, "never taken back"
             await asyncio.sleep(0.05)
         assert set(a.leases.owned().values()) == {2}
+        failed = a.metrics.get_sample_value("callhook_lease_rounds_failed_total")
+        assert failed is not None and failed >= 1
+        assert a.metrics.get_sample_value("callhook_partitions_owned") == PARTITIONS
+        lost = a.metrics.get_sample_value("callhook_partition_changes_total", {"change": "lost"})
+        assert lost == PARTITIONS
     finally:
         await blocker.close()
         await a.leases.stop()
