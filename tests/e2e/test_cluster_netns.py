@@ -7,8 +7,10 @@ tenants: one in a partition N owns, one in a partition H owns. Then N's link goe
 for about 9 s: silence, no reset. N must stop acknowledging (every report sent to it
 during the cut is answered 503, in bounded time: a phone waits at most PHONE_TIMEOUT), H
 must take N's partitions (as `GET /api/v1/cluster` on H shows) and go on, N must come back
-by itself when the link does and get its share back, and every report a phone got a 2xx
-for must be in the log, once, with `seq` gap-free.
+by itself when the link does and get its share back, never write under a lease it lost
+(fencing: an audit trigger in PostgreSQL records, for every event row, which node wrote
+it and who held the partition's lease in that transaction), and every report a phone got
+a 2xx for must be in the log, once, with `seq` gap-free.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from callhook.cluster.partitions import PARTITIONS, partition_of
@@ -141,10 +144,39 @@ def owners(hub: Hub) -> dict[int, tuple[str | None, int]]:
     return {p["partition"]: (p["owner"], p["epoch"]) for p in body["partitions"]}
 
 
+def inbox_lag(hub: Hub) -> int:
+    """Reports stored in the inbox and not processed by their partition's owner yet."""
+    status, body = hub.api("GET", "/api/v1/cluster")
+    assert status == 200, body
+    return sum(p["inbox_lag"] or 0 for p in body["partitions"])
+
+
+# Every event row: the node whose transaction wrote it (its connections' application_name)
+# and the partition's lease as that transaction saw it. A fenced write holds the lease row
+# (FOR SHARE) from its fence check to COMMIT, so a row written under a lease still held
+# shows its writer as owner, at an unexpired lease; a stale writer would show up here.
+AUDIT = """
+CREATE TABLE fence_audit (tenant text, seq bigint, writer text, owner text, epoch bigint,
+                          unexpired boolean);
+CREATE FUNCTION fence_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO fence_audit
+    SELECT NEW.tenant, NEW.seq, current_setting('application_name'), l.owner, l.epoch,
+           l.expires_at > transaction_timestamp()
+    FROM partition_leases l WHERE l.partition = (SELECT partition FROM fence_tenants
+                                                 WHERE tenant = NEW.tenant);
+    RETURN NEW;
+END $$;
+CREATE TABLE fence_tenants (tenant text PRIMARY KEY, partition int);
+CREATE TRIGGER fence_audit AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION fence_audit();
+"""
+
+
 @dataclass
 class Setup:
     ns: netns.Netns
     pg: postgres.PostgresServer
+    database: str  # its URL on loopback
     redis: redis_support.RedisServer
     n: Hub  # in the namespace
     h: Hub  # on this machine
@@ -181,13 +213,18 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
                 host=host,
                 admin_key=KEY,
             )
-            hub.use_database(pg.url_at(via, database))
+            # Each node's sessions named after it: the audit trigger tells writers apart.
+            hub.use_database(pg.url_at(via, database) + f"?application_name=node-{name}")
             hubs.append(hub)
         h, n = hubs
         h.start()
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(AUDIT)
+            for p, tenant in TENANTS.items():
+                conn.execute("INSERT INTO fence_tenants VALUES (%s, %s)", (tenant, p))
         serve = [sys.executable, "-m", "callhook.cli", "serve", "--config", str(n.config_path)]
         n.start(command=ns.exec_prefix() + serve)
-        yield Setup(ns, pg, redis, n, h)
+        yield Setup(ns, pg, database, redis, n, h)
     finally:
         for hub in hubs:
             hub.stop()
@@ -239,8 +276,8 @@ def test_a_node_cut_off_stops_acknowledging_loses_its_partitions_and_comes_back(
             return sum(1 for a in phones.of(node) if a.status == 200 and a.sent_at > after)
 
         wait_for(lambda: ok("H") >= 30 and ok("N") >= 30 and ok("N-local") >= 10)
-        cut_at = time.monotonic()
         ns.cut()
+        cut_at = time.monotonic()  # what was sent before may still be answered, later
         deadline = cut_at + CUT
         while time.monotonic() < deadline:  # H takes N's partitions, at a higher epoch
             now = owners(h)
@@ -271,8 +308,28 @@ def test_a_node_cut_off_stops_acknowledging_loses_its_partitions_and_comes_back(
     assert sum(1 for a in phones.of("H") if cut_at < a.answered_at < restored_at
                and a.status == 200) > 0  # fmt: skip
 
-    # Every acknowledged report is in the log once, seq gap-free, on both nodes.
+    # Every acknowledged report is in the log once, seq gap-free, on both nodes (once the
+    # owners have processed their inboxes).
+    wait_for(lambda: inbox_lag(h) == 0)
     sent = {a.call_id for a in phones.answers}
     for tenant in (tenant_n, tenant_h):
         events = check_log(h, tenant, phones.acked(tenant), sent)
         assert check_log(n, tenant, phones.acked(tenant), sent) == events
+
+    # Fencing: every event row was written by the node that held its partition's lease,
+    # unexpired, in that transaction.
+    with psycopg.connect(setup.database, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT tenant, seq, writer, owner, epoch, unexpired FROM fence_audit"
+        ).fetchall()
+    stale = [r for r in rows if r[2] != r[3] or not r[5]]
+    assert not stale, f"{len(stale)} rows written without the lease, e.g. {stale[:5]}"
+    # In commit order (seq), a partition's epochs never go back: nothing N wrote under the
+    # lease it held before the cut came after H's first write under the epoch it took.
+    p_n = min(of_n)
+    written = sorted((seq, writer, epoch) for tenant, seq, writer, _, epoch, _ in rows
+                     if tenant == tenant_n)  # fmt: skip
+    epochs = [epoch for _, _, epoch in written]
+    assert epochs == sorted(epochs), "a write under an older epoch came after a newer one"
+    assert ("node-n", of_n[p_n]) in {(w, e) for _, w, e in written}  # N wrote, then
+    assert ("node-h", taken[p_n][1]) in {(w, e) for _, w, e in written}  # H, after the cut
