@@ -42,6 +42,7 @@ from callhook.correlate import CorrelationSettings, Correlator
 from callhook.dashboard import apidocs
 from callhook.dashboard import routes as dashboard
 from callhook.dashboard.tickets import TicketBook
+from callhook.deliver.claims import Claims
 from callhook.deliver.service import DeliveryService
 from callhook.directory import Tenant
 from callhook.errors import HubError, error_json
@@ -154,6 +155,7 @@ class Hub:
             self.log,
             self.tenants.get,
             registry=self.metrics.registry,
+            claims=self._build_claims(),
         )
         self.delivery.on_change = self.bus.directory_changed  # endpoints, on every node
         self.api = self._build_api()
@@ -197,6 +199,21 @@ class Hub:
             ttl=c.lease_ttl,
             renew=c.lease_renew,
             registry=self.metrics.registry,
+        )
+
+    def _build_claims(self) -> Claims | None:
+        """A clustered node's workers claim deliveries in PostgreSQL, so any node sends
+        what any node committed (callhook/deliver/claims.py). One node: its own queues."""
+        if not clustered(self.settings.server.bus):
+            return None
+        from callhook.store.postgres.claims import ClaimTable, listen  # PostgreSQL, surely
+
+        url, me, d = self.settings.server.database, self.node_id, self.settings.delivery
+        return Claims(
+            ClaimTable(url, me, ttl=d.claim_ttl),
+            lambda wake, listening: listen(url, me, wake, listening),
+            ttl=d.claim_ttl,
+            poll=d.claim_poll,
         )
 
     async def partitions(self) -> tuple[bool, list[dict[str, Any]]]:

@@ -302,6 +302,23 @@ class DeliveryConfig(_Strict):
     disable_after: float = Field(default=5 * 86400.0, gt=0)
     max_in_flight_per_endpoint: int = Field(default=4, ge=1, le=256)
     max_retry_after: float = Field(default=3600.0, gt=0)
+    # A cluster (a Redis bus): seconds a node's claim on a delivery lasts unless renewed
+    # (every claim_ttl / 3); a dead node's deliveries are sent by another node after this.
+    claim_ttl: float = Field(default=60.0, ge=1, le=3600)
+    # A cluster: seconds between a node's looks for due retries and expired claims (new
+    # deliveries and finished ones wake the nodes at once).
+    claim_poll: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("claim_ttl")
+    @classmethod
+    def _claim_ttl(cls, v: float, info: ValidationInfo) -> float:
+        total = info.data.get("total_timeout")  # absent if it was refused itself
+        if total is not None and v <= total:
+            raise ValueError(
+                f"must be longer than delivery.total_timeout = {total} (a claim outlives"
+                " the attempt it covers)"
+            )
+        return v
 
 
 class ExtensionConfig(_Strict):

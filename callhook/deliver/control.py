@@ -135,7 +135,7 @@ async def set_enabled(
     await svc.reload()
     svc.on_change()  # other nodes (a cluster) reload theirs
     if enabled:
-        await svc.dispatcher.load(endpoint_id)
+        await svc.requeued(endpoint_id)
     return new
 
 
@@ -156,6 +156,8 @@ async def redeliver(svc: DeliveryService, tenant: str, delivery_id: str) -> dict
             known.next_at = now
             known.schedule_base = known.attempts
             queue.arm(known)
+    elif svc.claims is not None:
+        await svc.requeued(endpoint_id)  # a node claims it like any due delivery
     else:
         items = await svc.store.load_items([delivery_id])
         svc.dispatcher.add_now(items)
@@ -185,5 +187,5 @@ async def replay(
         endpoint_id, since=since, until=until or now, statuses=statuses, now=now
     )
     if n:
-        await svc.dispatcher.load(endpoint_id)
+        await svc.requeued(endpoint_id)
     return n

@@ -6,6 +6,10 @@ consecutive failed attempts is *failing* (`endpoint_failing`); its next success 
 410 Gone, disables it (`endpoint_disabled`): its pending deliveries, and those of events
 arriving while it is disabled, are kept as `held` for a replay. These operational events
 are appended to the event log (topic `webhook_events`), so subscribers see them, and logged.
+
+In a cluster (`claims`, callhook/deliver/claims.py) the queues get only what this node
+claimed in PostgreSQL, outcomes are written under the claim, and a change of an endpoint's
+health is announced so every node reloads it: retries, health and disabling are shared.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from callhook.config import Settings
 from callhook.deliver import endpoints, outbox, payload
+from callhook.deliver.claims import Claims
 from callhook.deliver.dispatch import Dispatcher
 from callhook.deliver.metrics import DeliveryMetrics
 from callhook.deliver.outbox import Item, Outbox
@@ -52,6 +57,7 @@ class DeliveryService:
         tenant: Callable[[str], Tenant | None],
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -66,7 +72,8 @@ class DeliveryService:
             total_timeout=d.total_timeout,
             allow_private=settings.server.allow_private_targets,
         )
-        self.recorder = Recorder(store)
+        self.claims = claims
+        self.recorder = Recorder(claims if claims is not None else store)
         self.metrics = DeliveryMetrics(registry, lambda: sum(self.dispatcher.depth().values()))
         self.dispatcher = Dispatcher(
             sender=self.sender,
@@ -98,10 +105,13 @@ class DeliveryService:
         `outbox.tx_hook` and `on_commit` into the event log)."""
         await self.reload()
         await self.sender.start()
-        for endpoint_id in await self.store.pending_endpoints():
-            ep = self.index.get(endpoint_id)
-            if ep is not None and ep.active:
-                await self.dispatcher.load(endpoint_id)
+        if self.claims is not None:
+            await self.claims.start(self.dispatcher)  # claims what is due, from any node
+        else:
+            for endpoint_id in await self.store.pending_endpoints():
+                ep = self.index.get(endpoint_id)
+                if ep is not None and ep.active:
+                    await self.dispatcher.load(endpoint_id)
         self._spawn(self._prune_loop())
 
     async def stop(self) -> None:
@@ -111,6 +121,8 @@ class DeliveryService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.recorder.close()
+        if self.claims is not None:
+            await self.claims.stop()
         await self.sender.close()
 
     async def reload(self) -> None:
@@ -124,8 +136,19 @@ class DeliveryService:
     def on_commit(self, committed: Appended) -> None:
         """After-commit consumer: the deliveries the transaction created go to the queues."""
         items = self.outbox.items(committed)
-        if items:
+        if not items:
+            return
+        if self.claims is not None:
+            self.claims.committed(items)
+        else:
             self.dispatcher.add(items)
+
+    async def requeued(self, endpoint_id: str) -> None:
+        """Deliveries of the endpoint became pending again (enabled, replay, redeliver)."""
+        if self.claims is not None:
+            self.claims.kick()
+        else:
+            await self.dispatcher.load(endpoint_id)
 
     # requests --------------------------------------------------------------------------
     def build(self, ep: Endpoint, item: Item, timestamp: int) -> payload.Request:
@@ -196,6 +219,8 @@ class DeliveryService:
             await self.recorder.flush()  # outcomes decided before the disable land first
         state = EndpointState(ep.endpoint_id, ep.health, ep.failing_since, ep.disabled_reason)
         await self.store.set_endpoint_state(state, hold=hold, now=self.clock())
+        if self.claims is not None:
+            self.on_change()  # the other nodes reload it: health is the cluster's
 
     async def announce(self, ep: Endpoint, key: str, reason: str) -> None:
         """Append an operational event (topic webhook_events) and log it."""

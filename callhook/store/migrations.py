@@ -390,4 +390,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    # In a cluster any node's workers claim due deliveries (callhook/deliver/claims.py):
+    # `claimed_by` a node id ('' for none) until `claim_until` (the server's clock, Unix
+    # seconds). A single node never claims: the columns stay at their defaults there.
+    Migration(
+        8,
+        "webhook deliveries claimed by a cluster's nodes, with a claim expiry",
+        (
+            "ALTER TABLE deliveries ADD COLUMN claimed_by TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE deliveries ADD COLUMN claim_until {REAL} NOT NULL DEFAULT 0",
+            Only(
+                "postgres",
+                "CREATE INDEX deliveries_due ON deliveries(next_at) WHERE status = 'pending'",
+            ),
+            # The session-head rule: a delivery waits while an earlier one of its
+            # (endpoint, session) is pending.
+            Only(
+                "postgres",
+                "CREATE INDEX deliveries_session_pending"
+                " ON deliveries(endpoint_id, session_id, seq) WHERE status = 'pending'",
+            ),
+        ),
+    ),
 )

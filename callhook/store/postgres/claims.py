@@ -1,0 +1,232 @@
+"""The SQL of webhook deliveries claimed by a cluster's nodes (PostgreSQL only).
+
+A pending delivery is *claimable* when it is due, nobody holds it (`claimed_by` empty, or
+its `claim_until` passed: a node died or stalled), and it is the head of its (endpoint,
+session): no earlier delivery of the same session to the same endpoint is still pending.
+So one delivery per (endpoint, session) is in flight in the whole cluster and each
+endpoint gets a call's events in order, whichever node wrote them. Rows are picked with
+`FOR UPDATE SKIP LOCKED`: nodes claiming at the same moment take different rows and never
+wait for each other. Claim times are the server's clock; `next_at` is the claiming
+node's (it is a retry delay, set by the node that made the attempt).
+
+Outcomes are written only while the writing node still holds the claim (a node that
+stalled past its claim and comes back cannot overwrite what the node that took over
+decided). The policy (when to claim, how many, renewing) is callhook/deliver/claims.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from callhook.store import StoreError
+from callhook.store.records import Attempt, Item, Update
+
+log = logging.getLogger("callhook.deliver")
+
+CHANNEL = "callhook_deliveries"  # NOTIFY: claimable work another node may take
+RECONNECT = 1.0  # seconds between attempts to listen again
+
+_NOW = "extract(epoch from statement_timestamp())"
+
+_CLAIMABLE = f"""
+    d.status = 'pending'
+    AND (d.claimed_by = '' OR d.claim_until < {_NOW})
+    AND (d.session_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM deliveries e
+        WHERE e.endpoint_id = d.endpoint_id AND e.session_id = d.session_id
+          AND e.status = 'pending' AND e.seq < d.seq))
+"""
+
+# Any due delivery, with what sending it needs (the event's stored wire JSON).
+_CLAIM_DUE = f"""
+WITH picked AS (
+    SELECT d.delivery_id FROM deliveries d
+    WHERE d.next_at <= %(now)s::float8 AND {_CLAIMABLE}
+    ORDER BY d.next_at LIMIT %(limit)s
+    FOR UPDATE OF d SKIP LOCKED
+), claimed AS (
+    UPDATE deliveries d SET claimed_by = %(me)s, claim_until = {_NOW} + %(ttl)s::float8
+    FROM picked WHERE d.delivery_id = picked.delivery_id
+    RETURNING d.delivery_id, d.endpoint_id, d.seq, d.event_id, d.session_id, d.attempts,
+              d.schedule_base, d.next_at, d.context, d.tenant
+)
+SELECT c.delivery_id, c.endpoint_id, c.seq, c.event_id, c.session_id, c.attempts,
+       c.schedule_base, c.next_at, ev.body, ev.extensions, c.context
+FROM claimed c JOIN events ev ON ev.tenant = c.tenant AND ev.seq = c.seq
+ORDER BY c.seq
+"""
+
+# Just-committed deliveries this node already has in memory: only their ids come back.
+_CLAIM_IDS = f"""
+WITH picked AS (
+    SELECT d.delivery_id FROM deliveries d
+    WHERE d.delivery_id = ANY(%(ids)s) AND {_CLAIMABLE}
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE deliveries d SET claimed_by = %(me)s, claim_until = {_NOW} + %(ttl)s::float8
+FROM picked WHERE d.delivery_id = picked.delivery_id
+RETURNING d.delivery_id
+"""
+
+_RENEW = f"""
+UPDATE deliveries SET claim_until = GREATEST(claim_until, {_NOW} + %(ttl)s::float8)
+WHERE delivery_id = ANY(%(ids)s) AND claimed_by = %(me)s AND status = 'pending'
+RETURNING delivery_id
+"""
+
+# A retry waiting for its time stays with the node that made the attempt (its timer),
+# until its delay plus the claim time passed: then any node may take it.
+_OUTCOME = f"""
+UPDATE deliveries SET status = %s, attempts = %s, next_at = %s, last_code = %s::bigint,
+    last_error = %s, updated_at = %s,
+    claim_until = CASE WHEN %s::text = 'pending' THEN {_NOW} + GREATEST(0, %s::float8) + %s::float8
+        ELSE claim_until END
+WHERE delivery_id = %s AND claimed_by = %s AND status = 'pending'
+"""
+
+_ATTEMPT = """
+INSERT INTO delivery_attempts SELECT %s::text, %s::bigint, %s::float8, %s::bigint,
+    %s::float8, %s::text, %s::text
+WHERE EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = %s)
+ON CONFLICT (delivery_id, n) DO UPDATE SET at = excluded.at,
+    status_code = excluded.status_code, latency_ms = excluded.latency_ms,
+    error = excluded.error, response = excluded.response
+"""
+
+_RELEASE = """
+UPDATE deliveries SET claimed_by = '', claim_until = 0
+WHERE claimed_by = %(me)s AND status = 'pending'
+"""
+
+
+def _item(row: tuple[Any, ...]) -> Item:
+    exts = tuple(x for x in str(row[9]).split(",") if x)
+    return Item(str(row[0]), str(row[1]), int(row[2]), str(row[3]), row[4], int(row[5]),
+                int(row[6]), float(row[7]), bytes(row[8]), exts, str(row[10]))  # fmt: skip
+
+
+class ClaimTable:
+    """One node's own connection for claims and outcomes (never queued behind the writer).
+
+    Every call has a deadline (`timeout` seconds, connecting included); a failure closes
+    the connection (the next call connects again) and raises StoreError.
+    """
+
+    def __init__(self, url: str, me: str, *, ttl: float, timeout: float = 5.0) -> None:
+        self.url = url
+        self.me = me
+        self.ttl = ttl
+        self.timeout = timeout
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            ms = int(self.timeout * 1000)
+            conn = await psycopg.AsyncConnection.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=max(1, math.ceil(self.timeout)),
+                options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
+            )
+            self._conn = conn
+        return conn
+
+    async def _run(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        try:
+            conn = await self._connection()
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall() if cur.description else []
+        except psycopg.Error as exc:
+            await self.close()
+            raise StoreError(f"delivery claims: {' '.join(str(exc).split())}") from exc
+
+    async def claim_due(self, now: float, limit: int) -> list[Item]:
+        """Claim up to `limit` claimable deliveries due at `now` (this node's clock)."""
+        params = {"me": self.me, "ttl": self.ttl, "now": now, "limit": limit}
+        return [_item(r) for r in await self._run(_CLAIM_DUE, params)]
+
+    async def claim_ids(self, ids: list[str]) -> set[str]:
+        """Claim those of `ids` that are claimable now; returns the ones claimed."""
+        if not ids:
+            return set()
+        rows = await self._run(_CLAIM_IDS, {"me": self.me, "ttl": self.ttl, "ids": ids})
+        return {str(r[0]) for r in rows}
+
+    async def renew(self, ids: list[str]) -> set[str]:
+        """Extend this node's claims on `ids`; returns those still this node's."""
+        if not ids:
+            return set()
+        rows = await self._run(_RENEW, {"me": self.me, "ttl": self.ttl, "ids": ids})
+        return {str(r[0]) for r in rows}
+
+    async def record(self, updates: list[Update], attempts: list[Attempt]) -> None:
+        """Outcomes of this node's attempts, in one transaction (recorder.Writer)."""
+        try:
+            conn = await self._connection()
+            async with conn.transaction(), conn.cursor() as cur:
+                if updates:
+                    await cur.executemany(
+                        _OUTCOME,
+                        [(u.status, u.attempts, u.next_at, u.last_code, u.last_error,
+                          u.updated_at, u.status, u.next_at - u.updated_at, self.ttl,
+                          u.delivery_id, self.me) for u in updates],
+                    )  # fmt: skip
+                if attempts:
+                    await cur.executemany(
+                        _ATTEMPT,
+                        [(a.delivery_id, a.n, a.at, a.status_code, a.latency_ms, a.error,
+                          a.response, a.delivery_id) for a in attempts],
+                    )  # fmt: skip
+        except psycopg.Error as exc:
+            await self.close()
+            raise StoreError(f"delivery outcomes: {' '.join(str(exc).split())}") from exc
+
+    async def release(self) -> int:
+        """Give up every claim of this node on pending deliveries (start and stop)."""
+        rows = await self._run(_RELEASE + " RETURNING delivery_id", {"me": self.me})
+        return len(rows)
+
+    async def notify(self) -> None:
+        """Tell the other nodes there is claimable work."""
+        await self._run("SELECT pg_notify(%(ch)s, %(me)s)", {"ch": CHANNEL, "me": self.me})
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except psycopg.Error:
+                pass
+
+
+async def listen(
+    url: str, me: str, on_notify: Callable[[], None], connected: asyncio.Event
+) -> None:
+    """LISTEN for other nodes' notices, forever, reconnecting by itself; calls `on_notify`
+    for each (and once on every (re)connection: what came while not listening)."""
+    while True:
+        try:
+            conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5)
+        except psycopg.Error as exc:
+            log.warning("delivery claims cannot listen: %s", " ".join(str(exc).split()))
+            await asyncio.sleep(RECONNECT)
+            continue
+        try:
+            async with conn:
+                await conn.execute(f"LISTEN {CHANNEL}")
+                connected.set()
+                on_notify()
+                async for n in conn.notifies():
+                    if n.payload != me:
+                        on_notify()
+        except psycopg.Error as exc:
+            log.warning("delivery claims lost PostgreSQL: %s", " ".join(str(exc).split()))
+        connected.clear()
+        await asyncio.sleep(RECONNECT)

@@ -1,0 +1,177 @@
+"""Webhooks sent once by the cluster: two real nodes on one PostgreSQL and one Redis claim
+deliveries in the database, whichever node stored the event.
+
+Phones ring both nodes; a recording sink stands for the receiver. What is checked is what
+the sink received (each event once, a call's events in order) and what the nodes' APIs
+and the database say (who holds a claim, an endpoint disabled).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_cluster import Cluster, wait_for
+from tests.support import postgres
+from tests.support.hub import Hub
+from tests.support.phone import Phone
+from tests.support.sink import Recorded, Sink
+
+pytestmark = pytest.mark.own_engines
+
+TOKEN = "gs-7f3a9c"
+MACS = {"101": "000B82000101", "102": "000B82000102"}
+# Short claims so that a dead node's are taken over quickly; an attempt lasts less.
+DELIVERY = "[delivery]\nschedule = [0, 0.3, 0.5, 1]\ntotal_timeout = 3\nclaim_ttl = 4\n"
+_calls = itertools.count(1)
+
+
+def database() -> str:
+    try:
+        return postgres.server().new_database()
+    except postgres.Unavailable as exc:
+        if postgres.IN_CI:
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[tuple[Cluster, Sink]]:
+    with Sink() as sink:
+        cluster = Cluster(
+            tmp_path, database(), server="allow_private_targets = true", extra=DELIVERY
+        )
+        try:
+            yield cluster.start(), sink
+        finally:
+            cluster.stop()
+
+
+def webhook(cluster: Cluster, sink: Sink, path: str, **fields: Any) -> dict[str, Any]:
+    """Created on node A; returns once node B has it too (directory notice)."""
+    a, b = cluster.nodes
+    status, body = a.api("POST", "/api/v1/tenants/acme/webhooks", {"url": sink.url(path), **fields})
+    assert status == 201, body
+    wait_for(lambda: b.api("GET", f"/api/v1/tenants/acme/webhooks/{body['id']}")[0] == 200, 5)
+    return dict(body)
+
+
+def call(hub: Hub, ext: str, call_id: str) -> None:
+    """A whole answered inbound call on one phone: ring, answer, hang up."""
+    phone = Phone(hub.port, TOKEN, ext, mac=MACS[ext])
+    v = {"remote": f"07{next(_calls):08d}", "call_id": call_id}
+    for what in ("Incoming Call", "Establish Call", "Terminate Call"):
+        assert phone.send(what, **v).status == 200
+
+
+def received(sink: Sink, path: str) -> list[Recorded]:
+    return [r for r in sink.requests(path) if r.answered == 200]
+
+
+def test_each_event_sent_once_in_session_order_with_phones_on_both_nodes(
+    env: tuple[Cluster, Sink],
+) -> None:
+    cluster, sink = env
+    a, _b = cluster.nodes
+    webhook(cluster, sink, "/all", topics=["extension_events", "cdr_events"])
+    # A slow receiver: several events of a call are pending at once on both nodes.
+    sink.program("/all", delay=0.02)
+
+    def phone(n: int) -> None:
+        for i in range(6):
+            call(cluster.nodes[(n + i) % 2], "101" if n % 2 else "102", f"cw-{n}-{i}")
+
+    threads = [threading.Thread(target=phone, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    logged = [e for e in a.all_events() if e["topic"] in ("extension_events", "cdr_events")]
+    assert len({e.get("call_id") for e in logged}) == 24
+    wait_for(lambda: len(received(sink, "/all")) >= len(logged), 30)
+    time.sleep(1.0)  # anything sent twice would arrive by now
+    got = received(sink, "/all")
+    ids = [r.headers["webhook-id"] for r in got]
+    assert sorted(ids) == sorted(e["event_id"] for e in logged), "each event exactly once"
+    seq_of = {e["event_id"]: e["seq"] for e in logged}
+    by_session: dict[str, list[int]] = defaultdict(list)
+    for r in sorted(got, key=lambda r: r.at):
+        body = r.json()
+        by_session[body["session_id"]].append(seq_of[body["event_id"]])
+    for session, seqs in by_session.items():
+        assert seqs == sorted(seqs), f"session {session} delivered out of order: {seqs}"
+    # Both nodes sent some (the database says who claimed each delivery last).
+    senders = {r[0] for r in a.sql("SELECT DISTINCT claimed_by FROM deliveries")}
+    assert senders == {"node-a", "node-b"}, senders
+
+
+def test_a_node_killed_mid_delivery_leaves_it_to_the_other(env: tuple[Cluster, Sink]) -> None:
+    cluster, sink = env
+    a, _b = cluster.nodes
+    webhook(cluster, sink, "/held", keys=["call_start"], extensions=["101"])
+    sink.program("/held", hang=True)  # the receiver holds the request
+    Phone(a.port, TOKEN, "101", mac=MACS["101"]).send(
+        "Incoming Call", remote="0711000099", call_id="held-1"
+    )
+    first = sink.wait_for(1, "/held")[0]
+    rows = a.sql("SELECT delivery_id, claimed_by FROM deliveries WHERE status = 'pending'")
+    assert len(rows) == 1, rows
+    delivery_id, holder = rows[0]
+    assert holder in ("node-a", "node-b"), holder  # claimed by the node sending it
+    dead, other = (a, cluster.nodes[1]) if holder == "node-a" else (cluster.nodes[1], a)
+    killed_at = time.monotonic()
+    dead.kill()
+    sink.clear("/held")  # the receiver answers again (the dead node's request is gone)
+    wait_for(lambda: len(sink.requests("/held")) >= 2, 20)
+    taken_after = time.monotonic() - killed_at
+    time.sleep(0.5)
+    again = sink.requests("/held")[1:]
+    assert [r.headers["webhook-id"] for r in again] == [first.headers["webhook-id"]]
+    # Not before the claim (4 s, renewed until the kill) expired: never two at once.
+    assert taken_after > 2.5, taken_after
+    status, shown = other.api("GET", f"/api/v1/tenants/acme/deliveries/{delivery_id}")
+    assert status == 200 and shown["status"] == "succeeded", shown
+    assert [x["status_code"] for x in shown["attempt_log"]] == [200]
+    claimed_by = other.sql("SELECT claimed_by FROM deliveries WHERE delivery_id = ?",
+                           (delivery_id,))  # fmt: skip
+    assert claimed_by == [(f"node-{'b' if dead is a else 'a'}",)]
+
+
+def test_an_endpoint_disabled_by_one_node_is_disabled_on_both(
+    env: tuple[Cluster, Sink],
+) -> None:
+    cluster, sink = env
+    a, b = cluster.nodes
+    hook = webhook(cluster, sink, "/gone", keys=["call_start"])
+    sink.program("/gone", status=410)
+    Phone(b.port, TOKEN, "102", mac=MACS["102"]).send(
+        "Incoming Call", remote="0711000077", call_id="gone-1"
+    )
+    path = f"/api/v1/tenants/acme/webhooks/{hook['id']}"
+
+    def disabled_on(hub: Hub) -> bool:
+        status, shown = hub.api("GET", path)
+        return status == 200 and shown["status"] == "disabled"
+
+    wait_for(lambda: disabled_on(a) and disabled_on(b), 15)
+    assert len(sink.requests("/gone")) == 1
+    # Calls on either node now keep their deliveries held, and nothing is sent.
+    for n, hub in enumerate((a, b)):
+        Phone(hub.port, TOKEN, "101", mac=MACS["101"]).send(
+            "Incoming Call", remote=f"071100008{n}", call_id=f"gone-after-{n}"
+        )
+
+    def held() -> int:
+        status, body = a.api("GET", f"{path}/deliveries?status=held")
+        return len(body["deliveries"]) if status == 200 else 0
+
+    wait_for(lambda: held() == 2, 10)
+    time.sleep(1.0)
+    assert len(sink.requests("/gone")) == 1
