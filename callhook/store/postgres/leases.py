@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from callhook.store import Fence, StoreError
 from callhook.store.sql import Conn
@@ -151,11 +152,14 @@ class LeaseTable:
         async with self._connecting:
             conn = self._conn
             if conn is None or conn.closed or conn.broken:
+                from callhook.store.postgres.engine import dsn, liveness  # (imports this)
+
                 ms = int(self.timeout * 1000)
+                # a cut network is noticed as the store's connections notice it
+                silent = liveness(self.url, max(1, math.ceil(self.timeout)))
                 conn = await psycopg.AsyncConnection.connect(
-                    self.url,
+                    make_conninfo(dsn(self.url), **silent),
                     autocommit=True,
-                    connect_timeout=max(1, math.ceil(self.timeout)),
                     options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
                 )
                 self._conn = conn
