@@ -330,6 +330,38 @@ async def test_a_write_under_a_stale_epoch_stores_nothing(
         await store.close()
 
 
+async def test_a_write_held_up_while_its_lease_changes_hands_stores_nothing(
+    nodes: tuple[Node, Node], pg_url: str
+) -> None:
+    """The fence is checked once the transaction has the writers' lock: a write that
+    began under the lease (its node paused, or waiting for another node's commit) and
+    goes on after the lease was taken is refused."""
+    from callhook.store.postgres.engine import WRITER_LOCK
+
+    a, b = nodes
+    store: Any = open_store(pg_url, shared=True)
+    await store.open()
+    blocker = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
+    try:
+        await a.round()
+        p = partition_of("acme")
+        await blocker.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
+        held_up = asyncio.ensure_future(
+            store.log.append(Append([_event("acme", 1)], fences=[a.leases.fence(p)]))
+        )
+        await asyncio.sleep(TTL + 0.1)  # a's lease runs out while its write waits
+        await b.round()
+        assert b.leases.owned()[p] == 2
+        assert not held_up.done()
+        await blocker.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+        with pytest.raises(LeaseLost):
+            await held_up
+        assert await store.log.read("acme") == []
+    finally:
+        await blocker.close()
+        await store.close()
+
+
 async def test_fenced_writes_need_postgresql(tmp_path: Any) -> None:
     store: Any = open_store(f"sqlite:///{tmp_path}/one.db")
     await store.open()
