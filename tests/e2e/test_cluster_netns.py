@@ -137,6 +137,13 @@ def _send(port: int, host: str) -> Callable[[str], int]:
     return send
 
 
+def readyz(hub: Hub) -> int:
+    try:
+        return get(hub.port, "/readyz", host=hub.host, timeout=PHONE_TIMEOUT).status
+    except OSError:
+        return 0
+
+
 def owners(hub: Hub) -> dict[int, tuple[str | None, int]]:
     """partition -> (owner or None, epoch), as `GET /api/v1/cluster` on `hub` shows it."""
     status, body = hub.api("GET", "/api/v1/cluster")
@@ -266,6 +273,7 @@ def test_a_node_cut_off_stops_acknowledging_loses_its_partitions_and_comes_back(
     tenant_n, tenant_h = TENANTS[min(of_n)], TENANTS[min(of_h)]
     phones = Phones([tenant_n, tenant_h])
     taken: dict[int, tuple[str | None, int]] = {}
+    not_ready: int | None = None  # N's /readyz during the cut
     try:
         for _ in range(2):
             phones.start("H", _send(h.port, "127.0.0.1"), lambda loop: loop())
@@ -283,6 +291,9 @@ def test_a_node_cut_off_stops_acknowledging_loses_its_partitions_and_comes_back(
             now = owners(h)
             if all(now[p][0] == "node-h" and now[p][1] > e for p, e in of_n.items()):
                 taken = now
+            if not_ready is None and time.monotonic() > cut_at + 2 * TIMEOUT:
+                # what a load balancer's health check on N's host sees
+                not_ready = ns.run_inside(lambda: readyz(n))
             time.sleep(0.2)
         restored_at = time.monotonic()
         ns.restore()
@@ -291,6 +302,8 @@ def test_a_node_cut_off_stops_acknowledging_loses_its_partitions_and_comes_back(
     finally:
         phones.join()
     assert taken, f"H did not take N's partitions {sorted(of_n)} while N was cut off"
+    assert not_ready == 503, not_ready  # N said it could not serve
+    assert readyz(n) == 200  # and says it can again
 
     # N stopped acknowledging: what its own host sent it during the cut was answered 503
     # (never 200: nothing could be stored), each within PHONE_TIMEOUT.
