@@ -8,7 +8,8 @@ this machine's end down: from then on every packet between them is dropped in si
 reset, no ICMP), as when a cable or a switch dies; `restore()` brings it back.
 `run_inside(fn)` runs `fn` on a thread that joined the namespace (a phone on the node's own
 host, which still reaches it when the link is down). `close()` ends the processes left in
-the namespace and removes it and the pair, whatever happened before.
+the namespace and removes it and the pair, whatever happened before (and the next
+`create()` removes what a killed test process left).
 
 Needs root and iproute2 (`make test` installs it): a skip on a developer's machine, a
 failure under CI=true (`create()` raises `Unavailable`; `require()` turns it into either).
@@ -95,6 +96,7 @@ class Netns:
     def _create(self) -> None:
         self._made = True
         atexit.register(self.close)
+        _sweep()
         _ip("netns", "del", self.name, check=False)  # a leftover of a killed run's pid
         _ip("link", "del", self.host_if, check=False)
         _ip("netns", "add", self.name)
@@ -161,6 +163,27 @@ class Netns:
                 os.kill(int(pid), signal.SIGKILL)
         _ip("netns", "del", self.name, check=False)  # takes the namespace's end with it
         _ip("link", "del", self.host_if, check=False)  # and its peer, if that was not yet
+
+
+def _sweep() -> None:
+    """Remove what test processes that died without cleaning up (SIGKILL) left behind:
+    namespaces named after a process that no longer runs, and their processes."""
+    for line in _ip("netns", "list", check=False).stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        parts = name.split("-")
+        if len(parts) != 3 or parts[0] != "callhook" or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue  # its process still runs: its own
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        for pid in _ip("netns", "pids", name, check=False).stdout.split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        _ip("netns", "del", name, check=False)  # its veth pair goes with it
 
 
 def require() -> Netns:
