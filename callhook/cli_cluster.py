@@ -22,7 +22,7 @@ def cluster() -> None:
 @config_option
 def status(config_path: str | None) -> None:
     """List the nodes alive (heartbeat at most 5 s old) and how far behind each reads,
-    then who owns each partition (its lease in PostgreSQL)."""
+    then who owns each partition (its lease in PostgreSQL) and its inbox entries waiting."""
     settings = load_settings(config_path)
     url = settings.server.bus
     if not clustered(url):
@@ -42,16 +42,17 @@ def status(config_path: str | None) -> None:
     from callhook.store import StoreError
 
     try:
-        rows = asyncio.run(_leases(settings.server.database, settings.cluster.lease_ttl))
+        rows, lag = asyncio.run(_leases(settings.server.database, settings.cluster.lease_ttl))
     except StoreError as exc:
         shown = config.redact_url(settings.server.database)
         raise click.ClickException(f"server.database = {shown!r}: {exc}") from None
     click.echo("")
-    click.echo(f"{'partition':>9} {'owner':<32} {'epoch':>6} {'expires in':>10}")
+    click.echo(f"{'partition':>9} {'owner':<32} {'epoch':>6} {'expires in':>10} {'inbox lag':>9}")
     for r in rows:
         owner = r.owner if r.expires_in > 0 else f"- (last: {r.owner or 'never owned'})"
         left = f"{r.expires_in:.1f}s" if r.expires_in > 0 else "free"
-        click.echo(f"{r.partition:>9} {owner:<32} {r.epoch:>6} {left:>10}")
+        behind = lag.get(r.partition, 0)
+        click.echo(f"{r.partition:>9} {owner:<32} {r.epoch:>6} {left:>10} {behind:>9}")
 
 
 def _show_nodes(nodes: list[dict[str, Any]]) -> None:
@@ -67,13 +68,13 @@ def _show_nodes(nodes: list[dict[str, Any]]) -> None:
         )
 
 
-async def _leases(url: str, ttl: float) -> list[Any]:
+async def _leases(url: str, ttl: float) -> tuple[list[Any], dict[int, int]]:
     from callhook.store.postgres.leases import LeaseTable
 
     table = LeaseTable(url, timeout=5)
     try:
         rows, _ = await table.status(ttl)
-        return rows
+        return rows, await table.inbox_lag()
     finally:
         await table.close()
 

@@ -132,7 +132,8 @@ def test_nodes_share_the_partitions_and_take_over_a_killed_ones(nodes: Nodes) ->
     done = subprocess.run([*cmd, str(a.config_path)], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     table = done.stdout.split("\n\n")[1].splitlines()
-    assert table[0].split() == ["partition", "owner", "epoch", "expires", "in"]
+    assert table[0].split() == ["partition", "owner", "epoch", "expires", "in", "inbox", "lag"]
     shown = {int(ln.split()[0]): ln.split()[1] for ln in table[1:]}
+    assert all(int(ln.split()[-1]) == 0 for ln in table[1:])  # no phone: nothing waits
     assert sorted(shown) == list(range(PARTITIONS))
     assert Counter(shown.values()) == {"node-a": 8, "node-c": 8}, done.stdout

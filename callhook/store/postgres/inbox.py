@@ -38,6 +38,9 @@ DONE_CHANNEL = "callhook_done"  # payload: the entry id whose reply is written
 SEEN_FOR = 86_400.0  # seconds a dedupe key is remembered
 REPLIES_FOR = 600.0  # seconds a reply is kept for its caller
 
+# Entries not consumed yet, by partition (the cluster status's inbox lag).
+LAG = "SELECT partition, COUNT(*) FROM inbox GROUP BY partition"
+
 
 @dataclass(frozen=True, slots=True)
 class NewEntry:
@@ -113,8 +116,7 @@ class PgInbox:
         """Entries not consumed yet, by partition."""
 
         def q(c: Conn) -> dict[int, int]:
-            rows = c.execute("SELECT partition, COUNT(*) FROM inbox GROUP BY partition")
-            return {int(p): int(n) for p, n in rows}
+            return {int(p): int(n) for p, n in c.execute(LAG)}
 
         return await self.engine.read(q)
 

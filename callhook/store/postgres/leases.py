@@ -217,6 +217,12 @@ class LeaseTable:
         nodes = [(str(n), float(ago)) for n, ago in await self._run(_NODES, {"ttl": ttl})]
         return leases, nodes
 
+    async def inbox_lag(self) -> dict[int, int]:
+        """Inbox entries not consumed yet, by partition (for a status without a node)."""
+        from callhook.store.postgres.inbox import LAG  # (imports this module's importer)
+
+        return {int(p): int(n) for p, n in await self._run(LAG, {})}
+
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
