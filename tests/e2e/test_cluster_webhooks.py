@@ -13,7 +13,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,11 +41,16 @@ def database() -> str:
         pytest.skip(str(exc))
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[Cluster, Sink]]:
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Sink]]:
+    """One cluster for the module (starting two nodes takes seconds); each test has its
+    own webhook and sink path, and the test that kills a node comes last."""
     with Sink() as sink:
         cluster = Cluster(
-            tmp_path, database(), server="allow_private_targets = true", extra=DELIVERY
+            tmp_path_factory.mktemp("cw"),
+            database(),
+            server="allow_private_targets = true",
+            extra=DELIVERY,
         )
         try:
             yield cluster.start(), sink
@@ -114,38 +118,6 @@ def test_each_event_sent_once_in_session_order_with_phones_on_both_nodes(
     assert senders and senders <= {"node-a", "node-b"}, senders
 
 
-def test_a_node_killed_mid_delivery_leaves_it_to_the_other(env: tuple[Cluster, Sink]) -> None:
-    cluster, sink = env
-    a, _b = cluster.nodes
-    webhook(cluster, sink, "/held", keys=["call_start"], extensions=["101"])
-    sink.program("/held", hang=True)  # the receiver holds the request
-    Phone(a.port, TOKEN, "101", mac=MACS["101"]).send(
-        "Incoming Call", remote="0711000099", call_id="held-1"
-    )
-    first = sink.wait_for(1, "/held")[0]
-    rows = a.sql("SELECT delivery_id, claimed_by FROM deliveries WHERE status = 'pending'")
-    assert len(rows) == 1, rows
-    delivery_id, holder = rows[0]
-    assert holder in ("node-a", "node-b"), holder  # claimed by the node sending it
-    dead, other = (a, cluster.nodes[1]) if holder == "node-a" else (cluster.nodes[1], a)
-    killed_at = time.monotonic()
-    dead.kill()
-    sink.clear("/held")  # the receiver answers again (the dead node's request is gone)
-    wait_for(lambda: len(sink.requests("/held")) >= 2, 20)
-    taken_after = time.monotonic() - killed_at
-    time.sleep(0.5)
-    again = sink.requests("/held")[1:]
-    assert [r.headers["webhook-id"] for r in again] == [first.headers["webhook-id"]]
-    # Not before the claim (4 s, renewed until the kill) expired: never two at once.
-    assert taken_after > 2.5, taken_after
-    status, shown = other.api("GET", f"/api/v1/tenants/acme/deliveries/{delivery_id}")
-    assert status == 200 and shown["status"] == "succeeded", shown
-    assert [x["status_code"] for x in shown["attempt_log"]] == [200]
-    claimed_by = other.sql("SELECT claimed_by FROM deliveries WHERE delivery_id = ?",
-                           (delivery_id,))  # fmt: skip
-    assert claimed_by == [(f"node-{'b' if dead is a else 'a'}",)]
-
-
 def test_an_endpoint_disabled_by_one_node_is_disabled_on_both(
     env: tuple[Cluster, Sink],
 ) -> None:
@@ -177,3 +149,37 @@ def test_an_endpoint_disabled_by_one_node_is_disabled_on_both(
     wait_for(lambda: held() == 2, 10)
     time.sleep(1.0)
     assert len(sink.requests("/gone")) == 1
+
+
+def test_a_node_killed_mid_delivery_leaves_it_to_the_other(env: tuple[Cluster, Sink]) -> None:
+    cluster, sink = env
+    a, _b = cluster.nodes
+    hook = webhook(cluster, sink, "/held", keys=["call_start"], extensions=["101"])
+    sink.program("/held", hang=True)  # the receiver holds the request
+    Phone(a.port, TOKEN, "101", mac=MACS["101"]).send(
+        "Incoming Call", remote="0711000099", call_id="held-1"
+    )
+    first = sink.wait_for(1, "/held")[0]
+    rows = a.sql(
+        "SELECT delivery_id, claimed_by FROM deliveries WHERE endpoint_id = ?", (hook["id"],)
+    )
+    assert len(rows) == 1, rows
+    delivery_id, holder = rows[0]
+    assert holder in ("node-a", "node-b"), holder  # claimed by the node sending it
+    dead, other = (a, cluster.nodes[1]) if holder == "node-a" else (cluster.nodes[1], a)
+    killed_at = time.monotonic()
+    dead.kill()
+    sink.clear("/held")  # the receiver answers again (the dead node's request is gone)
+    wait_for(lambda: len(sink.requests("/held")) >= 2, 20)
+    taken_after = time.monotonic() - killed_at
+    time.sleep(0.5)
+    again = sink.requests("/held")[1:]
+    assert [r.headers["webhook-id"] for r in again] == [first.headers["webhook-id"]]
+    # Not before the claim (4 s, renewed until the kill) expired: never two at once.
+    assert taken_after > 2.5, taken_after
+    status, shown = other.api("GET", f"/api/v1/tenants/acme/deliveries/{delivery_id}")
+    assert status == 200 and shown["status"] == "succeeded", shown
+    assert [x["status_code"] for x in shown["attempt_log"]] == [200]
+    claimed_by = other.sql("SELECT claimed_by FROM deliveries WHERE delivery_id = ?",
+                           (delivery_id,))  # fmt: skip
+    assert claimed_by == [(f"node-{'b' if dead is a else 'a'}",)]
