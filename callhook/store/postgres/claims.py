@@ -124,6 +124,9 @@ class ClaimTable:
         self.ttl = ttl
         self.timeout = timeout
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        # One statement (or one outcome transaction) at a time on the one connection:
+        # a claim must never run inside another caller's transaction.
+        self._lock = asyncio.Lock()
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         conn = self._conn
@@ -139,13 +142,14 @@ class ClaimTable:
         return conn
 
     async def _run(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        try:
-            conn = await self._connection()
-            cur = await conn.execute(sql, params)
-            return await cur.fetchall() if cur.description else []
-        except psycopg.Error as exc:
-            await self.close()
-            raise StoreError(f"delivery claims: {' '.join(str(exc).split())}") from exc
+        async with self._lock:
+            try:
+                conn = await self._connection()
+                cur = await conn.execute(sql, params)
+                return await cur.fetchall() if cur.description else []
+            except psycopg.Error as exc:
+                await self._drop()
+                raise StoreError(f"delivery claims: {' '.join(str(exc).split())}") from exc
 
     async def claim_due(self, now: float, limit: int) -> list[Item]:
         """Claim up to `limit` claimable deliveries due at `now` (this node's clock)."""
@@ -168,25 +172,26 @@ class ClaimTable:
 
     async def record(self, updates: list[Update], attempts: list[Attempt]) -> None:
         """Outcomes of this node's attempts, in one transaction (recorder.Writer)."""
-        try:
-            conn = await self._connection()
-            async with conn.transaction(), conn.cursor() as cur:
-                if updates:
-                    await cur.executemany(
-                        _OUTCOME,
-                        [(u.status, u.attempts, u.next_at, u.last_code, u.last_error,
-                          u.updated_at, u.status, u.next_at - u.updated_at, self.ttl,
-                          u.delivery_id, self.me) for u in updates],
-                    )  # fmt: skip
-                if attempts:
-                    await cur.executemany(
-                        _ATTEMPT,
-                        [(a.delivery_id, a.n, a.at, a.status_code, a.latency_ms, a.error,
-                          a.response, a.delivery_id) for a in attempts],
-                    )  # fmt: skip
-        except psycopg.Error as exc:
-            await self.close()
-            raise StoreError(f"delivery outcomes: {' '.join(str(exc).split())}") from exc
+        async with self._lock:
+            try:
+                conn = await self._connection()
+                async with conn.transaction(), conn.cursor() as cur:
+                    if updates:
+                        await cur.executemany(
+                            _OUTCOME,
+                            [(u.status, u.attempts, u.next_at, u.last_code, u.last_error,
+                              u.updated_at, u.status, u.next_at - u.updated_at, self.ttl,
+                              u.delivery_id, self.me) for u in updates],
+                        )  # fmt: skip
+                    if attempts:
+                        await cur.executemany(
+                            _ATTEMPT,
+                            [(a.delivery_id, a.n, a.at, a.status_code, a.latency_ms, a.error,
+                              a.response, a.delivery_id) for a in attempts],
+                        )  # fmt: skip
+            except psycopg.Error as exc:
+                await self._drop()
+                raise StoreError(f"delivery outcomes: {' '.join(str(exc).split())}") from exc
 
     async def release(self) -> int:
         """Give up every claim of this node on pending deliveries (start and stop)."""
@@ -198,6 +203,10 @@ class ClaimTable:
         await self._run("SELECT pg_notify(%(ch)s, %(me)s)", {"ch": CHANNEL, "me": self.me})
 
     async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+    async def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             try:

@@ -1,0 +1,141 @@
+"""The claim rules of a cluster's deliveries, on a real PostgreSQL (two "nodes" = two
+ClaimTables with different ids on one database): who may claim what, and when."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from callhook.store.postgres.claims import ClaimTable
+from callhook.store.postgres.engine import upgrade
+from callhook.store.records import Attempt, Update
+from tests.support import postgres
+
+pytestmark = pytest.mark.own_engines
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    try:
+        db = postgres.server().new_database()
+    except postgres.Unavailable as exc:
+        if postgres.IN_CI:
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    upgrade(db)
+    yield db
+
+
+def stage(url: str, rows: list[tuple[str, int, str | None]], next_at: float = 0.0) -> None:
+    """Deliveries (id, seq, session) of one endpoint, pending and due, with their events."""
+    with psycopg.connect(url, autocommit=True) as c:
+        for did, seq, session in rows:
+            c.execute(
+                "INSERT INTO events (tenant, seq, event_id, topic, key, session_id, created_at,"
+                " body) VALUES ('t', %s, %s, 'extension_events', 'call_start', %s, 0, %s)",
+                (seq, f"ev{seq}", session, b'{"seq": %d}' % seq),
+            )
+            c.execute(
+                "INSERT INTO deliveries (delivery_id, endpoint_id, tenant, seq, event_id, key,"
+                " session_id, status, next_at, created_at, updated_at)"
+                " VALUES (%s, 'ep', 't', %s, %s, 'call_start', %s, 'pending', %s, 0, 0)",
+                (did, seq, f"ev{seq}", session, next_at),
+            )
+
+
+def done(did: str, n: int = 1) -> tuple[list[Update], list[Attempt]]:
+    now = time.time()
+    return [Update(did, "succeeded", n, now, 200, "", now)], [
+        Attempt(did, n, now, 200, 1.0, "", "ok")
+    ]
+
+
+def claimed_by(url: str, did: str) -> tuple[str, str]:
+    with psycopg.connect(url, autocommit=True) as c:
+        row = c.execute(
+            "SELECT claimed_by, status FROM deliveries WHERE delivery_id = %s", (did,)
+        ).fetchone()
+        assert row is not None
+        return str(row[0]), str(row[1])
+
+
+async def test_only_the_head_of_a_session_is_claimed_and_each_once(url: str) -> None:
+    stage(url, [("d1", 1, "s"), ("d2", 2, "s"), ("d3", 3, None), ("d4", 4, "s2")])
+    a, b = ClaimTable(url, "a", ttl=30), ClaimTable(url, "b", ttl=30)
+    try:
+        got = await a.claim_due(time.time(), 100)
+        assert [i.delivery_id for i in got] == ["d1", "d3", "d4"]
+        assert got[0].wire == b'{"seq": 1}' and got[0].session == "s"
+        assert await b.claim_due(time.time(), 100) == []  # claimed, or behind d1
+        assert await a.claim_due(time.time(), 100) == []  # a holds them already
+        await a.record(*done("d1"))
+        assert [i.delivery_id for i in await b.claim_due(time.time(), 100)] == ["d2"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_claims_taken_at_once_by_two_nodes_never_overlap(url: str) -> None:
+    stage(url, [(f"d{n}", n, None) for n in range(1, 201)])
+    a, b = ClaimTable(url, "a", ttl=30), ClaimTable(url, "b", ttl=30)
+    try:
+        results = await asyncio.gather(
+            *(t.claim_due(time.time(), 20) for _ in range(5) for t in (a, b))
+        )
+        ids = [i.delivery_id for r in results for i in r]
+        assert len(ids) == len(set(ids)) == 200
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_an_expired_claim_is_taken_and_the_late_node_cannot_overwrite(url: str) -> None:
+    stage(url, [("d1", 1, "s"), ("d2", 2, "s")])
+    a, b = ClaimTable(url, "a", ttl=1), ClaimTable(url, "b", ttl=30)
+    try:
+        assert [i.delivery_id for i in await a.claim_due(time.time(), 10)] == ["d1"]
+        assert await b.claim_due(time.time(), 10) == []
+        await asyncio.sleep(1.2)  # a stalls past its claim
+        assert [i.delivery_id for i in await b.claim_due(time.time(), 10)] == ["d1"]
+        await a.record(*done("d1"))  # too late: not a's any more
+        assert claimed_by(url, "d1") == ("b", "pending")
+        assert await a.renew(["d1"]) == set()
+        await b.record(*done("d1"))
+        assert claimed_by(url, "d1") == ("b", "succeeded")
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_retry_stays_with_its_node_until_its_time_plus_the_claim(url: str) -> None:
+    stage(url, [("d1", 1, None)])
+    a, b = ClaimTable(url, "a", ttl=1), ClaimTable(url, "b", ttl=1)
+    try:
+        assert len(await a.claim_due(time.time(), 10)) == 1
+        now = time.time()
+        await a.record([Update("d1", "pending", 1, now + 0.5, 503, "HTTP 503", now)], [])
+        await asyncio.sleep(0.7)  # due now, but still a's (its timer sends it)
+        assert await b.claim_due(time.time(), 10) == []
+        await asyncio.sleep(1.0)  # a did not: anyone may
+        got = await b.claim_due(time.time(), 10)
+        assert [(i.delivery_id, i.attempts) for i in got] == [("d1", 1)]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_node_gives_its_claims_back(url: str) -> None:
+    stage(url, [("d1", 1, None), ("d2", 2, None)])
+    a, b = ClaimTable(url, "a", ttl=60), ClaimTable(url, "b", ttl=60)
+    try:
+        assert len(await a.claim_ids(["d1", "d2", "nope"])) == 2
+        assert await b.claim_ids(["d1"]) == set()
+        assert await a.release() == 2
+        assert len(await b.claim_due(time.time(), 10)) == 2
+    finally:
+        await a.close()
+        await b.close()
