@@ -30,6 +30,7 @@ log = logging.getLogger("callhook.deliver")
 # held (its endpoint is disabled by the hub; kept for replay).
 STATUSES = ("pending", "succeeded", "failed", "held")
 _SESSIONS_TRACKED = 100_000
+_TRACKED = frozenset(("call_start", "call_established"))  # what says a call was answered
 # How far back to look for a call's answer or start when its start predates this process.
 _ANSWER_LOOKBACK = 6 * 3600.0
 
@@ -58,17 +59,19 @@ class Outbox:
             for ev in events
             if ev.key == "call_cdr" and ev.session_id
         }
+        match, note = index.match, self.parties.note  # per event, on the writer thread
         for ev in events:
             session = ev.session_id or _str(ev.body.get("session_id"))
             try:
-                matched = index.match(ev)
+                matched = match(ev)
                 if session and session not in journal:
                     journal[session] = (self._answered.get(session), self.parties.entry(session))
-                self._track(ev)
+                if ev.key in _TRACKED:
+                    self._track(ev)
                 if session:
-                    self.parties.note(session, ev.body, start=ev.key == "call_start")
+                    note(session, ev.body, start=ev.key == "call_start")
                 call = None
-                if session and any(ep.kind == "call_event" for ep, _f in matched):
+                if session and matched and any(ep.kind == "call_event" for ep, _f in matched):
                     call = self._call(tx, ev, session)
             except Exception:  # a matching bug must never fail the event's transaction
                 log.exception("matching endpoints failed", extra={"event_id": ev.event_id})
@@ -124,7 +127,7 @@ class Outbox:
         return out
 
     def _track(self, ev: Event) -> None:
-        if ev.key not in ("call_start", "call_established"):
+        if ev.key not in _TRACKED:
             return
         sid = ev.session_id or _str(ev.body.get("session_id"))
         if not sid:

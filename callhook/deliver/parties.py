@@ -30,7 +30,23 @@ class Parties:
 
     def note(self, session_id: str, body: Mapping[str, Any], *, start: bool = False) -> None:
         """Remember what this body says; what it says wins over what was known."""
-        self._merge(session_id, tuple(_text(body.get(f)) for f in FIELDS), start, newer=True)
+        # Every event of a call passes here on the writer thread: FIELDS spelled out.
+        get = body.get
+        said = (
+            _text(get("caller")),
+            _text(get("callee")),
+            _text(get("direction")),
+            _text(get("caller_display_name")),
+            _text(get("did")),
+        )
+        known = self._calls.get(session_id)
+        if known is not None and (said == known[0] or not any(said)):
+            # Nothing new said (a body saying none of them, or the same ones again).
+            if start and not known[1]:
+                self._calls[session_id] = (known[0], True)
+            self._calls.move_to_end(session_id)
+            return
+        self._merge(session_id, said, start, newer=True)
 
     def recall(self, session_id: str, start_body: Mapping[str, Any] | None) -> None:
         """The call's start as the event log has it (older: it fills only what is unknown)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from callhook.deliver.parties import Parties
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callhook.deliver.parties import FIELDS, Parties
 
 START = {
     "caller": "0711888",
@@ -51,3 +54,31 @@ def test_bounded() -> None:
     for sid in ("a", "b", "c"):
         p.note(sid, START, start=True)
     assert not p.whole("a") and p.whole("b") and p.whole("c")
+
+
+_VALUES = st.sampled_from(["", "0711888", "101", "inbound", "Jürgen", 7, None])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["s1", "s2"]),
+            st.dictionaries(st.sampled_from(FIELDS), _VALUES, max_size=5),
+            st.booleans(),
+        ),
+        max_size=12,
+    )
+)
+def test_note_merges_as_the_rule_says(notes: list[tuple[str, dict[str, object], bool]]) -> None:
+    """Whatever bodies come in (the same again, none of the fields, new values), each
+    field is the newest non-empty text said, and a call is whole once a start was seen."""
+    p = Parties()
+    expected: dict[str, tuple[dict[str, str], bool]] = {}
+    for session, body, start in notes:
+        p.note(session, body, start=start)
+        fields, whole = expected.get(session, ({f: "" for f in FIELDS}, False))
+        said = {f: v for f, v in body.items() if isinstance(v, str) and v}
+        expected[session] = ({**fields, **said}, whole or start)
+    for session, (fields, whole) in expected.items():
+        assert p.whole(session) == whole
+        assert p.missing(session, {}) == {f: v for f, v in fields.items() if v}
