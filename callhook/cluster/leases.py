@@ -42,7 +42,7 @@ Lost = Callable[[int], Awaitable[None]]
 
 
 class Leases:
-    """This node's partition leases (one per node; `run()` in the node's lifespan)."""
+    """This node's partition leases (one per node: `start()` and `stop()` in its lifespan)."""
 
     def __init__(
         self,
