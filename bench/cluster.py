@@ -8,6 +8,9 @@
    fan-out).
 2. Directory change seen by the other node: an API key is revoked on node A, and node B
    is asked every 5 ms until it refuses the key; 8 times.
+   Then a config reload: a tenant is added to both nodes' config files, node A is asked
+   to reload (`POST /api/v1/config/reload`), and a phone of the new tenant tries node B
+   every 5 ms until it is taken; 5 times.
 3. Phone requests/s with 8 phones spread over both nodes for 5 s (a correctness-safe
    throughput, not a CPU accounting: CPU µs per request over every process is not
    measured yet).
@@ -41,7 +44,7 @@ from bench.common import CpuMeter, table
 from tests.support import postgres
 from tests.support import redis as redis_support
 from tests.support.hub import Hub
-from tests.support.phone import get, pairs
+from tests.support.phone import get, pairs, send_raw
 
 RATE = 200
 SECONDS = 5
@@ -113,6 +116,34 @@ def revocation(a: Hub, b: Hub) -> list[float]:
             time.sleep(0.005)
         out.append((time.perf_counter() - start) * 1000)
     return out
+
+
+def reload_seen(a: Hub, b: Hub) -> list[float]:
+    """ms from asking A to reload its config until B takes the new tenant's phones."""
+    out = []
+    for i in range(5):
+        token = f"tk-bench-reload-{i}"
+        tenant = (f'\n[[tenant]]\nname = "reload{i}"\ningest_token = "{token}"\n'
+                  'open_ingest_networks = ["127.0.0.0/8"]\n')  # fmt: skip
+        for hub in (a, b):
+            hub.config_path.write_text(hub.config_path.read_text() + tenant)
+        start = time.perf_counter()
+        status, body = a.api("POST", "/api/v1/config/reload")
+        assert status == 200 and f"tenant reload{i}" in body["added"], body
+        polls = 0
+        while True:  # each try from its own address: unknown tokens are limited per address
+            polls += 1
+            source = f"127.3.{i}.{polls % 250 + 1}"
+            if send_raw(b.port, phone_get(b.port, token, f"rl-{i}"), source=source).status == 200:
+                break
+            time.sleep(0.005)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def phone_get(port: int, token: str, call_id: str) -> bytes:
+    head = f"GET {url(call_id, token)} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    return (head + "User-Agent: Grandstream GXP2170 1.0.11.3\r\nConnection: close\r\n\r\n").encode()
 
 
 def throughput(a: Hub, b: Hub) -> float:
@@ -244,6 +275,7 @@ def main() -> None:
         try:
             lat = asyncio.run(latency(a, b))
             rev = revocation(a, b)
+            rel = reload_seen(a, b)
             rps = throughput(a, b)
             assert a.proc is not None and b.proc is not None and redis.proc is not None
             postmaster = (postgres.server().data / "postmaster.pid").read_text().split()[0]
@@ -262,6 +294,8 @@ def main() -> None:
           f" p99 {pct(lat, 0.99):.1f} ms, max {max(lat):.1f} ms")  # fmt: skip
     print(f"key revoked on A refused on B after: median {statistics.median(rev):.0f} ms,"
           f" max {max(rev):.0f} ms (8 revocations)")  # fmt: skip
+    print(f"config reload on A, new tenant's phones taken by B after: median"
+          f" {statistics.median(rel):.0f} ms, max {max(rel):.0f} ms (5 reloads)")  # fmt: skip
     print(f"phone requests/s, 8 phones over 2 nodes: {rps:.0f}")
     print(f"failover: node B SIGKILLed, every partition owned again after {took:.1f} s")
     rows = [[name, f"{us:.0f}", f"{idle[name]:.1f}"] for name, us in cluster.items()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -17,11 +18,21 @@ from callhook.store.sql import Conn
 DETACHED = "detached"
 
 
+# (stored hash, SHA-256 of a config password) found to match in this process: a config
+# reload re-applies every password of the file, and an Argon2 check costs ~15 ms (a
+# second for 70 unchanged extensions) where the promise is "seen by every node within 1 s".
+_MATCHED: set[tuple[str, bytes]] = set()
+
+
 def _password_hash(stored: str, password: str) -> str:
     """Keep the stored hash when the password is the same (idempotent restarts)."""
     if not password:
         return ""
-    if stored and security.verify_password(stored, password):
+    seen = (stored, hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest())
+    if stored and (seen in _MATCHED or security.verify_password(stored, password)):
+        if len(_MATCHED) >= 100_000:
+            _MATCHED.clear()
+        _MATCHED.add(seen)
         return stored
     return security.hash_password(password)
 
