@@ -399,9 +399,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             "ALTER TABLE deliveries ADD COLUMN claimed_by TEXT NOT NULL DEFAULT ''",
             "ALTER TABLE deliveries ADD COLUMN claim_until {REAL} NOT NULL DEFAULT 0",
+            # Claimable: due and nobody's, or claimed with the claim expired.
             Only(
                 "postgres",
-                "CREATE INDEX deliveries_due ON deliveries(next_at) WHERE status = 'pending'",
+                "CREATE INDEX deliveries_unclaimed ON deliveries(next_at)"
+                " WHERE status = 'pending' AND claimed_by = ''",
+            ),
+            Only(
+                "postgres",
+                "CREATE INDEX deliveries_claimed ON deliveries(claim_until)"
+                " WHERE status = 'pending' AND claimed_by <> ''",
             ),
             # The session-head rule: a delivery waits while an earlier one of its
             # (endpoint, session) is pending.

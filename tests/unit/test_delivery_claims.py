@@ -132,8 +132,8 @@ async def test_a_node_gives_its_claims_back(url: str) -> None:
     stage(url, [("d1", 1, None), ("d2", 2, None)])
     a, b = ClaimTable(url, "a", ttl=60), ClaimTable(url, "b", ttl=60)
     try:
-        assert len(await a.claim_ids(["d1", "d2", "nope"])) == 2
-        assert await b.claim_ids(["d1"]) == set()
+        assert len(await a.claim_ids(["d1", "d2", "nope"], time.time())) == 2
+        assert await b.claim_ids(["d1"], time.time()) == set()
         assert await a.release() == 2
         assert len(await b.claim_due(time.time(), 10)) == 2
     finally:

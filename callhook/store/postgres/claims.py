@@ -34,9 +34,11 @@ RECONNECT = 1.0  # seconds between attempts to listen again
 
 _NOW = "extract(epoch from statement_timestamp())"
 
+# Each arm of the OR is a partial index (migration 8): nobody's, or an expired claim.
 _CLAIMABLE = f"""
     d.status = 'pending'
-    AND (d.claimed_by = '' OR d.claim_until < {_NOW})
+    AND ((d.claimed_by = '' AND d.next_at <= %(now)s::float8)
+         OR (d.claimed_by <> '' AND d.claim_until < {_NOW} AND d.next_at <= %(now)s::float8))
     AND (d.session_id IS NULL OR NOT EXISTS (
         SELECT 1 FROM deliveries e
         WHERE e.endpoint_id = d.endpoint_id AND e.session_id = d.session_id
@@ -47,7 +49,7 @@ _CLAIMABLE = f"""
 _CLAIM_DUE = f"""
 WITH picked AS (
     SELECT d.delivery_id FROM deliveries d
-    WHERE d.next_at <= %(now)s::float8 AND {_CLAIMABLE}
+    WHERE {_CLAIMABLE}
     ORDER BY d.next_at LIMIT %(limit)s
     FOR UPDATE OF d SKIP LOCKED
 ), claimed AS (
@@ -156,11 +158,13 @@ class ClaimTable:
         params = {"me": self.me, "ttl": self.ttl, "now": now, "limit": limit}
         return [_item(r) for r in await self._run(_CLAIM_DUE, params)]
 
-    async def claim_ids(self, ids: list[str]) -> set[str]:
-        """Claim those of `ids` that are claimable now; returns the ones claimed."""
+    async def claim_ids(self, ids: list[str], now: float) -> set[str]:
+        """Claim those of `ids` that are claimable at `now` (this node's clock); returns
+        the ones claimed."""
         if not ids:
             return set()
-        rows = await self._run(_CLAIM_IDS, {"me": self.me, "ttl": self.ttl, "ids": ids})
+        params = {"me": self.me, "ttl": self.ttl, "ids": ids, "now": now}
+        rows = await self._run(_CLAIM_IDS, params)
         return {str(r[0]) for r in rows}
 
     async def renew(self, ids: list[str]) -> set[str]:
