@@ -24,6 +24,7 @@ class LocalLimiter:
         self._fails: OrderedDict[str, list[float]] = OrderedDict()
         self._held: dict[str, set[str]] = {}  # key -> tokens of checks in flight
         self._ended: dict[str, asyncio.Event] = {}  # key -> set when one of its checks ends
+        self._waiting: dict[str, int] = {}  # key -> attempts waiting on it (to drop the event)
         self._tokens = itertools.count(1)
 
     # the rule, with an explicit clock (unit tests) ---------------------------------------
@@ -80,10 +81,17 @@ class LocalLimiter:
     async def ended(self, key: str, within: float) -> None:
         """Until a check of `key` ends here (or `within` seconds)."""
         ended = self._ended.setdefault(key, asyncio.Event())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             await asyncio.wait_for(ended.wait(), within)
         except TimeoutError:
             pass
+        finally:
+            left = self._waiting.pop(key) - 1
+            if left:
+                self._waiting[key] = left
+            elif self._ended.get(key) is ended:  # nobody waits: bounded by waiters, not keys
+                del self._ended[key]
 
     # Limiter ---------------------------------------------------------------------------
     async def begin(self, key: str, wait: float = WAIT) -> Attempt | Refused:

@@ -68,6 +68,7 @@ def test_a_waiting_attempt_gets_in_when_a_check_ends_and_gives_up_busy() -> None
         await lim.finish(first, failed=False)
         assert isinstance(await waiting, Attempt)
         assert await lim.begin("k", wait=0.05) == Refused(busy=True)
+        assert not lim._ended and not lim._waiting  # nothing kept for keys nobody waits on
 
     asyncio.run(run())
 
