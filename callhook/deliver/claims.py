@@ -199,6 +199,26 @@ class Claims:
         except Exception as exc:
             log.warning("renewing delivery claims failed: %s", exc)
             return
-        lost = len(held) - len(kept)
-        if lost:
-            log.warning("%d delivery claims were taken over by another node", lost)
+        lost = set(held) - kept
+        if not lost:
+            return
+        # Another node took them (this one stalled past its claims): drop those not in
+        # flight, so that they are not sent twice.
+        dropped = 0
+        for q in d.queues.values():
+            for delivery_id in lost & q.items.keys():
+                item = q.items[delivery_id]
+                handle = q.timers.pop(delivery_id, None)
+                if handle is not None:
+                    handle.cancel()
+                elif item in q.ready:
+                    q.ready.remove(item)
+                else:
+                    continue  # in flight: its outcome is not written (not this node's)
+                q.finish(item)
+                dropped += 1
+        log.warning(
+            "%d delivery claims were taken over by another node (%d dropped here)",
+            len(lost),
+            dropped,
+        )

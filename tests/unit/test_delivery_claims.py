@@ -10,6 +10,12 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from callhook.config import DeliveryConfig
+from callhook.deliver.claims import Claims
+from callhook.deliver.dispatch import Dispatcher
+from callhook.deliver.recorder import Recorder
+from callhook.deliver.rules import Index
+from callhook.deliver.sender import Sender
 from callhook.store.postgres.claims import ClaimTable
 from callhook.store.postgres.engine import upgrade
 from callhook.store.records import Attempt, Update
@@ -137,5 +143,44 @@ async def test_a_node_gives_its_claims_back(url: str) -> None:
         assert await a.release() == 2
         assert len(await b.claim_due(time.time(), 10)) == 2
     finally:
+        await a.close()
+        await b.close()
+
+
+class _Health:
+    def succeeded(self, ep: object) -> None: ...
+    def failed(self, ep: object, consecutive: int, reason: str, gone: bool) -> None: ...
+
+
+async def test_a_node_that_stalled_past_its_claims_drops_what_it_no_longer_holds(
+    url: str,
+) -> None:
+    stage(url, [("d1", 1, None), ("d2", 2, None)])
+    a, b = ClaimTable(url, "a", ttl=1), ClaimTable(url, "b", ttl=30)
+    claims = Claims(a, lambda _wake, _ev: asyncio.sleep(0), ttl=1, poll=60)
+    sender = Sender(connect_timeout=1, total_timeout=1, allow_private=True)
+    dispatcher = Dispatcher(
+        sender=sender,
+        recorder=Recorder(claims),
+        store=a,  # type: ignore[arg-type]  # never read: deliveries come from claims
+        index=Index,
+        build=lambda *_a: None,  # type: ignore[arg-type,return-value]
+        settings=DeliveryConfig(),
+        health=_Health(),
+    )
+    claims.dispatcher = dispatcher
+    try:
+        got = await a.claim_due(time.time(), 10)
+        for item in got:  # waiting for a retry an hour away (on a timer)
+            item.next_at = time.time() + 3600
+        dispatcher.add(got)
+        assert dispatcher.depth() == {"ep": 2}
+        await asyncio.sleep(1.2)  # stalled: the claims expire, b takes one of them
+        assert [i.delivery_id for i in await b.claim_due(time.time(), 1)] == ["d1"]
+        await claims._renew()  # renews d2, learns d1 is b's now
+        assert list(dispatcher.queues["ep"].items) == ["d2"]
+        assert claimed_by(url, "d2") == ("a", "pending")
+    finally:
+        await dispatcher.stop(grace=0)
         await a.close()
         await b.close()
