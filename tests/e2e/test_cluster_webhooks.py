@@ -151,35 +151,51 @@ def test_an_endpoint_disabled_by_one_node_is_disabled_on_both(
     assert len(sink.requests("/gone")) == 1
 
 
-def test_a_node_killed_mid_delivery_leaves_it_to_the_other(env: tuple[Cluster, Sink]) -> None:
+def test_a_node_killed_mid_delivery_leaves_it_to_the_other_in_order(
+    env: tuple[Cluster, Sink],
+) -> None:
     cluster, sink = env
-    a, _b = cluster.nodes
-    hook = webhook(cluster, sink, "/held", keys=["call_start"], extensions=["101"])
-    sink.program("/held", hang=True)  # the receiver holds the request
-    Phone(a.port, TOKEN, "101", mac=MACS["101"]).send(
-        "Incoming Call", remote="0711000099", call_id="held-1"
-    )
+    a, b = cluster.nodes
+    keys = ["call_start", "call_established", "call_ended"]
+    hook = webhook(cluster, sink, "/held", keys=keys, extensions=["101"])
+    sink.program("/held", hang=True)  # the receiver holds the first request
+    v = {"remote": "0711000099", "call_id": "held-1"}
+    assert Phone(a.port, TOKEN, "101", mac=MACS["101"]).send("Incoming Call", **v).status == 200
     first = sink.wait_for(1, "/held")[0]
-    rows = a.sql(
-        "SELECT delivery_id, claimed_by FROM deliveries WHERE endpoint_id = ?", (hook["id"],)
-    )
-    assert len(rows) == 1, rows
-    delivery_id, holder = rows[0]
+    assert first.json()["event_type"] == "call_start"
+    # The call goes on, reported to the other node: its next events wait behind the held
+    # one, whichever node would send them (one in flight per endpoint and call).
+    phone_b = Phone(b.port, TOKEN, "101", mac=MACS["101"])
+    for what in ("Establish Call", "Terminate Call"):
+        assert phone_b.send(what, **v).status == 200
+
+    def rows() -> list[tuple[Any, ...]]:
+        return a.sql(
+            "SELECT key, delivery_id, claimed_by FROM deliveries WHERE endpoint_id = ?"
+            " ORDER BY seq",
+            (hook["id"],),
+        )
+
+    wait_for(lambda: len(rows()) == 3, 15)
+    time.sleep(0.5)
+    assert len(sink.requests("/held")) == 1, "nothing after the held one may go out"
+    (_k, delivery_id, holder), *_rest = rows()
     assert holder in ("node-a", "node-b"), holder  # claimed by the node sending it
-    dead, other = (a, cluster.nodes[1]) if holder == "node-a" else (cluster.nodes[1], a)
+    dead, other = (a, b) if holder == "node-a" else (b, a)
     killed_at = time.monotonic()
     dead.kill()
     sink.clear("/held")  # the receiver answers again (the dead node's request is gone)
     wait_for(lambda: len(sink.requests("/held")) >= 2, 20)
     taken_after = time.monotonic() - killed_at
+    wait_for(lambda: len(sink.requests("/held")) >= 4, 20)
     time.sleep(0.5)
     again = sink.requests("/held")[1:]
-    assert [r.headers["webhook-id"] for r in again] == [first.headers["webhook-id"]]
+    assert [r.json()["event_type"] for r in again] == keys, "in order, each once"
+    assert again[0].headers["webhook-id"] == first.headers["webhook-id"]
     # Not before the claim (4 s, renewed until the kill) expired: never two at once.
     assert taken_after > 2.5, taken_after
     status, shown = other.api("GET", f"/api/v1/tenants/acme/deliveries/{delivery_id}")
     assert status == 200 and shown["status"] == "succeeded", shown
     assert [x["status_code"] for x in shown["attempt_log"]] == [200]
-    claimed_by = other.sql("SELECT claimed_by FROM deliveries WHERE delivery_id = ?",
-                           (delivery_id,))  # fmt: skip
-    assert claimed_by == [(f"node-{'b' if dead is a else 'a'}",)]
+    survivor = "node-b" if dead is a else "node-a"
+    assert {r[2] for r in rows()} == {survivor}
