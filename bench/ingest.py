@@ -9,6 +9,7 @@ with a unique call id, each acknowledged only after its group commit (durability
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import urllib.request
@@ -16,7 +17,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import database, free_port, load, python, start, stop, table, wait_http
+from bench.common import (
+    CpuMeter,
+    database,
+    free_port,
+    load,
+    python,
+    start,
+    stop,
+    table,
+    wait_http,
+)
 
 TOKEN = "bench-token"
 EVENTS = ("Incoming%20Call", "Establish%20Call", "Terminate%20Call")
@@ -72,6 +83,8 @@ def main() -> None:
         bare = start([python(), str(Path(__file__).parent / "bare_app.py"), str(port)])
         try:
             wait_http(f"http://127.0.0.1:{port}/", bare)
+            meter = CpuMeter({"server": bare.pid})
+            meter.start()
             bare_rate, tool = load(
                 "127.0.0.1",
                 port,
@@ -80,9 +93,10 @@ def main() -> None:
                 seconds=SECONDS,
                 connections=CONNECTIONS,
             )
+            bare_us = meter.stop()["server"] / (bare_rate * SECONDS) * 1e6
         finally:
             stop(bare)
-        rows.append(("bare uvicorn endpoint (200)", f"{bare_rate:,.0f}", "1.00"))
+        rows.append(("bare uvicorn endpoint (200)", f"{bare_rate:,.0f}", "1.00", f"{bare_us:.1f}"))
 
         port = free_port()
         exts = "\n".join(
@@ -95,6 +109,8 @@ def main() -> None:
         hub = start([python(), "-m", "callhook.cli", "serve", "--config", str(cfg)], cwd=Path(tmp))
         try:
             wait_http(f"http://127.0.0.1:{port}/readyz", hub)
+            meter = CpuMeter({"server": hub.pid})
+            meter.start()
             hub_rate, _ = load(
                 "127.0.0.1",
                 port,
@@ -103,6 +119,7 @@ def main() -> None:
                 seconds=SECONDS,
                 connections=CONNECTIONS,
             )
+            hub_us = meter.stop()["server"] / (hub_rate * SECONDS) * 1e6
             req = urllib.request.Request(
                 f"http://127.0.0.1:{port}/api/v1/tenants/bench/events?key=call_cdr&limit=1",
                 headers={"Authorization": "Bearer bench"},
@@ -112,15 +129,24 @@ def main() -> None:
         finally:
             stop(hub)
         ratio = hub_rate / bare_rate
-        rows.append(("callhook ingest, durable ack", f"{hub_rate:,.0f}", f"{ratio:.2f}"))
+        rows.append(
+            ("callhook ingest, durable ack", f"{hub_rate:,.0f}", f"{ratio:.2f}", f"{hub_us:.1f}")
+        )
     print(
         table(
             f"ingest ({tool}, {CONNECTIONS} connections, {SECONDS}s each)",
-            ["server", "req/s", "ratio"],
+            ["server", "req/s", "ratio", "server CPU µs/req"],
             rows,
         )
     )
+    # A busy machine moves req/s a lot (each server gets what CPU is left) and CPU time per
+    # request far less: read this line beside the ratio when the load average is high.
+    print(f"CPU per request, bare ÷ hub: {bare_us / hub_us:.3f} (load average {load_avg()})")
     print(f"RATIO ingest{suffix} {ratio:.3f}")
+
+
+def load_avg() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
