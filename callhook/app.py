@@ -41,7 +41,7 @@ from callhook.connections import ConnectionLimits
 from callhook.correlate import CorrelationSettings, Correlator
 from callhook.dashboard import apidocs
 from callhook.dashboard import routes as dashboard
-from callhook.dashboard.tickets import TicketBook
+from callhook.dashboard.shared_tickets import ticket_book
 from callhook.deliver.claims import Claims
 from callhook.deliver.service import DeliveryService
 from callhook.directory import Tenant
@@ -140,7 +140,7 @@ class Hub:
             proxies=self.proxies,
             unknown_tokens=self.limits.ingest,
         )
-        self.dashboard_tickets = TicketBook()  # dashboard login to WSI (dashboard/tickets.py)
+        self.dashboard_tickets = ticket_book(server.bus)  # dashboard login to WSI
         self.wsi = WsiService(
             self,
             self.metrics.registry,
@@ -324,6 +324,8 @@ class Hub:
             stack.push_async_callback(self.bus.stop)
             await self.limits.start()
             stack.push_async_callback(self.limits.stop)
+            await self.dashboard_tickets.start()
+            stack.push_async_callback(self.dashboard_tickets.stop)
             if self.leases is not None:  # after what processing a partition needs
                 await self.leases.start()
                 stack.push_async_callback(self.leases.stop)

@@ -26,6 +26,9 @@ from callhook import __version__
 from callhook.api.auth import Principal, hub_of, principal, require_tenant
 from callhook.config import loopback_only
 from callhook.dashboard import health
+from callhook.dashboard.shared_tickets import SharedTickets
+from callhook.dashboard.tickets import TicketBook
+from callhook.errors import Unavailable
 from callhook.events import TOPICS
 from callhook.phone_urls import URL_VENDORS
 from callhook.phone_urls import models as phone_models
@@ -117,10 +120,17 @@ async def ticket(
     tickets = hub.dashboard_tickets
     # ws_path null: no WSI server takes tickets on this hub; the dashboard polls instead.
     return {
-        "ticket": tickets.issue(tenant),
+        "ticket": await _grant(tickets, tenant),
         "expires_in": tickets.ttl,
         "ws_path": tickets.ws_path,
     }
+
+
+async def _grant(tickets: TicketBook | SharedTickets, tenant: str) -> str:
+    try:
+        return await tickets.grant(tenant)
+    except ConnectionError as exc:  # a cluster's tickets are in Redis
+        raise Unavailable(f"no ticket now ({exc}); poll the events API meanwhile") from None
 
 
 @router.get(

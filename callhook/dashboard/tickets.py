@@ -48,6 +48,18 @@ class TicketBook:
         self._tickets[ticket] = (tenant, now + self.ttl)
         return ticket
 
+    async def start(self) -> None:
+        """Nothing to open (a cluster's tickets are in Redis: shared_tickets.py)."""
+
+    async def stop(self) -> None:
+        """Nothing to close."""
+
+    async def grant(self, tenant: str) -> str:
+        return self.issue(tenant)
+
+    async def check(self, tenant: str, ticket: str) -> bool:
+        return self.redeem(tenant, ticket)
+
     def redeem(self, tenant: str, ticket: str) -> bool:
         """True once for a live ticket of `tenant`; a ticket is used up even when it fails."""
         if not ticket.startswith(PREFIX):

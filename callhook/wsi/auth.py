@@ -69,7 +69,9 @@ def find_tenant(tenants: Mapping[str, Tenant], cmd: Auth) -> Tenant | None:
 class Tickets(Protocol):
     """One-time tickets accepted in place of a tenant password (the dashboard's live channel)."""
 
-    def redeem(self, tenant: str, ticket: str) -> bool: ...
+    async def check(self, tenant: str, ticket: str) -> bool:
+        """True once for a live ticket of `tenant`; ConnectionError: cannot tell now."""
+        ...
 
     def attach(self, ws_path: str) -> None: ...
 
@@ -188,14 +190,16 @@ class Authenticator:
         if isinstance(by_account, Refused):  # refused without a check: costs the source nothing
             await self.by_address.finish(by_source, failed=False)
             return self._refused(by_account, address, label)
-        if (
-            tenant is not None
-            and cmd.extension is None
-            and self.tickets is not None
-            and self.tickets.redeem(tenant.name, cmd.password)
-        ):
-            await self._finish(by_account, by_source, failed=False)
-            return Principal(tenant.name, None)
+        if tenant is not None and cmd.extension is None and self.tickets is not None:
+            try:
+                redeemed = await self.tickets.check(tenant.name, cmd.password)
+            except ConnectionError:  # the cluster's tickets are away: not the client's fault
+                await self._finish(by_account, by_source, failed=False)
+                self.metrics.refused.labels("wsi", "busy").inc()
+                return BUSY
+            if redeemed:
+                await self._finish(by_account, by_source, failed=False)
+                return Principal(tenant.name, None)
         try:
             if tenant is None:
                 await self._verify_dummy(cmd.password)  # same cost as a real miss

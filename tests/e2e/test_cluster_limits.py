@@ -141,3 +141,18 @@ def test_with_redis_away_each_node_still_limits_on_its_own(cluster: Cluster) -> 
             time.sleep(0.2)
     got = [_api((a, b)[i % 2], f"chk_up{i}", "127.0.11.4") for i in range(API_PER_SOURCE + 2)]
     assert got == [401] * API_PER_SOURCE + [429, 429], got
+
+
+def test_a_dashboard_ticket_from_one_node_opens_the_live_channel_on_the_other(
+    cluster: Cluster,
+) -> None:
+    """Behind a round-robin balancer the dashboard's ticket request and its WebSocket may
+    reach different nodes; a ticket unknown there would count as a failed login of the
+    tenant (for the whole cluster) and leave the dashboard polling."""
+    a, b = cluster.nodes
+    for issuer, redeemer in ((a, b), (b, a)):
+        status, body = issuer.api("POST", "/api/v1/tenants/acme/dashboard-ticket")
+        assert status == 201, body
+        ticket = {"name": "acme", "password": body["ticket"]}
+        assert logins([(redeemer, "127.0.12.1", ticket)]) == {key(OK): 1}
+        assert logins([(issuer, "127.0.12.1", ticket)]) == {key(WRONG): 1}  # used up
