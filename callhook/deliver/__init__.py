@@ -6,5 +6,6 @@ same transaction as the event (outbox.py); after commit the rows reach per-endpo
 http1.py) and record every attempt in batches through the single writer (recorder.py).
 Pure parts: backoff.py, signing.py, call_events.py, payload.py, rules.py. The outbox
 remembers each call's parties (parties.py) for the Call Events requests of events that do
-not say them.
+not say them. In a cluster the queues get only what this node claimed in PostgreSQL
+(claims.py), so any node sends what any node committed, each delivery once.
 """
