@@ -35,6 +35,7 @@ from callhook.ingest.model import ParsedRequest, PhoneEvent
 from callhook.pipeline import DeviceCache, device_of, mark
 from callhook.store import Append, Appended, CorrelationState, Fence, StoreError
 from callhook.store.postgres.inbox import Entry, PgInbox, consume
+from callhook.store.records import DeviceSeen
 from callhook.store.sql.log import SqlEventLog
 
 log = logging.getLogger("callhook.cluster")
@@ -185,7 +186,7 @@ class Owner:
         self._forget_unstored_devices(batch, appended)
         return len(entries) == BATCH
 
-    def _correlate(self, tenant: Tenant, e: Entry) -> tuple[list[Event], Any, bool]:
+    def _correlate(self, tenant: Tenant, e: Entry) -> tuple[list[Event], DeviceSeen | None, bool]:
         """(events, device row to write, found) of one entry."""
         b = e.body
         if e.kind == "phone":
