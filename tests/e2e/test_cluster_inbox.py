@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 from callhook.cluster.partitions import partition_of
 from tests.e2e.test_cluster import Cluster, check_log, cluster, phones_on_both, ring, wait_for
@@ -159,3 +160,37 @@ def test_the_owner_killed_under_load_loses_no_acknowledged_report(cluster: Clust
         for t in threads:
             t.join()
     check_log(other, acked)  # every acknowledged call once, seq gap-free
+
+
+def test_a_new_owner_restores_open_calls_and_runs_their_timers(tmp_path: Path) -> None:
+    """The owner stops (its partitions handed back); the other node takes the tenant's
+    partition, restores the ringing call from PostgreSQL, recognises its late report as
+    the same call, and ends it at its ring timeout: the timers run on the owner."""
+    c = Cluster(tmp_path)
+    for hub in c.nodes:
+        text = hub.config_path.read_text()
+        hub.config_path.write_text(
+            text.replace("tick_interval = 0.2", "tick_interval = 0.2\nring_timeout = 4")
+        )
+    c.start()
+    try:
+        owner, other = owner_of(c)
+        phone = Phone(other.port, TOKEN, "101", mac="000B82000101")
+        assert phone.send("Incoming Call", remote="0711000001", call_id="rt-1").status == 200
+        wait_for(lambda: any(e.get("call_id") == "rt-1" for e in other.all_events()), 10)
+        assert owner.stop() == 0  # hands its partitions back at once
+        assert owner_of(c)[0] is other
+        calls = other.api("GET", "/api/v1/tenants/acme/calls")[1]["calls"]
+        assert [x["call_id"] for x in calls] == ["rt-1"]  # restored, still ringing
+        assert phone.send("Incoming Call", remote="0711000001", call_id="rt-1").status == 200
+
+        def ended() -> list[str]:
+            return [e["event_type"] for e in other.all_events() if e.get("call_id") == "rt-1"]
+
+        wait_for(lambda: "call_cdr" in ended(), 15)
+        assert ended().count("call_start") == 1, ended()
+        assert "call_noanswer" in ended(), ended()
+        (cdr,) = [e for e in other.all_events() if e["event_type"] == "call_cdr"]
+        assert (cdr["status"], cdr["end_reason"]) == ("missed", "ring_timeout")
+    finally:
+        c.stop()
