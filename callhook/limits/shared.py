@@ -39,7 +39,8 @@ PREFIX = "callhook:limit:"
 NOTICES = "callhook:limits"  # pub/sub: {"k": key, "ms": blocked for}
 RETRY = 1.0  # seconds between attempts to reach Redis again
 POLL = 0.05  # seconds between looks while checks held on other nodes fill a key
-HOLD_MS = 120_000  # a reservation lapses after this (its node died mid-check)
+HOLD_MS = 30_000  # a reservation lapses after this (its node died mid-check): longer
+# than any check takes (up to WAIT for a place, then the Argon2 queue: seconds)
 MAX_PENDING = 10_000  # ingest failures waiting to be counted in Redis
 ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
