@@ -209,9 +209,10 @@ class Hub:
         from callhook.store.postgres.claims import ClaimTable, listen  # PostgreSQL, surely
 
         url, me, d = self.settings.server.database, self.node_id, self.settings.delivery
+        timeout = self.settings.server.database_timeout
         return Claims(
-            ClaimTable(url, me, ttl=d.claim_ttl),
-            lambda wake, listening: listen(url, me, wake, listening),
+            ClaimTable(url, me, ttl=d.claim_ttl, timeout=timeout),
+            lambda wake, listening: listen(url, me, wake, listening, timeout),
             ttl=d.claim_ttl,
             poll=d.claim_poll,
         )

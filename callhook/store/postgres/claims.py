@@ -23,8 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from callhook.store import StoreError
+from callhook.store.postgres.engine import TIMEOUT, dsn, liveness
 from callhook.store.records import Attempt, Item, Update
 
 log = logging.getLogger("callhook.deliver")
@@ -134,10 +136,11 @@ class ClaimTable:
         conn = self._conn
         if conn is None or conn.closed or conn.broken:
             ms = int(self.timeout * 1000)
+            # a cut network is noticed as the store's connections notice it
+            silent = liveness(self.url, max(1, math.ceil(self.timeout)))
             conn = await psycopg.AsyncConnection.connect(
-                self.url,
+                make_conninfo(dsn(self.url), **silent),
                 autocommit=True,
-                connect_timeout=max(1, math.ceil(self.timeout)),
                 options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
             )
             self._conn = conn
@@ -220,13 +223,19 @@ class ClaimTable:
 
 
 async def listen(
-    url: str, me: str, on_notify: Callable[[], None], connected: asyncio.Event
+    url: str,
+    me: str,
+    on_notify: Callable[[], None],
+    connected: asyncio.Event,
+    silent_after: int = TIMEOUT,
 ) -> None:
-    """LISTEN for other nodes' notices, forever, reconnecting by itself; calls `on_notify`
-    for each (and once on every (re)connection: what came while not listening)."""
+    """LISTEN for other nodes' notices, forever, reconnecting by itself (a connection
+    silent for `silent_after` seconds is given up); calls `on_notify` for each, and once
+    on every (re)connection: what came while not listening."""
     while True:
         try:
-            conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=5)
+            conninfo = make_conninfo(dsn(url), **liveness(url, silent_after))
+            conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
         except psycopg.Error as exc:
             log.warning("delivery claims cannot listen: %s", " ".join(str(exc).split()))
             await asyncio.sleep(RECONNECT)
