@@ -78,6 +78,7 @@ bench: $(STAMP) postgresql redis
 	@for b in bench/ingest.py bench/fanout.py bench/webhooks.py; do echo "== $$b on PostgreSQL"; BENCH_DATABASE=postgresql $(BIN)/python $$b || exit 1; done
 	@echo "== bench/pg_driver.py"; $(BIN)/python bench/pg_driver.py || exit 1
 	@echo "== bench/cluster.py"; $(BIN)/python bench/cluster.py || exit 1
+	@echo "== bench/cluster_webhooks.py"; $(BIN)/python bench/cluster_webhooks.py || exit 1
 	@if command -v kamailio >/dev/null && command -v sipp >/dev/null; then \
 	  echo "== bench/kamailio.py"; $(BIN)/python bench/kamailio.py || exit 1; \
 	else echo "== bench/kamailio.py: skipped, Kamailio/SIPp not installed (make sip-tools)"; fi
