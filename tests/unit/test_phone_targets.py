@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from callhook.app import Hub
+from callhook.api.app import phone_targets
 from callhook.ingest.routes import PhoneTargets
 
 
 def _targets(app: FastAPI) -> PhoneTargets:
-    return Hub._phone_targets(app)
+    return phone_targets(app)
 
 
 def _app() -> FastAPI:
