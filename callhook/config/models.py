@@ -437,6 +437,22 @@ class Settings(_Strict):
     testing: TestingConfig = TestingConfig()
     tenant: list[TenantConfig] = []
 
+    @field_validator("cluster")
+    @classmethod
+    def _lease_outlasts_a_dead_connection(
+        cls, v: ClusterConfig, info: ValidationInfo
+    ) -> ClusterConfig:
+        server = info.data.get("server")  # absent if it was refused itself
+        clustered = server is not None and server.bus.startswith(("redis://", "rediss://"))
+        if clustered and server.database_timeout > v.lease_ttl:
+            raise ValueError(
+                f"lease_ttl = {v.lease_ttl:g} is shorter than server.database_timeout ="
+                f" {server.database_timeout}: a node cut off in the middle of a write keeps its"
+                " partitions locked until PostgreSQL drops its connection, so a takeover would"
+                " wait database_timeout, not lease_ttl; make lease_ttl at least database_timeout"
+            )
+        return v
+
     @field_validator("tenant")
     @classmethod
     def _unique(cls, v: list[TenantConfig]) -> list[TenantConfig]:

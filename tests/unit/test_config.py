@@ -56,6 +56,9 @@ def test_errors_name_key_and_value(data: dict, env: dict, needle: str) -> None:
     assert needle in str(exc.value)
 
 
+_CLUSTERED = {"database": "postgresql://db/callhook", "bus": "redis://cache:6379/0"}
+
+
 @pytest.mark.parametrize(
     ("data", "needle"),
     [
@@ -67,6 +70,13 @@ def test_errors_name_key_and_value(data: dict, env: dict, needle: str) -> None:
         ({"server": {"bus": "rediss://cache"}}, 'set server.database = "postgresql://..." too'),
         ({"server": {"bus": "kafka"}}, "server.bus = 'kafka': expected \"memory\" or redis://"),
         ({"server": {"workers": 2}}, "server.workers = 2: several worker processes are"),
+        (
+            {
+                "server": {**_CLUSTERED, "database_timeout": 30},
+                "cluster": {"lease_ttl": 10, "lease_renew": 2},
+            },
+            "cluster: lease_ttl = 10 is shorter than server.database_timeout = 30: a node cut",
+        ),
         ({"server": {"database": "sqlite:///:memory:"}}, "expected a file path"),
         ({"server": {"database": "sqlite:///file:x?mode=memory"}}, "expected a file path"),
     ],
