@@ -443,8 +443,11 @@ class Settings(_Strict):
         cls, v: ClusterConfig, info: ValidationInfo
     ) -> ClusterConfig:
         server = info.data.get("server")  # absent if it was refused itself
-        clustered = server is not None and server.bus.startswith(("redis://", "rediss://"))
-        if clustered and server.database_timeout > v.lease_ttl:
+        if not isinstance(server, ServerConfig) or not server.bus.startswith(
+            ("redis://", "rediss://")
+        ):
+            return v
+        if server.database_timeout > v.lease_ttl:
             raise ValueError(
                 f"lease_ttl = {v.lease_ttl:g} is shorter than server.database_timeout ="
                 f" {server.database_timeout}: a node cut off in the middle of a write keeps its"
