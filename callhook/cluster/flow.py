@@ -61,10 +61,18 @@ class ClusterFlow:
         )
         self.state: StateView = ClusterState(self.owner, store.state, blank)
         self.leases = leases
-        leases.on_acquired = self.owner.acquired
-        leases.on_lost = self.owner.lost
+        leases.on_acquired = self._acquired
+        leases.on_lost = self._lost
         self.listener = Listener(url, self.owner.wake, self.replies.notified, timeout)
         self._task: asyncio.Task[None] | None = None
+
+    async def _acquired(self, partition: int, epoch: int) -> None:
+        await self.owner.acquired(partition, epoch)
+        self.listener.follow(self.owner.owned)  # its new entries wake this node now
+
+    async def _lost(self, partition: int) -> None:
+        await self.owner.lost(partition)
+        self.listener.follow(self.owner.owned)
 
     async def start(self) -> None:
         await self.inbox.open()

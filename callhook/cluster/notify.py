@@ -2,6 +2,11 @@
 
 One connection per node, in autocommit, reconnecting by itself. A notification missed
 while it reconnects costs latency only: the owner and the reply waiters also poll.
+New entries are notified on one channel per partition, and a node listens only to the
+partitions it owns (`follow`): a report wakes its owner, not every node of the cluster.
+The channels followed change at most a second after the leases did (the connection is
+busy waiting for notifications meanwhile); the owner is woken once they are listened
+to, so an entry notified just before is not left for its next poll.
 """
 
 from __future__ import annotations
@@ -9,17 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
 from callhook.store.postgres.engine import TIMEOUT, dsn, liveness
-from callhook.store.postgres.inbox import DONE_CHANNEL, INBOX_CHANNEL
+from callhook.store.postgres.inbox import DONE_CHANNEL, INBOX_CHANNEL, inbox_channel
 
 log = logging.getLogger("callhook.cluster")
 
 RECONNECT = 1.0  # seconds between attempts
+FOLLOW_EVERY = 1.0  # seconds between checks of the partitions to listen to
 
 
 class Listener:
@@ -38,6 +44,11 @@ class Listener:
         self.on_done = on_done
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._wanted: frozenset[int] = frozenset()  # partitions to listen to
+
+    def follow(self, partitions: Iterable[int]) -> None:
+        """Listen to these partitions' new entries (those this node owns), only."""
+        self._wanted = frozenset(partitions)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="inbox-listener")
@@ -61,16 +72,32 @@ class Listener:
                 continue
             try:
                 async with conn:
-                    await conn.execute(f"LISTEN {INBOX_CHANNEL}")
                     await conn.execute(f"LISTEN {DONE_CHANNEL}")
+                    listening: frozenset[int] = frozenset()
                     self.connected.set()
                     self.on_inbox(-1)  # whatever came while not listening: look now
-                    async for n in conn.notifies():
-                        self._dispatch(n.channel, n.payload)
+                    while True:
+                        listening = await self._listen(conn, listening)
+                        async for n in conn.notifies(timeout=FOLLOW_EVERY):
+                            self._dispatch(n.channel, n.payload)
             except psycopg.Error as exc:
                 log.warning("inbox listener lost PostgreSQL: %s", " ".join(str(exc).split()))
             self.connected.clear()
             await asyncio.sleep(RECONNECT)
+
+    async def _listen(
+        self, conn: psycopg.AsyncConnection[object], listening: frozenset[int]
+    ) -> frozenset[int]:
+        """LISTEN to the partitions wanted now, UNLISTEN the others; what is listened to."""
+        wanted = self._wanted
+        for p in sorted(listening - wanted):
+            await conn.execute(f"UNLISTEN {inbox_channel(p)}")
+        added = sorted(wanted - listening)
+        for p in added:
+            await conn.execute(f"LISTEN {inbox_channel(p)}")
+        if added:
+            self.on_inbox(-1)  # entries notified before we listened: look now
+        return wanted
 
     def _dispatch(self, channel: str, payload: str) -> None:
         try:
@@ -78,7 +105,7 @@ class Listener:
         except ValueError:
             return
         try:
-            if channel == INBOX_CHANNEL:
+            if channel.startswith(INBOX_CHANNEL):
                 self.on_inbox(value)
             elif channel == DONE_CHANNEL:
                 self.on_done(value)

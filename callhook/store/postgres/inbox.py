@@ -4,8 +4,10 @@ Any node appends a checked report (a phone's request, a published event, an end-
 Kamailio report) to the `inbox` table and answers once that COMMIT returned: the report is
 durable whatever node correlates it. The append runs on the inbox's own writer (group
 commit, a connection of its own), so it never waits for an owner's transaction, and it
-notifies `callhook_inbox` with the partition in the same transaction, which wakes the
-owner at once (LISTEN/NOTIFY; the owner also polls, in case a notification is missed).
+notifies `callhook_inbox_<partition>` in the same transaction, which wakes the owner at
+once (LISTEN/NOTIFY; the owner also polls, in case a notification is missed). A channel
+per partition: only the node that owns it listens, so the others are not woken for
+every report.
 
 The owner reads its partitions' entries in id order and consumes them (DELETE) in the
 same fenced transaction that appends their events, snapshots, devices and outbox rows
@@ -33,10 +35,16 @@ from callhook.store.postgres.engine import TIMEOUT, Engine
 from callhook.store.sql import Conn
 from callhook.store.sql.engine import WriterState
 
-INBOX_CHANNEL = "callhook_inbox"  # payload: the partition
+INBOX_CHANNEL = "callhook_inbox_"  # + the partition (payload: the partition)
 DONE_CHANNEL = "callhook_done"  # payload: the entry id whose reply is written
 SEEN_FOR = 86_400.0  # seconds a dedupe key is remembered
 REPLIES_FOR = 600.0  # seconds a reply is kept for its caller
+
+
+def inbox_channel(partition: int) -> str:
+    """The channel a partition's new entries are notified on: only its owner listens."""
+    return f"{INBOX_CHANNEL}{partition}"
+
 
 # Entries not consumed yet, by partition (the cluster status's inbox lag).
 LAG = "SELECT partition, COUNT(*) FROM inbox GROUP BY partition"
@@ -157,7 +165,7 @@ def _append(conn: Conn, st: WriterState, e: NewEntry) -> int | None:
         row = (0,)
         conn.execute(_INSERT, (e.partition, e.tenant, e.kind, e.body, now))
     # Notifications go out at COMMIT, once per distinct payload of the transaction.
-    conn.execute("SELECT pg_notify(?, ?)", (INBOX_CHANNEL, str(e.partition)))
+    conn.execute("SELECT pg_notify(?, ?)", (inbox_channel(e.partition), str(e.partition)))
     return int(row[0])
 
 
