@@ -6,9 +6,11 @@ only ever get deliveries this node claimed:
 
 - **Fast path.** Deliveries this node just committed are claimed by id right after the
   commit (one statement for the whole batch) and handed to the local queues at once.
-- **Claim passes.** After each batch of outcomes is written (a delivery that finished may
-  let the next of its session go), on a notice from another node, and every `poll`
-  seconds (retries that came due, claims a dead node left to expire), the node claims due
+- **The next of a call.** A delivery that finished lets the next of its (endpoint,
+  session) go: the node that finished it claims that one in the transaction that records
+  the outcome, and sends it at once.
+- **Claim passes.** On a notice from another node and every `poll` seconds (retries that
+  came due, claims a dead node left to expire, work nobody took), the node claims due
   deliveries up to its room (`capacity` in memory).
 - **Sharing.** A pass that filled its batch tells the other nodes (`NOTIFY`) that more is
   waiting, so a burst committed on one node is sent by all of them.
@@ -40,7 +42,9 @@ class ClaimStore(Protocol):
     async def claim_due(self, now: float, limit: int) -> list[Item]: ...
     async def claim_ids(self, ids: list[str], now: float) -> set[str]: ...
     async def renew(self, ids: list[str]) -> set[str]: ...
-    async def record(self, updates: list[Update], attempts: list[Attempt]) -> None: ...
+    async def record(
+        self, updates: list[Update], attempts: list[Attempt], now: float | None = None
+    ) -> list[Item]: ...
     async def release(self) -> int: ...
     async def notify(self) -> None: ...
     async def close(self) -> None: ...
@@ -174,9 +178,12 @@ class Claims:
 
     # outcomes (recorder.Writer) --------------------------------------------------------
     async def record(self, updates: list[Update], attempts: list[Attempt]) -> None:
-        await self.table.record(updates, attempts)
-        if any(u.status != "pending" for u in updates):
-            self.kick()  # a finished delivery may let the next of its session go
+        # A finished delivery lets the next of its session go: claimed in the same
+        # transaction, sent from here at once.
+        following = await self.table.record(updates, attempts, self.clock())
+        if following and self.dispatcher is not None:
+            self.claimed += len(following)
+            self.dispatcher.add(following)
 
     # holding ---------------------------------------------------------------------------
     async def _timers(self) -> None:

@@ -78,6 +78,33 @@ FROM picked WHERE d.delivery_id = picked.delivery_id
 RETURNING d.delivery_id
 """
 
+# After outcomes: the next pending delivery of each (endpoint, session) whose delivery
+# just finished, claimed by the node that finished it (it was waiting behind it). One
+# index range per finished delivery, not a scan of everything waiting.
+_CLAIM_NEXT = f"""
+WITH done AS (
+    SELECT DISTINCT endpoint_id, session_id FROM deliveries
+    WHERE delivery_id = ANY(%(ids)s) AND session_id IS NOT NULL AND status <> 'pending'
+), heads AS (
+    SELECT h.delivery_id FROM done CROSS JOIN LATERAL (
+        SELECT d.delivery_id FROM deliveries d
+        WHERE d.endpoint_id = done.endpoint_id AND d.session_id = done.session_id
+          AND d.status = 'pending'
+        ORDER BY d.seq LIMIT 1) h
+), claimed AS (
+    UPDATE deliveries d SET claimed_by = %(me)s, claim_until = {_NOW} + %(ttl)s::float8
+    FROM heads WHERE d.delivery_id = heads.delivery_id AND d.status = 'pending'
+      AND ((d.claimed_by = '' AND d.next_at <= %(now)s::float8)
+           OR (d.claimed_by <> '' AND d.claim_until < {_NOW} AND d.next_at <= %(now)s::float8))
+    RETURNING d.delivery_id, d.endpoint_id, d.seq, d.event_id, d.session_id, d.attempts,
+              d.schedule_base, d.next_at, d.context, d.tenant
+)
+SELECT c.delivery_id, c.endpoint_id, c.seq, c.event_id, c.session_id, c.attempts,
+       c.schedule_base, c.next_at, ev.body, ev.extensions, c.context
+FROM claimed c JOIN events ev ON ev.tenant = c.tenant AND ev.seq = c.seq
+ORDER BY c.seq
+"""
+
 _RENEW = f"""
 UPDATE deliveries SET claim_until = GREATEST(claim_until, {_NOW} + %(ttl)s::float8)
 WHERE delivery_id = ANY(%(ids)s) AND claimed_by = %(me)s AND status = 'pending'
@@ -86,18 +113,29 @@ RETURNING delivery_id
 
 # A retry waiting for its time stays with the node that made the attempt (its timer),
 # until its delay plus the claim time passed: then any node may take it.
-_OUTCOME = f"""
-UPDATE deliveries SET status = %s, attempts = %s, next_at = %s, last_code = %s::bigint,
-    last_error = %s, updated_at = %s,
-    claim_until = CASE WHEN %s::text = 'pending' THEN {_NOW} + GREATEST(0, %s::float8) + %s::float8
-        ELSE claim_until END
-WHERE delivery_id = %s AND claimed_by = %s AND status = 'pending'
-"""
-
-_ATTEMPT = """
-INSERT INTO delivery_attempts SELECT %s::text, %s::bigint, %s::float8, %s::bigint,
-    %s::float8, %s::text, %s::text
-WHERE EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = %s)
+# A batch of outcomes and attempts in one statement (arrays, not a statement per row).
+_RECORD = f"""
+WITH u AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(attempts)s::bigint[],
+                         %(next_at)s::float8[], %(codes)s::bigint[], %(errors)s::text[],
+                         %(updated)s::float8[])
+        AS u(delivery_id, status, attempts, next_at, last_code, last_error, updated_at)
+), outcomes AS (
+    UPDATE deliveries d SET status = u.status, attempts = u.attempts, next_at = u.next_at,
+        last_code = u.last_code, last_error = u.last_error, updated_at = u.updated_at,
+        claim_until = CASE WHEN u.status = 'pending'
+            THEN {_NOW} + GREATEST(0, u.next_at - u.updated_at) + %(ttl)s::float8
+            ELSE d.claim_until END
+    FROM u WHERE d.delivery_id = u.delivery_id AND d.claimed_by = %(me)s
+      AND d.status = 'pending'
+    RETURNING d.delivery_id
+)
+INSERT INTO delivery_attempts
+SELECT a.* FROM unnest(%(a_ids)s::text[], %(a_n)s::bigint[], %(a_at)s::float8[],
+                       %(a_codes)s::bigint[], %(a_latency)s::float8[], %(a_errors)s::text[],
+                       %(a_responses)s::text[])
+    AS a(delivery_id, n, at, status_code, latency_ms, error, response)
+WHERE EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = a.delivery_id)
 ON CONFLICT (delivery_id, n) DO UPDATE SET at = excluded.at,
     status_code = excluded.status_code, latency_ms = excluded.latency_ms,
     error = excluded.error, response = excluded.response
@@ -177,28 +215,31 @@ class ClaimTable:
         rows = await self._run(_RENEW, {"me": self.me, "ttl": self.ttl, "ids": ids})
         return {str(r[0]) for r in rows}
 
-    async def record(self, updates: list[Update], attempts: list[Attempt]) -> None:
-        """Outcomes of this node's attempts, in one transaction (recorder.Writer)."""
-        async with self._lock:
-            try:
-                conn = await self._connection()
-                async with conn.transaction(), conn.cursor() as cur:
-                    if updates:
-                        await cur.executemany(
-                            _OUTCOME,
-                            [(u.status, u.attempts, u.next_at, u.last_code, u.last_error,
-                              u.updated_at, u.status, u.next_at - u.updated_at, self.ttl,
-                              u.delivery_id, self.me) for u in updates],
-                        )  # fmt: skip
-                    if attempts:
-                        await cur.executemany(
-                            _ATTEMPT,
-                            [(a.delivery_id, a.n, a.at, a.status_code, a.latency_ms, a.error,
-                              a.response, a.delivery_id) for a in attempts],
-                        )  # fmt: skip
-            except psycopg.Error as exc:
-                await self._drop()
-                raise StoreError(f"delivery outcomes: {' '.join(str(exc).split())}") from exc
+    async def record(
+        self, updates: list[Update], attempts: list[Attempt], now: float | None = None
+    ) -> list[Item]:
+        """Outcomes of this node's attempts (one statement); with `now` (this node's
+        clock), then claims what each finished delivery let go next and returns it."""
+        last = {u.delivery_id: u for u in updates}  # the newest of each, in order
+        tried = {(a.delivery_id, a.n): a for a in attempts}
+        us, at = list(last.values()), list(tried.values())
+        params = {
+            "me": self.me, "ttl": self.ttl,
+            "ids": [u.delivery_id for u in us], "statuses": [u.status for u in us],
+            "attempts": [u.attempts for u in us], "next_at": [u.next_at for u in us],
+            "codes": [u.last_code for u in us], "errors": [u.last_error for u in us],
+            "updated": [u.updated_at for u in us],
+            "a_ids": [a.delivery_id for a in at], "a_n": [a.n for a in at],
+            "a_at": [a.at for a in at], "a_codes": [a.status_code for a in at],
+            "a_latency": [a.latency_ms for a in at], "a_errors": [a.error for a in at],
+            "a_responses": [a.response for a in at],
+        }  # fmt: skip
+        await self._run(_RECORD, params)
+        finished = [u.delivery_id for u in us if u.status != "pending"]
+        if not finished or now is None:
+            return []
+        params = {"me": self.me, "ttl": self.ttl, "ids": finished, "now": now}
+        return [_item(r) for r in await self._run(_CLAIM_NEXT, params)]
 
     async def release(self) -> int:
         """Give up every claim of this node on pending deliveries (start and stop)."""
