@@ -16,7 +16,8 @@
    measured yet).
 4. CPU per phone request over every process (measured first, while no call is open, as
    on the single node it is compared with): phones send COST_RATE requests/s for
-   COST_SECONDS, alternating between the nodes, while the user + system time of both
+   COST_SECONDS, the realistic mix of bench/ingest.py (each call: `Incoming Call`,
+   `Establish Call`, `Terminate Call`; 50 extensions), alternating between the nodes, while the user + system time of both
    nodes, the PostgreSQL postmaster and every process it forked (backends, WAL writer,
    ...) and redis-server is read from /proc; then the same load goes to one SQLite node
    (the default single-node hub) started in the same run. `RATIO cluster_cost` = the
@@ -58,6 +59,20 @@ IDLE_SECONDS = 4
 def url(call_id: str, token: str = "gs-7f3a9c") -> str:
     values = {"token": token, "event": "Incoming Call", "local": "101", "remote": "0700"}
     return "/" + pairs({**values, "call_id": call_id})
+
+
+CALL_EVENTS = ("Incoming Call", "Establish Call", "Terminate Call")
+
+
+def call_url(tag: str, i: int) -> str:
+    """The i-th request of the CPU accounting: calls of three requests (ringing,
+    answered, hung up) over 50 extensions, as bench/ingest.py sends them, so the open
+    calls stay few as on a real phone system."""
+    call, ext = i // 3, 100 + (i // 3) % 50
+    values = {"token": "gs-7f3a9c", "event": CALL_EVENTS[i % 3], "mac": f"000B8211{ext:04d}",
+              "local": str(ext), "remote": f"0711{call:06d}", "call_id": f"{tag}-{call}",
+              "duration": "12"}  # fmt: skip
+    return "/" + pairs(values)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -181,7 +196,7 @@ def phone_load(hubs: list[Hub], tag: str) -> int:
             delay = start + i / COST_RATE - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            if get(hubs[i % len(hubs)].port, url(f"{tag}-{i}")).status == 200:
+            if get(hubs[i % len(hubs)].port, call_url(tag, i)).status == 200:
                 with lock:
                     acked[0] += 1
 
