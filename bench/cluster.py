@@ -11,9 +11,8 @@
    Then a config reload: a tenant is added to both nodes' config files, node A is asked
    to reload (`POST /api/v1/config/reload`), and a phone of the new tenant tries node B
    every 5 ms until it is taken; 5 times.
-3. Phone requests/s with 8 phones spread over both nodes for 5 s (a correctness-safe
-   throughput, not a CPU accounting: CPU µs per request over every process is not
-   measured yet).
+3. Phone requests/s with 8 phones spread over both nodes for 5 s (each phone waits for
+   its answer before the next request: a rate, not a capacity).
 4. CPU per phone request over every process (measured first, while no call is open, as
    on the single node it is compared with): phones send COST_RATE requests/s for
    COST_SECONDS, the realistic mix of bench/ingest.py (each call: `Incoming Call`,

@@ -7,8 +7,8 @@ only ever get deliveries this node claimed:
 - **Fast path.** Deliveries this node just committed are claimed by id right after the
   commit (one statement for the whole batch) and handed to the local queues at once.
 - **The next of a call.** A delivery that finished lets the next of its (endpoint,
-  session) go: the node that finished it claims that one in the transaction that records
-  the outcome, and sends it at once.
+  session) go: the node that finished it claims that one right after recording the
+  outcome (the next statement), and sends it at once.
 - **Claim passes.** On a notice from another node and every `poll` seconds (retries that
   came due, claims a dead node left to expire, work nobody took), the node claims due
   deliveries up to its room (`capacity` in memory).
