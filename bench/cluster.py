@@ -17,9 +17,10 @@
    on the single node it is compared with): phones send COST_RATE requests/s for
    COST_SECONDS, the realistic mix of bench/ingest.py (each call: `Incoming Call`,
    `Establish Call`, `Terminate Call`; 50 extensions), alternating between the nodes,
-   while the user + system time of both nodes, the PostgreSQL postmaster and every process it forked (backends, WAL writer,
-   ...) and redis-server is read from /proc; then the same load goes to one SQLite node
-   (the default single-node hub) started in the same run. `RATIO cluster_cost` = the
+   while the user + system time of both nodes, the PostgreSQL postmaster and every
+   process it forked (backends, WAL writer, ...) and redis-server is read from /proc;
+   then the same load goes to one SQLite node (the default single-node hub) started in
+   the same run. `RATIO cluster_cost` = the
    single node's µs per request ÷ the cluster's (goal >= 0.5).
 5. Failover: node B is SIGKILLed once both nodes hold their share of the partitions;
    node A's `GET /api/v1/cluster` is asked every 20 ms until every partition has a live
