@@ -17,9 +17,8 @@ import logging
 from collections.abc import Callable, Iterable
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
-from callhook.store.postgres.engine import TIMEOUT, dsn, liveness
+from callhook.store.postgres.connections import TIMEOUT, connect_async
 from callhook.store.postgres.inbox import DONE_CHANNEL, INBOX_CHANNEL, inbox_channel
 
 log = logging.getLogger("callhook.cluster")
@@ -64,8 +63,7 @@ class Listener:
     async def _run(self) -> None:
         while True:
             try:
-                conninfo = make_conninfo(dsn(self.url), **liveness(self.url, self.timeout))
-                conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+                conn = await connect_async(self.url, self.timeout, bound_statements=False)
             except psycopg.Error as exc:
                 log.warning("inbox listener cannot connect: %s", " ".join(str(exc).split()))
                 await asyncio.sleep(RECONNECT)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from callhook.store.postgres.engine import connect_raw, liveness, server_liveness
+from callhook.store.postgres.connections import liveness, server_liveness
+from callhook.store.postgres.engine import connect_raw
 from tests.support import postgres
 
 

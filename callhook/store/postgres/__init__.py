@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from callhook.store.postgres.engine import TIMEOUT, Engine, upgrade
+from callhook.store.postgres.connections import TIMEOUT
+from callhook.store.postgres.engine import Engine, upgrade
 from callhook.store.sql.store import SqlStore
 
 

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
 from callhook.store import StoreError
-from callhook.store.postgres.engine import TIMEOUT, dsn, liveness
+from callhook.store.postgres.connections import TIMEOUT, connect_async
 from callhook.store.records import Attempt, Item, Update
 
 log = logging.getLogger("callhook.deliver")
@@ -173,15 +171,7 @@ class ClaimTable:
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         conn = self._conn
         if conn is None or conn.closed or conn.broken:
-            ms = int(self.timeout * 1000)
-            # a cut network is noticed as the store's connections notice it
-            silent = liveness(self.url, max(1, math.ceil(self.timeout)))
-            conn = await psycopg.AsyncConnection.connect(
-                make_conninfo(dsn(self.url), **silent),
-                autocommit=True,
-                options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
-            )
-            self._conn = conn
+            conn = self._conn = await connect_async(self.url, self.timeout)
         return conn
 
     async def _run(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -275,8 +265,7 @@ async def listen(
     on every (re)connection: what came while not listening."""
     while True:
         try:
-            conninfo = make_conninfo(dsn(url), **liveness(url, silent_after))
-            conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+            conn = await connect_async(url, silent_after, bound_statements=False)
         except psycopg.Error as exc:
             log.warning("delivery claims cannot listen: %s", " ".join(str(exc).split()))
             await asyncio.sleep(RECONNECT)

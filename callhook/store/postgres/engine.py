@@ -17,21 +17,16 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from callhook.store import Fence, StoreError
 from callhook.store.postgres import leases, schema
+from callhook.store.postgres.connections import TIMEOUT, dsn, liveness, server_liveness
 from callhook.store.sql import Conn, Cursor
 from callhook.store.sql.engine import ThreadEngine
 
 # The advisory lock a clustered node's writer holds from BEGIN to COMMIT.
 WRITER_LOCK = 0x63616C6C  # "call"
-TIMEOUT = 5  # seconds ([server] database_timeout): a silent connection is given up after it
-
-
-def dsn(url: str) -> str:
-    """libpq takes `postgresql://` and `postgres://` URLs as they are."""
-    return url
 
 
 @lru_cache(maxsize=1024)
@@ -93,42 +88,6 @@ class PgConn:
 
     def close(self) -> None:
         self.raw.close()
-
-
-def liveness(url: str, timeout: int = TIMEOUT) -> dict[str, int]:
-    """libpq settings that give a connection up after `timeout` seconds of silence.
-
-    A cut network (a node cut off, a dead host, a dropped NAT entry) sends no reset: the
-    socket just stays quiet, and without these a query waits for TCP to give up (about 15
-    minutes) with the writer and every phone behind it. `connect_timeout` bounds a new
-    connection; keepalive probes find a dead peer while waiting for an answer (a slow
-    query still answers the probes, so it is not cut); `tcp_user_timeout` bounds data sent
-    and never acknowledged. Settings written in the URL win.
-    """
-    idle = max(1, timeout // 2)
-    wanted = {
-        "connect_timeout": timeout,
-        "keepalives": 1,
-        "keepalives_idle": idle,
-        "keepalives_interval": 1,
-        "keepalives_count": max(1, timeout - idle),
-        "tcp_user_timeout": timeout * 1000,  # milliseconds
-    }
-    given = conninfo_to_dict(dsn(url))
-    return {k: v for k, v in wanted.items() if k not in given}
-
-
-def server_liveness(timeout: int = TIMEOUT) -> dict[str, str]:
-    """The same on the server's side of the connection (session settings any user may
-    set): PostgreSQL then ends a cut-off node's session, its transaction and the locks it
-    holds, within about `timeout` seconds instead of hours, and the other nodes go on."""
-    idle = max(1, timeout // 2)
-    return {
-        "tcp_keepalives_idle": str(idle),
-        "tcp_keepalives_interval": "1",
-        "tcp_keepalives_count": str(max(1, timeout - idle)),
-        "tcp_user_timeout": str(timeout * 1000),
-    }
 
 
 def connect_raw(url: str, timeout: int = TIMEOUT) -> psycopg.Connection[Any]:

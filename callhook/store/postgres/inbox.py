@@ -31,7 +31,8 @@ from typing import Any
 
 import orjson
 
-from callhook.store.postgres.engine import TIMEOUT, Engine
+from callhook.store.postgres.connections import TIMEOUT
+from callhook.store.postgres.engine import Engine
 from callhook.store.sql import Conn
 from callhook.store.sql.engine import WriterState
 

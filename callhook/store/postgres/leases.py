@@ -11,14 +11,13 @@ no longer counted alive either. The policy (fair share, hand-back, giving up) is
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
 from callhook.store import Fence, StoreError
+from callhook.store.postgres.connections import connect_async
 from callhook.store.sql import Conn
 
 # Run first in a fenced transaction: the leases still held at their epoch, locked (FOR
@@ -152,17 +151,7 @@ class LeaseTable:
         async with self._connecting:
             conn = self._conn
             if conn is None or conn.closed or conn.broken:
-                from callhook.store.postgres.engine import dsn, liveness  # (imports this)
-
-                ms = int(self.timeout * 1000)
-                # a cut network is noticed as the store's connections notice it
-                silent = liveness(self.url, max(1, math.ceil(self.timeout)))
-                conn = await psycopg.AsyncConnection.connect(
-                    make_conninfo(dsn(self.url), **silent),
-                    autocommit=True,
-                    options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
-                )
-                self._conn = conn
+                conn = self._conn = await connect_async(self.url, self.timeout)
             return conn
 
     async def _run(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
