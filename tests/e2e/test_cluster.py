@@ -41,12 +41,7 @@ class Cluster:
         """Two nodes on `database` (default: a new one on the session's PostgreSQL);
         `server` is added to [server], `extra` at the end of the config file."""
         if database is None:
-            try:
-                database = postgres.server().new_database()
-            except postgres.Unavailable as exc:
-                if postgres.IN_CI:
-                    pytest.fail(str(exc))
-                pytest.skip(str(exc))
+            database = postgres.fresh_database()
         self.redis = redis_support.start()
         self.nodes: list[Hub] = []
         for name in ("a", "b"):
@@ -306,12 +301,7 @@ def test_a_tenant_created_on_a_takes_phones_on_b(cluster: Cluster) -> None:
 
 
 def test_workers_share_the_ports_as_nodes_of_the_cluster(tmp_path: Path) -> None:
-    try:
-        database = postgres.server().new_database()
-    except postgres.Unavailable as exc:
-        if postgres.IN_CI:
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    database = postgres.fresh_database()
     redis = redis_support.start()
     hub = Hub(tmp_path, backend="sqlite", server_config=f'bus = "{redis.url}"\nworkers = 2')
     hub.use_database(database)

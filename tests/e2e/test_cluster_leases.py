@@ -33,12 +33,7 @@ class Nodes:
     """Up to three nodes on one new database and one Redis, started when asked."""
 
     def __init__(self, tmp_path: Path) -> None:
-        try:
-            database = postgres.server().new_database()
-        except postgres.Unavailable as exc:
-            if postgres.IN_CI:
-                pytest.fail(str(exc))
-            pytest.skip(str(exc))
+        database = postgres.fresh_database()
         self.redis = redis_support.start()
         self.hubs: dict[str, Hub] = {}
         for name in ("a", "b", "c"):

@@ -33,12 +33,7 @@ _calls = itertools.count(1)
 
 
 def database() -> str:
-    try:
-        return postgres.server().new_database()
-    except postgres.Unavailable as exc:
-        if postgres.IN_CI:
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    return postgres.fresh_database()
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 
@@ -152,3 +153,30 @@ def server() -> PostgresServer:
         if _server is None:
             _server = PostgresServer().start()
         return _server
+
+
+def _unavailable(exc: Unavailable) -> NoReturn:
+    """No PostgreSQL here: a failure under CI=true (`make test` installs it), else a skip."""
+    import pytest
+
+    if IN_CI:
+        pytest.fail(str(exc))
+    pytest.skip(str(exc))
+
+
+def fresh_database() -> str:
+    """A new database on the session's server, or a skip (a failure under CI=true) when
+    PostgreSQL is not installed."""
+    try:
+        return server().new_database()
+    except Unavailable as exc:
+        _unavailable(exc)
+
+
+def start(listen: Sequence[str] = (), trust: Sequence[str] = ()) -> PostgresServer:
+    """A server of the test's own (to restart it, or to listen beyond loopback), or a
+    skip (a failure under CI=true) when PostgreSQL is not installed."""
+    try:
+        return PostgresServer(listen, trust).start()
+    except Unavailable as exc:
+        _unavailable(exc)

@@ -26,12 +26,7 @@ pytestmark = pytest.mark.own_engines
 
 @pytest.fixture
 def url() -> Iterator[str]:
-    try:
-        db = postgres.server().new_database()
-    except postgres.Unavailable as exc:
-        if postgres.IN_CI:
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    db = postgres.fresh_database()
     upgrade(db)
     yield db
 

@@ -28,12 +28,7 @@ TTL = 1.0  # short, so that expiry takes a second of the test
 
 @pytest.fixture
 def pg_url() -> str:
-    try:
-        url = postgres.server().new_database()
-    except postgres.Unavailable as exc:
-        if postgres.IN_CI:
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    url = postgres.fresh_database()
     upgrade(url)
     return url
 
