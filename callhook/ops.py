@@ -144,10 +144,14 @@ class Metrics:
         self.ingest_latency.observe(seconds)
 
     def appended(self, events: Iterable[Any]) -> None:
-        """Canonical events committed (anything with a `topic`)."""
+        """Canonical events committed (anything with a `topic`): counted per topic first,
+        so a batch costs one locked increment per topic, not one per event."""
+        counts: dict[str, int] = {}
         for ev in events:
             topic = ev.topic
+            counts[topic] = counts.get(topic, 0) + 1
+        for topic, n in counts.items():
             child = self._appended.get(topic)
             if child is None:
                 child = self._appended[topic] = self.events_appended.labels(topic)
-            child.inc()
+            child.inc(n)
