@@ -58,6 +58,38 @@ class _AppendTx:
         )  # fmt: skip
 
 
+_UPSERT_CDR = (
+    "INSERT INTO cdrs VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant, cdr_id) DO UPDATE"
+    " SET session_id = excluded.session_id, seq = excluded.seq,"
+    " start_time = excluded.start_time, end_time = excluded.end_time,"
+    " status = excluded.status, extensions = excluded.extensions, body = excluded.body"
+)
+
+
+def _cdr_row(ev: Event, body: bytes) -> tuple[Any, ...]:
+    """The `cdrs` row of a committed call_cdr event (`body`: its stored bytes)."""
+    b = ev.body
+    exts = b.get("extensions") or list(ev.extensions)
+    return (
+        ev.tenant,
+        str(b.get("cdr_id") or ev.event_id),
+        str(b.get("session_id") or ""),
+        ev.seq,
+        _int_or_none(b.get("start_time")),
+        _int_or_none(b.get("end_time")),
+        str(b.get("status") or ""),
+        _ext_column(tuple(str(x) for x in exts)),
+        body,
+    )
+
+
+def _int_or_none(v: Any) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def _ext_column(extensions: tuple[str, ...]) -> str:
     # ",101,102," so that looking for ",101," (EXTENSION_MATCH) matches whole numbers only
     return "," + ",".join(extensions) + "," if extensions else ""
@@ -132,6 +164,7 @@ class SqlEventLog:
     def _insert(self, conn: Conn, st: WriterState, events: list[Event]) -> list[Event]:
         """Insert `events` as new values with their seq, id and stored bytes."""
         rows = []
+        cdrs = []
         stored: list[Event] = []
         for given in events:
             ev = given.stored(st.next_seq(conn, given.tenant), given.event_id or new_id())
@@ -152,8 +185,10 @@ class SqlEventLog:
                 )
             )
             if ev.key == "call_cdr":
-                self._insert_cdr(conn, ev, body)
+                cdrs.append(_cdr_row(ev, body))
         conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        if cdrs:  # one statement for the batch's CDRs; a later one of a call wins, in order
+            conn.executemany(_UPSERT_CDR, cdrs)
         return stored
 
     def _insert_parts(
@@ -179,35 +214,6 @@ class SqlEventLog:
                 out.append(tuple(stored))
             conn.execute("RELEASE part")
         return tuple(out)
-
-    @staticmethod
-    def _insert_cdr(conn: Conn, ev: Event, body: bytes) -> None:
-        b = ev.body
-
-        def num(v: Any) -> int | None:
-            try:
-                return int(v)
-            except (TypeError, ValueError):
-                return None
-
-        exts = b.get("extensions") or list(ev.extensions)
-        conn.execute(
-            "INSERT INTO cdrs VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (tenant, cdr_id) DO UPDATE"
-            " SET session_id = excluded.session_id, seq = excluded.seq,"
-            " start_time = excluded.start_time, end_time = excluded.end_time,"
-            " status = excluded.status, extensions = excluded.extensions, body = excluded.body",
-            (
-                ev.tenant,
-                str(b.get("cdr_id") or ev.event_id),
-                str(b.get("session_id") or ""),
-                ev.seq,
-                num(b.get("start_time")),
-                num(b.get("end_time")),
-                str(b.get("status") or ""),
-                _ext_column(tuple(str(x) for x in exts)),
-                body,
-            ),
-        )
 
     # reads -----------------------------------------------------------------------------
     async def read(
