@@ -109,6 +109,47 @@ class HubHttpProtocol(HttpToolsProtocol):
         self._disarm()
         self.guard.limits.release(self.transport)
         super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
+
+    # keep-alive --------------------------------------------------------------------------
+    # uvicorn arms a new keep-alive timer after every answer and cancels it on every read:
+    # a timer made and cancelled per request (~3 µs). Here one timer stays armed while the
+    # connection is used and, when due, closes it only if it has been idle that long since
+    # its last answer; otherwise it is armed again for the rest (or by the next answer).
+    _idle_since: float | None = None  # loop time of the last answer; None: a request since
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # data arrived: not idle (the timer looks when it is due)
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, but for the keep-alive timer (see above).
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self._keep_alive_due
+            )
+
+    def _keep_alive_due(self) -> None:
+        self.timeout_keep_alive_task = None
+        since = self._idle_since
+        if since is None or self.transport.is_closing():
+            return  # in use: the next answer arms the timer again
+        left = since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_due)
+            return
+        self.timeout_keep_alive_handler()
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()  # the WebSocket's own timers take over (auth and ping timeouts)

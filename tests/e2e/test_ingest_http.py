@@ -72,6 +72,29 @@ def test_keep_alive_connection_answers_each_request_in_order(shared_hub: Hub) ->
             assert r.headers["date"]  # uvicorn's default headers, as on every other answer
 
 
+def test_an_idle_kept_alive_connection_is_closed_and_a_busy_one_is_not(shared_hub: Hub) -> None:
+    # uvicorn's keep-alive timeout (5 s) closes a connection idle that long after an answer;
+    # one that keeps sending requests more often than that stays open however long it lasts.
+    idle = socket.create_connection(("127.0.0.1", shared_hub.port))
+    busy = socket.create_connection(("127.0.0.1", shared_hub.port))
+    with idle, busy:
+        for s in (idle, busy):
+            s.sendall(phone_get(f"/ingest/{TOKEN}/dnd_on?local=101&mac=000B82112233"))
+            (r,) = read_responses(s, 1)
+            assert r.status == 200, r.body
+        started = time.monotonic()
+        while time.monotonic() - started < 7.5:  # 1.5 keep-alive timeouts
+            time.sleep(1.5)
+            busy.sendall(phone_get(f"/ingest/{TOKEN}/dnd_off?local=101&mac=000B82112233"))
+            (r,) = read_responses(busy, 1)
+            assert r.status == 200, r.body
+        idle.settimeout(5)
+        assert idle.recv(65536) == b""  # closed by the hub, nothing sent
+        busy.sendall(phone_get(f"/ingest/{TOKEN}/dnd_on?local=101&mac=000B82112233"))
+        (r,) = read_responses(busy, 1)
+        assert r.status == 200, r.body
+
+
 def test_pipelined_requests_mixing_phones_and_the_api_keep_their_order(shared_hub: Hub) -> None:
     auth = f"Authorization: Bearer {ADMIN_KEY}\r\n"
     requests = [

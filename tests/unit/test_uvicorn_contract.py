@@ -31,6 +31,8 @@ PROTOCOL_METHODS = [
     "on_message_complete",
     "on_response_complete",
     "send_400_response",
+    "timeout_keep_alive_handler",
+    "_unset_keepalive_if_required",  # called on every read: our keep-alive timer's hook
     "_start_asgi_task",  # the fast path's hook: without it phones go through ASGI
 ]
 # Attributes an instance has once constructed (some are None until connection_made).
@@ -47,6 +49,8 @@ PROTOCOL_ATTRIBUTES = [
     "flow",
     "client",
     "headers",
+    "timeout_keep_alive",
+    "timeout_keep_alive_task",
 ]
 # What the fast path reads and sets on a request's cycle.
 CYCLE_ATTRIBUTES = [
