@@ -135,10 +135,13 @@ class Event:
     def stored(self, seq: int, event_id: str) -> Event:
         """This event as the log commits it: a new value with `seq`, `event_id` and the
         wire bytes (serialised here, once, for the log, subscribers and webhooks)."""
-        ev = Event(self.tenant, self.key, self.body, self.extensions, self.queue,
-                   self.session_id, seq, event_id, self.created_at, self.meta)  # fmt: skip
-        ev.wire_stored = orjson.dumps(ev.wire())
-        return ev
+        key = self.key
+        # wire() of the new value, spelled out (once per event on the writer thread)
+        wire = orjson.dumps({**self.body, "event_type": key,
+                             "topic": KEY_TOPIC.get(key, "device_events"), "seq": seq,
+                             "event_id": event_id})  # fmt: skip
+        return Event(self.tenant, key, self.body, self.extensions, self.queue,
+                     self.session_id, seq, event_id, self.created_at, self.meta, wire)  # fmt: skip
 
 
 def unix_time(ts: float | None = None) -> str:

@@ -227,14 +227,15 @@ class IngestEndpoint:
                 parsed.event or "unrecognised",
                 time.perf_counter() - accepted.started,
             )
+        keys = [e.key for e in events]
         # A known event stored raw: the correlator failed on it (pipeline.accept).
-        kept_raw = bool(parsed.event) and [e.key for e in events] == ["action_url"]
+        kept_raw = bool(parsed.event) and keys == ["action_url"]
         result: dict[str, Any] = {
             "status": "ok" if parsed.event and not kept_raw else "accepted",
             "event": parsed.event or parsed.event_name or "",
         }
         if self.pipeline.answers_with_events:
-            result["events"] = [e.key for e in events]
+            result["events"] = keys
             result["seq"] = events[-1].seq if events else None
         else:  # a cluster node: stored in the inbox, correlated next by the tenant's owner
             result["queued"] = True
