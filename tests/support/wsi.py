@@ -107,8 +107,15 @@ async def events_until(
 
 
 async def connect_paused(port: int, path: str = "/") -> Any:
-    """A client whose library stops reading the socket as soon as one frame waits unread."""
-    return await connect(url(port, path), compression=None, max_queue=1, open_timeout=TIMEOUT)
+    """A client whose library stops reading the socket as soon as one frame waits unread,
+    with a small receive buffer, so that the hub soon has to hold what it does not read."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    return await connect(
+        url(port, path), sock=sock, compression=None, max_queue=1, open_timeout=TIMEOUT
+    )
 
 
 class Collector:
