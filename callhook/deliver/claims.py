@@ -78,6 +78,7 @@ class Claims:
         self.listening = asyncio.Event()
         self._pass: asyncio.Task[None] | None = None
         self._again = False
+        self._full = False  # work was left unclaimed for want of room: claim when some frees
         self._tasks: set[asyncio.Task[Any]] = set()
         self.claimed = 0  # deliveries this node claimed (tests, metrics)
 
@@ -122,6 +123,7 @@ class Claims:
     async def _claim_committed(self, items: list[Item]) -> None:
         try:
             if self.room() < len(items):
+                self._full = True  # taken here once room frees, if no other node did
                 await self.table.notify()  # full here: another node takes them
                 return
             got = await self.table.claim_ids([i.delivery_id for i in items], self.clock())
@@ -159,6 +161,7 @@ class Claims:
 
     async def _claim_due(self) -> None:
         told = False
+        self._full = False
         while (room := self.room()) > 0:
             limit = min(self.batch, room)
             try:
@@ -171,6 +174,7 @@ class Claims:
                 self.dispatcher.add(items)
             if len(items) < limit:
                 return
+            self._full = limit == room  # stopped by room, not by want of work
             if not told:  # more is waiting than one batch: share it
                 told = True
                 with contextlib.suppress(Exception):
@@ -178,12 +182,14 @@ class Claims:
 
     # outcomes (recorder.Writer) --------------------------------------------------------
     async def record(self, updates: list[Update], attempts: list[Attempt]) -> None:
-        # A finished delivery lets the next of its session go: claimed in the same
-        # transaction, sent from here at once.
+        # A finished delivery lets the next of its session go: claimed right after the
+        # outcomes are written, sent from here at once.
         following = await self.table.record(updates, attempts, self.clock())
         if following and self.dispatcher is not None:
             self.claimed += len(following)
             self.dispatcher.add(following)
+        if self._full and self.room() > 0:
+            self.kick()  # work was left waiting for room, and some just freed
 
     # holding ---------------------------------------------------------------------------
     async def _timers(self) -> None:

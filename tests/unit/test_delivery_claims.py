@@ -4,6 +4,7 @@ ClaimTables with different ids on one database): who may claim what, and when.""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
 
@@ -11,10 +12,11 @@ import psycopg
 import pytest
 
 from callhook.config import DeliveryConfig
+from callhook.deliver import payload
 from callhook.deliver.claims import Claims
 from callhook.deliver.dispatch import Dispatcher
 from callhook.deliver.recorder import Recorder
-from callhook.deliver.rules import Index
+from callhook.deliver.rules import Endpoint, Index
 from callhook.deliver.sender import Sender
 from callhook.store.postgres.claims import ClaimTable
 from callhook.store.postgres.engine import upgrade
@@ -179,3 +181,39 @@ async def test_a_node_that_stalled_past_its_claims_drops_what_it_no_longer_holds
         await dispatcher.stop(grace=0)
         await a.close()
         await b.close()
+
+
+async def test_work_left_for_want_of_room_is_claimed_when_an_outcome_frees_some(
+    url: str,
+) -> None:
+    stage(url, [("d1", 1, "s1"), ("d2", 2, "s2")])  # two calls: d2 does not wait for d1
+    silent = socket.create_server(("127.0.0.1", 0))  # takes the connection, never answers
+    port = silent.getsockname()[1]
+    index = Index([Endpoint("ep", "t", "webhook", f"http://127.0.0.1:{port}/")])
+    a = ClaimTable(url, "a", ttl=30)
+    claims = Claims(a, lambda _wake, _ev: asyncio.sleep(0), ttl=30, poll=60, capacity=1)
+    dispatcher = Dispatcher(
+        sender=Sender(connect_timeout=5, total_timeout=30, allow_private=True),
+        recorder=Recorder(claims),
+        store=a,  # type: ignore[arg-type]  # never read: deliveries come from claims
+        index=lambda: index,
+        build=lambda ep, item, ts: payload.webhook(ep, item.event_id, item.wire, ts),
+        settings=DeliveryConfig(),
+        health=_Health(),
+    )
+    claims.dispatcher = dispatcher
+    try:
+        claims.kick()
+        assert claims._pass is not None
+        await claims._pass
+        assert claimed_by(url, "d1") == ("a", "pending")
+        assert claimed_by(url, "d2") == ("", "pending")  # no room for it here: d1 in flight
+        dispatcher.drop("ep")  # d1 is done with: room again, and no poll for 60 s
+        await claims.record(*done("d1"))
+        assert claims._pass is not None, "no claim pass after room freed"
+        await claims._pass
+        assert claimed_by(url, "d2") == ("a", "pending")
+    finally:
+        await dispatcher.stop(grace=0)
+        await a.close()
+        silent.close()
