@@ -148,6 +148,11 @@ class Hub:
                       "bus_connected": True, "lag_ms": 0, "unsent": 0, "received": 0,
                       "filled_from_log": 0}]  # fmt: skip
         leases_reachable, partitions = await self.partitions()
+        backlog: list[dict[str, Any]] | None = None
+        claims = self.delivery.claims
+        if claims is not None:
+            with contextlib.suppress(Exception):  # PostgreSQL away: shown as unknown
+                backlog = await asyncio.wait_for(claims.table.backlog(time.time()), 5)
         return {
             "clustered": clustered(url),
             "node_id": self.node_id,
@@ -156,6 +161,7 @@ class Hub:
             "nodes": nodes,
             "leases_reachable": leases_reachable,
             "partitions": partitions,
+            "deliveries": backlog,
         }
 
     def _build_leases(self) -> Leases | None:

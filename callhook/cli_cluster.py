@@ -22,7 +22,8 @@ def cluster() -> None:
 @config_option
 def status(config_path: str | None) -> None:
     """List the nodes alive (heartbeat at most 5 s old) and how far behind each reads,
-    then who owns each partition (its lease in PostgreSQL) and its inbox entries waiting."""
+    who owns each partition (its lease in PostgreSQL) and its inbox entries waiting, and
+    the webhook deliveries pending by the node holding them."""
     settings = load_settings(config_path)
     url = settings.server.bus
     if not clustered(url):
@@ -43,6 +44,7 @@ def status(config_path: str | None) -> None:
 
     try:
         rows, lag = asyncio.run(_leases(settings.server.database, settings.cluster.lease_ttl))
+        backlog = asyncio.run(_backlog(settings.server.database))
     except StoreError as exc:
         shown = config.redact_url(settings.server.database)
         raise click.ClickException(f"server.database = {shown!r}: {exc}") from None
@@ -53,6 +55,15 @@ def status(config_path: str | None) -> None:
         left = f"{r.expires_in:.1f}s" if r.expires_in > 0 else "free"
         behind = lag.get(r.partition, 0)
         click.echo(f"{r.partition:>9} {owner:<32} {r.epoch:>6} {left:>10} {behind:>9}")
+    click.echo("")
+    if not backlog:
+        click.echo("no webhook delivery pending")
+        return
+    click.echo(f"{'deliveries held by':<32} {'pending':>8} {'due':>8} {'oldest due':>10}")
+    for d in backlog:
+        oldest = "-" if d["oldest_due_s"] is None else f"{d['oldest_due_s']:.1f}s"
+        who = d["claimed_by"] or "(not claimed yet)"
+        click.echo(f"{who:<32} {d['pending']:>8} {d['due']:>8} {oldest:>10}")
 
 
 def _show_nodes(nodes: list[dict[str, Any]]) -> None:
@@ -75,6 +86,16 @@ async def _leases(url: str, ttl: float) -> tuple[list[Any], dict[int, int]]:
     try:
         rows, _ = await table.status(ttl)
         return rows, await table.inbox_lag()
+    finally:
+        await table.close()
+
+
+async def _backlog(url: str) -> list[dict[str, Any]]:
+    from callhook.store.postgres.claims import ClaimTable
+
+    table = ClaimTable(url, "cluster-status", ttl=0, timeout=5)
+    try:
+        return await table.backlog(time.time())
     finally:
         await table.close()
 

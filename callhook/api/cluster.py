@@ -35,6 +35,14 @@ class Partition(BaseModel):
     inbox_lag: int | None = Field(description="inbox rows not processed yet (null: unknown)")
 
 
+class DeliveryBacklog(BaseModel):
+    claimed_by: str = Field(description='the node holding them ("": not claimed yet)')
+    pending: int = Field(description="deliveries not finished (due, waiting for a retry, or"
+                         " behind an earlier one of their call)")  # fmt: skip
+    due: int = Field(description="of those, the ones whose time has come")
+    oldest_due_s: float | None = Field(description="seconds the oldest due one has waited")
+
+
 class ClusterStatus(BaseModel):
     clustered: bool = Field(description="false: one node on the in-process bus")
     node_id: str = Field(description="the node that answered")
@@ -43,6 +51,10 @@ class ClusterStatus(BaseModel):
     nodes: list[Node] = Field(description="nodes whose heartbeat is at most 5 s old")
     leases_reachable: bool = Field(description="false: PostgreSQL did not answer")
     partitions: list[Partition] = Field(description="who owns each partition ([]: one node)")
+    deliveries: list[DeliveryBacklog] | None = Field(
+        description="webhook deliveries pending, by the node holding them (null: one node,"
+        " or PostgreSQL did not answer)"
+    )
 
 
 @router.get(

@@ -264,6 +264,7 @@ def test_cluster_status_lists_every_node_alive(cluster: Cluster) -> None:
         assert body["bus"] == cluster.redis.url
         assert [n["node_id"] for n in body["nodes"]] == ["node-a", "node-b"]
         assert all(n["bus_connected"] and n["lag_ms"] >= 0 for n in body["nodes"])
+        assert isinstance(body["deliveries"], list)  # by holder (test_cluster_webhooks.py)
     _, key = a.api("POST", "/api/v1/tenants/acme/api-keys", {"name": "probe"})
     assert a.api("GET", "/api/v1/cluster", key=key["key"])[0] == 403  # admin only
     cmd = [sys.executable, "-m", "callhook.cli", "cluster", "status", "--config"]

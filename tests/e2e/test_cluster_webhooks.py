@@ -9,6 +9,8 @@ and the database say (who holds a claim, an endpoint disabled).
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -176,6 +178,17 @@ def test_a_node_killed_mid_delivery_leaves_it_to_the_other_in_order(
     assert len(sink.requests("/held")) == 1, "nothing after the held one may go out"
     (_k, delivery_id, holder), *_rest = rows()
     assert holder in ("node-a", "node-b"), holder  # claimed by the node sending it
+    # Any node's status shows the held one with its sender and the two waiting behind it.
+    status, shown = b.api("GET", "/api/v1/cluster")
+    assert status == 200, shown
+    by = {d["claimed_by"]: d for d in shown["deliveries"]}
+    assert by[holder]["pending"] >= 1 and by[""]["pending"] >= 2, shown["deliveries"]
+    cmd = [sys.executable, "-m", "callhook.cli", "cluster", "status", "--config"]
+    done = subprocess.run([*cmd, str(b.config_path)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    held = done.stdout.split("\n\n")[-1].splitlines()  # the deliveries, last
+    assert held[0].split()[:2] == ["deliveries", "held"], done.stdout
+    assert {ln.split()[0] for ln in held[1:]} >= {holder, "(not"}, done.stdout
     dead, other = (a, b) if holder == "node-a" else (b, a)
     killed_at = time.monotonic()
     dead.kill()

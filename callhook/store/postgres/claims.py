@@ -139,6 +139,14 @@ ON CONFLICT (delivery_id, n) DO UPDATE SET at = excluded.at,
     error = excluded.error, response = excluded.response
 """
 
+# Pending deliveries by the node holding them ('' : nobody), with those due and the
+# oldest due time (the cluster status's delivery lag).
+_BACKLOG = """
+SELECT claimed_by, COUNT(*), COUNT(*) FILTER (WHERE next_at <= %(now)s::float8),
+       MIN(next_at) FILTER (WHERE next_at <= %(now)s::float8)
+FROM deliveries WHERE status = 'pending' GROUP BY claimed_by ORDER BY claimed_by
+"""
+
 _RELEASE = """
 UPDATE deliveries SET claimed_by = '', claim_until = 0
 WHERE claimed_by = %(me)s AND status = 'pending'
@@ -235,6 +243,15 @@ class ClaimTable:
         """Give up every claim of this node on pending deliveries (start and stop)."""
         rows = await self._run(_RELEASE + " RETURNING delivery_id", {"me": self.me})
         return len(rows)
+
+    async def backlog(self, now: float) -> list[dict[str, Any]]:
+        """Pending deliveries per holder ('': not claimed), how many are due at `now`, and
+        for how long the oldest due one has waited."""
+        return [
+            {"claimed_by": str(by), "pending": int(n), "due": int(due),
+             "oldest_due_s": round(max(0.0, now - float(first)), 3) if first is not None else None}
+            for by, n, due, first in await self._run(_BACKLOG, {"now": now})
+        ]  # fmt: skip
 
     async def notify(self) -> None:
         """Tell the other nodes there is claimable work."""
