@@ -104,7 +104,10 @@ def _decode(raw: bytes, *, plus: bool = False) -> str:
     if plus and _PLUS in raw:
         raw = raw.replace(b"+", b" ")
     if _PERCENT in raw:
-        raw = unquote_to_bytes(raw)
+        # Phones' usual escape is a space (`Incoming%20Call`): one C replace, exact when
+        # no other `%` is left; anything else is decoded from the original bytes.
+        spaced = raw.replace(b"%20", b" ")
+        raw = unquote_to_bytes(raw) if _PERCENT in spaced else spaced
     return raw.decode("utf-8", "replace")
 
 

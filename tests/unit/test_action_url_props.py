@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import string
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callhook.ingest.action_url import IngestError, parse_request
+from callhook.ingest.action_url import IngestError, _decode, parse_request
 from callhook.ingest.model import PHONE_EVENTS, VARIABLES, ParsedRequest
 from callhook.ingest.vendors import VARIABLE_ALIASES, VENDOR_EVENT_NAMES, fold
 
@@ -180,3 +180,18 @@ def requests(draw: st.DrawFn) -> tuple[str, bytes, bytes, bytes, str, ParsedRequ
 def test_round_trip(request: tuple[str, bytes, bytes, bytes, str, ParsedRequest]) -> None:
     method, path, query, body, ctype, want = request
     assert parse_request(method, path, query, body, ctype) == want
+
+
+@FEW
+@given(
+    st.lists(
+        st.sampled_from(["%", "%20", "%2", "%25", "%zz", "%C3%A9", "%00", "20", "+", " ", "a"]),
+        max_size=8,
+    ).map("".join),
+    st.booleans(),
+)
+def test_values_decode_as_urllib_does(raw: str, plus: bool) -> None:
+    # _decode has a shortcut for `%20`, the escape phones use most: same bytes as urllib.
+    data = raw.encode()
+    expected = unquote_to_bytes(data.replace(b"+", b" ") if plus else data)
+    assert _decode(data, plus=plus) == expected.decode("utf-8", "replace")
