@@ -241,11 +241,15 @@ class HubHttpProtocol(HttpToolsProtocol):
             self.url += url[:room]
 
     def on_headers_complete(self) -> None:
+        self._head_read()
+        super().on_headers_complete()
+
+    def _head_read(self) -> None:
+        """A request's head is read: its timer and head limit end, its body may follow."""
         if self._timer is not None:
             self._disarm()
         self._head_left = None
         self._reading = _BODY
-        super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         if self._timer is not None:

@@ -51,6 +51,15 @@ PROTOCOL_ATTRIBUTES = [
     "headers",
     "timeout_keep_alive",
     "timeout_keep_alive_task",
+    # what the fast path's on_headers_complete reads to build uvicorn's scope and cycle
+    # (and `url`, set per request: test_request_url_and_status_lines)
+    "scope",
+    "root_path",
+    "limit_concurrency",
+    "expect_100_continue",
+    "logger",
+    "access_logger",
+    "access_log",
 ]
 # What the fast path reads and sets on a request's cycle.
 CYCLE_ATTRIBUTES = [
@@ -99,6 +108,27 @@ def test_request_url_and_status_lines(protocol: httptools_impl.HttpToolsProtocol
     assert protocol.server_state.default_headers is not None
     assert httptools_impl.STATUS_LINE[431].startswith(b"HTTP/1.1 431")
     protocol.loop.close()
+
+
+# The keywords the fast path builds a cycle with (ingest/fastpath.py on_headers_complete).
+CYCLE_PARAMETERS = [
+    "scope",
+    "transport",
+    "flow",
+    "logger",
+    "access_logger",
+    "access_log",
+    "default_headers",
+    "message_event",
+    "expect_100_continue",
+    "keep_alive",
+    "on_response",
+]
+
+
+def test_cycle_parameters() -> None:
+    params = inspect.signature(httptools_impl.RequestResponseCycle).parameters
+    assert sorted(params) == sorted(CYCLE_PARAMETERS)
 
 
 def test_cycle_attributes() -> None:
