@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.samples import Sample
 
 
 class JsonFormatter(logging.Formatter):
@@ -93,6 +96,61 @@ class AuthMetrics:
         )
 
 
+INGEST_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class IngestMetrics:
+    """Phone requests accepted (by tenant and event) and their latency, as plain numbers.
+
+    Counted for every phone request on the event loop, where prometheus_client's Counter
+    and Histogram take a lock for each increment (~2 µs a request); exposed as the same
+    families when scraped (`callhook_events_ingested`, `callhook_ingest_seconds`).
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._counts: dict[tuple[str, str], list[float]] = {}  # [count, created]
+        self._buckets = [0] * (len(INGEST_BUCKETS) + 1)  # the last one: over every bound
+        self._sum = 0.0
+        self._created = time.time()
+        registry.register(self)
+
+    def observe(self, tenant: str, event: str, seconds: float) -> None:
+        entry = self._counts.get((tenant, event))
+        if entry is None:
+            entry = self._counts[(tenant, event)] = [0, time.time()]
+        entry[0] += 1
+        self._buckets[bisect_left(INGEST_BUCKETS, seconds)] += 1  # the first bound >= it
+        self._sum += seconds
+
+    def describe(self) -> list[Metric]:
+        return list(self._families(False))
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(True)
+
+    def _families(self, values: bool) -> Iterator[Metric]:
+        # Copies first: a scrape may run in a worker thread while the loop counts on.
+        counts = list(self._counts.items()) if values else []
+        buckets, total = list(self._buckets), self._sum
+        ingested = CounterMetricFamily(
+            "callhook_events_ingested", "Phone requests accepted", labels=["tenant", "event"]
+        )
+        for (tenant, event), (n, created) in counts:
+            ingested.add_metric([tenant, event], n, created=created)
+        yield ingested
+        latency = HistogramMetricFamily(
+            "callhook_ingest_seconds", "Phone request to durable acknowledgement"
+        )
+        if values:
+            cumulative, running = [], 0
+            for bound, n in zip((*map(repr, INGEST_BUCKETS), "+Inf"), buckets, strict=True):
+                running += n
+                cumulative.append((bound, float(running)))  # `le` as prometheus_client spells it
+            latency.add_metric([], cumulative, total)
+            latency.samples.append(Sample("callhook_ingest_seconds_created", {}, self._created))
+        yield latency
+
+
 class Metrics:
     """The hub's Prometheus metrics, on a registry of its own (one per hub)."""
 
@@ -100,19 +158,11 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.auth = AuthMetrics(r)
-        self.events_ingested = Counter(
-            "callhook_events_ingested", "Phone requests accepted", ["tenant", "event"], registry=r
-        )
+        self.ingest = IngestMetrics(r)
         self.events_appended = Counter(
             "callhook_events_appended",
             "Canonical events committed to the log",
             ["topic"],
-            registry=r,
-        )
-        self.ingest_latency = Histogram(
-            "callhook_ingest_seconds",
-            "Phone request to durable acknowledgement",
-            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
         self.started = Gauge("callhook_start_time_seconds", "Start time", registry=r)
@@ -130,18 +180,11 @@ class Metrics:
         self.started.set(time.time())
 
         # Labelled children, looked up once: `labels()` costs more than the increment.
-        self._ingested: dict[tuple[str, str], Any] = {}
         self._appended: dict[str, Any] = {}
 
     def ingested(self, tenant: str, event: str, seconds: float) -> None:
         """A phone request acknowledged `seconds` after it was read."""
-        child = self._ingested.get((tenant, event))
-        if child is None:
-            if len(self._ingested) >= 10_000:  # tenants come and go
-                self._ingested.clear()
-            child = self._ingested[(tenant, event)] = self.events_ingested.labels(tenant, event)
-        child.inc()
-        self.ingest_latency.observe(seconds)
+        self.ingest.observe(tenant, event, seconds)
 
     def appended(self, events: Iterable[Any]) -> None:
         """Canonical events committed (anything with a `topic`): counted per topic first,
