@@ -104,6 +104,9 @@ class RedisBus:
         self.connected = False
         self.received = 0  # events of other nodes read from the streams
         self.filled = 0  # events read from the log to fill gaps
+        self._me = node.encode()  # the `n` field of this node's own entries
+        self.skipped = 0  # entries on the streams that were not events of a node
+        self._skipped_logged = -1e9  # monotonic time of the last warning about them
         self.last_entry_at = 0.0  # wall clock of the last stream entry read
         # Set by the hub: reload the directory after another node changed it.
         self.on_directory: Callable[[], Awaitable[None]] | None = None
@@ -338,12 +341,15 @@ class RedisBus:
                     name = stream.decode() if isinstance(stream, bytes) else str(stream)
                     for entry_id, fields in entries:
                         ids[name] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                        if fields.get(b"n", b"").decode() == self.node:
+                        if fields.get(b"n") == self._me:
                             continue
                         if name == DIRECTORY:
                             self._reload()
-                        else:
+                            continue
+                        try:
                             events.append(decode(fields))
+                        except (KeyError, ValueError) as exc:  # not one of ours: skipped
+                            self._unreadable(name, ids[name], exc)
                 if events:
                     self.received += len(events)
                     self.last_entry_at = time.time()
@@ -360,6 +366,26 @@ class RedisBus:
                     )
                 self.connected, down = False, True
                 await asyncio.sleep(RETRY)
+            except Exception:  # a bug must not end the reading: start over from the log
+                log.exception(
+                    "bus reader failed; reading on from the log", extra={"node": self.node}
+                )
+                self.connected, down = False, True
+                await asyncio.sleep(RETRY)
+
+    def _unreadable(self, stream: str, entry_id: str, exc: Exception) -> None:
+        """An entry that is not a committed event of a node (another program writing to the
+        stream, another version): skipped; a real event lost so shows as a `seq` gap, which
+        the log fills. Logged at most every 10 s, with how many were skipped meanwhile."""
+        self.skipped += 1
+        now = time.monotonic()
+        if now - self._skipped_logged >= 10.0:
+            self._skipped_logged = now
+            log.warning(
+                "cannot read bus entry %s of %s (%s: %s); skipped (%d so far)",
+                entry_id, stream, type(exc).__name__, exc, self.skipped,
+                extra={"node": self.node},
+            )  # fmt: skip
 
     async def _send(self) -> None:
         assert self._redis is not None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as redis_lib
 
 from callhook.events import TOPICS
 from tests.e2e.test_crash import incoming_call
@@ -135,6 +136,27 @@ async def test_an_event_acknowledged_on_a_reaches_a_subscriber_on_b(cluster: Clu
         await ws_a.close()
     finally:
         await ws.close()
+
+
+async def test_entries_a_node_cannot_read_on_the_bus_do_not_stop_its_fan_out(
+    cluster: Cluster,
+) -> None:
+    """Redis is shared: whatever else writes to the event streams (another version, a
+    mistake) is skipped with a warning, and the node goes on reading the others' events."""
+    a, b = cluster.nodes
+    ws = await subscribe(b)
+    try:
+        with redis_lib.Redis.from_url(cluster.redis.url) as r:
+            for p in range(16):
+                r.xadd(f"callhook:events:{p}", {"n": "intruder", "t": "acme", "s": "x"})
+                r.xadd(f"callhook:events:{p}", {"garbage": b"\xff\xfe"})
+        call_id, status = ring(a)
+        assert status == 200
+        got = await wsi.events_until(ws, lambda evs: any(e.get("call_id") == call_id for e in evs))
+        assert next(e for e in got if e.get("call_id") == call_id)["event_type"] == "call_start"
+    finally:
+        await ws.close()
+    assert "cannot read bus entry" in b.logs()
 
 
 def phones_on_both(
