@@ -40,6 +40,13 @@ class OwnerTimeout(HubError):
     code = "owner-timeout"
 
 
+class OwnerFailed(HubError):
+    """The report is stored, but its partition's owner could not process it."""
+
+    status = 500
+    code = "owner-failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """A report handed to the inbox: stored when `done` completes without error."""
@@ -173,7 +180,13 @@ class InboxIntake:
         entry_id = await asyncio.shield(self.inbox.submit(entry))
         if entry_id is None:
             return None
-        return await self.replies.wait(entry_id, self.wait)
+        reply = await self.replies.wait(entry_id, self.wait)
+        if reply.get("failed"):
+            raise OwnerFailed(
+                f"stored, but the owner of its partition could not process it (inbox entry"
+                f" {entry_id}: its log says why)"
+            )
+        return reply
 
 
 def _events(reply: dict[str, Any]) -> tuple[Event, ...]:

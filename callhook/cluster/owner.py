@@ -80,6 +80,7 @@ class Owner:
         self._next_prune = time.monotonic() + PRUNE_EVERY
         self.passes = 0
         self.failures = 0
+        self.set_aside = 0  # entries that could not be processed (logged whole)
 
     # leases ------------------------------------------------------------------------------
     async def acquired(self, partition: int, epoch: int) -> None:
@@ -156,7 +157,14 @@ class Owner:
             if tenant is None:  # deleted since: its reports go with it
                 log.warning("inbox entry of unknown tenant %r dropped", e.tenant)
                 continue
-            events, device, found = self._correlate(tenant, e)
+            try:
+                events, device, found = self._correlate(tenant, e)
+            except Exception as exc:  # no I/O in there: it would fail alike on every try
+                self._set_aside(e, exc)
+                batch.parts.append((len(batch.events), len(batch.events), -1))
+                if e.kind in ("publish", "end_call"):
+                    replies.append((e.id, len(batch.parts) - 1, "failed"))
+                continue
             start = len(batch.events)
             batch.events.extend(events)
             if device is not None:
@@ -186,9 +194,23 @@ class Owner:
         self._forget_unstored_devices(batch, appended)
         return len(entries) == BATCH
 
+    def _set_aside(self, e: Entry, exc: Exception) -> None:
+        """An entry that cannot be processed (written by another version, or a bug): it
+        is consumed with the pass instead of holding every later report of its partition
+        back, and logged whole, so that nothing of it is lost."""
+        self.set_aside += 1
+        body = e.raw.decode(errors="replace") if e.body is None else orjson.dumps(e.body).decode()
+        log.error(
+            "inbox entry set aside: id %d, tenant %r, kind %r, received at %.3f (%s: %s);"
+            " its body: %s",
+            e.id, e.tenant, e.kind, e.received_at, type(exc).__name__, exc, body,
+        )  # fmt: skip
+
     def _correlate(self, tenant: Tenant, e: Entry) -> tuple[list[Event], DeviceSeen | None, bool]:
         """(events, device row to write, found) of one entry."""
         b = e.body
+        if b is None:
+            raise ValueError("its body is not a JSON object")
         if e.kind == "phone":
             parsed = ParsedRequest(
                 token=None,
@@ -280,6 +302,7 @@ def _reply(appended: Appended, part: int, why: str) -> bytes:
     return orjson.dumps(
         {
             "found": why != "missing",
+            "failed": why == "failed",
             "events": [{"tenant": e.tenant, "key": e.key, "seq": e.seq, "event_id": e.event_id}
                        for e in events],
         }

@@ -194,3 +194,24 @@ def test_a_new_owner_restores_open_calls_and_runs_their_timers(tmp_path: Path) -
         assert (cdr["status"], cdr["end_reason"]) == ("missed", "ring_timeout")
     finally:
         c.stop()
+
+
+def test_an_entry_the_owner_cannot_process_is_set_aside_not_retried_forever(
+    cluster: Cluster,
+) -> None:
+    """An inbox entry written by another version (or broken some other way) fails on
+    every try: retrying it would hold every later report of its partition back forever.
+    The owner logs it whole and goes on; the reports after it are correlated."""
+    owner, other = owner_of(cluster)
+    p = partition_of("acme")
+    for kind, body in (("phone", b"not json"), ("phone", b"[1, 2]"), ("publish", b"{}")):
+        other.sql(
+            "INSERT INTO inbox (partition, tenant, kind, body, received_at)"
+            " VALUES (?, 'acme', ?, ?, 0)",
+            (p, kind, body),
+        )
+    call_id, status = ring(other)
+    assert status == 200
+    wait_for(lambda: any(e.get("call_id") == call_id for e in owner.all_events()), 15)
+    assert other.sql("SELECT COUNT(*) FROM inbox WHERE partition = ?", (p,)) == [(0,)]
+    assert owner.logs().count("inbox entry set aside") == 3

@@ -73,8 +73,19 @@ class Entry:
     partition: int
     tenant: str
     kind: str
-    body: dict[str, Any]
+    body: dict[str, Any] | None  # None: not a JSON object (another version wrote it?)
     received_at: float
+    raw: bytes = b""  # the stored body, kept when it could not be read
+
+
+def _entry(i: int, p: int, tenant: str, kind: str, raw: bytes, received_at: float) -> Entry:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        return Entry(i, p, tenant, kind, body, received_at)
+    return Entry(i, p, tenant, kind, None, received_at, raw)
 
 
 _INSERT = "INSERT INTO inbox (partition, tenant, kind, body, received_at) VALUES (?,?,?,?,?)"
@@ -116,8 +127,7 @@ class PgInbox:
                 " WHERE partition = ANY(?) ORDER BY id LIMIT ?",
                 (list(partitions), limit),
             ).fetchall()
-            return [Entry(int(i), int(p), t, k, orjson.loads(bytes(b)), float(r))
-                    for i, p, t, k, b, r in rows]  # fmt: skip
+            return [_entry(int(i), int(p), t, k, bytes(b), float(r)) for i, p, t, k, b, r in rows]
 
         return await self.engine.read(q)
 
