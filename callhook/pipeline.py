@@ -51,6 +51,9 @@ def device_of(tenant: Tenant, pe: PhoneEvent) -> DeviceSeen | None:
 
 # Variables that describe the phone beyond model, firmware, hardware and address.
 DEVICE_DETAILS = ("language", "active_user", "active_host", "display_local")
+# Every variable device_of() reads: the same values give the same row.
+_DEVICE_VARIABLES = ("product", "program_version", "hardware_version", "phone_ip", "local",
+                     *DEVICE_DETAILS)  # fmt: skip
 
 
 def _details(v: dict[str, str]) -> str:
@@ -69,25 +72,30 @@ class DeviceCache:
     phone says changes, else at most every DEVICE_REFRESH_SECONDS."""
 
     def __init__(self) -> None:
-        self._devices: dict[tuple[str, str], tuple[tuple[str, ...], float]] = {}
+        # (tenant, mac) -> (what the phone said of itself, when its row was written)
+        self._devices: dict[tuple[str, str], tuple[tuple[Any, ...], float]] = {}
 
-    def changed(self, d: DeviceSeen | None) -> DeviceSeen | None:
-        """`d` if its row is to be written now, else None."""
-        if d is None:
+    def seen(self, tenant: Tenant, pe: PhoneEvent) -> DeviceSeen | None:
+        """device_of(tenant, pe) if its row is to be written now, else None. Checked on
+        what the request says, so most requests build no row."""
+        v = pe.variables
+        mac = v.get("mac")
+        if not mac:
             return None
-        key = (d.tenant, d.mac)
-        facts = (d.vendor, d.model, d.firmware, d.hardware, d.ip, d.extension, d.details)
+        key = (tenant.name, mac)
+        said = (pe.vendor, pe.source_ip, pe.event != "sign_off",
+                *[v.get(k) for k in _DEVICE_VARIABLES])  # fmt: skip
         known = self._devices.get(key)
         if (
             known is not None
-            and known[0] == facts
-            and d.seen_at - known[1] < DEVICE_REFRESH_SECONDS
+            and known[0] == said
+            and pe.received_at - known[1] < DEVICE_REFRESH_SECONDS
         ):
             return None
         if len(self._devices) >= MAX_DEVICE_CACHE:
             self._devices.clear()
-        self._devices[key] = (facts, d.seen_at)
-        return d
+        self._devices[key] = (said, pe.received_at)
+        return device_of(tenant, pe)
 
     def forget(self, d: DeviceSeen) -> None:
         """Its row was not written after all: write it with the next report."""
@@ -216,7 +224,7 @@ class Pipeline:
                 parsed.pairs,
             )
         mark(events, marks)
-        return events, self._enqueue(events, self.devices.changed(device_of(tenant, pe)))
+        return events, self._enqueue(events, self.devices.seen(tenant, pe))
 
     async def publish(self, event: Event, dedupe: str = "") -> tuple[Event, ...]:
         """A canonical event from a PBX or adapter (REST), through the correlator; returns

@@ -32,7 +32,7 @@ from callhook.correlate import Correlator
 from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.ingest.model import ParsedRequest, PhoneEvent
-from callhook.pipeline import DeviceCache, device_of, mark
+from callhook.pipeline import DeviceCache, mark
 from callhook.store import Append, Appended, CorrelationState, Fence, StoreError
 from callhook.store.postgres.inbox import Entry, PgInbox, consume
 from callhook.store.records import DeviceSeen
@@ -240,7 +240,7 @@ class Owner:
                 log.exception("correlation failed; the report is stored raw: %s", b)
             marks = b.get("marks")
             mark(events, (marks[0], marks[1]) if marks else None)
-            return events, self.devices.changed(device_of(tenant, pe)), True
+            return events, self.devices.seen(tenant, pe), True
         if e.kind == "publish":
             ev = Event(
                 tenant=tenant.name,
