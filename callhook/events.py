@@ -83,6 +83,27 @@ class _IdGen:
             self._last_ms = ms
             return str(((ms - self._EPOCH_MS) << 22) | (self._node << 12) | self._n)
 
+    def take(self, count: int) -> list[str]:
+        """`count` ids as `count` next() calls would give them, with one lock and one clock
+        reading for all (the same steps as next(), spelled out: it is per event)."""
+        out = []
+        node = self._node << 12
+        with self._lock:
+            now = int(time.time() * 1000)
+            for _ in range(count):
+                ms = now
+                if ms <= self._last_ms:
+                    ms = self._last_ms
+                    self._n += 1
+                    if self._n >= 4096:  # 4096 ids per millisecond; borrow from the next one
+                        ms += 1
+                        self._n = 0
+                else:
+                    self._n = 0
+                self._last_ms = ms
+                out.append(str(((ms - self._EPOCH_MS) << 22) | node | self._n))
+        return out
+
 
 _ids = _IdGen()
 
@@ -90,6 +111,11 @@ _ids = _IdGen()
 def new_id() -> str:
     """A new numeric-string id (session_id, cdr_id, event_id, tenant_id ...)."""
     return _ids.next()
+
+
+def new_ids(count: int) -> list[str]:
+    """`count` new ids, as many new_id() calls would give (cheaper for a batch)."""
+    return _ids.take(count)
 
 
 @dataclass(slots=True)

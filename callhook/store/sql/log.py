@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from callhook.events import Event, new_id
+from callhook.events import Event, new_ids
 from callhook.store import CommitHook, TxHook
 from callhook.store.records import Append, Appended, DeviceSeen, NewDelivery, StoredEvent
 from callhook.store.sql import Conn
@@ -166,8 +166,9 @@ class SqlEventLog:
         rows = []
         cdrs = []
         stored: list[Event] = []
+        ids = iter(new_ids(sum(1 for e in events if not e.event_id)))
         for given in events:
-            ev = given.stored(st.next_seq(conn, given.tenant), given.event_id or new_id())
+            ev = given.stored(st.next_seq(conn, given.tenant), given.event_id or next(ids))
             stored.append(ev)
             body = ev.wire_bytes()
             rows.append(
