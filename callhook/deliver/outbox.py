@@ -19,7 +19,7 @@ import orjson
 
 from callhook.deliver import call_events
 from callhook.deliver.parties import Parties
-from callhook.deliver.rules import Index
+from callhook.deliver.rules import Endpoint, Index
 from callhook.events import Event, new_id
 from callhook.store import AppendTx
 from callhook.store.records import Appended, Item, NewDelivery
@@ -30,7 +30,8 @@ log = logging.getLogger("callhook.deliver")
 # held (its endpoint is disabled by the hub; kept for replay).
 STATUSES = ("pending", "succeeded", "failed", "held")
 _SESSIONS_TRACKED = 100_000
-_TRACKED = frozenset(("call_start", "call_established"))  # what says a call was answered
+_TRACKED = frozenset(("call_start", "call_established"))
+_NO_MATCH: tuple[tuple[Endpoint, str], ...] = ()  # what says a call was answered
 # How far back to look for a call's answer or start when its start predates this process.
 _ANSWER_LOOKBACK = 6 * 3600.0
 
@@ -60,10 +61,11 @@ class Outbox:
             if ev.key == "call_cdr" and ev.session_id
         }
         match, note = index.match, self.parties.note  # per event, on the writer thread
+        listening = index.listening
         for ev in events:
             session = ev.session_id or _str(ev.body.get("session_id"))
             try:
-                matched = match(ev)
+                matched = match(ev) if ev.tenant in listening else _NO_MATCH
                 if session and session not in journal:
                     journal[session] = (self._answered.get(session), self.parties.entry(session))
                 if ev.key in _TRACKED:

@@ -132,15 +132,19 @@ class Index:
         self.by_id: dict[str, Endpoint] = {}
         self._webhooks: dict[str, list[Endpoint]] = {}
         self._rules: dict[tuple[str, str], list[Endpoint]] = {}
+        listening: set[str] = set()
         for ep in endpoints:
             self.by_id[ep.endpoint_id] = ep
             if not ep.enabled:
                 continue
+            listening.add(ep.tenant)
             if ep.kind == "webhook":
                 self._webhooks.setdefault(ep.tenant, []).append(ep)
             else:
                 for key in call_events.listens_to(ep.event):
                     self._rules.setdefault((ep.tenant, key), []).append(ep)
+        # Tenants with an enabled endpoint: no other tenant's event can match (a set lookup).
+        self.listening = frozenset(listening)
 
     def match(self, ev: Event) -> list[tuple[Endpoint, str]]:
         """(endpoint, call flow) for each endpoint this event goes to; flow '' for webhooks."""
