@@ -89,7 +89,11 @@ async def publish_event(
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or None
         raise Unprocessable(err["msg"], field=field) from None
-    event = published_event(hub.tenants[tenant], key, model.model_dump(exclude_none=True))
+    values = model.model_dump(exclude_none=True)
+    where = _nul_at(values)
+    if where is not None:  # valid JSON (\u0000), but no text column can hold it
+        raise Unprocessable("NUL characters (U+0000) are not allowed", field=where or None)
+    event = published_event(hub.tenants[tenant], key, values)
     try:  # the log stores what orjson writes: no integer beyond 64 bits, no 255-deep nesting
         orjson.dumps(event.body)
     except orjson.JSONEncodeError as exc:
@@ -97,6 +101,25 @@ async def publish_event(
     committed = await hub.pipeline.publish(event)
     out = [{"event_id": e.event_id, "seq": e.seq, "event_type": e.key} for e in committed]
     return Response(orjson.dumps({"events": out}), status_code=201, media_type="application/json")
+
+
+def _nul_at(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (value or key) holding a NUL; None: none."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in k:
+                return path
+            found = _nul_at(v, f"{path}.{k}" if path else k)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _nul_at(v, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
 
 
 # Fields the hub owns: never taken from a publisher.

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.string import StrDumperUnknown
 
 TIMEOUT = 5  # seconds ([server] database_timeout): a silent connection is given up after it
 
@@ -58,6 +59,23 @@ def server_liveness(timeout: int = TIMEOUT) -> dict[str, str]:
     }
 
 
+class _NulSafeStr(StrDumperUnknown):
+    """Strings as psycopg sends them, but a NUL character (which PostgreSQL's text cannot
+    hold, and psycopg refuses) as U+FFFD. A value from outside that carries one (a queue
+    name or session id in a published event, a number a Kamailio report carried, a
+    webhook receiver's answer) would otherwise fail its whole transaction on every retry:
+    every report in the same group commit, and on a cluster the partition's owner, which
+    would retry it forever. Event bodies are stored as bytes and keep theirs escaped."""
+
+    def dump(self, obj: str) -> bytes | bytearray | memoryview | None:
+        return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+
+def nul_safe(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Send `conn`'s strings through _NulSafeStr (every connection the hub opens)."""
+    conn.adapters.register_dumper(str, _NulSafeStr)
+
+
 async def connect_async(
     url: str, silent_after: float, *, bound_statements: bool = True
 ) -> psycopg.AsyncConnection[Any]:
@@ -68,6 +86,8 @@ async def connect_async(
     if bound_statements:
         ms = int(silent_after * 1000)
         settings["options"] = f"-c statement_timeout={ms} -c lock_timeout={ms}"
-    return await psycopg.AsyncConnection.connect(
+    conn = await psycopg.AsyncConnection.connect(
         make_conninfo(dsn(url), **settings), autocommit=True
     )
+    nul_safe(conn)
+    return conn

@@ -21,7 +21,13 @@ from psycopg.conninfo import make_conninfo
 
 from callhook.store import Fence, StoreError
 from callhook.store.postgres import leases, schema
-from callhook.store.postgres.connections import TIMEOUT, dsn, liveness, server_liveness
+from callhook.store.postgres.connections import (
+    TIMEOUT,
+    dsn,
+    liveness,
+    nul_safe,
+    server_liveness,
+)
 from callhook.store.sql import Conn, Cursor
 from callhook.store.sql.engine import ThreadEngine
 
@@ -94,6 +100,7 @@ def connect_raw(url: str, timeout: int = TIMEOUT) -> psycopg.Connection[Any]:
     try:
         conninfo = make_conninfo(dsn(url), **liveness(url, timeout))
         conn = psycopg.connect(conninfo, autocommit=True)
+        nul_safe(conn)
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to PostgreSQL: {' '.join(str(exc).split())}") from exc
     try:
