@@ -163,7 +163,11 @@ class Claims:
     async def _claim_due(self) -> None:
         told = False
         self._full = False
-        while (room := self.room()) > 0:
+        while True:
+            room = self.room()
+            if room <= 0:
+                self._full = True  # due work may be left: a pass once an outcome frees room
+                return
             limit = min(self.batch, room)
             try:
                 items = await self.table.claim_due(self.clock(), limit)
@@ -175,7 +179,6 @@ class Claims:
                 self.dispatcher.add(items)
             if len(items) < limit:
                 return
-            self._full = limit == room  # stopped by room, not by want of work
             if not told:  # more is waiting than one batch: share it
                 told = True
                 with contextlib.suppress(Exception):
