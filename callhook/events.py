@@ -70,22 +70,10 @@ class _IdGen:
         self._node = int.from_bytes(os.urandom(2), "big") & 0x3FF
 
     def next(self) -> str:
-        with self._lock:
-            ms = int(time.time() * 1000)
-            if ms <= self._last_ms:
-                ms = self._last_ms
-                self._n += 1
-                if self._n >= 4096:  # 4096 ids per millisecond; borrow from the next one
-                    ms += 1
-                    self._n = 0
-            else:
-                self._n = 0
-            self._last_ms = ms
-            return str(((ms - self._EPOCH_MS) << 22) | (self._node << 12) | self._n)
+        return self.take(1)[0]
 
     def take(self, count: int) -> list[str]:
-        """`count` ids as `count` next() calls would give them, with one lock and one clock
-        reading for all (the same steps as next(), spelled out: it is per event)."""
+        """`count` new ids, with one lock and one clock reading for all (a batch's)."""
         out = []
         node = self._node << 12
         with self._lock:

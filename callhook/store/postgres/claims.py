@@ -34,18 +34,34 @@ RECONNECT = 1.0  # seconds between attempts to listen again
 
 _NOW = "extract(epoch from statement_timestamp())"
 
-# Each arm of the OR is a partial index (migration 8): nobody's, or an expired claim.
-_CLAIMABLE = f"""
+# Due and free to take. Each arm of the OR is a partial index (migration 8): nobody's,
+# or an expired claim.
+_FREE = f"""
     d.status = 'pending'
     AND ((d.claimed_by = '' AND d.next_at <= %(now)s::float8)
-         OR (d.claimed_by <> '' AND d.claim_until < {_NOW} AND d.next_at <= %(now)s::float8))
+         OR (d.claimed_by <> '' AND d.claim_until < {_NOW} AND d.next_at <= %(now)s::float8))"""
+
+# ... and not behind an earlier pending delivery of its (endpoint, session).
+_CLAIMABLE = f"""{_FREE}
     AND (d.session_id IS NULL OR NOT EXISTS (
         SELECT 1 FROM deliveries e
         WHERE e.endpoint_id = d.endpoint_id AND e.session_id = d.session_id
           AND e.status = 'pending' AND e.seq < d.seq))
 """
 
-# Any due delivery, with what sending it needs (the event's stored wire JSON).
+# The end of a claiming statement (its UPDATE in a `claimed` CTE): the claimed rows as
+# Items, with what sending them needs (the event's stored wire JSON), in seq order.
+_ITEMS = """
+    RETURNING d.delivery_id, d.endpoint_id, d.seq, d.event_id, d.session_id, d.attempts,
+              d.schedule_base, d.next_at, d.context, d.tenant
+)
+SELECT c.delivery_id, c.endpoint_id, c.seq, c.event_id, c.session_id, c.attempts,
+       c.schedule_base, c.next_at, ev.body, ev.extensions, c.context
+FROM claimed c JOIN events ev ON ev.tenant = c.tenant AND ev.seq = c.seq
+ORDER BY c.seq
+"""
+
+# Any due delivery, with what sending it needs.
 _CLAIM_DUE = f"""
 WITH picked AS (
     SELECT d.delivery_id FROM deliveries d
@@ -55,14 +71,7 @@ WITH picked AS (
 ), claimed AS (
     UPDATE deliveries d SET claimed_by = %(me)s, claim_until = {_NOW} + %(ttl)s::float8
     FROM picked WHERE d.delivery_id = picked.delivery_id
-    RETURNING d.delivery_id, d.endpoint_id, d.seq, d.event_id, d.session_id, d.attempts,
-              d.schedule_base, d.next_at, d.context, d.tenant
-)
-SELECT c.delivery_id, c.endpoint_id, c.seq, c.event_id, c.session_id, c.attempts,
-       c.schedule_base, c.next_at, ev.body, ev.extensions, c.context
-FROM claimed c JOIN events ev ON ev.tenant = c.tenant AND ev.seq = c.seq
-ORDER BY c.seq
-"""
+{_ITEMS}"""
 
 # Just-committed deliveries this node already has in memory: only their ids come back.
 _CLAIM_IDS = f"""
@@ -91,17 +100,8 @@ WITH done AS (
         ORDER BY d.seq LIMIT 1) h
 ), claimed AS (
     UPDATE deliveries d SET claimed_by = %(me)s, claim_until = {_NOW} + %(ttl)s::float8
-    FROM heads WHERE d.delivery_id = heads.delivery_id AND d.status = 'pending'
-      AND ((d.claimed_by = '' AND d.next_at <= %(now)s::float8)
-           OR (d.claimed_by <> '' AND d.claim_until < {_NOW} AND d.next_at <= %(now)s::float8))
-    RETURNING d.delivery_id, d.endpoint_id, d.seq, d.event_id, d.session_id, d.attempts,
-              d.schedule_base, d.next_at, d.context, d.tenant
-)
-SELECT c.delivery_id, c.endpoint_id, c.seq, c.event_id, c.session_id, c.attempts,
-       c.schedule_base, c.next_at, ev.body, ev.extensions, c.context
-FROM claimed c JOIN events ev ON ev.tenant = c.tenant AND ev.seq = c.seq
-ORDER BY c.seq
-"""
+    FROM heads WHERE d.delivery_id = heads.delivery_id AND {_FREE}
+{_ITEMS}"""
 
 _RENEW = f"""
 UPDATE deliveries SET claim_until = GREATEST(claim_until, {_NOW} + %(ttl)s::float8)
