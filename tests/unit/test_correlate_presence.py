@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from callhook.events import Event
-from tests.unit.test_correlate import DOMAIN, T0, Phones, uri
+from tests.support.correlator import DOMAIN, T0, Phones, uri
 
 PHONE = {
     "local": "101",
