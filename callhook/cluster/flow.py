@@ -47,7 +47,6 @@ class ClusterFlow:
     ) -> None:
         self.inbox = PgInbox(url, timeout=timeout)
         self.replies = Replies(self.inbox)
-        self.intake: Intake = InboxIntake(self.inbox, self.replies, REPLY_WAIT)
         self.owner = Owner(
             leases.node_id,
             self.inbox,
@@ -59,6 +58,7 @@ class ClusterFlow:
             tick_interval=tick_interval,
             correlation_failed=correlation_failed,
         )
+        self.intake: Intake = InboxIntake(self.inbox, self.replies, self.owner.take, REPLY_WAIT)
         self.state: StateView = ClusterState(self.owner, store.state, blank)
         self.leases = leases
         leases.on_acquired = self._acquired

@@ -9,11 +9,18 @@ writer: the lease fences of the partitions touched, the events (per-tenant gap-f
 of the entries consumed (callhook/store/postgres/inbox.py). Committed events then go to
 the bus as on one node (the event log's commit hooks).
 
+A phone report that reaches the node owning its partition does not go through the inbox:
+`take` hands it to the next pass directly (after the inbox entries it reads), and the
+phone is answered once that pass committed, as on a single node. Its raw report is not
+stored: the events it caused are, in the same transaction. A report that reaches any
+other node, a Kamailio report (stored once per report id) and a REST call take the
+inbox.
+
 A pass that fails to commit (a lease lost, PostgreSQL away) has advanced the correlator
-for nothing: the state of every partition held is dropped and read again from
-PostgreSQL, and the entries are read again (they were not consumed). A partition taken
-(`acquired`) is restored from the snapshots its previous owner committed; a partition
-lost is forgotten.
+for nothing: the reports taken directly get the error (`503`: the phone sends again); the
+state of every partition held is dropped and read again from PostgreSQL, and the inbox
+entries are read again (they were not consumed). A partition taken (`acquired`) is
+restored from the snapshots its previous owner committed; a partition lost is forgotten.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -32,7 +40,7 @@ from callhook.correlate import Correlator
 from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.ingest.model import ParsedRequest, PhoneEvent
-from callhook.pipeline import DeviceCache, mark
+from callhook.pipeline import DeviceCache, Marks, mark
 from callhook.store import Append, Appended, CorrelationState, Fence, StoreError
 from callhook.store.postgres.inbox import Entry, PgInbox, consume
 from callhook.store.records import DeviceSeen
@@ -44,6 +52,32 @@ BATCH = 2000  # entries read per pass
 POLL = 0.5  # seconds between passes when no notification came (a missed one)
 RETRY = 0.5  # seconds after a pass that failed to commit
 PRUNE_EVERY = 300.0  # seconds between prunes of old dedupe keys and replies
+
+
+def phone_body(parsed: ParsedRequest, source_ip: str, marks: Marks | None) -> bytes:
+    """A phone report as an inbox entry's body (read back by `Owner._correlate`)."""
+    return orjson.dumps(
+        {
+            "event": parsed.event,
+            "event_name": parsed.event_name,
+            "variables": parsed.variables,
+            "pairs": parsed.pairs,
+            "vendor": parsed.vendor,
+            "hints": list(parsed.hints),
+            "source_ip": source_ip,
+            "marks": list(marks) if marks else None,
+        }
+    )
+
+
+@dataclass(slots=True)
+class _Taken:
+    """A phone report this node received for a partition it owns (`Owner.take`)."""
+
+    tenant: Tenant
+    report: PhoneEvent
+    marks: Marks | None
+    done: asyncio.Future[None]  # its result once the pass that correlated it committed
 
 
 class Owner:
@@ -76,6 +110,8 @@ class Owner:
         self.devices = DeviceCache()
         self._lock = asyncio.Lock()  # passes, acquisitions and losses take turns
         self._wake = asyncio.Event()
+        self._taken: list[_Taken] = []  # for the next pass
+        self._inbox_due = True  # whether the next pass reads the inbox (not only _taken)
         self._next_tick = 0.0
         self._next_prune = time.monotonic() + PRUNE_EVERY
         self.passes = 0
@@ -107,9 +143,34 @@ class Owner:
         p = partition_of(tenant)
         return p in self.owned and p not in self._stale
 
+    def take(
+        self, tenant: Tenant, parsed: ParsedRequest, source_ip: str, marks: Marks | None
+    ) -> asyncio.Future[None] | None:
+        """Correlate a phone report in the next pass, without the inbox, if this node
+        holds `tenant`'s current state; the future completes once it is committed.
+        None: the report is for the inbox (another node's partition, or one restoring)."""
+        if not self.live(tenant.name):
+            return None
+        report = PhoneEvent(
+            tenant=tenant.name,
+            event=parsed.event,
+            variables=parsed.variables,
+            pairs=parsed.pairs,
+            event_name=parsed.event_name,
+            source_ip=source_ip,
+            received_at=time.time(),
+            vendor=parsed.vendor,
+            hints=parsed.hints,
+        )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._taken.append(_Taken(tenant, report, marks, done))
+        self._wake.set()
+        return done
+
     def wake(self, partition: int = -1) -> None:
         """New entries in `partition` (-1: maybe any): run a pass now."""
         if partition < 0 or partition in self.owned:
+            self._inbox_due = True
             self._wake.set()
 
     # the loop ----------------------------------------------------------------------------
@@ -117,20 +178,26 @@ class Owner:
         """Passes, woken by notifications, by the poll interval, and by timers due."""
         while True:
             timeout = min(POLL, max(0.0, self._next_tick - time.monotonic()))
-            with contextlib.suppress(asyncio.TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:  # the poll: in case a notification was missed
+                self._inbox_due = True
             self._wake.clear()
             try:
                 async with self._lock:
                     more = await self._pass()
+            except asyncio.CancelledError:
+                _fail(self._taken, StoreError("the hub is stopping"))
+                raise
             except Exception as exc:
+                self._inbox_due = True
                 self.failures += 1
                 log.error("inbox pass failed (state restored, entries read again): %s", exc)
                 await self._recover()
                 await asyncio.sleep(RETRY)
                 continue
             if more:
-                self._wake.set()
+                self.wake()
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + PRUNE_EVERY
                 with contextlib.suppress(StoreError):
@@ -146,7 +213,25 @@ class Owner:
             self._forget(stale)
             await self._restore(stale)
             self._stale -= stale
-        entries = await self.inbox.pending(sorted(owned), BATCH)
+        entries: list[Entry] = []
+        if self._inbox_due:  # not when only woken by reports taken directly
+            self._inbox_due = False
+            entries = await self.inbox.pending(sorted(owned), BATCH)
+        taken, self._taken = self._taken, []
+        try:
+            return await self._process(owned, entries, taken)
+        except BaseException as exc:
+            _fail(taken, exc if isinstance(exc, StoreError) else StoreError(str(exc)))
+            raise
+
+    async def _process(
+        self, owned: dict[int, int], entries: list[Entry], taken: list[_Taken]
+    ) -> bool:
+        """Correlate and commit `entries` (from the inbox) and then `taken`."""
+        gone = [t for t in taken if not self.live(t.tenant.name)]
+        if gone:  # its partition changed hands since: nothing of it is stored
+            _fail(gone, StoreError("its partition changed hands; send it again"))
+            taken = [t for t in taken if self.live(t.tenant.name)]
         if any(e.tenant not in self.tenants for e in entries):
             await self._reload_directory()  # created on another node a moment ago
         batch = Append([])
@@ -173,6 +258,15 @@ class Owner:
             batch.parts.append((start, len(batch.events), last))
             if e.kind in ("publish", "end_call"):
                 replies.append((e.id, len(batch.parts) - 1, "" if found else "missing"))
+        for t in taken:
+            touched.add(partition_of(t.tenant.name))
+            start = len(batch.events)
+            batch.events.extend(self._feed(t.report, t.marks))
+            device = self.devices.seen(t.tenant, t.report)
+            if device is not None:
+                batch.devices.append(device)
+            last = len(batch.devices) - 1 if device is not None else -1
+            batch.parts.append((start, len(batch.events), last))
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + self._tick_interval
@@ -185,13 +279,16 @@ class Owner:
         touched |= {partition_of(e.tenant) for e in batch.events}
         touched |= {partition_of(t) for t, _, _ in batch.sessions}
         touched |= {partition_of(t) for t, _, _ in batch.presence}
-        if not entries and not batch.events and not batch.sessions and not batch.presence:
+        if not (entries or taken or batch.events or batch.sessions or batch.presence):
             return False
         batch.fences = [Fence(p, self.node_id, owned[p]) for p in sorted(touched) if p in owned]
         ids = [e.id for e in entries]
         appended = await self._commit(batch, ids, replies)
         self.passes += 1
         self._forget_unstored_devices(batch, appended)
+        for t in taken:
+            if not t.done.done():
+                t.done.set_result(None)
         return len(entries) == BATCH
 
     def _set_aside(self, e: Entry, exc: Exception) -> None:
@@ -232,14 +329,8 @@ class Owner:
                 vendor=parsed.vendor,
                 hints=parsed.hints,
             )
-            try:
-                events = self.correlator.feed(pe)
-            except Exception as exc:  # a bug: the phone was not wrong, its report is kept
-                events = [self.correlator.raw_report(pe, f"{type(exc).__name__}: {exc}")]
-                self._correlation_failed(tenant.name)
-                log.exception("correlation failed; the report is stored raw: %s", b)
             marks = b.get("marks")
-            mark(events, (marks[0], marks[1]) if marks else None)
+            events = self._feed(pe, (marks[0], marks[1]) if marks else None)
             return events, self.devices.seen(tenant, pe), True
         if e.kind == "publish":
             ev = Event(
@@ -257,6 +348,15 @@ class Owner:
             return ended or [], None, ended is not None
         log.warning("inbox entry of unknown kind %r dropped", e.kind)
         return [], None, True
+
+    def _feed(self, pe: PhoneEvent, marks: Marks | None) -> list[Event]:
+        try:
+            events = self.correlator.feed(pe)
+        except Exception as exc:  # a bug: the phone was not wrong, its report is kept
+            events = [self.correlator.raw_report(pe, f"{type(exc).__name__}: {exc}")]
+            self._correlation_failed(pe.tenant)
+            log.exception("correlation failed; the report is stored raw: %s", pe)
+        return mark(events, marks)
 
     async def _commit(
         self, batch: Append, ids: list[int], replies: list[tuple[int, int, str]]
@@ -294,6 +394,14 @@ class Owner:
             self.correlator.drain_changes()
             self.devices = DeviceCache()
             self._stale |= held
+
+
+def _fail(taken: list[_Taken], exc: BaseException) -> None:
+    """These reports were not stored: their phones get the error (and send again)."""
+    for t in taken:
+        if not t.done.done():
+            t.done.set_exception(exc)
+    taken.clear()
 
 
 def _reply(appended: Appended, part: int, why: str) -> bytes:

@@ -88,6 +88,32 @@ def test_the_legs_of_a_call_on_different_nodes_make_one_session(cluster: Cluster
         wait_for(lambda: other.api("GET", "/api/v1/tenants/acme/calls")[1]["calls"] == [], 10)
 
 
+def inbox_entries_made(hub: Hub) -> int:
+    """How many inbox entries were ever made (the id sequence: consumed ones count)."""
+    rows = hub.sql("SELECT last_value + CASE WHEN is_called THEN 0 ELSE -1 END FROM inbox_id_seq")
+    return int(rows[0][0])
+
+
+def test_a_report_to_the_owner_is_correlated_there_without_the_inbox(cluster: Cluster) -> None:
+    owner, other = owner_of(cluster)
+    # Once the owner holds the tenant's state (restored after taking the partition), its
+    # own phones' reports skip the inbox.
+    wait_for(lambda: ring(other)[1] == 200 and inbox_entries_made(owner) > 0, 10)
+    before = inbox_entries_made(owner)
+    wait_for(lambda: ring(owner)[1] == 200 and inbox_entries_made(owner) == before, 10)
+    for _ in range(5):
+        call_id, status = ring(owner)
+        assert status == 200
+        # Answered once its events were committed: they are in the log already.
+        assert any(e.get("call_id") == call_id for e in owner.all_events()), call_id
+    assert inbox_entries_made(owner) == before, "the owner's own reports took the inbox"
+    # The other node's phones still go through the inbox, to the same owner.
+    call_id, status = ring(other)
+    assert status == 200
+    assert inbox_entries_made(owner) == before + 1
+    wait_for(lambda: any(e.get("call_id") == call_id for e in other.all_events()), 10)
+
+
 def keys_of(hub: Hub, *call_ids: str) -> list[str]:
     """The event types of the sessions these phone call ids belong to."""
     sessions = sessions_of(hub, *call_ids)
