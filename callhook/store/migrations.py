@@ -419,4 +419,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    # A condition checked inside a pipelined transaction without waiting for its answer
+    # (callhook/store/postgres/engine.py): false fails the transaction, which the writer
+    # then runs again one operation at a time, reading what it checked.
+    Migration(
+        9,
+        "an assertion a cluster's writer checks its lease fences with",
+        (
+            Only(
+                "postgres",
+                """
+    CREATE FUNCTION callhook_assert(ok BOOLEAN, what TEXT) RETURNS VOID
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            IF ok IS NOT TRUE THEN
+                RAISE EXCEPTION 'callhook: %', what USING ERRCODE = 'CH001';
+            END IF;
+        END $$""",
+            ),
+        ),
+    ),
 )

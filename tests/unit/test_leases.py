@@ -357,6 +357,26 @@ async def test_a_write_held_up_while_its_lease_changes_hands_stores_nothing(
         await store.close()
 
 
+async def test_writers_of_two_nodes_keep_one_tenants_seq_gap_free(pg_url: str) -> None:
+    """Each writer keeps the seqs it assigned: when the other node appended since, the
+    next one is taken (the log's primary key fails the transaction), and the batch runs
+    again reading the seq from the log."""
+    one: Any = open_store(pg_url, shared=True)
+    two: Any = open_store(pg_url, shared=True)
+    await one.open()
+    await two.open()
+    try:
+        seqs = []
+        for n, store in enumerate([one, one, two, one, two, two, one]):
+            stored = await store.log.append(Append([_event("acme", n), _event("beta", n)]))
+            seqs.append([e.seq for e in stored.events])
+        assert seqs == [[n, n] for n in range(1, 8)]
+        assert len(await one.log.read("acme")) == 7
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_fenced_writes_need_postgresql(tmp_path: Any) -> None:
     store: Any = open_store(f"sqlite:///{tmp_path}/one.db")
     await store.open()

@@ -176,6 +176,12 @@ class Engine(ThreadEngine):
     def failed_fences(self, conn: Conn, fences: set[Fence]) -> set[Fence]:
         return leases.failed_fences(conn, fences)
 
+    def assert_fences(self, conn: Conn, fences: set[Fence]) -> bool:
+        if not isinstance(conn, PgConn) or conn.pipeline is None:
+            return False
+        leases.assert_fences(conn, fences)
+        return True
+
     def batch_context(self, conn: Conn, alone: bool) -> AbstractContextManager[Any]:
         # A group commit's statements go out without waiting for each answer (libpq's
         # pipeline mode; a SELECT whose rows are needed waits for them). An error fails

@@ -33,6 +33,29 @@ FENCE = (
 )
 
 
+# FENCE in a pipelined transaction: fails it (without a round trip to wait for the rows)
+# unless every lease is held; the writer then runs the operations again one at a time,
+# each checking its own fences with FENCE.
+ASSERT_FENCES = (
+    f"SELECT callhook_assert(count(*) = ?, 'a lease fence failed') FROM ({FENCE}) AS held"
+)
+
+
+def assert_fences(conn: Conn, fences: set[Fence]) -> None:
+    """Fail the transaction (at COMMIT's round trip at the latest) unless every one of
+    `fences` is held; the held ones stay locked until the transaction ends."""
+    given = list(fences)
+    conn.execute(
+        ASSERT_FENCES,
+        (
+            len(given),  # the count's `?` comes first in the statement
+            [f.partition for f in given],
+            [f.owner for f in given],
+            [f.epoch for f in given],
+        ),
+    )
+
+
 def failed_fences(conn: Conn, fences: set[Fence]) -> set[Fence]:
     """Those of `fences` not held now; the held ones stay locked until the transaction ends."""
     given = list(fences)

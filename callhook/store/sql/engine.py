@@ -89,8 +89,11 @@ class ThreadEngine:
     name = "sql"
     begin = "BEGIN"
     # Run after `begin` when several nodes write to one database (a cluster): a lock held
-    # until COMMIT, so that writers take turns and each tenant's `seq`, read again from the
-    # log in every transaction, stays gap-free and in commit order across nodes.
+    # until COMMIT, so that writers take turns and each tenant's `seq` stays gap-free and
+    # in commit order across nodes. Each writer keeps the seqs it assigned: if another
+    # node appended to the tenant since, the next one it assigns is taken, the log's
+    # primary key (tenant, seq) fails the batch, and it runs again one operation at a
+    # time, reading every seq from the log (no round trip to check them beforehand).
     shared_lock = ""
 
     def __init__(self, *, readers: int = 4) -> None:
@@ -130,6 +133,12 @@ class ThreadEngine:
         """Those of `fences` not held now, the others locked until COMMIT (a cluster's
         partition leases live in PostgreSQL only)."""
         raise StoreError("fenced writes need PostgreSQL (a cluster's partition leases)")
+
+    def assert_fences(self, conn: Conn, fences: set[Fence]) -> bool:
+        """Check `fences` without waiting for the answer, failing the transaction if one
+        is not held (the held ones locked until COMMIT); False: not done (not pipelined
+        here), check them with `failed_fences`."""
+        return False
 
     # lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -230,8 +239,9 @@ class ThreadEngine:
                 conn.execute(self.begin)
                 if self.shared_lock:
                     conn.execute(self.shared_lock)
-                    self._state.seqs.clear()  # another node may have appended since
-                refused = self._fence(conn, batch)
+                    if alone:  # after a batch failed: maybe another node appended
+                        self._state.seqs.clear()
+                refused = self._fence(conn, batch, alone)
                 results = [
                     refused[i] if i in refused else op.fn(conn, self._state)
                     for i, op in enumerate(batch)
@@ -263,10 +273,14 @@ class ThreadEngine:
         self.ops += len(batch)
         self._finish(batch, results, None)
 
-    def _fence(self, conn: Conn, batch: list[_Op[Any]]) -> dict[int, _Refused]:
-        """Check the batch's fences first; the ops (by index) whose lease is lost."""
+    def _fence(self, conn: Conn, batch: list[_Op[Any]], alone: bool) -> dict[int, _Refused]:
+        """Check the batch's fences first; the ops (by index) whose lease is lost. In a
+        pipelined batch a lost lease fails the whole transaction instead (then each op is
+        run alone, and refused here if its own lease is lost)."""
         fences = {f for op in batch for f in op.fences}
         if not fences:
+            return {}
+        if not alone and self.assert_fences(conn, fences):
             return {}
         failed = self.failed_fences(conn, fences)
         refused = {}
