@@ -41,8 +41,8 @@ from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.ingest.model import ParsedRequest, PhoneEvent
 from callhook.pipeline import DeviceCache, Marks, mark
-from callhook.store import Append, Appended, CorrelationState, Fence, StoreError
-from callhook.store.postgres.inbox import Entry, PgInbox, consume
+from callhook.store import Append, Appended, CorrelationState, Fence, StoreError, WriteRefused
+from callhook.store.postgres.inbox import Entry, NewEntry, PgInbox, consume
 from callhook.store.records import DeviceSeen
 from callhook.store.sql.log import SqlEventLog
 
@@ -51,6 +51,7 @@ log = logging.getLogger("callhook.cluster")
 BATCH = 2000  # entries read per pass
 POLL = 0.5  # seconds between passes when no notification came (a missed one)
 RETRY = 0.5  # seconds after a pass that failed to commit
+REFUSALS = 3  # one-entry passes refused in a row before that entry is set aside
 PRUNE_EVERY = 300.0  # seconds between prunes of old dedupe keys and replies
 
 
@@ -75,6 +76,8 @@ class _Taken:
     """A phone report this node received for a partition it owns (`Owner.take`)."""
 
     tenant: Tenant
+    parsed: ParsedRequest
+    source_ip: str
     report: PhoneEvent
     marks: Marks | None
     done: asyncio.Future[None]  # its result once the pass that correlated it committed
@@ -112,6 +115,12 @@ class Owner:
         self._wake = asyncio.Event()
         self._taken: list[_Taken] = []  # for the next pass
         self._inbox_due = True  # whether the next pass reads the inbox (not only _taken)
+        # After a commit the database refused (WriteRefused: the data, not the connection):
+        # passes left that take one inbox entry each, to find the entry that causes it,
+        # and how many times in a row the one-entry pass was refused.
+        self._careful = 0
+        self._refused = 0
+        self._in_flight: list[Entry] = []  # the inbox entries of the pass in progress
         self._next_tick = 0.0
         self._next_prune = time.monotonic() + PRUNE_EVERY
         self.passes = 0
@@ -149,7 +158,7 @@ class Owner:
         """Correlate a phone report in the next pass, without the inbox, if this node
         holds `tenant`'s current state; the future completes once it is committed.
         None: the report is for the inbox (another node's partition, or one restoring)."""
-        if not self.live(tenant.name):
+        if self._careful or not self.live(tenant.name):
             return None
         report = PhoneEvent(
             tenant=tenant.name,
@@ -163,7 +172,7 @@ class Owner:
             hints=parsed.hints,
         )
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._taken.append(_Taken(tenant, report, marks, done))
+        self._taken.append(_Taken(tenant, parsed, source_ip, report, marks, done))
         self._wake.set()
         return done
 
@@ -189,7 +198,14 @@ class Owner:
             except asyncio.CancelledError:
                 _fail(self._taken, StoreError("the hub is stopping"))
                 raise
+            except WriteRefused as exc:
+                await self._refused_pass(exc)
+                continue
             except Exception as exc:
+                # Reports taken while it failed are not kept waiting for the passes to
+                # work again (PostgreSQL away: for as long as it is): their phones get
+                # 503 now and send again; until the state is restored, to the inbox.
+                _fail(self._taken, StoreError(f"not stored: {exc}"))
                 self._inbox_due = True
                 self.failures += 1
                 log.error("inbox pass failed (state restored, entries read again): %s", exc)
@@ -214,10 +230,14 @@ class Owner:
             await self._restore(stale)
             self._stale -= stale
         entries: list[Entry] = []
-        if self._inbox_due:  # not when only woken by reports taken directly
+        if self._inbox_due or self._careful:  # not when only woken by reports taken directly
             self._inbox_due = False
-            entries = await self.inbox.pending(sorted(owned), BATCH)
+            entries = await self.inbox.pending(sorted(owned), 1 if self._careful else BATCH)
+        self._in_flight = entries
         taken, self._taken = self._taken, []
+        if taken and self._careful:  # one entry at a time, through the inbox
+            self._divert(taken)
+            taken = []
         try:
             return await self._process(owned, entries, taken)
         except BaseException as exc:
@@ -237,6 +257,7 @@ class Owner:
         batch = Append([])
         touched = {e.partition for e in entries}
         replies: list[tuple[int, int, str]] = []  # entry id, part, kind
+        correlated: list[tuple[Entry, int]] = []  # and its part of the batch
         for e in entries:
             tenant = self.tenants.get(e.tenant)
             if tenant is None:  # deleted since: its reports go with it
@@ -250,23 +271,15 @@ class Owner:
                 if e.kind in ("publish", "end_call"):
                     replies.append((e.id, len(batch.parts) - 1, "failed"))
                 continue
-            start = len(batch.events)
-            batch.events.extend(events)
-            if device is not None:
-                batch.devices.append(device)
-            last = len(batch.devices) - 1 if device is not None else -1
-            batch.parts.append((start, len(batch.events), last))
+            part = _add_part(batch, events, device)
+            correlated.append((e, part))
             if e.kind in ("publish", "end_call"):
-                replies.append((e.id, len(batch.parts) - 1, "" if found else "missing"))
+                replies.append((e.id, part, "" if found else "missing"))
+        taken_parts: list[tuple[_Taken, int]] = []
         for t in taken:
             touched.add(partition_of(t.tenant.name))
-            start = len(batch.events)
-            batch.events.extend(self._feed(t.report, t.marks))
-            device = self.devices.seen(t.tenant, t.report)
-            if device is not None:
-                batch.devices.append(device)
-            last = len(batch.devices) - 1 if device is not None else -1
-            batch.parts.append((start, len(batch.events), last))
+            events = self._feed(t.report, t.marks)
+            taken_parts.append((t, _add_part(batch, events, self.devices.seen(t.tenant, t.report))))
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + self._tick_interval
@@ -286,10 +299,71 @@ class Owner:
         appended = await self._commit(batch, ids, replies)
         self.passes += 1
         self._forget_unstored_devices(batch, appended)
-        for t in taken:
-            if not t.done.done():
+        # A part the database refused (its events logged, not stored; the rest of the
+        # pass was): the entry is set aside, the phone taken directly gets an error.
+        for e, part in correlated:
+            if _refused(appended, part):
+                self._set_aside(e, WriteRefused("the database refused its events (logged)"))
+        for t, part in taken_parts:
+            if t.done.done():
+                continue
+            if _refused(appended, part):
+                t.done.set_exception(WriteRefused("the database refused its events"))
+            else:
                 t.done.set_result(None)
+        if self._careful:
+            self._one_by_one(len(entries))
+            return True
         return len(entries) == BATCH
+
+    def _one_by_one(self, done: int) -> None:
+        """`done` entries processed (or set aside) one at a time since a refused pass."""
+        self._refused = 0
+        self._careful = max(0, self._careful - done)
+        if not self._careful:
+            log.info("inbox entries processed in whole passes again")
+
+    async def _refused_pass(self, exc: WriteRefused) -> None:
+        """The database refused a pass's commit because of what it wrote: the same pass
+        would be refused forever, holding back every later report of its partitions. Its
+        entries are processed one per pass, and an entry refused alone REFUSALS times in a
+        row is set aside (consumed, logged whole), as one that cannot be correlated."""
+        self.failures += 1
+        self._inbox_due = True
+        entries = self._in_flight
+        await self._recover()
+        if not self._careful or len(entries) != 1:
+            log.error(
+                "inbox pass refused by the database (%s): its %d entries are processed one"
+                " at a time to find the one that causes it",
+                exc, len(entries),
+            )  # fmt: skip
+            self._careful = max(1, len(entries))
+            self._wake.set()
+            return
+        self._refused += 1
+        if self._refused < REFUSALS:
+            await asyncio.sleep(RETRY)
+            return
+        (e,) = entries
+        async with self._lock:
+            epoch = self.owned.get(e.partition)
+            if epoch is None:  # no longer ours: its new owner will find it
+                return
+            batch = Append([], fences=[Fence(e.partition, self.node_id, epoch)])
+            batch.parts.append((0, 0, -1))
+            replies = [(e.id, 0, "failed")] if e.kind in ("publish", "end_call") else []
+            await self._commit(batch, [e.id], replies)
+        self._set_aside(e, exc)
+        self._one_by_one(1)
+        self._wake.set()
+
+    def _divert(self, taken: list[_Taken]) -> None:
+        """Store these reports in the inbox instead (each answered once it is stored)."""
+        for t in taken:
+            body = phone_body(t.parsed, t.source_ip, t.marks)
+            entry = NewEntry(partition_of(t.tenant.name), t.tenant.name, "phone", body)
+            _chain(self.inbox.submit(entry), t.done)
 
     def _set_aside(self, e: Entry, exc: Exception) -> None:
         """An entry that cannot be processed (written by another version, or a bug): it
@@ -371,7 +445,7 @@ class Owner:
 
     def _forget_unstored_devices(self, batch: Append, appended: Appended) -> None:
         for i, (_s, _e, device) in enumerate(batch.parts):
-            if device >= 0 and (i >= len(appended.parts) or appended.parts[i] is None):
+            if device >= 0 and _refused(appended, i):
                 self.devices.forget(batch.devices[device])
 
     # state ---------------------------------------------------------------------------------
@@ -394,6 +468,38 @@ class Owner:
             self.correlator.drain_changes()
             self.devices = DeviceCache()
             self._stale |= held
+
+
+def _add_part(batch: Append, events: list[Event], device: DeviceSeen | None) -> int:
+    """Add one report's events (and device row) to `batch`; the index of its part."""
+    start = len(batch.events)
+    batch.events.extend(events)
+    if device is not None:
+        batch.devices.append(device)
+    last = len(batch.devices) - 1 if device is not None else -1
+    batch.parts.append((start, len(batch.events), last))
+    return len(batch.parts) - 1
+
+
+def _refused(appended: Appended, part: int) -> bool:
+    """Whether part `part` of a committed batch was not stored (the database refused it)."""
+    return part >= len(appended.parts) or appended.parts[part] is None
+
+
+def _chain(stored: asyncio.Future[Any], done: asyncio.Future[None]) -> None:
+    """`done` completes as `stored` does."""
+
+    def copy(f: asyncio.Future[Any]) -> None:
+        if done.done():
+            return
+        if f.cancelled():
+            done.set_exception(StoreError("not stored: the hub is stopping"))
+        elif f.exception() is not None:
+            done.set_exception(f.exception())  # type: ignore[arg-type]
+        else:
+            done.set_result(None)
+
+    stored.add_done_callback(copy)
 
 
 def _fail(taken: list[_Taken], exc: BaseException) -> None:

@@ -42,6 +42,11 @@ class StoreError(Exception):
     """The store cannot do what was asked (closed, disk full, corrupt file ...)."""
 
 
+class WriteRefused(StoreError):
+    """The database refused the write itself (a constraint, a value it cannot store, a
+    bug in the write), not for want of a connection: the same write fails again."""
+
+
 class LeaseLost(StoreError):
     """A fenced write refused: this node no longer holds the lease of `partition` at the
     epoch it wrote under (expired, taken by another node). Nothing was written."""

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from callhook.cluster.partitions import partition_of
 from tests.e2e.test_cluster import Cluster, check_log, cluster, phones_on_both, ring, wait_for
+from tests.e2e.test_crash import incoming_call
 from tests.e2e.test_kamailio_api import CONTACT, batch, post, tenant_key
 from tests.support.hub import Hub
-from tests.support.phone import Phone
+from tests.support.phone import Phone, get
 
 __all__ = ["cluster"]  # the fixture, used by name
 
@@ -241,3 +242,71 @@ def test_an_entry_the_owner_cannot_process_is_set_aside_not_retried_forever(
     wait_for(lambda: any(e.get("call_id") == call_id for e in owner.all_events()), 15)
     assert other.sql("SELECT COUNT(*) FROM inbox WHERE partition = ?", (p,)) == [(0,)]
     assert owner.logs().count("inbox entry set aside") == 3
+
+
+def refuse(hub: Hub, table: str, column: str) -> None:
+    """From inside PostgreSQL, refuse to store a row of `table` whose `column` names
+    `refuse-me`: as a constraint, or a value the database cannot take, would on every
+    try."""
+    hub.sql(
+        f"CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF position('refuse-me' in convert_from(NEW.{column}, 'UTF8')) > 0 THEN"
+        " RAISE EXCEPTION 'refused by the test' USING ERRCODE = '23514'; END IF;"
+        " RETURN NEW; END $$"
+    )
+    hub.sql(
+        f"CREATE TRIGGER refuse_{table} BEFORE INSERT OR UPDATE ON {table}"
+        f" FOR EACH ROW EXECUTE FUNCTION refuse_{table}()"
+    )
+
+
+def stored(hub: Hub, *call_ids: str) -> bool:
+    events = hub.all_events()
+    return all(any(e.get("call_id") == c for e in events) for c in call_ids)
+
+
+def test_a_report_whose_events_the_database_refuses_is_set_aside(cluster: Cluster) -> None:
+    """The owner's commit is refused because of one report's events: the others of the
+    pass are stored, that report is logged whole (set aside), and a phone whose report
+    the owner took directly is not answered 200."""
+    owner, other = owner_of(cluster)
+    refuse(owner, "events", "body")
+    before, status = ring(other)
+    assert status == 200
+    assert get(other.port, incoming_call("refuse-me-1", "0733999999")).status == 200  # inbox
+    after = [ring(other)[0] for _ in range(3)]
+    wait_for(lambda: stored(owner, before, *after), 20)
+    logs = owner.logs()
+    assert logs.count("inbox entry set aside") == 1 and "refuse-me-1" in logs, logs[-3000:]
+    assert other.sql("SELECT COUNT(*) FROM inbox") == [(0,)]
+    # To the owner itself: nothing of it stored, so no 200; the phones after it are.
+    assert get(owner.port, incoming_call("refuse-me-2", "0733999998")).status != 200
+    later = [ring(owner) for _ in range(3)]
+    assert [status for _, status in later] == [200] * 3
+    wait_for(lambda: stored(owner, *[c for c, _ in later]), 20)
+    assert not any("refuse-me" in json.dumps(e) for e in owner.all_events())
+
+
+def test_a_pass_the_database_refuses_as_a_whole_is_retried_one_entry_at_a_time(
+    cluster: Cluster,
+) -> None:
+    """What the database refuses is written for the pass as a whole (a call's session
+    snapshot): the same pass would be refused forever, holding back every later report
+    of the partition. The owner takes its entries one at a time, sets aside the one
+    refused every time, and stores the others."""
+    owner, other = owner_of(cluster)
+    refuse(owner, "sessions", "state")
+    first = [ring(other)[0] for _ in range(2)]
+    assert get(other.port, incoming_call("refuse-me-3", "0733999997")).status == 200
+    then = [ring(other)[0] for _ in range(3)]
+    wait_for(lambda: stored(owner, *first, *then), 30)
+    logs = owner.logs()
+    assert "processed one at a time" in logs, logs[-3000:]
+    assert logs.count("inbox entry set aside") == 1 and "refuse-me-3" in logs, logs[-3000:]
+    assert other.sql("SELECT COUNT(*) FROM inbox") == [(0,)]
+    assert not any("refuse-me" in json.dumps(e) for e in owner.all_events())
+    # Back to whole passes: the owner's own phones are taken directly again.
+    wait_for(lambda: "in whole passes again" in owner.logs(), 10)
+    made = inbox_entries_made(owner)
+    assert ring(owner)[1] == 200
+    assert inbox_entries_made(owner) == made

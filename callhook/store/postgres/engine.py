@@ -134,6 +134,12 @@ _GIVE_UP = (
 )
 
 
+# SQLSTATE classes of errors that are not the write's fault and may pass when it runs
+# again: transaction rollback (deadlock, serialization), insufficient resources (disk
+# full, out of memory), operator intervention, system error (I/O), internal error.
+_TRANSIENT = frozenset({"40", "53", "57", "58", "XX"})
+
+
 class Engine(ThreadEngine):
     """One PostgreSQL database: a single writer connection (group commit), reader pool."""
 
@@ -172,6 +178,10 @@ class Engine(ThreadEngine):
 
     def errors(self) -> tuple[type[BaseException], ...]:
         return (psycopg.Error,)
+
+    def transient(self, exc: BaseException) -> bool:
+        state = getattr(exc, "sqlstate", None) or ""
+        return state[:2] in _TRANSIENT
 
     def failed_fences(self, conn: Conn, fences: set[Fence]) -> set[Fence]:
         return leases.failed_fences(conn, fences)

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from callhook.store import Fence, LeaseLost, StoreError
+from callhook.store import Fence, LeaseLost, StoreError, WriteRefused
 from callhook.store.sql import Conn
 
 log = logging.getLogger("callhook.store")
@@ -124,6 +124,11 @@ class ThreadEngine:
     def errors(self) -> tuple[type[BaseException], ...]:
         """The driver's error classes, turned into StoreError on reads."""
         return ()
+
+    def transient(self, exc: BaseException) -> bool:
+        """Whether `exc`, failing one operation alone, may pass if it is run again (a
+        deadlock, a serialization failure); otherwise it is `WriteRefused`."""
+        return False
 
     def batch_context(self, conn: Conn, alone: bool) -> AbstractContextManager[Any]:
         """Wraps one group-commit transaction (PostgreSQL: its statements pipelined)."""
@@ -255,7 +260,8 @@ class ThreadEngine:
                 self._finish(batch, [], StoreError(f"database connection lost: {exc}"))
                 raise ConnectionLost from exc
             if alone:
-                self._finish(batch, [], exc)
+                transient = self.transient(exc)
+                self._finish(batch, [], exc if transient else WriteRefused(str(exc)))
                 return
             # One bad op must not fail its neighbours: redo them one per transaction, each
             # free to keep its own parts apart (WriterState.isolate).

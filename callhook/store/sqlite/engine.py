@@ -70,3 +70,6 @@ class Engine(ThreadEngine):
 
     def errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)
+
+    def transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError)  # locked, I/O: not the data
