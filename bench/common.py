@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,15 +19,11 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tests.support.ports import free_port as free_port  # for the benchmarks
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_CPU = 0
 CLIENT_CPU = 1 if (os.cpu_count() or 1) > 1 else 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.support.ports import free_port
+
 ADMIN_KEY = "test-admin-key"
 # The storage backend the hubs of this test run use: `sqlite` (default) or `postgresql`
 # (`make test` runs the end-to-end suite once with each).
 BACKEND = os.environ.get("TEST_DATABASE_BACKEND", "sqlite")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 BASE_CONFIG = """

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "adapters" / "kamailio" / "sipp"
 PACKAGES = ("kamailio", "kamailio-extra-modules", "kamailio-utils-modules", "sip-tester")
@@ -51,9 +53,7 @@ def ensure_installed() -> None:
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port(socket.SOCK_DGRAM)
 
 
 class Kamailio:

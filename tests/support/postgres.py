@@ -24,6 +24,8 @@ from typing import NoReturn
 
 import psycopg
 
+from tests.support.ports import free_port
+
 BIN_DIRS = [Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin")]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -44,14 +46,6 @@ def _bin_dir() -> Path:
     )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PostgresServer:
     """One running server; `url(db)` for its databases."""
 
@@ -63,7 +57,7 @@ class PostgresServer:
         self.trust = list(trust)
         self.dir = Path(tempfile.mkdtemp(prefix="callhook-pg-"))
         self.data = self.dir / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.user: str | None = None
         if os.geteuid() == 0:
             self.user = "postgres" if _has_user("postgres") else "nobody"

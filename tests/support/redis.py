@@ -17,17 +17,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.support.ports import free_port
 from tests.support.postgres import IN_CI
 
 
 class Unavailable(Exception):
     """redis-server is not installed here."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:
@@ -46,7 +41,7 @@ class RedisServer:
             )
         self.binary = binary
         self.dir = Path(tempfile.mkdtemp(prefix="callhook-redis-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         atexit.register(self.close)
 

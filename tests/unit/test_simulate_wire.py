@@ -4,7 +4,6 @@ summary, against a small recording server (the real hub is in tests/e2e)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from callhook.simulate.http import Connection, Endpoint, HttpError
 from callhook.simulate.model import SimPhone, Step
 from callhook.simulate.phones import request_target, user_agent
 from callhook.simulate.report import render
+from tests.support.ports import free_port
 
 PHONES = {
     v: SimPhone("101", mac, v, model, "1.2.3", "10.20.0.2", False)
@@ -143,12 +143,6 @@ async def fake_hub() -> AsyncIterator[FakeHub]:
     async with server:
         yield hub
         server.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("chunked", [False, True])
