@@ -22,6 +22,7 @@ from callhook.dashboard.shared_tickets import ticket_book
 from callhook.deliver.claims import Claims
 from callhook.deliver.service import DeliveryService
 from callhook.directory import Tenant
+from callhook.events import Event
 from callhook.flow import Flow, LocalFlow
 from callhook.ingest.routes import (
     IngestEndpoint,
@@ -37,7 +38,7 @@ from callhook.pipeline import Pipeline
 from callhook.proxies import TrustedProxies
 from callhook.reload import ConfigReload
 from callhook.retention import Retention
-from callhook.store import ApplyReport, open_store
+from callhook.store import Append, ApplyReport, open_store
 from callhook.traffic_log import TrafficLog
 from callhook.wsi.service import WsiService
 
@@ -126,7 +127,7 @@ class Hub:
         self.delivery = DeliveryService(
             settings,
             self.store.deliveries,
-            self.log,
+            self._health_events(),
             self.tenants.get,
             registry=self.metrics.registry,
             claims=self._build_claims(),
@@ -134,6 +135,12 @@ class Hub:
         self.delivery.on_change = self.bus.directory_changed  # endpoints, on every node
         self.api = build_api(self)
         self.ingest.is_phone = phone_targets(self.api)
+
+    def _health_events(self) -> Callable[[Event], Awaitable[object]]:
+        """Where webhook endpoints' health events go (callhook/deliver/service.py)."""
+        if clustered(self.settings.server.bus):
+            return self.pipeline.publish  # to the tenant's owner: it alone appends its events
+        return lambda event: self.log.append(Append([event]))
 
     async def cluster_status(self) -> dict[str, Any]:
         """This node and the others whose heartbeat is fresh (`GET /api/v1/cluster`)."""

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,7 +37,7 @@ from callhook.deliver.rules import Endpoint, Index
 from callhook.deliver.sender import Sender
 from callhook.directory import Tenant
 from callhook.events import Event, unix_time
-from callhook.store import Append, Appended, Deliveries, EventLog
+from callhook.store import Appended, Deliveries
 from callhook.store.records import EndpointState
 
 log = logging.getLogger("callhook.deliver")
@@ -53,7 +53,7 @@ class DeliveryService:
         self,
         settings: Settings,
         store: Deliveries,
-        event_log: EventLog,
+        publish: Callable[[Event], Awaitable[object]],
         tenant: Callable[[str], Tenant | None],
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
@@ -61,7 +61,10 @@ class DeliveryService:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.event_log = event_log
+        # Where an endpoint's health events go: the event log on one node; on a cluster,
+        # the owner of the tenant's partition (through the inbox), which then appends
+        # every event of that tenant.
+        self.publish = publish
         self.tenant = tenant
         self.clock = clock
         self.index = Index()
@@ -245,7 +248,7 @@ class DeliveryService:
         log.log(
             level, key, extra={"endpoint_id": ep.endpoint_id, "tenant": ep.tenant, "reason": reason}
         )
-        await self.event_log.append(Append([Event(ep.tenant, key, body, extensions=exts)]))
+        await self.publish(Event(ep.tenant, key, body, extensions=exts))
 
     async def _prune_loop(self) -> None:
         days = self.settings.retention.deliveries_days

@@ -45,7 +45,12 @@ class Node:
         self.store = SQLiteStore(self.settings.server.database)
         self.log = self.store.log
         self.tenants: dict[str, Tenant] = {}
-        self.svc = DeliveryService(self.settings, self.store.deliveries, self.log, self.tenants.get)
+        self.svc = DeliveryService(
+            self.settings,
+            self.store.deliveries,
+            lambda ev: self.log.append(Append([ev])),
+            self.tenants.get,
+        )
 
     async def start(self) -> Node:
         await self.store.open()

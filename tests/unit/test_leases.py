@@ -328,9 +328,9 @@ async def test_a_write_under_a_stale_epoch_stores_nothing(
 async def test_a_write_held_up_while_its_lease_changes_hands_stores_nothing(
     nodes: tuple[Node, Node], pg_url: str
 ) -> None:
-    """The fence is checked once the transaction has the writers' lock: a write that
-    began under the lease (its node paused, or waiting for another node's commit) and
-    goes on after the lease was taken is refused."""
+    """The fence is checked in the transaction that commits the write, not when it was
+    handed over: a write that waited (behind another one of its node's writer, here one
+    waiting for the writers' lock) while its lease changed hands is refused."""
     from callhook.store.postgres.engine import WRITER_LOCK
 
     a, b = nodes
@@ -341,17 +341,49 @@ async def test_a_write_held_up_while_its_lease_changes_hands_stores_nothing(
         await a.round()
         p = partition_of("acme")
         await blocker.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
+        ahead = asyncio.ensure_future(store.log.append(Append([_event("beta", 1)])))
+        await asyncio.sleep(0.2)  # the writer is in ahead's transaction, for the lock
         held_up = asyncio.ensure_future(
             store.log.append(Append([_event("acme", 1)], fences=[a.leases.fence(p)]))
         )
         await asyncio.sleep(TTL + 0.1)  # a's lease runs out while its write waits
         await b.round()
         assert b.leases.owned()[p] == 2
-        assert not held_up.done()
+        assert not held_up.done() and not ahead.done()
         await blocker.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+        assert [e.seq for e in (await ahead).events] == [1]
         with pytest.raises(LeaseLost):
             await held_up
         assert await store.log.read("acme") == []
+    finally:
+        await blocker.close()
+        await store.close()
+
+
+async def test_owners_commit_without_waiting_for_the_writers_lock(
+    nodes: tuple[Node, Node], pg_url: str
+) -> None:
+    """A partition owner's writes (fenced) do not take the lock unfenced writes take
+    turns with: another node holding it (applying a config file, say) holds up none of
+    the owners' commits."""
+    from callhook.store.postgres.engine import WRITER_LOCK
+
+    a, _ = nodes
+    store: Any = open_store(pg_url, shared=True)
+    await store.open()
+    blocker = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
+    try:
+        await a.round()
+        fence = a.leases.fence(partition_of("acme"))
+        await blocker.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
+        fenced = store.log.append(Append([_event("acme", 1)], fences=[fence]))
+        stored = await asyncio.wait_for(fenced, 5)
+        assert [e.seq for e in stored.events] == [1]
+        unfenced = asyncio.ensure_future(store.log.append(Append([_event("beta", 1)])))
+        await asyncio.sleep(0.3)
+        assert not unfenced.done()  # it waits for the lock
+        await blocker.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+        assert [e.seq for e in (await unfenced).events] == [1]
     finally:
         await blocker.close()
         await store.close()
@@ -375,6 +407,43 @@ async def test_writers_of_two_nodes_keep_one_tenants_seq_gap_free(pg_url: str) -
     finally:
         await one.close()
         await two.close()
+
+
+async def test_an_owner_and_another_nodes_unfenced_writes_keep_seq_gap_free(
+    nodes: tuple[Node, Node], pg_url: str
+) -> None:
+    """The owner's commits (fenced, no lock) and another node's events for the same
+    tenant (a webhook endpoint's health event: unfenced, under the lock) at once: every
+    seq is used once, none skipped, each stored in the order of its seq."""
+    a, _ = nodes
+    owner: Any = open_store(pg_url, shared=True)
+    other: Any = open_store(pg_url, shared=True)
+    await owner.open()
+    await other.open()
+    try:
+        await a.round()
+        fence = a.leases.fence(partition_of("acme"))
+
+        async def owner_writes() -> list[int]:
+            out = []
+            for n in range(40):
+                batch = Append([_event("acme", n), _event("acme", n)], fences=[fence])
+                out += [e.seq for e in (await owner.log.append(batch)).events]
+            return out
+
+        async def other_writes() -> list[int]:
+            out = []
+            for n in range(40):
+                out += [e.seq for e in (await other.log.append(Append([_event("acme", n)]))).events]
+            return out
+
+        mine, theirs = await asyncio.gather(owner_writes(), other_writes())
+        assert sorted(mine + theirs) == list(range(1, 121))
+        assert mine == sorted(mine) and theirs == sorted(theirs)
+        assert len(await owner.log.read("acme", limit=200)) == 120
+    finally:
+        await owner.close()
+        await other.close()
 
 
 async def test_fenced_writes_need_postgresql(tmp_path: Any) -> None:

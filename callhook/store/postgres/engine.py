@@ -31,7 +31,8 @@ from callhook.store.postgres.connections import (
 from callhook.store.sql import Conn, Cursor
 from callhook.store.sql.engine import ThreadEngine
 
-# The advisory lock a clustered node's writer holds from BEGIN to COMMIT.
+# The advisory lock a clustered node's writer holds from BEGIN to COMMIT in a batch with
+# an unfenced write (store/sql/engine.py: ThreadEngine.shared_lock).
 WRITER_LOCK = 0x63616C6C  # "call"
 
 
@@ -178,6 +179,25 @@ class Engine(ThreadEngine):
 
     def errors(self) -> tuple[type[BaseException], ...]:
         return (psycopg.Error,)
+
+    def after_failed_transaction(self, conn: Conn) -> None:
+        # After a failed transaction psycopg can be left believing a statement it
+        # prepared exists on the server when it does not: every later run of it would
+        # fail with "prepared statement ... does not exist" (seen after a pipelined batch
+        # failed, and after a failed transaction it then ran again alone). A new session
+        # starts both sides afresh; failures are rare (a seq another node took, a lease
+        # lost, a write the database refuses), so the reconnection costs little.
+        assert isinstance(conn, PgConn)
+        fresh = self.connect(reader=False)
+        assert isinstance(fresh, PgConn)
+        old, conn.raw = conn.raw, fresh.raw
+        old.close()
+
+    def seq_taken(self, exc: BaseException) -> bool:
+        return (
+            isinstance(exc, psycopg.errors.UniqueViolation)
+            and exc.diag.constraint_name == "events_pkey"
+        )
 
     def transient(self, exc: BaseException) -> bool:
         state = getattr(exc, "sqlstate", None) or ""

@@ -27,6 +27,7 @@ log = logging.getLogger("callhook.store")
 
 T = TypeVar("T")
 MAX_BATCH = 1024
+SEQ_ATTEMPTS = 5  # an operation run alone whose seq another node's writer took meanwhile
 
 
 # A tenant's newest seq. Not `SELECT MAX(seq)`: a statement the driver prepared runs on a
@@ -47,6 +48,9 @@ class WriterState:
     # True while an operation is retried alone after its batch failed: an operation made
     # of independent parts (EventLog appends) then stores them one savepoint each.
     isolate: bool = False
+    # Whether an error says another writer took the seq this one assigned (a race, not
+    # the part's fault: the transaction runs again, never refuses the part).
+    seq_taken: Callable[[BaseException], bool] = field(default=lambda exc: False)
 
     def next_seq(self, conn: Conn, tenant: str) -> int:
         cur = self.seqs.get(tenant)
@@ -88,18 +92,24 @@ class ThreadEngine:
 
     name = "sql"
     begin = "BEGIN"
-    # Run after `begin` when several nodes write to one database (a cluster): a lock held
-    # until COMMIT, so that writers take turns and each tenant's `seq` stays gap-free and
-    # in commit order across nodes. Each writer keeps the seqs it assigned: if another
-    # node appended to the tenant since, the next one it assigns is taken, the log's
-    # primary key (tenant, seq) fails the batch, and it runs again one operation at a
-    # time, reading every seq from the log (no round trip to check them beforehand).
+    # Run after `begin` when several nodes write to one database (a cluster) and the batch
+    # has an unfenced operation: a lock held until COMMIT, so that such writes (two nodes
+    # applying one config file, a webhook endpoint's health event) take turns. A batch of
+    # fenced operations only (partition owners' passes) does not take it: each owner
+    # writes its own partitions' tenants, so owners commit in parallel.
+    #
+    # `seq` stays gap-free and in commit order across nodes either way: each writer keeps
+    # the last seq it assigned per tenant (or read from the log), so it assigns N only
+    # once N-1 is committed; if another node appended to the tenant since, N is taken,
+    # the log's primary key (tenant, seq) fails the batch (a concurrent insert of N waits
+    # for the other transaction first), and the batch runs again one operation at a time,
+    # reading every seq from the log. No round trip checks them beforehand.
     shared_lock = ""
 
     def __init__(self, *, readers: int = 4) -> None:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._state = WriterState()
+        self._state = WriterState(seq_taken=self.seq_taken)
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"{self.name}-read")
         self._reader_conns: list[Conn] = []
@@ -124,6 +134,15 @@ class ThreadEngine:
     def errors(self) -> tuple[type[BaseException], ...]:
         """The driver's error classes, turned into StoreError on reads."""
         return ()
+
+    def after_failed_transaction(self, conn: Conn) -> None:
+        """Make `conn` fit to run operations again after a transaction that failed (rolled
+        back already); raise if it cannot be."""
+
+    def seq_taken(self, exc: BaseException) -> bool:
+        """Whether `exc` is another writer's event holding the (tenant, seq) this one
+        assigned: the writer reads the seqs again and runs the operation again."""
+        return False
 
     def transient(self, exc: BaseException) -> bool:
         """Whether `exc`, failing one operation alone, may pass if it is run again (a
@@ -234,7 +253,9 @@ class ThreadEngine:
             if conn is not None:
                 _close_quietly(conn)
 
-    def _commit(self, conn: Conn, batch: list[_Op[Any]], alone: bool = False) -> None:
+    def _commit(
+        self, conn: Conn, batch: list[_Op[Any]], alone: bool = False, attempt: int = 1
+    ) -> None:
         saved = dict(self._state.seqs)
         self._state.after_commit = []
         self._state.rollbacks = []
@@ -243,7 +264,8 @@ class ThreadEngine:
             with self.batch_context(conn, alone):
                 conn.execute(self.begin)
                 if self.shared_lock:
-                    conn.execute(self.shared_lock)
+                    if not all(op.fences for op in batch):
+                        conn.execute(self.shared_lock)
                     if alone:  # after a batch failed: maybe another node appended
                         self._state.seqs.clear()
                 refused = self._fence(conn, batch, alone)
@@ -259,6 +281,13 @@ class ThreadEngine:
                 # log will say after reconnecting): every waiter hears so, none gets a 200.
                 self._finish(batch, [], StoreError(f"database connection lost: {exc}"))
                 raise ConnectionLost from exc
+            try:
+                self.after_failed_transaction(conn)
+            except Exception as again:
+                self._finish(batch, [], StoreError(f"database connection lost: {again}"))
+                raise ConnectionLost from again
+            if alone and self.seq_taken(exc) and attempt < SEQ_ATTEMPTS:
+                return self._commit(conn, batch, alone=True, attempt=attempt + 1)
             if alone:
                 transient = self.transient(exc)
                 self._finish(batch, [], exc if transient else WriteRefused(str(exc)))

@@ -207,6 +207,8 @@ class SqlEventLog:
                 if device >= 0:
                     _upsert_device(conn, batch.devices[device])
             except Exception as exc:  # refused (a trigger, a constraint) or unwritable
+                if st.seq_taken(exc):  # a race with another node, not this part's fault
+                    raise
                 conn.execute("ROLLBACK TO part")
                 st.seqs = seqs  # seq stays gap-free
                 log.error("events not stored: %s", exc, extra={"events": [e.key for e in part]})
