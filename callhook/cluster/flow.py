@@ -47,6 +47,7 @@ class ClusterFlow:
     ) -> None:
         self.inbox = PgInbox(url, timeout=timeout)
         self.replies = Replies(self.inbox)
+        self.intake: Intake = InboxIntake(self.inbox, self.replies, REPLY_WAIT)
         self.owner = Owner(
             leases.node_id,
             self.inbox,
@@ -58,7 +59,6 @@ class ClusterFlow:
             tick_interval=tick_interval,
             correlation_failed=correlation_failed,
         )
-        self.intake: Intake = InboxIntake(self.inbox, self.replies, self.owner.take, REPLY_WAIT)
         self.state: StateView = ClusterState(self.owner, store.state, blank)
         self.leases = leases
         leases.on_acquired = self._acquired

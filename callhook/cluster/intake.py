@@ -1,10 +1,8 @@
-"""A cluster node's intake: reports go to the inbox, to be correlated by their tenant's owner.
+"""A cluster node's intake: every report goes to the inbox, whatever node owns its tenant.
 
 Phone ingest, Kamailio reports, REST publish and end-call hand their checked report to
-`InboxIntake` (the cluster's `callhook.pipeline.Intake`). A phone report for a partition
-this node owns skips the inbox: the owner correlates it in its next pass and the phone
-is answered once that is committed. Any other phone is answered once its report is
-committed in the inbox: its events do not exist yet (the tenant's owner makes
+`InboxIntake` (the cluster's `callhook.pipeline.Intake`). A phone is answered once its
+report is committed in the inbox: its events do not exist yet (the tenant's owner makes
 them next, usually within milliseconds), so the answer says `"queued": true` instead of
 naming them. A REST call that answers with the committed events waits for the owner's
 commit (`Replies`), at most `wait` seconds (then `504 owner-timeout`: the report is
@@ -16,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from callhook.cluster.owner import phone_body
 from callhook.cluster.partitions import partition_of
 from callhook.directory import Tenant
 from callhook.errors import HubError
@@ -33,9 +29,6 @@ from callhook.store import StoreError
 from callhook.store.postgres.inbox import NewEntry, PgInbox
 
 log = logging.getLogger("callhook.cluster")
-
-# Owner.take: the report goes to this node's owner directly (None: to the inbox).
-Take = Callable[[Tenant, ParsedRequest, str, Marks | None], "asyncio.Future[None] | None"]
 
 POLL = 0.25  # seconds between checks for replies, in case a notification is missed
 
@@ -126,10 +119,9 @@ class InboxIntake:
 
     answers_with_events = False
 
-    def __init__(self, inbox: PgInbox, replies: Replies, take: Take, wait: float = 10.0) -> None:
+    def __init__(self, inbox: PgInbox, replies: Replies, wait: float = 10.0) -> None:
         self.inbox = inbox
         self.replies = replies
-        self.take = take  # the owner's, for a report of a partition this node holds
         self.wait = wait
 
     def accept(
@@ -140,12 +132,19 @@ class InboxIntake:
         marks: Marks | None = None,
         dedupe: str = "",
     ) -> tuple[list[Event], Receipt]:
-        if not dedupe:  # this node owns its partition: straight to the owner's next pass
-            taken = self.take(tenant, parsed, source_ip, marks)
-            if taken is not None:
-                return [], Receipt(taken)
-        body = phone_body(parsed, source_ip, marks)
-        entry = NewEntry(partition_of(tenant.name), tenant.name, "phone", body, dedupe)
+        body = {
+            "event": parsed.event,
+            "event_name": parsed.event_name,
+            "variables": parsed.variables,
+            "pairs": parsed.pairs,
+            "vendor": parsed.vendor,
+            "hints": list(parsed.hints),
+            "source_ip": source_ip,
+            "marks": list(marks) if marks else None,
+        }
+        entry = NewEntry(
+            partition_of(tenant.name), tenant.name, "phone", orjson.dumps(body), dedupe
+        )
         try:
             done: asyncio.Future[Any] = self.inbox.submit(entry)
         except StoreError as exc:  # closed (shutting down): not stored

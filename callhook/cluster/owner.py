@@ -9,18 +9,11 @@ writer: the lease fences of the partitions touched, the events (per-tenant gap-f
 of the entries consumed (callhook/store/postgres/inbox.py). Committed events then go to
 the bus as on one node (the event log's commit hooks).
 
-A phone report that reaches the node owning its partition does not go through the inbox:
-`take` hands it to the next pass directly (after the inbox entries it reads), and the
-phone is answered once that pass committed, as on a single node. Its raw report is not
-stored: the events it caused are, in the same transaction. A report that reaches any
-other node, a Kamailio report (stored once per report id) and a REST call take the
-inbox.
-
 A pass that fails to commit (a lease lost, PostgreSQL away) has advanced the correlator
-for nothing: the reports taken directly get the error (`503`: the phone sends again); the
-state of every partition held is dropped and read again from PostgreSQL, and the inbox
-entries are read again (they were not consumed). A partition taken (`acquired`) is
-restored from the snapshots its previous owner committed; a partition lost is forgotten.
+for nothing: the state of every partition held is dropped and read again from
+PostgreSQL, and the entries are read again (they were not consumed). A partition taken
+(`acquired`) is restored from the snapshots its previous owner committed; a partition
+lost is forgotten.
 """
 
 from __future__ import annotations
@@ -30,7 +23,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -42,7 +34,7 @@ from callhook.events import Event
 from callhook.ingest.model import ParsedRequest, PhoneEvent
 from callhook.pipeline import DeviceCache, Marks, mark
 from callhook.store import Append, Appended, CorrelationState, Fence, StoreError, WriteRefused
-from callhook.store.postgres.inbox import Entry, NewEntry, PgInbox, consume
+from callhook.store.postgres.inbox import Entry, PgInbox, consume
 from callhook.store.records import DeviceSeen
 from callhook.store.sql.log import SqlEventLog
 
@@ -53,34 +45,6 @@ POLL = 0.5  # seconds between passes when no notification came (a missed one)
 RETRY = 0.5  # seconds after a pass that failed to commit
 REFUSALS = 3  # one-entry passes refused in a row before that entry is set aside
 PRUNE_EVERY = 300.0  # seconds between prunes of old dedupe keys and replies
-
-
-def phone_body(parsed: ParsedRequest, source_ip: str, marks: Marks | None) -> bytes:
-    """A phone report as an inbox entry's body (read back by `Owner._correlate`)."""
-    return orjson.dumps(
-        {
-            "event": parsed.event,
-            "event_name": parsed.event_name,
-            "variables": parsed.variables,
-            "pairs": parsed.pairs,
-            "vendor": parsed.vendor,
-            "hints": list(parsed.hints),
-            "source_ip": source_ip,
-            "marks": list(marks) if marks else None,
-        }
-    )
-
-
-@dataclass(slots=True)
-class _Taken:
-    """A phone report this node received for a partition it owns (`Owner.take`)."""
-
-    tenant: Tenant
-    parsed: ParsedRequest
-    source_ip: str
-    report: PhoneEvent
-    marks: Marks | None
-    done: asyncio.Future[None]  # its result once the pass that correlated it committed
 
 
 class Owner:
@@ -113,8 +77,6 @@ class Owner:
         self.devices = DeviceCache()
         self._lock = asyncio.Lock()  # passes, acquisitions and losses take turns
         self._wake = asyncio.Event()
-        self._taken: list[_Taken] = []  # for the next pass
-        self._inbox_due = True  # whether the next pass reads the inbox (not only _taken)
         # After a commit the database refused (WriteRefused: the data, not the connection):
         # passes left that take one inbox entry each, to find the entry that causes it,
         # and how many times in a row the one-entry pass was refused.
@@ -152,34 +114,9 @@ class Owner:
         p = partition_of(tenant)
         return p in self.owned and p not in self._stale
 
-    def take(
-        self, tenant: Tenant, parsed: ParsedRequest, source_ip: str, marks: Marks | None
-    ) -> asyncio.Future[None] | None:
-        """Correlate a phone report in the next pass, without the inbox, if this node
-        holds `tenant`'s current state; the future completes once it is committed.
-        None: the report is for the inbox (another node's partition, or one restoring)."""
-        if self._careful or not self.live(tenant.name):
-            return None
-        report = PhoneEvent(
-            tenant=tenant.name,
-            event=parsed.event,
-            variables=parsed.variables,
-            pairs=parsed.pairs,
-            event_name=parsed.event_name,
-            source_ip=source_ip,
-            received_at=time.time(),
-            vendor=parsed.vendor,
-            hints=parsed.hints,
-        )
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._taken.append(_Taken(tenant, parsed, source_ip, report, marks, done))
-        self._wake.set()
-        return done
-
     def wake(self, partition: int = -1) -> None:
         """New entries in `partition` (-1: maybe any): run a pass now."""
         if partition < 0 or partition in self.owned:
-            self._inbox_due = True
             self._wake.set()
 
     # the loop ----------------------------------------------------------------------------
@@ -187,33 +124,23 @@ class Owner:
         """Passes, woken by notifications, by the poll interval, and by timers due."""
         while True:
             timeout = min(POLL, max(0.0, self._next_tick - time.monotonic()))
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:  # the poll: in case a notification was missed
-                self._inbox_due = True
             self._wake.clear()
             try:
                 async with self._lock:
                     more = await self._pass()
-            except asyncio.CancelledError:
-                _fail(self._taken, StoreError("the hub is stopping"))
-                raise
             except WriteRefused as exc:
                 await self._refused_pass(exc)
                 continue
             except Exception as exc:
-                # Reports taken while it failed are not kept waiting for the passes to
-                # work again (PostgreSQL away: for as long as it is): their phones get
-                # 503 now and send again; until the state is restored, to the inbox.
-                _fail(self._taken, StoreError(f"not stored: {exc}"))
-                self._inbox_due = True
                 self.failures += 1
                 log.error("inbox pass failed (state restored, entries read again): %s", exc)
                 await self._recover()
                 await asyncio.sleep(RETRY)
                 continue
             if more:
-                self.wake()
+                self._wake.set()
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + PRUNE_EVERY
                 with contextlib.suppress(StoreError):
@@ -229,29 +156,8 @@ class Owner:
             self._forget(stale)
             await self._restore(stale)
             self._stale -= stale
-        entries: list[Entry] = []
-        if self._inbox_due or self._careful:  # not when only woken by reports taken directly
-            self._inbox_due = False
-            entries = await self.inbox.pending(sorted(owned), 1 if self._careful else BATCH)
+        entries = await self.inbox.pending(sorted(owned), 1 if self._careful else BATCH)
         self._in_flight = entries
-        taken, self._taken = self._taken, []
-        if taken and self._careful:  # one entry at a time, through the inbox
-            self._divert(taken)
-            taken = []
-        try:
-            return await self._process(owned, entries, taken)
-        except BaseException as exc:
-            _fail(taken, exc if isinstance(exc, StoreError) else StoreError(str(exc)))
-            raise
-
-    async def _process(
-        self, owned: dict[int, int], entries: list[Entry], taken: list[_Taken]
-    ) -> bool:
-        """Correlate and commit `entries` (from the inbox) and then `taken`."""
-        gone = [t for t in taken if not self.live(t.tenant.name)]
-        if gone:  # its partition changed hands since: nothing of it is stored
-            _fail(gone, StoreError("its partition changed hands; send it again"))
-            taken = [t for t in taken if self.live(t.tenant.name)]
         if any(e.tenant not in self.tenants for e in entries):
             await self._reload_directory()  # created on another node a moment ago
         batch = Append([])
@@ -275,11 +181,6 @@ class Owner:
             correlated.append((e, part))
             if e.kind in ("publish", "end_call"):
                 replies.append((e.id, part, "" if found else "missing"))
-        taken_parts: list[tuple[_Taken, int]] = []
-        for t in taken:
-            touched.add(partition_of(t.tenant.name))
-            events = self._feed(t.report, t.marks)
-            taken_parts.append((t, _add_part(batch, events, self.devices.seen(t.tenant, t.report))))
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + self._tick_interval
@@ -292,7 +193,7 @@ class Owner:
         touched |= {partition_of(e.tenant) for e in batch.events}
         touched |= {partition_of(t) for t, _, _ in batch.sessions}
         touched |= {partition_of(t) for t, _, _ in batch.presence}
-        if not (entries or taken or batch.events or batch.sessions or batch.presence):
+        if not (entries or batch.events or batch.sessions or batch.presence):
             return False
         batch.fences = [Fence(p, self.node_id, owned[p]) for p in sorted(touched) if p in owned]
         ids = [e.id for e in entries]
@@ -300,17 +201,10 @@ class Owner:
         self.passes += 1
         self._forget_unstored_devices(batch, appended)
         # A part the database refused (its events logged, not stored; the rest of the
-        # pass was): the entry is set aside, the phone taken directly gets an error.
+        # pass was): the entry is set aside.
         for e, part in correlated:
             if _refused(appended, part):
                 self._set_aside(e, WriteRefused("the database refused its events (logged)"))
-        for t, part in taken_parts:
-            if t.done.done():
-                continue
-            if _refused(appended, part):
-                t.done.set_exception(WriteRefused("the database refused its events"))
-            else:
-                t.done.set_result(None)
         if self._careful:
             self._one_by_one(len(entries))
             return True
@@ -329,7 +223,6 @@ class Owner:
         entries are processed one per pass, and an entry refused alone REFUSALS times in a
         row is set aside (consumed, logged whole), as one that cannot be correlated."""
         self.failures += 1
-        self._inbox_due = True
         entries = self._in_flight
         await self._recover()
         if not self._careful or len(entries) != 1:
@@ -357,13 +250,6 @@ class Owner:
         self._set_aside(e, exc)
         self._one_by_one(1)
         self._wake.set()
-
-    def _divert(self, taken: list[_Taken]) -> None:
-        """Store these reports in the inbox instead (each answered once it is stored)."""
-        for t in taken:
-            body = phone_body(t.parsed, t.source_ip, t.marks)
-            entry = NewEntry(partition_of(t.tenant.name), t.tenant.name, "phone", body)
-            _chain(self.inbox.submit(entry), t.done)
 
     def _set_aside(self, e: Entry, exc: Exception) -> None:
         """An entry that cannot be processed (written by another version, or a bug): it
@@ -484,30 +370,6 @@ def _add_part(batch: Append, events: list[Event], device: DeviceSeen | None) -> 
 def _refused(appended: Appended, part: int) -> bool:
     """Whether part `part` of a committed batch was not stored (the database refused it)."""
     return part >= len(appended.parts) or appended.parts[part] is None
-
-
-def _chain(stored: asyncio.Future[Any], done: asyncio.Future[None]) -> None:
-    """`done` completes as `stored` does."""
-
-    def copy(f: asyncio.Future[Any]) -> None:
-        if done.done():
-            return
-        if f.cancelled():
-            done.set_exception(StoreError("not stored: the hub is stopping"))
-        elif f.exception() is not None:
-            done.set_exception(f.exception())  # type: ignore[arg-type]
-        else:
-            done.set_result(None)
-
-    stored.add_done_callback(copy)
-
-
-def _fail(taken: list[_Taken], exc: BaseException) -> None:
-    """These reports were not stored: their phones get the error (and send again)."""
-    for t in taken:
-        if not t.done.done():
-            t.done.set_exception(exc)
-    taken.clear()
 
 
 def _reply(appended: Appended, part: int, why: str) -> bytes:

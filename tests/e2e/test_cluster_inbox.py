@@ -89,32 +89,6 @@ def test_the_legs_of_a_call_on_different_nodes_make_one_session(cluster: Cluster
         wait_for(lambda: other.api("GET", "/api/v1/tenants/acme/calls")[1]["calls"] == [], 10)
 
 
-def inbox_entries_made(hub: Hub) -> int:
-    """How many inbox entries were ever made (the id sequence: consumed ones count)."""
-    rows = hub.sql("SELECT last_value + CASE WHEN is_called THEN 0 ELSE -1 END FROM inbox_id_seq")
-    return int(rows[0][0])
-
-
-def test_a_report_to_the_owner_is_correlated_there_without_the_inbox(cluster: Cluster) -> None:
-    owner, other = owner_of(cluster)
-    # Once the owner holds the tenant's state (restored after taking the partition), its
-    # own phones' reports skip the inbox.
-    wait_for(lambda: ring(other)[1] == 200 and inbox_entries_made(owner) > 0, 10)
-    before = inbox_entries_made(owner)
-    wait_for(lambda: ring(owner)[1] == 200 and inbox_entries_made(owner) == before, 10)
-    for _ in range(5):
-        call_id, status = ring(owner)
-        assert status == 200
-        # Answered once its events were committed: they are in the log already.
-        assert any(e.get("call_id") == call_id for e in owner.all_events()), call_id
-    assert inbox_entries_made(owner) == before, "the owner's own reports took the inbox"
-    # The other node's phones still go through the inbox, to the same owner.
-    call_id, status = ring(other)
-    assert status == 200
-    assert inbox_entries_made(owner) == before + 1
-    wait_for(lambda: any(e.get("call_id") == call_id for e in other.all_events()), 10)
-
-
 def keys_of(hub: Hub, *call_ids: str) -> list[str]:
     """The event types of the sessions these phone call ids belong to."""
     sessions = sessions_of(hub, *call_ids)
@@ -267,8 +241,7 @@ def stored(hub: Hub, *call_ids: str) -> bool:
 
 def test_a_report_whose_events_the_database_refuses_is_set_aside(cluster: Cluster) -> None:
     """The owner's commit is refused because of one report's events: the others of the
-    pass are stored, that report is logged whole (set aside), and a phone whose report
-    the owner took directly is not answered 200."""
+    pass are stored, and that report is logged whole (set aside)."""
     owner, other = owner_of(cluster)
     refuse(owner, "events", "body")
     before, status = ring(other)
@@ -279,11 +252,6 @@ def test_a_report_whose_events_the_database_refuses_is_set_aside(cluster: Cluste
     logs = owner.logs()
     assert logs.count("inbox entry set aside") == 1 and "refuse-me-1" in logs, logs[-3000:]
     assert other.sql("SELECT COUNT(*) FROM inbox") == [(0,)]
-    # To the owner itself: nothing of it stored, so no 200; the phones after it are.
-    assert get(owner.port, incoming_call("refuse-me-2", "0733999998")).status != 200
-    later = [ring(owner) for _ in range(3)]
-    assert [status for _, status in later] == [200] * 3
-    wait_for(lambda: stored(owner, *[c for c, _ in later]), 20)
     assert not any("refuse-me" in json.dumps(e) for e in owner.all_events())
 
 
@@ -305,8 +273,7 @@ def test_a_pass_the_database_refuses_as_a_whole_is_retried_one_entry_at_a_time(
     assert logs.count("inbox entry set aside") == 1 and "refuse-me-3" in logs, logs[-3000:]
     assert other.sql("SELECT COUNT(*) FROM inbox") == [(0,)]
     assert not any("refuse-me" in json.dumps(e) for e in owner.all_events())
-    # Back to whole passes: the owner's own phones are taken directly again.
+    # Back to whole passes, and the reports after it are stored.
     wait_for(lambda: "in whole passes again" in owner.logs(), 10)
-    made = inbox_entries_made(owner)
-    assert ring(owner)[1] == 200
-    assert inbox_entries_made(owner) == made
+    later = [ring(owner)[0] for _ in range(3)]
+    wait_for(lambda: stored(owner, *later), 20)
