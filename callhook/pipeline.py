@@ -266,13 +266,7 @@ class Pipeline:
             batch = self._batch = Append([])
             done = self._batch_done = loop.create_future()
             loop.call_soon(self._flush)
-        start = len(batch.events)
-        batch.events.extend(events)
-        if device is not None:
-            batch.devices.append(device)
-        last = len(batch.devices) - 1 if device is not None else -1
-        batch.parts.append((start, len(batch.events), last))
-        return Queued(done, len(batch.parts) - 1)
+        return Queued(done, batch.add_part(events, device))
 
     def _forget_unstored_devices(self, batch: Append, done: asyncio.Future[Appended]) -> None:
         """A device row that was not written is written with the next report, not in a

@@ -177,7 +177,7 @@ class Owner:
                 if e.kind in ("publish", "end_call"):
                     replies.append((e.id, len(batch.parts) - 1, "failed"))
                 continue
-            part = _add_part(batch, events, device)
+            part = batch.add_part(events, device)
             correlated.append((e, part))
             if e.kind in ("publish", "end_call"):
                 replies.append((e.id, part, "" if found else "missing"))
@@ -354,17 +354,6 @@ class Owner:
             self.correlator.drain_changes()
             self.devices = DeviceCache()
             self._stale |= held
-
-
-def _add_part(batch: Append, events: list[Event], device: DeviceSeen | None) -> int:
-    """Add one report's events (and device row) to `batch`; the index of its part."""
-    start = len(batch.events)
-    batch.events.extend(events)
-    if device is not None:
-        batch.devices.append(device)
-    last = len(batch.devices) - 1 if device is not None else -1
-    batch.parts.append((start, len(batch.events), last))
-    return len(batch.parts) - 1
 
 
 def _refused(appended: Appended, part: int) -> bool:

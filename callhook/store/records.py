@@ -61,6 +61,16 @@ class Append:
     # Leases the writer checks first: one not held any more fails the whole append.
     fences: list[Fence] = field(default_factory=list)
 
+    def add_part(self, events: list[Event], device: DeviceSeen | None) -> int:
+        """Add one request's events (and device row) as a part; the index of that part."""
+        start = len(self.events)
+        self.events.extend(events)
+        if device is not None:
+            self.devices.append(device)
+        last = len(self.devices) - 1 if device is not None else -1
+        self.parts.append((start, len(self.events), last))
+        return len(self.parts) - 1
+
 
 @dataclass(frozen=True, slots=True)
 class Appended:

@@ -412,9 +412,10 @@ async def test_writers_of_two_nodes_keep_one_tenants_seq_gap_free(pg_url: str) -
 async def test_an_owner_and_another_nodes_unfenced_writes_keep_seq_gap_free(
     nodes: tuple[Node, Node], pg_url: str
 ) -> None:
-    """The owner's commits (fenced, no lock) and another node's events for the same
-    tenant (a webhook endpoint's health event: unfenced, under the lock) at once: every
-    seq is used once, none skipped, each stored in the order of its seq."""
+    """The owner's commits (fenced, no lock) and another node's unfenced events for the
+    same tenant (under the lock) at once: every seq is used once, none skipped, each
+    stored in the order of its seq. (The hub sends every event of a tenant through its
+    owner; this is what keeps the log right should any other writer append.)"""
     a, _ = nodes
     owner: Any = open_store(pg_url, shared=True)
     other: Any = open_store(pg_url, shared=True)

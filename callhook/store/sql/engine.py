@@ -27,7 +27,7 @@ log = logging.getLogger("callhook.store")
 
 T = TypeVar("T")
 MAX_BATCH = 1024
-SEQ_ATTEMPTS = 5  # an operation run alone whose seq another node's writer took meanwhile
+SEQ_ATTEMPTS = 5  # runs of an operation alone while other nodes' writers take its seq
 
 
 # A tenant's newest seq. Not `SELECT MAX(seq)`: a statement the driver prepared runs on a
@@ -93,10 +93,11 @@ class ThreadEngine:
     name = "sql"
     begin = "BEGIN"
     # Run after `begin` when several nodes write to one database (a cluster) and the batch
-    # has an unfenced operation: a lock held until COMMIT, so that such writes (two nodes
-    # applying one config file, a webhook endpoint's health event) take turns. A batch of
-    # fenced operations only (partition owners' passes) does not take it: each owner
-    # writes its own partitions' tenants, so owners commit in parallel.
+    # has an unfenced operation: a lock held until COMMIT, so that such writes (directory
+    # changes: two nodes applying one config file) take turns. A batch of fenced
+    # operations only (partition owners' passes) does not take it: each owner writes its
+    # own partitions' tenants (their every event: webhook health events reach it through
+    # the inbox), so owners commit in parallel.
     #
     # `seq` stays gap-free and in commit order across nodes either way: each writer keeps
     # the last seq it assigned per tenant (or read from the log), so it assigns N only
