@@ -158,6 +158,8 @@ class Owner:
             self._stale -= stale
         entries = await self.inbox.pending(sorted(owned), 1 if self._careful else BATCH)
         self._in_flight = entries
+        if self._careful and not entries:  # the rest went with a partition given up
+            self._one_by_one(self._careful)
         if any(e.tenant not in self.tenants for e in entries):
             await self._reload_directory()  # created on another node a moment ago
         batch = Append([])
