@@ -32,7 +32,7 @@ from callhook.correlate import Correlator
 from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.ingest.model import ParsedRequest, PhoneEvent
-from callhook.pipeline import DeviceCache, Marks, mark
+from callhook.pipeline import DeviceCache, mark
 from callhook.store import Append, Appended, CorrelationState, Fence, StoreError, WriteRefused
 from callhook.store.postgres.inbox import Entry, PgInbox, consume
 from callhook.store.records import DeviceSeen
@@ -291,8 +291,14 @@ class Owner:
                 vendor=parsed.vendor,
                 hints=parsed.hints,
             )
+            try:
+                events = self.correlator.feed(pe)
+            except Exception as exc:  # a bug: the phone was not wrong, its report is kept
+                events = [self.correlator.raw_report(pe, f"{type(exc).__name__}: {exc}")]
+                self._correlation_failed(tenant.name)
+                log.exception("correlation failed; the report is stored raw: %s", b)
             marks = b.get("marks")
-            events = self._feed(pe, (marks[0], marks[1]) if marks else None)
+            mark(events, (marks[0], marks[1]) if marks else None)
             return events, self.devices.seen(tenant, pe), True
         if e.kind == "publish":
             ev = Event(
@@ -310,15 +316,6 @@ class Owner:
             return ended or [], None, ended is not None
         log.warning("inbox entry of unknown kind %r dropped", e.kind)
         return [], None, True
-
-    def _feed(self, pe: PhoneEvent, marks: Marks | None) -> list[Event]:
-        try:
-            events = self.correlator.feed(pe)
-        except Exception as exc:  # a bug: the phone was not wrong, its report is kept
-            events = [self.correlator.raw_report(pe, f"{type(exc).__name__}: {exc}")]
-            self._correlation_failed(pe.tenant)
-            log.exception("correlation failed; the report is stored raw: %s", pe)
-        return mark(events, marks)
 
     async def _commit(
         self, batch: Append, ids: list[int], replies: list[tuple[int, int, str]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -78,6 +78,25 @@ async def nodes(pg_url: str) -> AsyncIterator[tuple[Node, Node]]:
     finally:
         await a.leases.table.close()
         await b.leases.table.close()
+
+
+@pytest.fixture
+async def stores(pg_url: str) -> AsyncIterator[Callable[[], Awaitable[Any]]]:
+    """Open a store as a clustered node's (its writer shared with other nodes'); each is
+    closed after the test."""
+    opened: list[Any] = []
+
+    async def store() -> Any:
+        s: Any = open_store(pg_url, shared=True)
+        await s.open()
+        opened.append(s)
+        return s
+
+    try:
+        yield store
+    finally:
+        for s in opened:
+            await s.close()
 
 
 async def epochs(url: str) -> dict[int, tuple[str, int]]:
@@ -284,49 +303,45 @@ async def test_with_no_processor_leases_are_just_held(pg_url: str) -> None:
 
 
 async def test_a_write_under_a_stale_epoch_stores_nothing(
-    nodes: tuple[Node, Node], pg_url: str
+    nodes: tuple[Node, Node], stores: Callable[[], Awaitable[Any]]
 ) -> None:
     a, b = nodes
-    store: Any = open_store(pg_url, shared=True)
-    await store.open()
-    try:
-        await a.round()
-        p = partition_of("acme")
-        fence = a.leases.fence(p)
-        assert fence == Fence(p, "node-a", 1)
-        stored = await store.log.append(Append([_event("acme", 1)], fences=[fence]))
-        assert [e.seq for e in stored.events] == [1]
+    store = await stores()
+    await a.round()
+    p = partition_of("acme")
+    fence = a.leases.fence(p)
+    assert fence == Fence(p, "node-a", 1)
+    stored = await store.log.append(Append([_event("acme", 1)], fences=[fence]))
+    assert [e.seq for e in stored.events] == [1]
 
-        # a's lease runs out (a paused) and b takes the partition at epoch 2
-        await asyncio.sleep(TTL + 0.1)
-        with pytest.raises(LeaseLost):  # expired, not yet taken: refused already
-            await store.log.append(Append([_event("acme", 2)], fences=[fence]))
-        await b.round()
-        assert b.leases.owned()[p] == 2
-        # a's stale write, in the same group commit as b's good one: a's alone is refused
-        stale, good = await asyncio.gather(
-            store.log.append(Append([_event("acme", 3)], fences=[fence])),
-            store.log.append(Append([_event("acme", 4)], fences=[b.leases.fence(p)])),
-            return_exceptions=True,
-        )
-        assert isinstance(stale, LeaseLost) and isinstance(stale, StoreError)
-        assert stale.fence == fence
-        assert not isinstance(good, BaseException)
-        assert [e.seq for e in good.events] == [2]  # seq stays gap-free
-        bodies = await store.log.read("acme")
-        assert [b'"sip:2@x"' in x or b'"sip:3@x"' in x for x in bodies] == [False, False]
-        assert len(bodies) == 2
-        # once a gave the partition up (its own deadline), it has no fence to write with
-        a.leases._expire()
-        await a.leases.settled()
-        with pytest.raises(LeaseLost):
-            a.leases.fence(p)
-    finally:
-        await store.close()
+    # a's lease runs out (a paused) and b takes the partition at epoch 2
+    await asyncio.sleep(TTL + 0.1)
+    with pytest.raises(LeaseLost):  # expired, not yet taken: refused already
+        await store.log.append(Append([_event("acme", 2)], fences=[fence]))
+    await b.round()
+    assert b.leases.owned()[p] == 2
+    # a's stale write, in the same group commit as b's good one: a's alone is refused
+    stale, good = await asyncio.gather(
+        store.log.append(Append([_event("acme", 3)], fences=[fence])),
+        store.log.append(Append([_event("acme", 4)], fences=[b.leases.fence(p)])),
+        return_exceptions=True,
+    )
+    assert isinstance(stale, LeaseLost) and isinstance(stale, StoreError)
+    assert stale.fence == fence
+    assert not isinstance(good, BaseException)
+    assert [e.seq for e in good.events] == [2]  # seq stays gap-free
+    bodies = await store.log.read("acme")
+    assert [b'"sip:2@x"' in x or b'"sip:3@x"' in x for x in bodies] == [False, False]
+    assert len(bodies) == 2
+    # once a gave the partition up (its own deadline), it has no fence to write with
+    a.leases._expire()
+    await a.leases.settled()
+    with pytest.raises(LeaseLost):
+        a.leases.fence(p)
 
 
 async def test_a_write_held_up_while_its_lease_changes_hands_stores_nothing(
-    nodes: tuple[Node, Node], pg_url: str
+    nodes: tuple[Node, Node], stores: Callable[[], Awaitable[Any]], pg_url: str
 ) -> None:
     """The fence is checked in the transaction that commits the write, not when it was
     handed over: a write that waited (behind another one of its node's writer, here one
@@ -334,8 +349,7 @@ async def test_a_write_held_up_while_its_lease_changes_hands_stores_nothing(
     from callhook.store.postgres.engine import WRITER_LOCK
 
     a, b = nodes
-    store: Any = open_store(pg_url, shared=True)
-    await store.open()
+    store = await stores()
     blocker = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
     try:
         await a.round()
@@ -357,11 +371,10 @@ async def test_a_write_held_up_while_its_lease_changes_hands_stores_nothing(
         assert await store.log.read("acme") == []
     finally:
         await blocker.close()
-        await store.close()
 
 
 async def test_owners_commit_without_waiting_for_the_writers_lock(
-    nodes: tuple[Node, Node], pg_url: str
+    nodes: tuple[Node, Node], stores: Callable[[], Awaitable[Any]], pg_url: str
 ) -> None:
     """A partition owner's writes (fenced) do not take the lock unfenced writes take
     turns with: another node holding it (applying a config file, say) holds up none of
@@ -369,8 +382,7 @@ async def test_owners_commit_without_waiting_for_the_writers_lock(
     from callhook.store.postgres.engine import WRITER_LOCK
 
     a, _ = nodes
-    store: Any = open_store(pg_url, shared=True)
-    await store.open()
+    store = await stores()
     blocker = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
     try:
         await a.round()
@@ -386,65 +398,54 @@ async def test_owners_commit_without_waiting_for_the_writers_lock(
         assert [e.seq for e in (await unfenced).events] == [1]
     finally:
         await blocker.close()
-        await store.close()
 
 
-async def test_writers_of_two_nodes_keep_one_tenants_seq_gap_free(pg_url: str) -> None:
+async def test_writers_of_two_nodes_keep_one_tenants_seq_gap_free(
+    stores: Callable[[], Awaitable[Any]],
+) -> None:
     """Each writer keeps the seqs it assigned: when the other node appended since, the
     next one is taken (the log's primary key fails the transaction), and the batch runs
     again reading the seq from the log."""
-    one: Any = open_store(pg_url, shared=True)
-    two: Any = open_store(pg_url, shared=True)
-    await one.open()
-    await two.open()
-    try:
-        seqs = []
-        for n, store in enumerate([one, one, two, one, two, two, one]):
-            stored = await store.log.append(Append([_event("acme", n), _event("beta", n)]))
-            seqs.append([e.seq for e in stored.events])
-        assert seqs == [[n, n] for n in range(1, 8)]
-        assert len(await one.log.read("acme")) == 7
-    finally:
-        await one.close()
-        await two.close()
+    one = await stores()
+    two = await stores()
+    seqs = []
+    for n, store in enumerate([one, one, two, one, two, two, one]):
+        stored = await store.log.append(Append([_event("acme", n), _event("beta", n)]))
+        seqs.append([e.seq for e in stored.events])
+    assert seqs == [[n, n] for n in range(1, 8)]
+    assert len(await one.log.read("acme")) == 7
 
 
 async def test_an_owner_and_another_nodes_unfenced_writes_keep_seq_gap_free(
-    nodes: tuple[Node, Node], pg_url: str
+    nodes: tuple[Node, Node], stores: Callable[[], Awaitable[Any]]
 ) -> None:
     """The owner's commits (fenced, no lock) and another node's unfenced events for the
     same tenant (under the lock) at once: every seq is used once, none skipped, each
     stored in the order of its seq. (The hub sends every event of a tenant through its
     owner; this is what keeps the log right should any other writer append.)"""
     a, _ = nodes
-    owner: Any = open_store(pg_url, shared=True)
-    other: Any = open_store(pg_url, shared=True)
-    await owner.open()
-    await other.open()
-    try:
-        await a.round()
-        fence = a.leases.fence(partition_of("acme"))
+    owner = await stores()
+    other = await stores()
+    await a.round()
+    fence = a.leases.fence(partition_of("acme"))
 
-        async def owner_writes() -> list[int]:
-            out = []
-            for n in range(40):
-                batch = Append([_event("acme", n), _event("acme", n)], fences=[fence])
-                out += [e.seq for e in (await owner.log.append(batch)).events]
-            return out
+    async def owner_writes() -> list[int]:
+        out = []
+        for n in range(40):
+            batch = Append([_event("acme", n), _event("acme", n)], fences=[fence])
+            out += [e.seq for e in (await owner.log.append(batch)).events]
+        return out
 
-        async def other_writes() -> list[int]:
-            out = []
-            for n in range(40):
-                out += [e.seq for e in (await other.log.append(Append([_event("acme", n)]))).events]
-            return out
+    async def other_writes() -> list[int]:
+        out = []
+        for n in range(40):
+            out += [e.seq for e in (await other.log.append(Append([_event("acme", n)]))).events]
+        return out
 
-        mine, theirs = await asyncio.gather(owner_writes(), other_writes())
-        assert sorted(mine + theirs) == list(range(1, 121))
-        assert mine == sorted(mine) and theirs == sorted(theirs)
-        assert len(await owner.log.read("acme", limit=200)) == 120
-    finally:
-        await owner.close()
-        await other.close()
+    mine, theirs = await asyncio.gather(owner_writes(), other_writes())
+    assert sorted(mine + theirs) == list(range(1, 121))
+    assert mine == sorted(mine) and theirs == sorted(theirs)
+    assert len(await owner.log.read("acme", limit=200)) == 120
 
 
 async def test_fenced_writes_need_postgresql(tmp_path: Any) -> None:
