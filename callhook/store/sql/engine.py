@@ -27,7 +27,9 @@ log = logging.getLogger("callhook.store")
 
 T = TypeVar("T")
 MAX_BATCH = 1024
-SEQ_ATTEMPTS = 5  # runs of an operation alone while other nodes' writers take its seq
+# Runs of an operation alone while other writers take its seq: each collision means the
+# other writer committed (progress), so this only bounds a writer losing every race.
+SEQ_ATTEMPTS = 50
 
 
 # A tenant's newest seq. Not `SELECT MAX(seq)`: a statement the driver prepared runs on a
@@ -289,8 +291,8 @@ class ThreadEngine:
                 raise ConnectionLost from again
             if alone and self.seq_taken(exc) and attempt < SEQ_ATTEMPTS:
                 return self._commit(conn, batch, alone=True, attempt=attempt + 1)
-            if alone:
-                transient = self.transient(exc)
+            if alone:  # a seq still taken is a race lost, not this write's fault
+                transient = self.transient(exc) or self.seq_taken(exc)
                 self._finish(batch, [], exc if transient else WriteRefused(str(exc)))
                 return
             # One bad op must not fail its neighbours: redo them one per transaction, each
