@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -123,7 +124,10 @@ class Owner:
     async def run(self) -> None:
         """Passes, woken by notifications, by the poll interval, and by timers due."""
         while True:
-            timeout = min(POLL, max(0.0, self._next_tick - time.monotonic()))
+            # Timers are due only with partitions held: a node holding none would see its
+            # first tick due forever and pass without pause (a core spent on nothing).
+            due = self._next_tick if self.owned else math.inf
+            timeout = min(POLL, max(0.0, due - time.monotonic()))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()

@@ -8,6 +8,7 @@ Ownership is read as an operator would: `GET /api/v1/cluster` and `callhook clus
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.support import postgres
@@ -33,7 +35,7 @@ class Nodes:
     """Up to three nodes on one new database and one Redis, started when asked."""
 
     def __init__(self, tmp_path: Path) -> None:
-        database = postgres.fresh_database()
+        self.database = database = postgres.fresh_database()
         self.redis = redis_support.start()
         self.hubs: dict[str, Hub] = {}
         for name in ("a", "b", "c"):
@@ -85,6 +87,41 @@ def wait_until(cond: Callable[[], bool], within: float, what: str) -> float:
         assert elapsed < within, f"{what}: not within {within} s"
         time.sleep(0.1)
     return time.monotonic() - started
+
+
+def cpu_seconds(hub: Hub) -> float:
+    """User + system CPU the node's process has used so far."""
+    assert hub.proc is not None
+    fields = Path(f"/proc/{hub.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_node_that_owns_no_partition_waits_instead_of_spinning(nodes: Nodes) -> None:
+    """Every lease held by another node (more nodes than partitions, a node joining
+    while the others still hold everything): the node has nothing to correlate and must
+    wait for work. Its owner loop once ran without pause then, a whole core per node."""
+    a = nodes.hubs["node-a"].start()
+    wait_until(lambda: metric(a, "callhook_partitions_owned") == PARTITIONS, 15, "a owns all")
+    with psycopg.connect(nodes.database, autocommit=True) as conn:  # a node alive for an hour
+        conn.execute(
+            "INSERT INTO cluster_nodes (node_id, seen_at) VALUES ('node-z', now() + interval"
+            " '1 hour') ON CONFLICT (node_id) DO UPDATE SET seen_at = excluded.seen_at"
+        )
+        conn.execute(
+            "UPDATE partition_leases SET owner = 'node-z', epoch = epoch + 1,"
+            " expires_at = now() + interval '1 hour'"
+        )
+    wait_until(lambda: metric(a, "callhook_partitions_owned") == 0, 10, "a sees it lost all")
+    time.sleep(0.5)
+    before = cpu_seconds(a)
+    time.sleep(3)
+    used = cpu_seconds(a) - before
+    # Idle, a node uses about 1% of a core (renewals, polls); spinning, most of one.
+    print(f"CPU while owning no partition: {used:.2f} s in 3 s")
+    assert used < 1.0, f"{used:.2f} s of CPU in 3 s while owning no partition"
+    assert owners(a) == {"node-z": PARTITIONS}
+    status, body = a.api("GET", "/api/v1/cluster")  # and it still answers
+    assert status == 200 and body["node_id"] == "node-a", body
 
 
 def test_nodes_share_the_partitions_and_take_over_a_killed_ones(nodes: Nodes) -> None:
