@@ -270,9 +270,17 @@ class Hub:
             tick_interval=tick,
             correlation_failed=failed,
             timeout=server.database_timeout,
+            owned=self._bus_owns,
         )
         self.inbox_lag = flow.inbox.lag
         return flow
+
+    def _bus_owns(self, partitions: frozenset[int]) -> None:
+        """The partitions this node owns changed: the Redis bus reads the others' only."""
+        from callhook.bus.redis import RedisBus
+
+        if isinstance(self.bus, RedisBus):
+            self.bus.own(partitions)
 
     def _build_bus(self) -> Bus:
         """The in-process bus of one node, or the Redis Streams bus of a cluster

@@ -1,9 +1,12 @@
 """Redis Streams bus: every node's live fan-out sees every node's committed events.
 
 Each committed event is added (XADD, after COMMIT) to the stream of its tenant's
-partition, trimmed to about `MAXLEN` entries. Every node reads every partition's stream
-(XREAD) and hands the events of other nodes to its local subscribers; its own it hands
-over at once. The PostgreSQL log stays the source of truth: per tenant, a node delivers
+partition, trimmed to about `MAXLEN` entries. Only a partition's owner appends its
+tenants' events, and it hands them to its local subscribers at once; every node reads
+the streams of the partitions it does not own (XREAD) and hands their events to its
+local subscribers, so each event is read by the other nodes only. A partition just
+taken: what its previous owner committed and this node has not read yet comes from the
+log (`own`). The PostgreSQL log stays the source of truth: per tenant, a node delivers
 `seq` N only after N-1; an event that arrives early (a gap: Redis was away, an XADD was
 lost, a stream was trimmed) makes the node read the missing ones from the log first, and
 one that arrives again (already delivered) is dropped. After losing Redis a node reads,
@@ -50,7 +53,11 @@ RETRY = 0.5  # seconds between attempts to reach Redis again
 
 def stream_of(tenant: str, partitions: int = PARTITIONS) -> str:
     """The stream a tenant's events go to (the same on every node)."""
-    return f"callhook:events:{partition_of(tenant, partitions)}"
+    return partition_stream(partition_of(tenant, partitions))
+
+
+def partition_stream(partition: int) -> str:
+    return f"callhook:events:{partition}"
 
 
 def encode(ev: Event, node: str) -> dict[str, str | bytes | int]:
@@ -113,6 +120,7 @@ class RedisBus:
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
         self._ids: dict[str, str] = {}  # stream -> last entry id read
+        self._owned: frozenset[int] = frozenset()  # partitions whose streams are not read
         self.lag_ms = 0  # how far behind the newest entry of any stream the reading is
         self.started_at = time.time()
 
@@ -156,6 +164,20 @@ class RedisBus:
     def unsent(self) -> int:
         return len(self._unsent)
 
+    def own(self, partitions: frozenset[int]) -> None:
+        """This node owns `partitions` now. Their events are all its own, handed to its
+        subscribers as committed (`publish`): their streams are read no more, and a
+        stream given up is read on from where this node stopped. A partition just taken
+        has its tenants read from the log after what was delivered here: its previous
+        owner may have died between a COMMIT and the XADD, or this node not have read
+        its last entries yet, and a quiet tenant would wait for its next event."""
+        taken = partitions - self._owned
+        self._owned = partitions
+        for tenant in self._tenants():
+            if partition_of(tenant) in taken and tenant not in self._filling:
+                self._filling[tenant] = []
+                self._spawn(self._fill(tenant))
+
     def directory_changed(self) -> None:
         """This node changed tenants, extensions, keys ...: tell the others (after what
         was published before it)."""
@@ -196,9 +218,12 @@ class RedisBus:
                 continue
             try:
                 newest = await self._newest_ids()
+                owned = {partition_stream(p) for p in self._owned}  # not read: nothing due
                 self.lag_ms = max(
-                    (_ms(newest[s]) - _ms(self._ids.get(s, "0-0")) for s in newest), default=0
-                )
+                    (_ms(newest[s]) - _ms(self._ids.get(s, "0-0")) for s in newest
+                     if s not in owned),
+                    default=0,
+                )  # fmt: skip
                 state = {
                     "node_id": self.node,
                     "started_at": self.started_at,
@@ -218,7 +243,7 @@ class RedisBus:
 
     async def _newest_ids(self) -> dict[str, str]:
         assert self._redis is not None
-        names = [f"callhook:events:{p}" for p in range(PARTITIONS)]
+        names = [partition_stream(p) for p in range(PARTITIONS)]
 
         def newest(pipe: Pipeline) -> None:
             for name in names:
@@ -325,7 +350,7 @@ class RedisBus:
                     secs, micros = await self._redis.time()
                     start = f"{secs * 1000 + micros // 1000}-0"
                     for p in range(PARTITIONS):  # kept across a blip: read on from there
-                        ids.setdefault(f"callhook:events:{p}", start)
+                        ids.setdefault(partition_stream(p), start)
                     ids.setdefault(DIRECTORY, start)
                     self._sweep()  # whatever was committed meanwhile, from the log
                     if not first:
@@ -334,7 +359,9 @@ class RedisBus:
                     if not self.connected:
                         log.info("bus connected", extra={"node": self.node})
                     self.connected, down = True, False
-                reply = await self._redis.xread(ids, count=1000, block=1000)  # type: ignore[arg-type]
+                owned = {partition_stream(p) for p in self._owned}
+                reading = {name: last for name, last in ids.items() if name not in owned}
+                reply = await self._redis.xread(reading, count=1000, block=1000)  # type: ignore[arg-type]
                 got = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]", reply)
                 events: list[Event] = []
                 for stream, entries in got or []:

@@ -44,7 +44,10 @@ class ClusterFlow:
         tick_interval: float,
         correlation_failed: Callable[[str], None],
         timeout: int,
+        owned: Callable[[frozenset[int]], None] = lambda partitions: None,
     ) -> None:
+        """`owned(partitions)`: told the partitions this node owns after each change (the
+        bus reads the others' streams only)."""
         self.inbox = PgInbox(url, timeout=timeout)
         self.replies = Replies(self.inbox)
         self.intake: Intake = InboxIntake(self.inbox, self.replies, REPLY_WAIT)
@@ -61,6 +64,7 @@ class ClusterFlow:
         )
         self.state: StateView = ClusterState(self.owner, store.state, blank)
         self.leases = leases
+        self._owned = owned
         leases.on_acquired = self._acquired
         leases.on_lost = self._lost
         self.listener = Listener(url, self.owner.wake, self.replies.notified, timeout)
@@ -69,10 +73,12 @@ class ClusterFlow:
     async def _acquired(self, partition: int, epoch: int) -> None:
         await self.owner.acquired(partition, epoch)
         self.listener.follow(self.owner.owned)  # its new entries wake this node now
+        self._owned(frozenset(self.owner.owned))
 
     async def _lost(self, partition: int) -> None:
         await self.owner.lost(partition)
         self.listener.follow(self.owner.owned)
+        self._owned(frozenset(self.owner.owned))
 
     async def start(self) -> None:
         await self.inbox.open()

@@ -37,10 +37,16 @@ _calls = itertools.count(1)
 
 class Cluster:
     def __init__(
-        self, tmp_path: Path, database: str | None = None, server: str = "", extra: str = ""
+        self,
+        tmp_path: Path,
+        database: str | None = None,
+        server: str = "",
+        extra: str = "",
+        redis_users: bool = False,
     ) -> None:
         """Two nodes on `database` (default: a new one on the session's PostgreSQL);
-        `server` is added to [server], `extra` at the end of the config file."""
+        `server` is added to [server], `extra` at the end of the config file;
+        `redis_users`: each node logs in to Redis as a user of its own (`cut_off`)."""
         if database is None:
             database = postgres.fresh_database()
         self.redis = redis_support.start()
@@ -48,7 +54,13 @@ class Cluster:
         for name in ("a", "b"):
             workdir = tmp_path / name
             workdir.mkdir()
-            node = f'bus = "{self.redis.url}"\nnode_id = "node-{name}"\n{server}'
+            url = self.redis.url
+            if redis_users:
+                with redis_lib.Redis.from_url(url) as r:
+                    r.execute_command("ACL", "SETUSER", f"node-{name}", "on", f">pw-{name}",
+                                      "~*", "&*", "+@all")  # fmt: skip
+                url = f"redis://node-{name}:pw-{name}@127.0.0.1:{self.redis.port}/0"
+            node = f'bus = "{url}"\nnode_id = "node-{name}"\n{server}'
             hub = Hub(workdir, extra, backend="sqlite", server_config=node)
             hub.use_database(database)
             self.nodes.append(hub)
@@ -57,6 +69,13 @@ class Cluster:
         for hub in self.nodes:  # one after the other: each applies the same config file
             hub.start()
         return self
+
+    def cut_off(self, node_id: str) -> None:
+        """The node loses Redis (its user disabled, its connections closed); the others
+        keep theirs. Needs `redis_users`."""
+        with redis_lib.Redis.from_url(self.redis.url) as r:
+            r.execute_command("ACL", "SETUSER", node_id, "off")
+            r.execute_command("CLIENT", "KILL", "USER", node_id)
 
     def stop(self) -> None:
         for hub in self.nodes:

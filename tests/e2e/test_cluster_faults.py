@@ -10,11 +10,22 @@ import asyncio
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.test_cluster import Cluster, check_log, phones_on_both, settle, subscribe, wait_for
+from callhook.cluster.partitions import partition_of
+from tests.e2e.test_cluster import (
+    Cluster,
+    check_log,
+    phones_on_both,
+    ring,
+    settle,
+    subscribe,
+    wait_for,
+)
 from tests.support import postgres, wsi
+from tests.support.hub import Hub
 
 # Starts its own PostgreSQL/Redis: the same on both passes of `make test`, so run once.
 pytestmark = pytest.mark.own_engines
@@ -51,6 +62,83 @@ async def test_a_node_killed_under_load_loses_no_acknowledged_event(tmp_path: Pa
         reader.cancel()
         assert received == list(range(1, last + 1)), f"{len(received)} of {last} events"
         await ws.close()
+    finally:
+        cluster.stop()
+
+
+async def until_quiet(ws: Any, quiet: float) -> list[dict[str, Any]]:
+    """The events received until none came for `quiet` seconds."""
+    out = []
+    while True:
+        try:
+            out.append(await wsi.recv_json(ws, quiet))
+        except TimeoutError:
+            return out
+
+
+def owners(hub: Hub) -> set[str | None]:
+    status, body = hub.api("GET", "/api/v1/cluster")
+    assert status == 200, body
+    return {p["owner"] for p in body["partitions"]}
+
+
+def owner_of(hub: Hub, tenant: str) -> str | None:
+    status, body = hub.api("GET", "/api/v1/cluster")
+    assert status == 200, body
+    owner: str | None = body["partitions"][partition_of(tenant)]["owner"]
+    return owner
+
+
+async def test_events_an_owner_committed_but_never_sent_to_redis_reach_subscribers(
+    tmp_path: Path,
+) -> None:
+    """The owner of acme's partition loses Redis, commits a call (the phone has its
+    `200`), and is SIGKILLed before it could add the event to its stream. The node that
+    takes the partition hands that event to its subscribers from the log at once, not at
+    the tenant's next event (a quiet tenant might have none for hours)."""
+    cluster = Cluster(tmp_path, redis_users=True).start()
+    a, b = cluster.nodes
+    try:
+        nodes = {"node-a": a, "node-b": b}
+        await asyncio.to_thread(wait_for, lambda: owners(a) == set(nodes))  # both hold some
+        owner_id = owner_of(a, "acme")
+        assert owner_id is not None
+        owner = nodes[owner_id]
+        other = b if owner is a else a
+        ws = await subscribe(other)
+        try:
+            first, status = ring(other)
+            assert status == 200
+            await wsi.events_until(ws, lambda evs: any(e.get("call_id") == first for e in evs))
+            await until_quiet(ws, 1.0)  # the rest of its events (ringing ...)
+
+            cluster.cut_off(owner_id)
+            lost, status = ring(other)  # in the inbox: the owner commits it, cannot send it
+            assert status == 200
+            stored = lambda: any(e.get("call_id") == lost for e in other.all_events())  # noqa: E731
+            await asyncio.to_thread(wait_for, stored, 10)
+            assert await until_quiet(ws, 1.0) == []  # not on the stream: not here
+
+            owner.kill()
+            try:
+                got = await wsi.events_until(
+                    ws, lambda evs: any(e.get("call_id") == lost for e in evs), within=20
+                )
+            except TimeoutError:
+                pytest.fail("the call committed by the dead owner never reached the subscriber")
+            assert [e["event_type"] for e in got if e.get("call_id") == lost] == ["call_start"]
+            assert owner_of(other, "acme") == ("node-b" if owner is a else "node-a")
+
+            # and the new owner's own next events, once each
+            after, status = ring(other)
+            assert status == 200
+            more = await wsi.events_until(
+                ws, lambda evs: any(e.get("call_id") == after for e in evs)
+            )
+            seqs = [e["seq"] for e in got + more]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        finally:
+            await ws.close()
     finally:
         cluster.stop()
 
