@@ -34,7 +34,7 @@ from callhook.directory import Tenant
 from callhook.events import Event
 from callhook.ingest.model import ParsedRequest, PhoneEvent
 from callhook.pipeline import DeviceCache, mark
-from callhook.store import Append, Appended, CorrelationState, Fence, StoreError, WriteRefused
+from callhook.store import Append, Appended, CorrelationState, Fence, WriteRefused
 from callhook.store.postgres.inbox import Entry, PgInbox, consume
 from callhook.store.records import DeviceSeen
 from callhook.store.sql.log import SqlEventLog
@@ -132,23 +132,30 @@ class Owner:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             try:
-                async with self._lock:
-                    more = await self._pass()
-            except WriteRefused as exc:
-                await self._refused_pass(exc)
-                continue
-            except Exception as exc:
+                await self._turn()
+            except Exception as exc:  # this task must outlive any failure: nothing else
+                # processes the partitions this node holds
                 self.failures += 1
                 log.error("inbox pass failed (state restored, entries read again): %s", exc)
                 await self._recover()
                 await asyncio.sleep(RETRY)
-                continue
-            if more:
-                self._wake.set()
-            if time.monotonic() >= self._next_prune:
-                self._next_prune = time.monotonic() + PRUNE_EVERY
-                with contextlib.suppress(StoreError):
-                    await self.inbox.prune()
+
+    async def _turn(self) -> None:
+        """A pass (or the handling of a refused one), then the inbox's prune when due."""
+        try:
+            async with self._lock:
+                more = await self._pass()
+        except WriteRefused as exc:
+            await self._refused_pass(exc)
+            return
+        if more:
+            self._wake.set()
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY
+            try:
+                await self.inbox.prune()
+            except Exception as exc:  # old keys and replies wait for the next prune
+                log.warning("pruning the inbox's old dedupe keys and replies failed: %s", exc)
 
     async def _pass(self) -> bool:
         """One pass; True when more entries may be waiting."""

@@ -277,3 +277,33 @@ def test_a_pass_the_database_refuses_as_a_whole_is_retried_one_entry_at_a_time(
     wait_for(lambda: "in whole passes again" in owner.logs(), 10)
     later = [ring(owner)[0] for _ in range(3)]
     wait_for(lambda: stored(owner, *later), 20)
+
+
+def test_an_entry_set_aside_while_the_database_blinks_leaves_the_owner_running(
+    cluster: Cluster,
+) -> None:
+    """The commit that sets a refused entry aside fails for a passing reason (here a
+    serialization failure, on the try and the writer's retry): the owner tries again and
+    goes on with the reports after it. It used to end the owner's task, leaving every
+    partition of the node to nobody while its leases were still renewed."""
+    owner, other = owner_of(cluster)
+    refuse(owner, "sessions", "state")
+    owner.sql("CREATE SEQUENCE blinks")  # not rolled back with the failed transaction
+    owner.sql(
+        "CREATE FUNCTION blink_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF position('refuse-me' in convert_from(OLD.body, 'UTF8')) > 0 THEN"
+        " IF nextval('blinks') <= 2 THEN"  # the batch, then its op alone
+        " RAISE EXCEPTION 'the database blinked' USING ERRCODE = '40001'; END IF; END IF;"
+        " RETURN OLD; END $$"
+    )
+    owner.sql(
+        "CREATE TRIGGER blink_once BEFORE DELETE ON inbox"
+        " FOR EACH ROW EXECUTE FUNCTION blink_once()"
+    )
+    assert get(other.port, incoming_call("refuse-me-5", "0733999995")).status == 200
+    then = [ring(other)[0] for _ in range(3)]
+    wait_for(lambda: stored(owner, *then), 30)
+    logs = owner.logs()
+    assert "the database blinked" in logs, logs[-3000:]
+    assert logs.count("inbox entry set aside") == 1 and "refuse-me-5" in logs, logs[-3000:]
+    assert other.sql("SELECT COUNT(*) FROM inbox") == [(0,)]
