@@ -234,6 +234,44 @@ async def test_seq_is_gap_free_and_since_seq_resumes_on_any_node(cluster: Cluste
         await ws.close()
 
 
+async def test_a_node_redis_refuses_to_read_says_so_and_backs_off(tmp_path: Path) -> None:
+    """A node's Redis user may not XREAD (an ACL too narrow): the node says what to check,
+    tries again less and less often instead of every half second (each try reads every
+    tenant from the log and reloads the directory), its subscribers still get the other
+    node's events (from the log), and it reads the streams again once allowed."""
+    cluster = Cluster(tmp_path, redis_users=True).start()
+    a, b = cluster.nodes
+    try:
+        ws = await subscribe(b)
+        with redis_lib.Redis.from_url(cluster.redis.url) as r:
+            r.execute_command("ACL", "SETUSER", "node-b", "-xread")
+            r.execute_command("CLIENT", "KILL", "USER", "node-b")  # its blocked XREAD too
+        await asyncio.sleep(6)
+        refusals = b.logs().count("Redis refuses the bus's reads")
+        assert 1 <= refusals <= 4, b.logs()[-3000:]  # 1, 2, 4 s apart: not 12 tries
+        assert "may read the callhook:* streams" in b.logs()
+
+        call_id, status = ring(a)
+        assert status == 200
+        got = await wsi.events_until(  # from the log, at B's next try (at most 8 s)
+            ws, lambda evs: any(e.get("call_id") == call_id for e in evs), within=20
+        )
+        assert [e["event_type"] for e in got if e.get("call_id") == call_id][:1] == ["call_start"]
+
+        with redis_lib.Redis.from_url(cluster.redis.url) as r:
+            r.execute_command("ACL", "SETUSER", "node-b", "+xread")
+        allowed = lambda: "Redis allows the bus's reads again" in b.logs()  # noqa: E731
+        await asyncio.to_thread(wait_for, allowed, 40)
+        # at start, and after the kill (its connection went); not at each try in between
+        assert b.logs().count("bus connected") <= 2
+        call_id, status = ring(a)
+        assert status == 200
+        await wsi.events_until(ws, lambda evs: any(e.get("call_id") == call_id for e in evs))
+        await ws.close()
+    finally:
+        cluster.stop()
+
+
 async def test_redis_stopped_under_load_leaves_no_gap_and_no_duplicate(
     cluster: Cluster,
 ) -> None:
