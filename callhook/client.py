@@ -166,6 +166,11 @@ class WsiClient:
                                 continue  # already yielded before a reconnect
                             self.last_seq = seq
                         yield msg
+                    # Closed cleanly by the hub (shutting down) or a proxy: a drop like any
+                    # other, told to on_retry and waited for (a peer closing every
+                    # connection at once must not get a reconnect loop without pause).
+                    why = f"{ws.close_code} {ws.close_reason or ''}".strip()
+                    raise ConnectionError(f"the hub closed the connection ({why})")
             except (ConnectionClosed, OSError, TimeoutError, InvalidHandshake) as exc:
                 if not self.reconnect:
                     raise

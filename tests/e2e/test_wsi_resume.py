@@ -7,12 +7,13 @@ import itertools
 import re
 import threading
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from callhook.client import WsiClient, WsiError
+from callhook.client import WsiClient, WsiError, WsiUnreachable
 from callhook.events import TOPICS
 from tests.support import wsi
 from tests.support.hub import Hub
@@ -203,3 +204,35 @@ async def test_client_library_reports_refusals(wsi_hub: Hub) -> None:
     async with bad:
         with pytest.raises(WsiError, match="not permitted: topics trunk_events"):
             await anext(bad.events())
+
+
+async def test_client_library_takes_a_clean_close_as_a_drop(tmp_path: Path) -> None:
+    """The hub shutting down closes its connections cleanly (1001): the client says so
+    to on_retry and waits before reconnecting, as after any drop; without `reconnect`
+    it raises. It used to reconnect at once without a word, and without `reconnect` it
+    reconnected all the same."""
+    hub = Hub(tmp_path).start()
+    retries: list[tuple[BaseException, float]] = []
+    url = f"ws://127.0.0.1:{hub.wsi_port}/"
+    topics = {"extension_events": ["extension_register"]}
+    try:
+        again = WsiClient(url, tenant="acme", password="tenant-secret", topics=topics,
+                          since_seq=0, give_up_after=1.0,
+                          on_retry=lambda e, d: retries.append((e, d)))  # fmt: skip
+        once = WsiClient(url, tenant="acme", password="tenant-secret", topics=topics,
+                         since_seq=0, reconnect=False)  # fmt: skip
+        async with again, once:
+            events, single = again.events(), once.events()
+            register(hub, 1)
+            assert (await anext(events))["event_type"] == "extension_register"
+            assert (await anext(single))["event_type"] == "extension_register"
+            await asyncio.to_thread(hub.stop)
+            with pytest.raises(ConnectionError, match=r"the hub closed the connection \(1001"):
+                await anext(single)
+            with pytest.raises(WsiUnreachable):
+                await anext(events)
+    finally:
+        hub.stop()
+    first, delay = retries[0]
+    assert "the hub closed the connection (1001 server shutting down)" in str(first), retries
+    assert delay > 0
