@@ -290,15 +290,15 @@ def test_an_entry_set_aside_while_the_database_blinks_leaves_the_owner_running(
     refuse(owner, "sessions", "state")
     owner.sql("CREATE SEQUENCE blinks")  # not rolled back with the failed transaction
     owner.sql(
-        "CREATE FUNCTION blink_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        "CREATE FUNCTION blink_twice() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
         " IF position('refuse-me' in convert_from(OLD.body, 'UTF8')) > 0 THEN"
         " IF nextval('blinks') <= 2 THEN"  # the batch, then its op alone
         " RAISE EXCEPTION 'the database blinked' USING ERRCODE = '40001'; END IF; END IF;"
         " RETURN OLD; END $$"
     )
     owner.sql(
-        "CREATE TRIGGER blink_once BEFORE DELETE ON inbox"
-        " FOR EACH ROW EXECUTE FUNCTION blink_once()"
+        "CREATE TRIGGER blink_twice BEFORE DELETE ON inbox"
+        " FOR EACH ROW EXECUTE FUNCTION blink_twice()"
     )
     assert get(other.port, incoming_call("refuse-me-5", "0733999995")).status == 200
     then = [ring(other)[0] for _ in range(3)]
