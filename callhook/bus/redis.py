@@ -121,7 +121,8 @@ class RedisBus:
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
         self._ids: dict[str, str] = {}  # stream -> last entry id read
-        self._owned: frozenset[int] = frozenset()  # partitions whose streams are not read
+        self._owned: frozenset[int] = frozenset()  # partitions this node owns
+        self._unread: frozenset[str] = frozenset()  # their streams, not read
         self.lag_ms = 0  # how far behind the newest entry of any stream the reading is
         self.started_at = time.time()
 
@@ -174,6 +175,7 @@ class RedisBus:
         its last entries yet, and a quiet tenant would wait for its next event."""
         taken = partitions - self._owned
         self._owned = partitions
+        self._unread = frozenset(partition_stream(p) for p in partitions)
         for tenant in self._tenants():
             if partition_of(tenant) in taken and tenant not in self._filling:
                 self._filling[tenant] = []
@@ -219,10 +221,9 @@ class RedisBus:
                 continue
             try:
                 newest = await self._newest_ids()
-                owned = {partition_stream(p) for p in self._owned}  # not read: nothing due
                 self.lag_ms = max(
                     (_ms(newest[s]) - _ms(self._ids.get(s, "0-0")) for s in newest
-                     if s not in owned),
+                     if s not in self._unread),  # not read: nothing due
                     default=0,
                 )  # fmt: skip
                 state = {
@@ -361,8 +362,8 @@ class RedisBus:
                     if not self.connected and not refused:  # (a refusal says otherwise)
                         log.info("bus connected", extra={"node": self.node})
                     self.connected, down = True, False
-                owned = {partition_stream(p) for p in self._owned}
-                reading = {name: last for name, last in ids.items() if name not in owned}
+                unread = self._unread
+                reading = {name: last for name, last in ids.items() if name not in unread}
                 reply = await self._redis.xread(reading, count=1000, block=1000)  # type: ignore[arg-type]
                 if refused:
                     log.info("Redis allows the bus's reads again", extra={"node": self.node})

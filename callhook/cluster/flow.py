@@ -72,13 +72,16 @@ class ClusterFlow:
 
     async def _acquired(self, partition: int, epoch: int) -> None:
         await self.owner.acquired(partition, epoch)
-        self.listener.follow(self.owner.owned)  # its new entries wake this node now
-        self._owned(frozenset(self.owner.owned))
+        self._owning_changed()
 
     async def _lost(self, partition: int) -> None:
         await self.owner.lost(partition)
-        self.listener.follow(self.owner.owned)
-        self._owned(frozenset(self.owner.owned))
+        self._owning_changed()
+
+    def _owning_changed(self) -> None:
+        owned = frozenset(self.owner.owned)
+        self.listener.follow(owned)  # the entries of the partitions taken wake this node now
+        self._owned(owned)
 
     async def start(self) -> None:
         await self.inbox.open()
