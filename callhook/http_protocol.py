@@ -5,10 +5,11 @@ every connection on the main port goes through this class first, so both answer 
 
 - limits ([connections] in the config): request line + headers of one request are read up
   to `max_header_bytes` (over it: `431`, or `414` when the URL takes over 8 KiB or half of
-  it) and
-  within `header_timeout` of their first byte (or of the connection's start); a body within
-  `body_timeout` of its headers (`408`); open connections per source and in total are
-  capped (`503` at once). Each answer closes the connection and is counted and logged.
+  it) and within `header_timeout` of their first byte (or of the connection's start); a
+  body within `body_timeout` of its headers (`408`). Those timers count only time the hub
+  reads: one due while the hub has stopped reading from a client that does not read its
+  answers runs once more. Open connections per source and in total are capped (`503` at
+  once). Each answer closes the connection and is counted and logged.
 - tolerance: a phone's request line with a raw space or non-ASCII byte (`event=Incoming
   Call`, `display_remote=张伟`) is percent-encoded before the parser sees it, and a raw `#`
   in a value (`remote=*72#`) is not taken for a fragment (every request
@@ -266,16 +267,22 @@ class HubHttpProtocol(HttpToolsProtocol):
     # timeouts --------------------------------------------------------------------------
     def _arm(self, delay: float, reason: str) -> None:
         self._disarm()
-        self._timer = self.loop.call_later(delay, self._expired, reason)
+        self._timer = self.loop.call_later(delay, self._expired, delay, reason)
 
     def _disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _expired(self, reason: str) -> None:
+    def _expired(self, delay: float, reason: str) -> None:
         self._timer = None
         if self.transport.is_closing():
+            return
+        if self.flow.read_paused:
+            # The hub itself stopped reading (answers queued for this client, which is not
+            # reading them): the rest of the request may be waiting unread in the socket.
+            # Time it again; once reading resumes it has at most one more period.
+            self._arm(delay, reason)
             return
         self.guard.limits.shed(reason, self.client[0] if self.client else "")
         cycle = self.cycle

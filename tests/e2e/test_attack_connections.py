@@ -29,7 +29,10 @@ header_timeout = 1.0
 body_timeout = 1.0
 max_open = 40
 max_per_source = 16
-"""
+
+[auth]
+ingest_max_unknown_tokens_per_source = 1000000
+"""  # unknown tokens: answered without a commit; their own limit is tested elsewhere
 PHONE = f"/token={TOKEN}&event=DND%20On&local=101"
 
 
@@ -190,6 +193,53 @@ def test_a_keep_alive_client_dripping_its_next_request_is_closed(hub: Hub) -> No
         rest = read_all(s, timeout=5)
         assert time.monotonic() - started < 4
     assert rest == b"" or rest.startswith(b"HTTP/1.1 408"), rest
+
+
+def test_a_client_that_does_not_read_its_answers_is_paused_not_timed_out(hub: Hub) -> None:
+    """A client pipelining requests without reading its answers: the hub stops reading from
+    it (the answers would pile up in memory otherwise), then serves it all once it reads.
+    The hub's own pause is not the client's delay: a request it had read only in part when it
+    stopped reading is not timed out however long the pause (three header_timeouts here)."""
+    request = b"GET /token=nope&event=dnd_on&local=104 HTTP/1.1\r\nHost: hub\r\n\r\n"
+    before = shed(hub).get("header_timeout", 0)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    s.connect(("127.0.0.1", hub.port))
+    try:
+        s.setblocking(False)
+        chunk, sent, stalled, deadline = request * 200, 0, 0.0, time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                sent += s.send(chunk[sent % len(chunk) :] if sent % len(chunk) else chunk)
+                stalled = 0.0
+            except BlockingIOError:
+                stalled = stalled or time.monotonic()
+                if time.monotonic() - stalled > 1.0:
+                    break  # the hub stopped reading from us
+                time.sleep(0.01)
+        assert stalled and time.monotonic() - stalled > 1.0, "the hub kept reading"
+        time.sleep(2.0)  # with the 1 s above: three header_timeouts without reading
+        whole, cut = divmod(sent, len(request))
+        s.setblocking(True)
+        s.settimeout(20)
+        answered, tail = 0, b""
+        while answered < whole:
+            data = s.recv(1 << 20)
+            assert data, f"closed after {answered} of {whole} answers"
+            tail += data
+            answered += tail.count(b"HTTP/1.1 404 ")
+            tail = tail[-16:]  # a status line may straddle two reads
+            answered -= tail.count(b"HTTP/1.1 404 ")
+        answered += tail.count(b"HTTP/1.1 404 ")
+        assert answered == whole
+        s.sendall(request[cut:] if cut else request)  # the last one, whole at last
+        last = s.recv(65536)
+        assert last.startswith(b"HTTP/1.1 404 "), last
+    finally:
+        s.close()
+    assert shed(hub).get("header_timeout", 0) == before
+    assert phone_ok(hub).status == 200
 
 
 # 17.2: connection caps, per source and in total ------------------------------------------

@@ -75,7 +75,7 @@ CYCLE_ATTRIBUTES = [
     "disconnected",
 ]
 FLOW_METHODS = ["pause_reading", "resume_reading", "drain"]
-FLOW_ATTRIBUTES = ["write_paused"]
+FLOW_ATTRIBUTES = ["read_paused", "write_paused"]
 
 
 async def _app(scope: object, receive: object, send: object) -> None:
