@@ -64,7 +64,7 @@ iproute2:
 	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2)
 
 ## test: set up, lint, and run the whole suite; the end-to-end tests once more on PostgreSQL
-PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider -n 3 --dist loadfile --no-loadscope-reorder
 test: lint chromium nginx sip-tools postgresql redis iproute2
 	$(PYTEST)
 	TEST_DATABASE_BACKEND=postgresql $(PYTEST) -m "not own_engines" tests/e2e

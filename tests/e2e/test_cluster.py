@@ -28,7 +28,7 @@ from tests.support.phone import get
 from tests.support.sink import Sink
 
 # Starts its own PostgreSQL/Redis: the same on both passes of `make test`, so run once.
-pytestmark = pytest.mark.own_engines
+pytestmark = [pytest.mark.own_engines, pytest.mark.slow]
 
 TENANT = {"name": "acme", "password": "tenant-secret"}
 EVERYTHING = [{"topic": t} for t in TOPICS]

@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from callhook.cluster.partitions import partition_of
 from tests.e2e.test_cluster import Cluster, check_log, cluster, phones_on_both, ring, wait_for
 from tests.e2e.test_crash import incoming_call
@@ -23,6 +25,9 @@ from tests.support.hub import Hub
 from tests.support.phone import Phone, get
 
 __all__ = ["cluster"]  # the fixture, used by name
+
+# A cluster runs on its own PostgreSQL and Redis whatever the pass: run once.
+pytestmark = [pytest.mark.own_engines, pytest.mark.slow]
 
 TOKEN = "gs-7f3a9c"
 

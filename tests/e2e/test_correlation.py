@@ -20,6 +20,7 @@ from tests.support.hub import ADMIN_KEY, Hub
 from tests.support.phone import Phone
 
 TOKEN = "gs-7f3a9c"
+pytestmark = pytest.mark.slow  # thirty call flows, seconds each: `make test` starts it early
 
 
 def _tuned(tmp: Path) -> Hub:

@@ -6,69 +6,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from callhook.simulate import (
-    ExpectedCall,
-    PhoneState,
-    SimulationResult,
-    Verification,
-    check,
-    hub_settings,
-    run_simulation,
-)
+from callhook.simulate import ExpectedCall, PhoneState, SimulationResult, run_simulation
 from tests.support.hub import Hub, free_port
+from tests.support.simulation import EVERY_FLOW, TOKEN, start_hub, verify
 
-TOKEN = "gs-7f3a9c"
-EVERY_FLOW = (
-    "inbound=30,outbound=25,internal=12,ring_group=10,shared_line=4,blind_transfer=6,"
-    "attended_transfer=4,"
-    "hold=5,missed=6,abandoned=6,reboot=2,dnd=3,forward=2,registration=2"
-)
-
-
-def start_hub(tmp_path: Path, phones: int, speed: float, max_talk: float) -> Hub:
-    """A hub whose tenant acme has extensions 101.. and whose correlation windows are
-    scaled to `speed` (simulate.hub_settings)."""
-    hub = Hub(tmp_path)
-    text = hub.config_path.read_text()
-    tuned = "".join(f"{k} = {v}\n" for k, v in hub_settings(speed, max_talk).items())
-    extensions = "".join(
-        f'\n[[tenant.extension]]\nnumber = "{n}"\npassword = "secret{n}"\n'
-        for n in range(104, 101 + phones)
-    )
-    marker = '\n[[tenant]]\nname = "globex"'
-    assert "tick_interval = 0.2\n" in text and marker in text
-    text = text.replace("tick_interval = 0.2\n", "tick_interval = 0.2\n" + tuned)
-    hub.config_path.write_text(text.replace(marker, extensions + marker))
-    return hub.start()
-
-
-def settle(hub: Hub, timeout: float) -> None:
-    """Wait until the hub holds no open session (reboots close on session_timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status, body = hub.api("GET", "/api/v1/tenants/acme/calls?active=true")
-        assert status == 200, body
-        if not body["calls"] or time.monotonic() > deadline:
-            assert body["calls"] == [], f"sessions left open: {body['calls'][:5]}"
-            return
-        time.sleep(0.3)
-
-
-def verify(
-    hub: Hub, calls: list[ExpectedCall], presence: dict[str, PhoneState], speed: float, talk: float
-) -> Verification:
-    settle(hub, hub_settings(speed, talk)["session_timeout"] + 20)
-    cdrs = hub.all_events(key="call_cdr")
-    status, body = hub.api("GET", "/api/v1/tenants/acme/presence")
-    assert status == 200, body
-    states = {x["extension"]: x for x in body["extensions"]}
-    return check(calls, cdrs, presence, states)
+# Each test runs phones for seconds to tens of seconds: `make test` starts this file early.
+pytestmark = pytest.mark.slow
 
 
 def calls_from_json(data: dict[str, Any]) -> list[ExpectedCall]:
@@ -199,26 +147,6 @@ def test_unreachable_hub_is_one_clean_line() -> None:
     assert run.returncode == 1
     assert run.stderr.startswith(f"Error: cannot reach the hub at {url}: ")
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
-
-
-@pytest.mark.slow
-async def test_a_simulated_day(tmp_path: Path) -> None:
-    """The issue's "done when", scaled to fit a test: 50 phones, 1,000 calls of every flow
-    (docs/simulate.md has the 5,000-call run)."""
-    speed, talk = 120.0, 240.0
-    hub = start_hub(tmp_path, phones=50, speed=speed, max_talk=talk)
-    try:
-        result = await run_simulation(
-            hub.base, TOKEN, phones=50, calls=1000, rate=40, speed=speed, seed=2026,
-            mix=EVERY_FLOW, min_ring=1.0, max_talk=talk,
-        )  # fmt: skip
-        assert result.failed == 0, result.errors
-        assert all(n > 0 for n in result.plan.flows.values()), result.plan.flows
-        v = verify(hub, result.calls, result.presence, speed, talk)
-        assert v.problems == [], "\n".join(v.problems)
-        assert v.matched == len(result.calls) >= 1000
-    finally:
-        hub.stop()
 
 
 def test_url_and_token_come_from_the_config_file(hub: Hub) -> None:
