@@ -6,12 +6,13 @@ tenants' events, and it hands them to its local subscribers at once; every node 
 the streams of the partitions it does not own (XREAD) and hands their events to its
 local subscribers, so each event is read by the other nodes only. A partition just
 taken: what its previous owner committed and this node has not read yet comes from the
-log (`own`). The PostgreSQL log stays the source of truth: per tenant, a node delivers
-`seq` N only after N-1; an event that arrives early (a gap: Redis was away, an XADD was
-lost, a stream was trimmed) makes the node read the missing ones from the log first, and
-one that arrives again (already delivered) is dropped. After losing Redis a node reads,
-per tenant, everything the log has after what it delivered, then goes on with the
-streams: no gap, no duplicate.
+log (`own`), and a `taken` entry on its stream has every other node read the log too
+(the previous owner may have died between a COMMIT and its XADD). The PostgreSQL log
+stays the source of truth: per tenant, a node delivers `seq` N only after N-1; an event
+that arrives early (a gap: Redis was away, an XADD was lost, a stream was trimmed) makes
+the node read the missing ones from the log first, and one that arrives again (already
+delivered) is dropped. After losing Redis a node reads, per tenant, everything the log
+has after what it delivered, then goes on with the streams: no gap, no duplicate.
 
 Why Streams and not pub/sub alone: a pub/sub message sent while a node is disconnected
 is gone, and nothing says it was missed. A stream keeps its entries, so a node that was
@@ -176,8 +177,18 @@ class RedisBus:
         taken = partitions - self._owned
         self._owned = partitions
         self._unread = frozenset(partition_stream(p) for p in partitions)
+        self._read_log_of(taken)
+        # The other nodes read the log of a partition taken too: they wait on its stream
+        # for events the previous owner may have committed and never sent.
+        for p in sorted(taken):
+            self._unsent.append((partition_stream(p), {"n": self.node, "taken": p}))
+        if taken:
+            self._wake.set()
+
+    def _read_log_of(self, partitions: frozenset[int]) -> None:
+        """The tenants of `partitions` read the log after what was delivered here."""
         for tenant in self._tenants():
-            if partition_of(tenant) in taken and tenant not in self._filling:
+            if partition_of(tenant) in partitions and tenant not in self._filling:
                 self._filling[tenant] = []
                 self._spawn(self._fill(tenant))
 
@@ -379,6 +390,9 @@ class RedisBus:
                         if name == DIRECTORY:
                             self._reload()
                             continue
+                        if b"taken" in fields:  # a new owner: what the last one never sent
+                            self._taken(name, ids[name], fields[b"taken"])
+                            continue
                         try:
                             events.append(decode(fields))
                         except (KeyError, ValueError) as exc:  # not one of ours: skipped
@@ -421,6 +435,16 @@ class RedisBus:
                 )
                 self.connected, down = False, True
                 await asyncio.sleep(RETRY)
+
+    def _taken(self, stream: str, entry_id: str, partition: bytes) -> None:
+        """Another node took a partition (its `taken` entry): the tenants of it read the
+        log after what was delivered here."""
+        try:
+            p = int(partition)
+        except ValueError as exc:
+            self._unreadable(stream, entry_id, exc)
+            return
+        self._read_log_of(frozenset({p}))
 
     def _unreadable(self, stream: str, entry_id: str, exc: Exception) -> None:
         """An entry that is not a committed event of a node (another program writing to the

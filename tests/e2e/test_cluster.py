@@ -43,15 +43,16 @@ class Cluster:
         server: str = "",
         extra: str = "",
         redis_users: bool = False,
+        nodes: int = 2,
     ) -> None:
-        """Two nodes on `database` (default: a new one on the session's PostgreSQL);
-        `server` is added to [server], `extra` at the end of the config file;
-        `redis_users`: each node logs in to Redis as a user of its own (`cut_off`)."""
+        """`nodes` nodes (a, b, c ...) on `database` (default: a new one on the session's
+        PostgreSQL); `server` is added to [server], `extra` at the end of the config
+        file; `redis_users`: each node logs in to Redis as a user of its own (`cut_off`)."""
         if database is None:
             database = postgres.fresh_database()
         self.redis = redis_support.start()
         self.nodes: list[Hub] = []
-        for name in ("a", "b"):
+        for name in "abcdefgh"[:nodes]:
             workdir = tmp_path / name
             workdir.mkdir()
             url = self.redis.url

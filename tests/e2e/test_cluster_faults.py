@@ -92,53 +92,65 @@ def owner_of(hub: Hub, tenant: str) -> str | None:
 async def test_events_an_owner_committed_but_never_sent_to_redis_reach_subscribers(
     tmp_path: Path,
 ) -> None:
-    """The owner of acme's partition loses Redis, commits a call (the phone has its
-    `200`), and is SIGKILLed before it could add the event to its stream. The node that
-    takes the partition hands that event to its subscribers from the log at once, not at
-    the tenant's next event (a quiet tenant might have none for hours)."""
-    cluster = Cluster(tmp_path, redis_users=True).start()
-    a, b = cluster.nodes
+    """Three nodes. The owner of acme's partition loses Redis, commits a call (the phone
+    has its `200`), and is SIGKILLed before it could add the event to its stream. Both
+    other nodes hand that event to their subscribers from the log as the partition is
+    taken, not at the tenant's next event (a quiet tenant might have none for hours):
+    the node that takes it, and the third one, told by the new owner's `taken` entry."""
+    cluster = Cluster(tmp_path, redis_users=True, nodes=3).start()
     try:
-        nodes = {"node-a": a, "node-b": b}
-        await asyncio.to_thread(wait_for, lambda: owners(a) == set(nodes))  # both hold some
+        nodes = dict(zip(("node-a", "node-b", "node-c"), cluster.nodes, strict=True))
+        a = nodes["node-a"]
+        await asyncio.to_thread(wait_for, lambda: owners(a) == set(nodes))  # each holds some
         owner_id = owner_of(a, "acme")
         assert owner_id is not None
         owner = nodes[owner_id]
-        other = b if owner is a else a
-        ws = await subscribe(other)
+        other_ids = sorted(set(nodes) - {owner_id})
+        others = [nodes[node_id] for node_id in other_ids]
+        sockets = [await subscribe(hub) for hub in others]
         try:
-            first, status = ring(other)
+            first, status = ring(others[0])
             assert status == 200
-            await wsi.events_until(ws, lambda evs: any(e.get("call_id") == first for e in evs))
-            await until_quiet(ws, 1.0)  # the rest of its events (ringing ...)
+            for ws in sockets:
+                await wsi.events_until(ws, lambda evs: any(e.get("call_id") == first for e in evs))
+                await until_quiet(ws, 1.0)  # the rest of its events (ringing ...)
 
             cluster.cut_off(owner_id)
-            lost, status = ring(other)  # in the inbox: the owner commits it, cannot send it
+            lost, status = ring(others[0])  # in the inbox: the owner commits it, cannot send it
             assert status == 200
-            stored = lambda: any(e.get("call_id") == lost for e in other.all_events())  # noqa: E731
+            stored = lambda: any(e.get("call_id") == lost for e in a.all_events())  # noqa: E731
             await asyncio.to_thread(wait_for, stored, 10)
-            assert await until_quiet(ws, 1.0) == []  # not on the stream: not here
+            for ws in sockets:
+                assert await until_quiet(ws, 0.5) == []  # not on the stream: not there
 
             owner.kill()
-            try:
-                got = await wsi.events_until(
-                    ws, lambda evs: any(e.get("call_id") == lost for e in evs), within=20
-                )
-            except TimeoutError:
-                pytest.fail("the call committed by the dead owner never reached the subscriber")
-            assert [e["event_type"] for e in got if e.get("call_id") == lost] == ["call_start"]
-            assert owner_of(other, "acme") == ("node-b" if owner is a else "node-a")
+            got: list[list[dict[str, Any]]] = []
+            for node_id, ws in zip(other_ids, sockets, strict=True):
+                try:
+                    got.append(
+                        await wsi.events_until(
+                            ws, lambda evs: any(e.get("call_id") == lost for e in evs), within=20
+                        )
+                    )
+                except TimeoutError:
+                    pytest.fail(f"the call committed by the dead owner never reached {node_id}")
+                assert [e["event_type"] for e in got[-1] if e.get("call_id") == lost] == [
+                    "call_start"
+                ]
+            assert owner_of(others[0], "acme") in other_ids
 
-            # and the new owner's own next events, once each
-            after, status = ring(other)
+            # and the new owner's own next events, once each, on both nodes
+            after, status = ring(others[1])
             assert status == 200
-            more = await wsi.events_until(
-                ws, lambda evs: any(e.get("call_id") == after for e in evs)
-            )
-            seqs = [e["seq"] for e in got + more]
-            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+            for ws, before in zip(sockets, got, strict=True):
+                more = await wsi.events_until(
+                    ws, lambda evs: any(e.get("call_id") == after for e in evs)
+                )
+                seqs = [e["seq"] for e in before + more]
+                assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
         finally:
-            await ws.close()
+            for ws in sockets:
+                await ws.close()
     finally:
         cluster.stop()
 
