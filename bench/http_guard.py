@@ -73,7 +73,7 @@ async def main() -> None:
     state = ServerState()
     loop = asyncio.get_running_loop()
     plain = type("Plain", (HttpToolsProtocol,), {"_start_asgi_task": _no_app})
-    guard = Guard(ConnectionLimits(10**6, 10**6), 16_384, 10.0, 10.0)
+    guard = Guard(ConnectionLimits(10**6, 10**6), 16_384, 10.0, 10.0, 60.0)
     bounded = protocol_class(
         type("Bounded", (HubHttpProtocol,), {"_start_asgi_task": _no_app}), guard
     )

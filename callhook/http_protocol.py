@@ -8,8 +8,10 @@ every connection on the main port goes through this class first, so both answer 
   it) and within `header_timeout` of their first byte (or of the connection's start); a
   body within `body_timeout` of its headers (`408`). Those timers count only time the hub
   reads: one due while the hub has stopped reading from a client that does not read its
-  answers runs once more. Open connections per source and in total are capped (`503` at
-  once). Each answer closes the connection and is counted and logged.
+  answers runs once more. A client that leaves its answers unread for `send_timeout` (the
+  send buffer full all that time) is disconnected. Open connections per source and in
+  total are capped (`503` at once). Each answer closes the connection and is counted and
+  logged.
 - tolerance: a phone's request line with a raw space or non-ASCII byte (`event=Incoming
   Call`, `display_remote=张伟`) is percent-encoded before the parser sees it, and a raw `#`
   in a value (`remote=*72#`) is not taken for a fragment (every request
@@ -73,6 +75,7 @@ class Guard:
         max_header_bytes: int,
         header_timeout: float,
         body_timeout: float,
+        send_timeout: float,
         websocket: Callable[[], asyncio.Protocol] | None = None,
     ) -> None:
         """`websocket`: makes the protocol that takes over an upgrade to `/ws`."""
@@ -81,6 +84,7 @@ class Guard:
         self.max_header_bytes = max_header_bytes
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
+        self.send_timeout = send_timeout
 
 
 class HubHttpProtocol(HttpToolsProtocol):
@@ -92,6 +96,7 @@ class HubHttpProtocol(HttpToolsProtocol):
     _at_start = False  # the last request read is complete and no next one has begun
     _head_left: int | None = None  # head bytes still allowed; None while reading a body
     _timer: asyncio.TimerHandle | None = None
+    _send_timer: asyncio.TimerHandle | None = None  # armed while the send buffer is full
     _reading = _IDLE  # what the parser is in: _IDLE between requests, _HEAD, _BODY
 
     # connection ------------------------------------------------------------------------
@@ -108,11 +113,37 @@ class HubHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
         self.guard.limits.release(self.transport)
         super().connection_lost(exc)
         if self.timeout_keep_alive_task is not None:
             self.timeout_keep_alive_task.cancel()
             self.timeout_keep_alive_task = None
+
+    # a client that does not read ---------------------------------------------------------
+    # The transport says when its buffer of unsent answers is over its high-water mark
+    # and when it drains again. Full for `send_timeout` without draining: the client reads
+    # nothing (it may keep sending requests, which the hub then stops reading), and the
+    # connection is aborted: the unsent answers could not be delivered anyway.
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None and not self.transport.is_closing():
+            self._send_timer = self.loop.call_later(self.guard.send_timeout, self._unread)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _unread(self) -> None:
+        self._send_timer = None
+        if self.transport.is_closing():
+            return
+        self.guard.limits.shed("send_timeout", self.client[0] if self.client else "")
+        self.transport.abort()
 
     # keep-alive --------------------------------------------------------------------------
     # uvicorn arms a new keep-alive timer after every answer and cancels it on every read:

@@ -4,6 +4,11 @@ Binding first means a port in use (or an address the machine does not have) stop
 start with one line naming the setting, e.g.
 `server.wsi_listen 127.0.0.1:8885: address already in use`, before the banner is printed
 and before the database, workers or listeners have started.
+
+Each socket listens as soon as it is bound: with SO_REUSEADDR two processes may both
+bind a port nobody listens on yet (two hubs started at the same moment), and the one to
+listen second would otherwise find out only in the event loop, which leaves such a
+server without its socket and no error (a hub that answers nothing).
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ def host_port(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+BACKLOG = 4096  # connections waiting to be accepted (the servers set theirs again)
+
+
 def bind(setting: str, listen: str, *, reuse_port: bool = False) -> socket.socket:
-    """A bound (not yet listening) TCP socket for `listen`, or StartupError naming it."""
+    """A bound, listening TCP socket for `listen`, or StartupError naming it."""
     host, port = host_port(listen)
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -39,6 +47,7 @@ def bind(setting: str, listen: str, *, reuse_port: bool = False) -> socket.socke
         if reuse_port:  # `serve --workers N`: the kernel spreads connections over them
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         reason = (exc.strerror or str(exc)).lower()

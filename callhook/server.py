@@ -76,6 +76,7 @@ async def serve(
         c.max_header_bytes,
         c.header_timeout,
         c.body_timeout,
+        c.send_timeout,
         websocket=hub.wsi.upgraded,  # `/ws`: the WSI listener's own protocol
     )
     fast = fast_ingest and fastpath.AVAILABLE

@@ -261,6 +261,9 @@ class ConnectionsConfig(_Strict):
     header_timeout: float = Field(default=10.0, gt=0, le=3600)
     # Seconds for a request's body to arrive once its headers have.
     body_timeout: float = Field(default=10.0, gt=0, le=3600)
+    # Seconds a client may leave its answers unread (the hub's send buffer full, nothing
+    # taken from it) before it is disconnected: a client that never reads holds no socket.
+    send_timeout: float = Field(default=60.0, gt=0, le=3600)
     # Open connections, both listeners together; new ones get 503 and are closed. Also kept
     # below the process's file limit.
     max_open: int = Field(default=20_000, ge=16)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 from callhook.limits import WAIT, Attempt, Refused
 
@@ -14,14 +14,16 @@ class LocalLimiter:
     """At most `limit` failures per `window` seconds per key (a sliding window), and at
     most as many checks in flight as failures are still allowed.
 
-    Bounded: keeps at most `max_keys` keys (least recently failed dropped first).
+    Bounded: keeps at most `max_keys` keys (least recently failed dropped first), each
+    with its last `limit` failures, oldest first: a check costs the same whatever the
+    limit (a limit of a million, as for a trusted source, is not a million-long scan).
     """
 
     def __init__(self, limit: int = 10, window: float = 60.0, max_keys: int = 100_000) -> None:
         self.limit = limit
         self.window = window
         self.max_keys = max_keys
-        self._fails: OrderedDict[str, list[float]] = OrderedDict()
+        self._fails: OrderedDict[str, deque[float]] = OrderedDict()
         self._held: dict[str, set[str]] = {}  # key -> tokens of checks in flight
         self._ended: dict[str, asyncio.Event] = {}  # key -> set when one of its checks ends
         self._waiting: dict[str, int] = {}  # key -> attempts waiting on it (to drop the event)
@@ -32,7 +34,8 @@ class LocalLimiter:
         fails = self._fails.get(key)
         if not fails:
             return 0
-        fails[:] = [t for t in fails if now - t < self.window]
+        while fails and now - fails[0] >= self.window:  # oldest first: the expired ones
+            fails.popleft()
         return len(fails)
 
     def retry_after(self, key: str, now: float | None = None) -> float:
@@ -113,8 +116,10 @@ class LocalLimiter:
 
     def failed(self, key: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        fails = self._fails.pop(key, [])
-        fails.append(now)
-        self._fails[key] = fails[-self.limit :]
+        fails = self._fails.pop(key, None)
+        if fails is None:
+            fails = deque(maxlen=self.limit)
+        fails.append(now)  # the oldest beyond `limit` drops out
+        self._fails[key] = fails
         while len(self._fails) > self.max_keys:
             self._fails.popitem(last=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import sys
 import time
@@ -240,6 +241,46 @@ def test_a_client_that_does_not_read_its_answers_is_paused_not_timed_out(hub: Hu
         s.close()
     assert shed(hub).get("header_timeout", 0) == before
     assert phone_ok(hub).status == 200
+
+
+def test_a_client_that_never_reads_its_answers_is_disconnected(tmp_path: Path) -> None:
+    """A client that pipelines requests and never reads the answers (a slow-read attack:
+    it would hold its socket, and the answers in memory, for ever): once the hub's send
+    buffer has been full for `send_timeout` (1 s here) the connection is aborted, counted,
+    and its slot is free again."""
+    limits = LIMITS.replace("body_timeout = 1.0\n", "body_timeout = 1.0\nsend_timeout = 1.0\n")
+    h = Hub(tmp_path, extra_config=limits).start()
+    try:
+        request = b"GET /token=nope&event=dnd_on&local=104 HTTP/1.1\r\nHost: hub\r\n\r\n"
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        s.connect(("127.0.0.1", h.port))
+        s.setblocking(False)
+        chunk, sent, cut, deadline = request * 200, 0, False, time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline and not cut:
+                if not select.select([], [s], [], 0.5)[1]:  # the hub is not reading
+                    continue
+                try:
+                    sent += s.send(chunk[sent % len(chunk) :])
+                except BlockingIOError:
+                    continue
+                except (ConnectionResetError, BrokenPipeError):
+                    cut = True
+        finally:
+            s.close()
+        assert cut, "the hub kept a client that reads nothing for a minute"
+        assert shed(h).get("send_timeout") == 1
+        status, text = h.api("GET", "/metrics")
+        assert status == 200
+        (gauge,) = [
+            f for f in text_string_to_metric_families(text) if f.name == "callhook_connections_open"
+        ]
+        assert gauge.samples[0].value <= 1  # the one asking: the silent reader's slot is free
+        assert phone_ok(h).status == 200
+    finally:
+        h.stop()
 
 
 # 17.2: connection caps, per source and in total ------------------------------------------

@@ -57,6 +57,21 @@ def test_a_port_in_use_is_one_line_naming_the_setting(tmp_path: Path, taken: str
         h.stop()
 
 
+def test_two_hubs_binding_one_port_at_the_same_moment_do_not_both_start(
+    tmp_path: Path,
+) -> None:
+    """With SO_REUSEADDR both hubs may bind a port nobody listens on yet. The socket
+    listens as it is bound, so the second gets the one-line error at once; it used to get
+    a socket its event loop could not listen on, and a hub that answered nothing."""
+    port = Hub(tmp_path).port
+    first = bind("server.listen", f"127.0.0.1:{port}")
+    try:
+        with pytest.raises(StartupError, match=rf"^server.listen 127.0.0.1:{port}: address al"):
+            bind("server.listen", f"127.0.0.1:{port}")
+    finally:
+        first.close()
+
+
 def test_an_address_the_machine_does_not_have_is_named(tmp_path: Path) -> None:
     with pytest.raises(StartupError, match=r"^server.listen 192\.0\.2\.1:8080: cannot assign"):
         bind("server.listen", "192.0.2.1:8080")
