@@ -18,6 +18,8 @@ Why Streams and not pub/sub alone: a pub/sub message sent while a node is discon
 is gone, and nothing says it was missed. A stream keeps its entries, so a node that was
 away for a moment reads on from its last entry id; the per-tenant `seq` check and the log
 cover what the stream no longer has.
+
+What the entries hold: callhook/bus/streams.py.
 """
 
 from __future__ import annotations
@@ -36,59 +38,30 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from callhook.bus import Subscriber
+from callhook.bus.streams import (
+    DIRECTORY,
+    Entry,
+    add_entries,
+    decode,
+    encode,
+    from_log,
+    partition_stream,
+    stream_of,
+    taken_entry,
+)
 from callhook.cluster.partitions import PARTITIONS, partition_of
 from callhook.events import Event
 from callhook.store import EventLog
 
 log = logging.getLogger("callhook.bus")
 
-MAXLEN = 10_000  # entries kept per stream (approximately): the rest is in the log
 MAX_UNSENT = 100_000  # events kept for Redis while it is away; older ones: the log
 PAGE = 500  # events per log read when filling a gap
-DIRECTORY = "callhook:directory"  # "this node changed the directory": the others reload
 NODE_KEY = "callhook:node:"  # + node id: a heartbeat, expiring unless renewed
 HEARTBEAT = 1.0  # seconds between heartbeats
 NODE_TTL = 5  # seconds a node is listed after its last heartbeat
 RETRY = 0.5  # seconds between attempts to reach Redis again
 REFUSED_WAIT = 30.0  # at most, between reads Redis keeps refusing (doubling from RETRY)
-
-
-def stream_of(tenant: str, partitions: int = PARTITIONS) -> str:
-    """The stream a tenant's events go to (the same on every node)."""
-    return partition_stream(partition_of(tenant, partitions))
-
-
-def partition_stream(partition: int) -> str:
-    return f"callhook:events:{partition}"
-
-
-def encode(ev: Event, node: str) -> dict[str, str | bytes | int]:
-    return {
-        "n": node,
-        "t": ev.tenant,
-        "s": ev.seq,
-        "i": ev.event_id,
-        "k": ev.key,
-        "x": ",".join(ev.extensions),
-        "q": ev.queue or "",
-        "b": ev.wire_bytes(),
-    }
-
-
-def decode(fields: dict[bytes, bytes]) -> Event:
-    """A committed event as another node published it (wire bytes as the log stored)."""
-    exts = fields[b"x"].decode()
-    ev = Event(
-        fields[b"t"].decode(),
-        fields[b"k"].decode(),
-        {},
-        tuple(exts.split(",")) if exts else (),
-        fields[b"q"].decode() or None,
-        seq=int(fields[b"s"]),
-        event_id=fields[b"i"].decode(),
-    )
-    ev.wire_stored = fields[b"b"]
-    return ev
 
 
 class RedisBus:
@@ -105,7 +78,7 @@ class RedisBus:
         self._subscribers: list[Subscriber] = []
         self._cursor: dict[str, int] = {}  # tenant -> last seq handed to subscribers
         self._filling: dict[str, list[Event]] = {}  # tenant -> arrivals during a fill
-        self._unsent: deque[tuple[str, dict[str, str | bytes | int]]] = deque()
+        self._unsent: deque[Entry] = deque()
         self._dropped = 0  # unsent entries given up (too many while Redis was away)
         self._wake = asyncio.Event()
         self._reads = asyncio.Semaphore(4)
@@ -181,12 +154,14 @@ class RedisBus:
         # The other nodes read the log of a partition taken too: they wait on its stream
         # for events the previous owner may have committed and never sent.
         for p in sorted(taken):
-            self._unsent.append((partition_stream(p), {"n": self.node, "taken": p}))
+            self._unsent.append(taken_entry(p, self.node))
         if taken:
             self._wake.set()
 
     def _read_log_of(self, partitions: frozenset[int]) -> None:
         """The tenants of `partitions` read the log after what was delivered here."""
+        if not partitions:
+            return
         for tenant in self._tenants():
             if partition_of(tenant) in partitions and tenant not in self._filling:
                 self._filling[tenant] = []
@@ -332,7 +307,7 @@ class RedisBus:
                     while True:
                         last = self._cursor.get(tenant, 0)
                         page = await self._log.read_stored(tenant, last, None, PAGE)
-                        events = [_from_log(tenant, s) for s in page]
+                        events = [from_log(tenant, s) for s in page]
                         if events:
                             self._cursor[tenant] = events[-1].seq
                             self.filled += len(events)
@@ -471,7 +446,7 @@ class RedisBus:
             try:
                 # One MULTI/EXEC: a batch cut off by a lost connection was added whole or
                 # not at all, so sending it again adds no part of it twice.
-                await self._redis.transaction(partial(_add_entries, batch))
+                await self._redis.transaction(partial(add_entries, batch))
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError):
@@ -497,15 +472,3 @@ async def read_nodes(redis: Redis) -> list[dict[str, Any]]:
     values = await redis.mget(keys) if keys else []
     nodes = [json.loads(v) for v in values if v]
     return sorted(nodes, key=lambda n: str(n.get("node_id")))
-
-
-def _from_log(tenant: str, s: Any) -> Event:
-    ev = Event(tenant, s.key, {}, s.extensions, s.queue, seq=s.seq)
-    ev.wire_stored = s.body
-    return ev
-
-
-def _add_entries(batch: list[tuple[str, dict[str, str | bytes | int]]], pipe: Pipeline) -> None:
-    for stream, fields in batch:
-        keep = 1000 if stream == DIRECTORY else MAXLEN
-        pipe.xadd(stream, fields, maxlen=keep, approximate=True)  # type: ignore[arg-type]

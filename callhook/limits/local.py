@@ -16,7 +16,7 @@ class LocalLimiter:
 
     Bounded: keeps at most `max_keys` keys (least recently failed dropped first), each
     with its last `limit` failures, oldest first: a check costs the same whatever the
-    limit (a limit of a million, as for a trusted source, is not a million-long scan).
+    limit (a limit of a million is not a million-long scan).
     """
 
     def __init__(self, limit: int = 10, window: float = 60.0, max_keys: int = 100_000) -> None:
