@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.samples import Sample
+
+
+class ReadinessProbe:
+    """The database check of `/readyz`: one ping at a time, its answer shared by every
+    caller that asks meanwhile.
+
+    A ping runs on a reader thread and goes on there after its caller gave up (a timeout
+    cancels the wait, not the query). A probe per request would let a load balancer or a
+    deploy script polling a slow database stack ping after ping on the readers, in front
+    of the hub's own reads, and keep the node "not ready" long after the database
+    recovered. Here a slow database costs one query in flight, however often it is asked.
+    """
+
+    def __init__(self, ping: Callable[[], Awaitable[None]], timeout: float = 5.0) -> None:
+        self._ping = ping
+        self._timeout = timeout
+        self._running: asyncio.Task[bool] | None = None
+
+    async def ok(self) -> bool:
+        """Whether the database answered within the timeout (the ping in flight, if any)."""
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._probe())
+        # A caller that goes away (its client disconnected) leaves the ping to the others.
+        return await asyncio.shield(self._running)
+
+    async def _probe(self) -> bool:
+        try:
+            await asyncio.wait_for(self._ping(), self._timeout)
+        except Exception:  # any failure: not ready (the store logs its own errors)
+            return False
+        return True
 
 
 class JsonFormatter(logging.Formatter):

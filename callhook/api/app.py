@@ -6,7 +6,6 @@ it every request that is not a phone's.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -37,6 +36,7 @@ from callhook.dashboard import routes as dashboard
 from callhook.errors import HubError, error_json
 from callhook.ingest.routes import PhoneTargets
 from callhook.kamailio import routes as kamailio_api
+from callhook.ops import ReadinessProbe
 from callhook.store import StoreError
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ def build_api(hub: Hub) -> FastAPI:
         redoc_url=None,
     )
     api.state.hub = hub
+    probe = ReadinessProbe(lambda: hub.store.ping())
     for router in (events_api.router, cdrs_api.router, presence_api.router):
         api.include_router(router, prefix="/api/v1", responses=ERRORS)
     for router in (
@@ -132,12 +133,7 @@ def build_api(hub: Hub) -> FastAPI:
         responses={503: {"description": 'not ready: `{"status": "not-ready"}`'}},
     )
     async def readyz() -> Response:
-        ok = hub.ready
-        if ok:
-            try:
-                await asyncio.wait_for(hub.store.ping(), 5)
-            except Exception:
-                ok = False
+        ok = hub.ready and await probe.ok()
         body = {"status": "ready" if ok else "not-ready"}
         return JSONResponse(body, status_code=200 if ok else 503)
 
