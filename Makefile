@@ -69,10 +69,10 @@ test: lint chromium nginx sip-tools postgresql redis iproute2
 	$(PYTEST)
 	TEST_DATABASE_BACKEND=postgresql $(PYTEST) -m "not own_engines" tests/e2e
 
-BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py bench/auth_flood.py bench/http_guard.py
+BENCHES := bench/ingest.py bench/correlate.py bench/fanout.py bench/webhooks.py bench/auth_flood.py bench/http_guard.py bench/dashboard.py
 
 ## bench: run every benchmark; each prints a table and ends with `RATIO <name> <value>`
-bench: $(STAMP) postgresql redis
+bench: $(STAMP) postgresql redis chromium
 	@command -v wrk >/dev/null || (apt-get install -y wrk >/dev/null 2>&1 || apt-get update >/dev/null && apt-get install -y wrk >/dev/null) || echo "wrk not installed: using the built-in load generator"
 	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 	@for b in bench/ingest.py bench/fanout.py bench/webhooks.py; do echo "== $$b on PostgreSQL"; BENCH_DATABASE=postgresql $(BIN)/python $$b || exit 1; done

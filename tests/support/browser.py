@@ -56,22 +56,27 @@ _shared: Hub | None = None
 _users = 0
 
 
+def dashboard_hub(workdir: Path) -> Hub:
+    """The dashboard tests' hub (not started), in `workdir`."""
+    hub = Hub(
+        workdir,
+        server_config="allow_private_targets = true",
+        acme_config=_ACME_EXTRA,
+        extra_config=_BIG,
+    )
+    text = hub.config_path.read_text()
+    hub.config_path.write_text(
+        text.replace("tick_interval = 0.2", "tick_interval = 0.2\nmin_ring_seconds = 0")
+    )
+    return hub
+
+
 def shared_hub(factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """One hub for every dashboard test module (a hub start costs seconds on a busy
     machine), for session-scoped fixtures: started by the first, stopped after the last."""
     global _shared, _users
     if _shared is None:
-        hub = Hub(
-            factory.mktemp("dashboard"),
-            server_config="allow_private_targets = true",
-            acme_config=_ACME_EXTRA,
-            extra_config=_BIG,
-        )
-        text = hub.config_path.read_text()
-        hub.config_path.write_text(
-            text.replace("tick_interval = 0.2", "tick_interval = 0.2\nmin_ring_seconds = 0")
-        )
-        _shared = hub.start()
+        _shared = dashboard_hub(factory.mktemp("dashboard")).start()
     _users += 1
     try:
         yield _shared
