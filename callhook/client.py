@@ -28,6 +28,37 @@ from callhook.events import KEY_TOPIC, TOPICS
 Topics = Mapping[str, Sequence[str]]
 
 
+class Backoff:
+    """Capped, jittered, exponential pauses between connection attempts.
+
+    A connection that stayed up `stable` seconds (by default the longest pause) starts the
+    series again; one dropped sooner does not. Starting again at every successful
+    subscription, as this client did, let a hub or a proxy that accepts and then closes at
+    once (a restart loop, an idle timeout set too short) be reconnected to at the shortest
+    pause for ever, by every client at once.
+    """
+
+    def __init__(self, low: float, cap: float, stable: float | None = None) -> None:
+        self.low = low
+        self.cap = cap
+        self.stable = cap if stable is None else stable
+        self.failures = 0
+        self._up_since: float | None = None
+
+    def connected(self, now: float) -> None:
+        """A connection is up (subscribed) since `now`."""
+        self._up_since = now
+
+    def pause(self, now: float) -> float:
+        """Seconds to wait before the next attempt, after a failure at `now`."""
+        if self._up_since is not None and now - self._up_since >= self.stable:
+            self.failures = 0
+        self._up_since = None
+        self.failures += 1
+        step = min(self.cap, self.low * 2.0 ** min(self.failures - 1, 16))
+        return step * random.uniform(0.5, 1.0)
+
+
 class WsiUnreachable(Exception):
     """No connection to the hub for `give_up_after` seconds."""
 
@@ -140,7 +171,7 @@ class WsiClient:
 
     async def events(self) -> AsyncGenerator[dict[str, Any], None]:
         """Events (and a snapshot message if asked), each once, in order, across reconnects."""
-        failures = 0
+        backoff = Backoff(*self.backoff)
         down_since = time.monotonic()
         while True:
             try:
@@ -156,7 +187,7 @@ class WsiClient:
                     await self._command(ws, self._auth)
                     await self._command(ws, self._subscribe_command())
                     self.connects += 1
-                    failures = 0
+                    backoff.connected(time.monotonic())
                     down_since = 0.0
                     async for raw in ws:
                         msg = orjson.loads(raw)
@@ -180,9 +211,7 @@ class WsiClient:
                     raise WsiUnreachable(
                         f"no hub at {self.url} for {now - down_since:.0f} s: {exc}"
                     ) from None
-                failures += 1
-                low, cap = self.backoff
-                delay = min(cap, low * 2 ** min(failures - 1, 16)) * random.uniform(0.5, 1.0)
+                delay = backoff.pause(now)
                 if self.give_up_after is not None:
                     delay = min(delay, max(0.05, down_since + self.give_up_after - now))
                 if self.on_retry is not None:

@@ -26,6 +26,7 @@ export class LiveFeed extends EventTarget {
     this.pingTimer = null;
     this.pongTimer = null;
     this.failures = 0;
+    this.liveSince = 0; // when the WSI connection last went live (0: not live)
     this.wsiRefusedAt = 0;
     this.pollAbort = null;
   }
@@ -78,6 +79,11 @@ export class LiveFeed extends EventTarget {
 
   retry() {
     if (this.stopped) return;
+    // A connection that stayed live as long as the longest pause starts the pauses again;
+    // one dropped sooner does not: a hub or proxy that accepts and closes at once is
+    // not reconnected to at the shortest pause for ever.
+    if (this.liveSince && Date.now() - this.liveSince >= MAX_BACKOFF) this.failures = 0;
+    this.liveSince = 0;
     this.failures += 1;
     const delay = Math.min(MAX_BACKOFF, 500 * 2 ** Math.min(this.failures, 5));
     const jittered = delay * (0.8 + Math.random() * 0.4);
@@ -141,7 +147,7 @@ export class LiveFeed extends EventTarget {
           return this.refuseWsi(data.error || "subscribe refused");
         }
         phase = "live";
-        this.failures = 0;
+        this.liveSince = Date.now();
         this.setStatus("live");
         this.startPing(ws);
       }
