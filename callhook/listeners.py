@@ -2,7 +2,7 @@
 
 Binding first means a port in use (or an address the machine does not have) stops the
 start with one line naming the setting, e.g.
-`server.wsi_listen 127.0.0.1:8885: address already in use`, before the banner is printed
+`server.wsi_listen 127.0.0.1:8885: address already in use (...)`, before the banner is printed
 and before the database, workers or listeners have started.
 
 Each socket listens as soon as it is bound: with SO_REUSEADDR two processes may both
@@ -14,6 +14,7 @@ server without its socket and no error (a hub that answers nothing).
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 from dataclasses import dataclass
 
@@ -51,6 +52,13 @@ def bind(setting: str, listen: str, *, reuse_port: bool = False) -> socket.socke
     except OSError as exc:
         sock.close()
         reason = (exc.strerror or str(exc)).lower()
+        if exc.errno == errno.EADDRINUSE:  # the commonest first-start surprise: say what to do
+            section, _, key = setting.partition(".")
+            env = f"CALLHOOK_{section}_{key}".upper()
+            reason += (
+                f" (another program, or a hub already running, listens there: stop it, or"
+                f' set {key} = "HOST:PORT" under [{section}] in the config file, or {env})'
+            )
         raise StartupError(f"{setting} {listen}: {reason}") from None
     return sock
 

@@ -45,7 +45,9 @@ def test_a_port_in_use_is_one_line_naming_the_setting(tmp_path: Path, taken: str
         done = _serve(h)
     assert done.returncode == 1, done
     assert done.stderr.strip().splitlines() == [
-        f"Error: server.{taken} 127.0.0.1:{port}: address already in use"
+        f"Error: server.{taken} 127.0.0.1:{port}: address already in use (another program, or"
+        f' a hub already running, listens there: stop it, or set {taken} = "HOST:PORT" under'
+        f" [server] in the config file, or CALLHOOK_SERVER_{taken.upper()})"
     ]
     assert "Traceback" not in done.stdout + done.stderr
     assert "API and dashboard" not in done.stdout  # no banner for a hub that is not up
