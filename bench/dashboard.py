@@ -33,7 +33,6 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -51,7 +50,7 @@ from tests.support.browser import (
     login,
 )
 from tests.support.hub import ADMIN_KEY, Hub
-from tests.support.phone import Phone
+from tests.support.phone import Phone, send_all
 
 CALLS = 100
 ROUNDS = 5
@@ -100,16 +99,6 @@ WATCH = """() => {
 }"""
 RESET = "() => { window.__gap = 0; window.__longest = 0; }"
 READ = "() => [window.__gap, window.__longest]"
-
-
-def send_all(requests: list[tuple[Phone, str, dict[str, str]]]) -> None:
-    def one(item: tuple[Phone, str, dict[str, str]]) -> int:
-        phone, event, variables = item
-        return phone.send(event, **variables).status
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(pool.map(one, requests))
-    assert set(statuses) == {200}, statuses
 
 
 def wait_count(page: Page, selector: str, count: int) -> None:

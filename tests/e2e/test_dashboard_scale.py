@@ -5,7 +5,6 @@ layout on a phone screen."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -22,7 +21,7 @@ from tests.support.browser import (
     shared_hub,
 )
 from tests.support.hub import Hub
-from tests.support.phone import Phone
+from tests.support.phone import Phone, send_all
 
 CALLS = 100
 
@@ -55,16 +54,6 @@ def page(browser: Browser) -> Iterator[Page]:
 @pytest.fixture(scope="session")
 def dash_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     yield from shared_hub(tmp_path_factory)
-
-
-def send_all(requests: list[tuple[Phone, str, dict[str, str]]]) -> None:
-    def one(item: tuple[Phone, str, dict[str, str]]) -> int:
-        phone, event, variables = item
-        return phone.send(event, **variables).status
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(pool.map(one, requests))
-    assert set(statuses) == {200}, statuses
 
 
 def test_1000_extensions_and_100_concurrent_calls(dash_hub: Hub, page: Page) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -89,3 +90,15 @@ class Phone:
         values = {"token": self.token, "event": event, "mac": self.mac, "local": self.number}
         values.update(variables)
         return get(self.port, "/" + pairs(values))
+
+
+def send_all(requests: list[tuple[Phone, str, dict[str, str]]], in_flight: int = 8) -> None:
+    """Send (phone, event, variables) requests, `in_flight` at a time; all must get 200."""
+
+    def one(item: tuple[Phone, str, dict[str, str]]) -> int:
+        phone, event, variables = item
+        return phone.send(event, **variables).status
+
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        statuses = list(pool.map(one, requests))
+    assert set(statuses) == {200}, statuses
