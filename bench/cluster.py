@@ -1,6 +1,7 @@
 """Cluster benchmark, first part: two real nodes on one PostgreSQL and one redis-server.
 
     python bench/cluster.py        # about 70 s; prints a table
+    python bench/cluster.py --cost-rates 600,1200   # and the CPU accounting at those rates
 
 1. Cross-node live latency: phones send `Incoming Call` Action URLs to node A at 200
    requests/s for 5 s; one WSI subscriber on node B follows the tenant. Latency is phone
@@ -24,7 +25,10 @@
    each side's median round counts: one round of either moves by 20% from minute to
    minute on a shared machine.
    `RATIO cluster_cost` = the single node's median µs per request ÷ the cluster's
-   (goal >= 0.5).
+   (goal >= 0.5). With `--cost-rates R1,R2,...` the same accounting runs at those rates
+   too (more phone threads for higher rates, each still waiting for its answer) and a
+   second table shows how the cost per request falls as the load rises; the RATIO stays
+   the one at COST_RATE.
 5. Failover: node B is SIGKILLed once both nodes hold their share of the partitions;
    node A's `GET /api/v1/cluster` is asked every 20 ms until every partition has a live
    owner again (with the default `[cluster] lease_ttl = 5`, `lease_renew = 1`).
@@ -188,23 +192,24 @@ def throughput(a: Hub, b: Hub) -> float:
     return count[0] / SECONDS
 
 
-def phone_load(hubs: list[Hub], tag: str) -> int:
-    """COST_RATE requests/s for COST_SECONDS, alternating over `hubs`; how many got 200."""
-    total = COST_RATE * COST_SECONDS
+def phone_load(hubs: list[Hub], tag: str, rate: int = COST_RATE) -> int:
+    """`rate` requests/s for COST_SECONDS, alternating over `hubs`; how many got 200."""
+    total = rate * COST_SECONDS
+    senders = max(SENDERS, rate // 40)  # each waits for its answer: enough for the rate
     acked = [0]
     lock = threading.Lock()
     start = time.perf_counter() + 0.05
 
     def sender(first: int) -> None:
-        for i in range(first, total, SENDERS):
-            delay = start + i / COST_RATE - time.perf_counter()
+        for i in range(first, total, senders):
+            delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             if get(hubs[i % len(hubs)].port, call_url(tag, i)).status == 200:
                 with lock:
                     acked[0] += 1
 
-    threads = [threading.Thread(target=sender, args=(k,)) for k in range(SENDERS)]
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(senders)]
     for t in threads:
         t.start()
     for t in threads:
@@ -224,15 +229,17 @@ def drained(hub: Hub) -> None:
     raise AssertionError("the owners never caught up with the inbox")
 
 
-def cpu_per_request(hubs: list[Hub], roots: dict[str, int], tag: str) -> dict[str, float]:
+def cpu_per_request(
+    hubs: list[Hub], roots: dict[str, int], tag: str, rate: int = COST_RATE
+) -> dict[str, float]:
     """CPU µs per acknowledged phone request of each process tree in `roots`."""
     meter = CpuMeter(roots)
     meter.start()
-    acked = phone_load(hubs, tag)
+    acked = phone_load(hubs, tag, rate)
     drained(hubs[0])  # a cluster's owners have processed every acknowledged report
     time.sleep(0.2)  # what the last requests set off (the other node's fan-out)
     used = meter.stop()
-    assert acked == COST_RATE * COST_SECONDS, f"{tag}: {acked} acknowledged"
+    assert acked == rate * COST_SECONDS, f"{tag}: {acked} acknowledged"
     return {name: seconds * 1e6 / acked for name, seconds in used.items()}
 
 
@@ -245,16 +252,36 @@ def idle_cost(roots: dict[str, int]) -> dict[str, float]:
     return {name: seconds * 1000 / IDLE_SECONDS for name, seconds in meter.stop().items()}
 
 
-def costs(cluster: list[Hub], roots: dict[str, int], single: Hub) -> list[dict[str, float]]:
+def costs(
+    cluster: list[Hub], roots: dict[str, int], single: Hub, rate: int = COST_RATE
+) -> list[dict[str, float]]:
     """CPU µs per request of each process of the cluster and of the single node
-    (`single`), measured in turns; one dict per round, the single node's as `single`."""
+    (`single`) at `rate`, measured in turns; one dict per round, the single node's as
+    `single`."""
     assert single.proc is not None
     rounds = []
     for i in range(-1, COST_ROUNDS):  # round -1 warms both up (first requests cost more)
-        used = cpu_per_request(cluster, roots, f"cost{i}")
-        used["single"] = cpu_per_request([single], {"node": single.proc.pid}, f"single{i}")["node"]
+        used = cpu_per_request(cluster, roots, f"cost{rate}-{i}", rate)
+        alone = cpu_per_request([single], {"node": single.proc.pid}, f"single{rate}-{i}", rate)
+        used["single"] = alone["node"]
         rounds.append(used)
     return rounds[1:]
+
+
+def cost_curve(
+    cluster: list[Hub], roots: dict[str, int], single: Hub, rates: list[int]
+) -> list[list[str]]:
+    """`--cost-rates`: the same accounting at other rates (median of the rounds each)."""
+    rows = []
+    for rate in rates:
+        rounds = costs(cluster, roots, single, rate)
+        for r in rounds:
+            r["cluster"] = sum(us for name, us in r.items() if name in roots)
+        med = {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
+        rows.append([f"{rate}/s", *(f"{med[name]:.0f}" for name in roots),
+                     f"{med['cluster']:.0f}", f"{med['single']:.0f}",
+                     f"{med['single'] / med['cluster']:.2f}"])  # fmt: skip
+    return rows
 
 
 def owners(hub: Hub) -> list[str | None]:
@@ -281,6 +308,7 @@ def failover(a: Hub, b: Hub) -> float:
 
 
 def main() -> None:
+    extra = [int(x) for x in sys.argv[2].split(",")] if sys.argv[1:2] == ["--cost-rates"] else []
     database = postgres.server().new_database()
     redis = redis_support.RedisServer().start()
     with tempfile.TemporaryDirectory() as tmp:
@@ -305,6 +333,7 @@ def main() -> None:
             time.sleep(1)  # both nodes hold their share of the partitions
             idle = idle_cost(roots)
             rounds = costs([a, b], roots, single)
+            curve = cost_curve([a, b], roots, single, extra)
             lat = asyncio.run(latency(a, b))
             rev = revocation(a, b)
             rel = reload_seen(a, b)
@@ -335,6 +364,9 @@ def main() -> None:
              " idle: CPU ms/s with no phone")  # fmt: skip
     rounds_head = [f"round {i + 1}" for i in range(COST_ROUNDS)]
     print(table(title, ["process", *rounds_head, "median", "idle ms/s"], rows))
+    if curve:
+        head = ["rate", *roots, "cluster", "one SQLite node", "single ÷ cluster"]
+        print(table("CPU µs per phone request at other rates (--cost-rates), medians", head, curve))
     print(f"RATIO cluster_latency {25 / pct(lat, 0.99):.2f}")
     print(f"RATIO cluster_cost {median['single'] / median['cluster']:.2f}")
 
