@@ -31,6 +31,11 @@ _PATTERN = re.compile("|".join(f"(?:{p})" for p, _ in FORBIDDEN))
 def _texts() -> list[Path]:
     files = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
     files += sorted((ROOT / "callhook").rglob("*.py"))
+    # The benchmarks (their README is the record of results), the deployment examples
+    # and the Makefile are read by the people who run and maintain callhook too.
+    files += sorted(p for p in (ROOT / "bench").rglob("*") if p.suffix in {".py", ".md"})
+    files += sorted(p for p in (ROOT / "deploy").rglob("*") if p.is_file())
+    files.append(ROOT / "Makefile")
     # The tests too (except this file, whose examples are what it must catch).
     files += sorted(p for p in (ROOT / "tests").rglob("*.py") if p.name != Path(__file__).name)
     files += sorted(
