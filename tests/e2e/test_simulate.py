@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from callhook.simulate import ExpectedCall, PhoneState, SimulationResult, run_simulation
+from callhook.simulate import ExpectedCall, PhoneState
 from tests.support.hub import Hub, free_port
-from tests.support.simulation import EVERY_FLOW, TOKEN, start_hub, verify
+from tests.support.simulation import EVERY_FLOW, TOKEN, simulated, start_hub, verify
 
 # Each test runs phones for seconds to tens of seconds: `make test` starts this file early.
 pytestmark = pytest.mark.slow
@@ -73,63 +73,35 @@ def test_cli_run_gives_one_cdr_per_call(tmp_path: Path) -> None:
 
 
 async def test_in_process_run_with_several_vendors(tmp_path: Path) -> None:
-    speed, talk = 90.0, 60.0
-    hub = start_hub(tmp_path, phones=30, speed=speed, max_talk=talk)
-    try:
-        result: SimulationResult = await run_simulation(
-            hub.base,
-            TOKEN,
-            phones=30,
-            calls=120,
-            rate=30,
-            speed=speed,
-            seed=7,
-            mix=EVERY_FLOW,
-            vendors=("grandstream", "yealink", "fanvil"),
-            min_ring=1.0,
-            max_talk=talk,
-        )
-        assert result.failed == 0, result.errors
-        assert {p.vendor for p in result.plan.phones} == {"grandstream", "yealink", "fanvil"}
-        v = verify(hub, result.calls, result.presence, speed, talk)
-        assert v.problems == []
-        statuses = {c.status for c in result.calls}
-        assert statuses == {"answered", "missed", "abandoned", "no_answer"}
-        assert any(c.end_reason == "timeout" for c in result.calls)  # reboots closed by the hub
-    finally:
-        hub.stop()
+    result, v = await simulated(
+        tmp_path, phones=30, speed=90.0, talk=60.0, calls=120, rate=30, seed=7,
+        mix=EVERY_FLOW, vendors=("grandstream", "yealink", "fanvil"), min_ring=1.0,
+    )  # fmt: skip
+    assert result.failed == 0, result.errors
+    assert {p.vendor for p in result.plan.phones} == {"grandstream", "yealink", "fanvil"}
+    assert v.problems == []
+    statuses = {c.status for c in result.calls}
+    assert statuses == {"answered", "missed", "abandoned", "no_answer"}
+    assert any(c.end_reason == "timeout" for c in result.calls)  # reboots closed by the hub
 
 
 async def test_registration_follows_sign_off(tmp_path: Path) -> None:
     """Phones signing off and back on within seconds: each Registration after a Sign Off
     is news, not a repeat for the hub's dedup memory."""
-    speed = 60.0
-    hub = start_hub(tmp_path, phones=4, speed=speed, max_talk=60)
-    try:
-        result = await run_simulation(
-            hub.base, TOKEN, phones=4, calls=10, rate=20, speed=speed, seed=3, min_ring=1.0,
-            mix="inbound=1,registration=3", max_talk=60,
-        )  # fmt: skip
-        assert result.plan.flows["registration"] > 0
-        v = verify(hub, result.calls, result.presence, speed, 60)
-        assert v.problems == []
-    finally:
-        hub.stop()
+    result, v = await simulated(
+        tmp_path, phones=4, speed=60.0, talk=60, calls=10, rate=20, seed=3, min_ring=1.0,
+        mix="inbound=1,registration=3",
+    )  # fmt: skip
+    assert result.plan.flows["registration"] > 0
+    assert v.problems == []
 
 
 async def test_snom_phones_placing_calls(tmp_path: Path) -> None:
-    speed, talk = 60.0, 60.0
-    hub = start_hub(tmp_path, phones=10, speed=speed, max_talk=talk)
-    try:
-        result = await run_simulation(
-            hub.base, TOKEN, phones=10, calls=12, rate=10, speed=speed, seed=5,
-            mix="outbound=1,internal=1,attended_transfer=1", vendors=("snom",),
-            min_ring=1.0, max_talk=talk,
-        )  # fmt: skip
-        v = verify(hub, result.calls, result.presence, speed, talk)
-        assert v.problems == []
-    finally:
-        hub.stop()
+    _, v = await simulated(
+        tmp_path, phones=10, speed=60.0, talk=60.0, calls=12, rate=10, seed=5,
+        mix="outbound=1,internal=1,attended_transfer=1", vendors=("snom",), min_ring=1.0,
+    )  # fmt: skip
+    assert v.problems == []
 
 
 def test_refused_token_is_one_clean_line(hub: Hub) -> None:

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
-from callhook.simulate import ExpectedCall, PhoneState, Verification, check, hub_settings
+from callhook.simulate import (
+    ExpectedCall,
+    PhoneState,
+    SimulationResult,
+    Verification,
+    check,
+    hub_settings,
+    run_simulation,
+)
 from tests.support.hub import Hub
 
 TOKEN = "gs-7f3a9c"
@@ -54,3 +63,18 @@ def verify(
     assert status == 200, body
     states = {x["extension"]: x for x in body["extensions"]}
     return check(calls, cdrs, presence, states)
+
+
+async def simulated(
+    tmp_path: Path, *, phones: int, speed: float, talk: float, **run: Any
+) -> tuple[SimulationResult, Verification]:
+    """Phones simulated in process against a hub tuned for them (`start_hub`), and the
+    check of what the hub made of them; `run`: the rest of run_simulation's arguments."""
+    hub = start_hub(tmp_path, phones=phones, speed=speed, max_talk=talk)
+    try:
+        result = await run_simulation(
+            hub.base, TOKEN, phones=phones, speed=speed, max_talk=talk, **run
+        )
+        return result, verify(hub, result.calls, result.presence, speed, talk)
+    finally:
+        hub.stop()
