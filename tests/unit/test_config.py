@@ -1,4 +1,5 @@
-"""Config: typed, loud, env overrides, and idempotent application to the database."""
+"""Config: typed, loud, and idempotent application to the database (environment
+overrides: test_config_env.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pydantic import BaseModel, ValidationError
 from callhook import config
 from callhook.api import models
 from callhook.api import webhooks as webhooks_api
-from callhook.config import env as config_env
 from callhook.store.records import ApplyReport
 from callhook.store.sql import directory
 from callhook.store.sqlite import schema
@@ -119,22 +119,6 @@ def test_errors_never_repeat_a_secret(data: dict, needle: str) -> None:
     with pytest.raises(config.ConfigError) as exc:
         config.parse(data, env={})
     assert needle in str(exc.value) and "1234567" not in str(exc.value)
-
-
-def test_env_overrides_file() -> None:
-    s = config.parse(
-        {"server": {"listen": "127.0.0.1:1"}},
-        env={
-            "CALLHOOK_SERVER_LISTEN": "0.0.0.0:9000",
-            "CALLHOOK_SERVER_ALLOW_PRIVATE_TARGETS": "true",
-            "CALLHOOK_SERVER_TRUSTED_PROXIES": '["10.0.0.1"]',
-            "CALLHOOK_CORRELATION_MERGE_WINDOW": "2.5",
-        },
-    )
-    assert s.server.listen == "0.0.0.0:9000"
-    assert s.server.allow_private_targets is True
-    assert s.server.trusted_proxies == ["10.0.0.1"]
-    assert s.correlation.merge_window == 2.5
 
 
 def test_bad_toml_is_a_clean_error(tmp_path: Path) -> None:
@@ -441,98 +425,10 @@ def test_server_values_that_cannot_run_together(server: dict, needle: str, meant
     config.parse({"server": meant}, env={})
 
 
-# Environment overrides --------------------------------------------------------------------
-def test_an_empty_or_bracketed_env_value_is_a_string() -> None:
-    s = config.parse(
-        {},
-        env={"CALLHOOK_SERVER_WSI_LISTEN": "", "CALLHOOK_SERVER_ADMIN_KEY": "[abc{SECRET"},
-    )
-    assert s.server.wsi_listen == ""
-    assert s.server.admin_key == "[abc{SECRET"
-
-
-def test_env_json_is_decoded_for_lists_only() -> None:
-    with pytest.raises(config.ConfigError) as exc:
-        config.parse({}, env={"CALLHOOK_SERVER_TRUSTED_PROXIES": "[10.0.0.1"})
-    assert "CALLHOOK_SERVER_TRUSTED_PROXIES='[10.0.0.1': not valid JSON" in str(exc.value)
-    # It says what the JSON form is (a bare `10.0.0.1` is the usual first try).
-    with pytest.raises(config.ConfigError) as exc:
-        config.parse({}, env={"CALLHOOK_SERVER_TRUSTED_PROXIES": "10.0.0.1"})
-    assert """e.g. CALLHOOK_SERVER_TRUSTED_PROXIES='["a", "b"]'""" in str(exc.value)
-    schedule = config.parse({}, env={"CALLHOOK_DELIVERY_SCHEDULE": "[0, 1.5]"}).delivery.schedule
-    assert schedule == [0, 1.5]
-    assert config_env._takes_json(config.WebhookConfig.model_fields["schedule"].annotation)
-    assert not config_env._takes_json(config.ServerConfig.model_fields["admin_key"].annotation)
-
-
 def test_errors_never_repeat_a_mistyped_keys_value() -> None:
     with pytest.raises(config.ConfigError) as exc:
         config.parse({"server": {"admin_kye": "supersecretvalue"}}, env={})
     assert str(exc.value) == "server.admin_kye: unknown key"
-
-
-def test_env_overrides_a_declared_tenant() -> None:
-    doc = {
-        "tenant": [
-            {"name": "acme-eu", "ingest_token": "in-the-file", "extension": [{"number": "1"}]},
-            {"name": "globex"},
-        ]
-    }
-    s = config.parse(
-        doc,
-        env={
-            "CALLHOOK_TENANT_ACME_EU_INGEST_TOKEN": "from-the-env",
-            "CALLHOOK_TENANT_acme_eu_PASSWORD": "pw-from-env",
-            "CALLHOOK_TENANT_GLOBEX_DOMAIN": "globex.example.com",
-            "CALLHOOK_TENANT_GLOBEX_OPEN_INGEST_NETWORKS": '["10.1.0.0/16"]',
-        },
-    )
-    acme, globex = s.tenant
-    assert (acme.ingest_token, acme.password, acme.extension[0].number) == (
-        "from-the-env",
-        "pw-from-env",
-        "1",
-    )
-    assert globex.domain == "globex.example.com"
-    assert globex.open_ingest_networks == ["10.1.0.0/16"]
-    assert doc["tenant"][0]["ingest_token"] == "in-the-file"  # the caller's data is untouched
-
-
-@pytest.mark.parametrize(
-    ("env", "needle"),
-    [
-        (
-            {"CALLHOOK_TENANT_NOPE_PASSWORD": "x"},
-            "CALLHOOK_TENANT_NOPE_PASSWORD: no such tenant in the config file",
-        ),
-        (
-            {"CALLHOOK_TENANT_ACME_COLOUR": "red"},
-            "CALLHOOK_TENANT_ACME_COLOUR: unknown key 'colour'",
-        ),
-        ({"CALLHOOK_TENANT_ACME_NAME": "other"}, "CALLHOOK_TENANT_ACME_NAME: unknown key 'name'"),
-        ({"CALLHOOK_TENANT_ACME_EXTENSION": "[]"}, "CALLHOOK_TENANT_ACME_EXTENSION: unknown key"),
-        (
-            {"CALLHOOK_TENANT_ACME_INGEST_TOKEN": "bad&SECRET"},
-            "tenant[0].ingest_token = '***' (from CALLHOOK_TENANT_ACME_INGEST_TOKEN): expected",
-        ),
-        (
-            {"CALLHOOK_TENANT_ACME_OPEN_INGEST_NETWORKS": "[SECRET"},
-            "CALLHOOK_TENANT_ACME_OPEN_INGEST_NETWORKS='[SECRET': not valid JSON",
-        ),
-    ],
-)
-def test_tenant_env_errors_name_the_variable(env: dict, needle: str) -> None:
-    with pytest.raises(config.ConfigError) as exc:
-        config.parse(_tenant(), env=env)
-    assert needle in str(exc.value)
-    if "INGEST_TOKEN" in needle:
-        assert "SECRET" not in str(exc.value)
-
-
-def test_two_tenants_spelled_alike_in_env_names_are_an_error() -> None:
-    doc = {"tenant": [{"name": "a-b"}, {"name": "a_b"}]}
-    with pytest.raises(config.ConfigError, match="CALLHOOK_TENANT_A_B_PASSWORD: names tenants"):
-        config.parse(doc, env={"CALLHOOK_TENANT_A_B_PASSWORD": "x"})
 
 
 def test_a_missing_file_is_an_error_unless_allowed(tmp_path: Path) -> None:
