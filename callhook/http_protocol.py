@@ -113,7 +113,7 @@ class HubHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        self._unarm_send()
+        self._disarm_send()
         self.guard.limits.release(self.transport)
         super().connection_lost(exc)
         if self.timeout_keep_alive_task is not None:
@@ -132,9 +132,9 @@ class HubHttpProtocol(HttpToolsProtocol):
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        self._unarm_send()
+        self._disarm_send()
 
-    def _unarm_send(self) -> None:
+    def _disarm_send(self) -> None:
         if self._send_timer is not None:
             self._send_timer.cancel()
             self._send_timer = None
@@ -186,7 +186,7 @@ class HubHttpProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()  # the WebSocket's own timers take over (auth and ping timeouts)
-        self._unarm_send()  # and its own limit on what a client leaves unread
+        self._disarm_send()  # and its own limit on what a client leaves unread
         self._done = True
         take = self.guard.websocket
         if take is None or httptools.parse_url(self.url).path != b"/ws":
