@@ -78,6 +78,7 @@ class RedisBus:
         self._subscribers: list[Subscriber] = []
         self._cursor: dict[str, int] = {}  # tenant -> last seq handed to subscribers
         self._filling: dict[str, list[Event]] = {}  # tenant -> arrivals during a fill
+        self._fill_again: set[str] = set()  # filling, and to read the log once more after
         self._unsent: deque[Entry] = deque()
         self._dropped = 0  # unsent entries given up (too many while Redis was away)
         self._wake = asyncio.Event()
@@ -97,6 +98,7 @@ class RedisBus:
         self._ids: dict[str, str] = {}  # stream -> last entry id read
         self._owned: frozenset[int] = frozenset()  # partitions this node owns
         self._unread: frozenset[str] = frozenset()  # their streams, not read
+        self._giving_up: set[int] = set()  # given up, not read until their newest id is known
         self.lag_ms = 0  # how far behind the newest entry of any stream the reading is
         self.started_at = time.time()
 
@@ -142,14 +144,21 @@ class RedisBus:
 
     def own(self, partitions: frozenset[int]) -> None:
         """This node owns `partitions` now. Their events are all its own, handed to its
-        subscribers as committed (`publish`): their streams are read no more, and a
-        stream given up is read on from where this node stopped. A partition just taken
-        has its tenants read from the log after what was delivered here: its previous
-        owner may have died between a COMMIT and the XADD, or this node not have read
-        its last entries yet, and a quiet tenant would wait for its next event."""
+        subscribers as committed (`publish`): their streams are read no more. A partition
+        just taken has its tenants read from the log after what was delivered here: its
+        previous owner may have died between a COMMIT and the XADD, or this node not have
+        read its last entries yet, and a quiet tenant would wait for its next event. A
+        stream given up is read on from its newest entry (`_give_up`), not from where this
+        node stopped reading it when it took the partition: what lies between is this
+        node's own events, up to MAXLEN of them, read back for nothing."""
         taken = partitions - self._owned
+        given_up = self._owned - partitions
         self._owned = partitions
-        self._unread = frozenset(partition_stream(p) for p in partitions)
+        self._giving_up |= given_up
+        self._giving_up -= partitions  # taken back before its stream was read again
+        self._unread = frozenset(partition_stream(p) for p in partitions | self._giving_up)
+        if given_up:
+            self._spawn(self._give_up(given_up))
         self._read_log_of(taken)
         # The other nodes read the log of a partition taken too: they wait on its stream
         # for events the previous owner may have committed and never sent.
@@ -158,14 +167,45 @@ class RedisBus:
         if taken:
             self._wake.set()
 
+    async def _give_up(self, partitions: frozenset[int]) -> None:
+        """Read the streams of `partitions`, given up, from their newest entry now, and
+        their tenants from the log after what was delivered here. Nothing is missed: the
+        entries after that newest one are read from the stream, and the new owner's
+        before it were committed before the log is read. If Redis cannot say (away), the
+        streams are read on from where this node stopped: slower, nothing missed either."""
+        try:
+            newest = await self._newest_ids([partition_stream(p) for p in sorted(partitions)])
+        except asyncio.CancelledError:
+            raise
+        except (RedisError, OSError):
+            newest = {}
+        back = partitions - self._owned  # not taken back meanwhile
+        for p in back:
+            name = partition_stream(p)
+            if name in newest and name in self._ids:
+                self._ids[name] = newest[name]
+        self._giving_up -= back
+        self._unread = frozenset(
+            partition_stream(p) for p in self._owned | self._giving_up
+        )  # fmt: skip
+        self._read_log_of(back)
+
     def _read_log_of(self, partitions: frozenset[int]) -> None:
         """The tenants of `partitions` read the log after what was delivered here."""
         if not partitions:
             return
         for tenant in self._tenants():
-            if partition_of(tenant) in partitions and tenant not in self._filling:
-                self._filling[tenant] = []
-                self._spawn(self._fill(tenant))
+            if partition_of(tenant) in partitions:
+                self._read_log_after_now(tenant)
+
+    def _read_log_after_now(self, tenant: str) -> None:
+        """`tenant` reads the log after what was delivered here, in a read that begins
+        after this call (a fill already under way reads once more)."""
+        if tenant in self._filling:
+            self._fill_again.add(tenant)
+            return
+        self._filling[tenant] = []
+        self._spawn(self._fill(tenant))
 
     def directory_changed(self) -> None:
         """This node changed tenants, extensions, keys ...: tell the others (after what
@@ -229,9 +269,11 @@ class RedisBus:
                 pass  # the reader says so in the log
             await asyncio.sleep(HEARTBEAT)
 
-    async def _newest_ids(self) -> dict[str, str]:
+    async def _newest_ids(self, names: list[str] | None = None) -> dict[str, str]:
+        """The id of the newest entry of each of `names` (every partition's stream by
+        default) that has one."""
         assert self._redis is not None
-        names = [partition_stream(p) for p in range(PARTITIONS)]
+        names = names or [partition_stream(p) for p in range(PARTITIONS)]
 
         def newest(pipe: Pipeline) -> None:
             for name in names:
@@ -275,8 +317,10 @@ class RedisBus:
 
     async def _fill(self, tenant: str) -> None:
         """Hand over what the log has after this tenant's cursor, then what arrived
-        meanwhile; read the log again while what arrived still starts past a gap."""
+        meanwhile; read the log again while what arrived still starts past a gap, or
+        when asked to during the read (`_read_log_after_now`)."""
         while True:
+            self._fill_again.discard(tenant)
             before = {id(ev) for ev in self._filling.get(tenant, [])}  # arrived before the read
             read = await self._read_log(tenant)
             waiting = sorted(self._filling.get(tenant, []), key=lambda e: e.seq)
@@ -293,7 +337,7 @@ class RedisBus:
                 ready.append(ev)
             if ready:
                 self._deliver(ready)
-            if not rest:
+            if not rest and tenant not in self._fill_again:
                 self._filling.pop(tenant, None)
                 return
             self._filling[tenant] = rest
@@ -322,9 +366,7 @@ class RedisBus:
     def _sweep(self) -> None:
         """After Redis was away: every tenant reads the log after its cursor."""
         for tenant in {*self._tenants(), *self._cursor}:
-            if tenant not in self._filling:
-                self._filling[tenant] = []
-                self._spawn(self._fill(tenant))
+            self._read_log_after_now(tenant)
 
     # Redis -----------------------------------------------------------------------------
     async def _read_streams(self) -> None:
