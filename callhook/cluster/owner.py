@@ -42,7 +42,11 @@ from callhook.store.sql.log import SqlEventLog
 log = logging.getLogger("callhook.cluster")
 
 BATCH = 2000  # entries read per pass
-POLL = 0.5  # seconds between passes when no notification came (a missed one)
+# Seconds between reads of the inbox when no notification came. Every entry's commit
+# notifies its partition's owner, and the listener wakes the owner when it (re)connects
+# and when it starts listening to a partition: this only bounds the wait for an entry
+# whose notification was missed anyway. Timer passes in between do not read the inbox.
+POLL = 5.0
 RETRY = 0.5  # seconds after a pass that failed to commit
 REFUSALS = 3  # one-entry passes refused in a row before that entry is set aside
 PRUNE_EVERY = 300.0  # seconds between prunes of old dedupe keys and replies
@@ -123,16 +127,22 @@ class Owner:
     # the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
         """Passes, woken by notifications, by the poll interval, and by timers due."""
+        next_read = time.monotonic() + POLL
         while True:
             # Timers are due only with partitions held: a node holding none would see its
             # first tick due forever and pass without pause (a core spent on nothing).
             due = self._next_tick if self.owned else math.inf
-            timeout = min(POLL, max(0.0, due - time.monotonic()))
+            woken = False
             with contextlib.suppress(asyncio.TimeoutError):
+                timeout = max(0.0, min(next_read, due) - time.monotonic())
                 await asyncio.wait_for(self._wake.wait(), timeout)
+                woken = True
             self._wake.clear()
+            read = woken or time.monotonic() >= next_read
+            if read:
+                next_read = time.monotonic() + POLL
             try:
-                await self._turn()
+                await self._turn(read)
             except Exception as exc:  # this task must outlive any failure: nothing else
                 # processes the partitions this node holds
                 self.failures += 1
@@ -140,11 +150,12 @@ class Owner:
                 await self._recover()
                 await asyncio.sleep(RETRY)
 
-    async def _turn(self) -> None:
-        """A pass (or the handling of a refused one), then the inbox's prune when due."""
+    async def _turn(self, read: bool = True) -> None:
+        """A pass (or the handling of a refused one), then the inbox's prune when due;
+        `read`: whether the pass reads the inbox (or only runs the timers due)."""
         try:
             async with self._lock:
-                more = await self._pass()
+                more = await self._pass(read)
         except WriteRefused as exc:
             await self._refused_pass(exc)
             return
@@ -157,8 +168,9 @@ class Owner:
             except Exception as exc:  # old keys and replies wait for the next prune
                 log.warning("pruning the inbox's old dedupe keys and replies failed: %s", exc)
 
-    async def _pass(self) -> bool:
-        """One pass; True when more entries may be waiting."""
+    async def _pass(self, read: bool = True) -> bool:
+        """One pass (`read`: of the inbox and the timers due; else of the timers only);
+        True when more entries may be waiting."""
         owned = dict(self.owned)
         if not owned:
             return False
@@ -167,10 +179,12 @@ class Owner:
             self._forget(stale)
             await self._restore(stale)
             self._stale -= stale
-        entries = await self.inbox.pending(sorted(owned), 1 if self._careful else BATCH)
+        entries: list[Entry] = []
+        if read:
+            entries = await self.inbox.pending(sorted(owned), 1 if self._careful else BATCH)
+            if self._careful and not entries:  # the rest went with a partition given up
+                self._one_by_one(self._careful)
         self._in_flight = entries
-        if self._careful and not entries:  # the rest went with a partition given up
-            self._one_by_one(self._careful)
         if any(e.tenant not in self.tenants for e in entries):
             await self._reload_directory()  # created on another node a moment ago
         batch = Append([])
@@ -219,7 +233,8 @@ class Owner:
             if _refused(appended, part):
                 self._set_aside(e, WriteRefused("the database refused its events (logged)"))
         if self._careful:
-            self._one_by_one(len(entries))
+            if read:
+                self._one_by_one(len(entries))
             return True
         return len(entries) == BATCH
 
