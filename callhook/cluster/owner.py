@@ -149,6 +149,7 @@ class Owner:
                 log.error("inbox pass failed (state restored, entries read again): %s", exc)
                 await self._recover()
                 await asyncio.sleep(RETRY)
+                self._wake.set()  # its entries are read again now, not at the next poll
 
     async def _turn(self, read: bool = True) -> None:
         """A pass (or the handling of a refused one), then the inbox's prune when due;
@@ -265,6 +266,7 @@ class Owner:
         self._refused += 1
         if self._refused < REFUSALS:
             await asyncio.sleep(RETRY)
+            self._wake.set()  # the entry alone, again
             return
         (e,) = entries
         async with self._lock:
