@@ -173,12 +173,15 @@ class RedisBus:
         entries after that newest one are read from the stream, and the new owner's
         before it were committed before the log is read. If Redis cannot say (away), the
         streams are read on from where this node stopped: slower, nothing missed either."""
+        newest: dict[str, str] = {}
         try:
-            newest = await self._newest_ids([partition_stream(p) for p in sorted(partitions)])
+            if self._redis is not None:
+                newest = await self._newest_ids([partition_stream(p) for p in sorted(partitions)])
         except asyncio.CancelledError:
             raise
-        except (RedisError, OSError):
-            newest = {}
+        except Exception as exc:  # the streams must be read again whatever happened
+            if not isinstance(exc, (RedisError, OSError)):
+                log.exception("finding the newest entries of the streams given up failed")
         back = partitions - self._owned  # not taken back meanwhile
         for p in back:
             name = partition_stream(p)
