@@ -487,6 +487,7 @@ async def check_received(hub: Hub, tenant: str, calls: int, received: list[int])
         if starts >= calls or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)
+    assert starts >= calls, f"{tenant}: {calls} calls acknowledged, {starts} stored"
     last = events[-1]["seq"] if events else 0
     await asyncio.to_thread(settle, lambda: len(received) >= last, 30)
     await asyncio.sleep(0.2)  # anything sent twice would have arrived by now
@@ -526,19 +527,24 @@ async def test_subscribers_of_a_node_giving_up_partitions_miss_nothing(tmp_path:
             readers.append(asyncio.create_task(read()))
         stop = threading.Event()
         acked = dict.fromkeys(tenants, 0)
+
+        async def calls(more: int) -> None:
+            """Until `more` calls more are acknowledged."""
+            goal = sum(acked.values()) + more
+            await asyncio.to_thread(wait_for, lambda: sum(acked.values()) >= goal)
+
+        async def held(count: int) -> None:
+            await asyncio.to_thread(wait_for, lambda: partitions_held(a) == count)
+
         threads = phones_of_every_tenant(cluster, tenants, stop, acked)
         try:
-            for step in ("join", "kill"):
-                before = sum(acked.values())
-                await asyncio.to_thread(wait_for, lambda n=before: sum(acked.values()) >= n + 150)
-                if step == "join":
-                    b.start()
-                    await asyncio.to_thread(wait_for, lambda: partitions_held(a) == PARTITIONS // 2)
-                else:
-                    b.kill()
-                    await asyncio.to_thread(wait_for, lambda: partitions_held(a) == PARTITIONS)
-            before = sum(acked.values())
-            await asyncio.to_thread(wait_for, lambda: sum(acked.values()) >= before + 150)
+            await calls(150)
+            b.start()  # takes half of the partitions: A gives them up
+            await held(PARTITIONS // 2)
+            await calls(150)
+            b.kill()  # A takes them back when their leases expire
+            await held(PARTITIONS)
+            await calls(150)
         finally:
             stop.set()
             for t in threads:
