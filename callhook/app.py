@@ -254,7 +254,9 @@ class Hub:
         if not clustered(server.bus):
             pipeline = Pipeline(self.log, self.correlator, failed)
             return LocalFlow(pipeline, self.correlator, self.store.state, self.tenants, tick)
+        from callhook.bus.redis import RedisBus
         from callhook.cluster.flow import ClusterFlow  # psycopg: only a cluster needs it
+        from callhook.cluster.metrics import ClusterCollector
         from callhook.store.sql.store import SqlStore
 
         # The config allows a Redis bus on PostgreSQL only; a cluster node has leases.
@@ -273,6 +275,8 @@ class Hub:
             owned=self._bus_owns,
         )
         self.inbox_lag = flow.inbox.lag
+        assert isinstance(self.bus, RedisBus)  # a Redis bus is what makes a cluster node
+        self.metrics.registry.register(ClusterCollector(self.bus, flow.owner))
         return flow
 
     def _bus_owns(self, partitions: frozenset[int]) -> None:

@@ -221,6 +221,27 @@ def test_an_entry_the_owner_cannot_process_is_set_aside_not_retried_forever(
     wait_for(lambda: any(e.get("call_id") == call_id for e in owner.all_events()), 15)
     assert other.sql("SELECT COUNT(*) FROM inbox WHERE partition = ?", (p,)) == [(0,)]
     assert owner.logs().count("inbox entry set aside") == 3
+    assert owner.metric("callhook_inbox_set_aside_total") == 3  # what an alert watches
+
+
+def test_metrics_say_what_the_owner_and_the_bus_did(cluster: Cluster) -> None:
+    """The owner's passes and the other node's bus reads, as Prometheus sees them."""
+    owner, other = owner_of(cluster)
+    calls = [ring(other)[0] for _ in range(5)]
+    wait_for(lambda: stored(owner, *calls), 15)
+    stored_events = len(owner.all_events())
+    # The other node reads every event the owner committed from the bus (its own
+    # subscribers would get them): all of them, soon.
+    wait_for(lambda: (other.metric("callhook_bus_received_total") or 0) >= stored_events, 10)
+    assert (owner.metric("callhook_inbox_passes_total") or 0) >= 1
+    for hub in (owner, other):
+        assert hub.metric("callhook_inbox_pass_failures_total") == 0
+        assert hub.metric("callhook_inbox_set_aside_total") == 0
+        assert hub.metric("callhook_bus_connected") == 1
+        assert hub.metric("callhook_bus_lag_ms") is not None
+        assert hub.metric("callhook_bus_filled_total") is not None
+    wait_for(lambda: owner.metric("callhook_bus_unsent") == 0, 10)
+    assert other.metric("callhook_inbox_passes_total") is not None  # owns other partitions
 
 
 def refuse(hub: Hub, table: str, column: str) -> None:
@@ -256,6 +277,7 @@ def test_a_report_whose_events_the_database_refuses_is_set_aside(cluster: Cluste
     wait_for(lambda: stored(owner, before, *after), 20)
     logs = owner.logs()
     assert logs.count("inbox entry set aside") == 1 and "refuse-me-1" in logs, logs[-3000:]
+    assert owner.metric("callhook_inbox_set_aside_total") == 1
     assert other.sql("SELECT COUNT(*) FROM inbox") == [(0,)]
     assert not any("refuse-me" in json.dumps(e) for e in owner.all_events())
 
@@ -276,6 +298,8 @@ def test_a_pass_the_database_refuses_as_a_whole_is_retried_one_entry_at_a_time(
     logs = owner.logs()
     assert "processed one at a time" in logs, logs[-3000:]
     assert logs.count("inbox entry set aside") == 1 and "refuse-me-3" in logs, logs[-3000:]
+    assert owner.metric("callhook_inbox_set_aside_total") == 1
+    assert (owner.metric("callhook_inbox_pass_failures_total") or 0) >= 3  # refused passes
     assert other.sql("SELECT COUNT(*) FROM inbox") == [(0,)]
     assert not any("refuse-me" in json.dumps(e) for e in owner.all_events())
     # Back to whole passes, and the reports after it are stored.

@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.support.ports import free_port
 
 ADMIN_KEY = "test-admin-key"
@@ -243,6 +245,17 @@ class Hub:
             return status, json.loads(raw) if raw else None
         except ValueError:
             return status, raw.decode(errors="replace")
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The value of one sample of `GET /metrics` (its full name, e.g. with `_total`;
+        `labels` must all match); None when the hub serves no such sample."""
+        with urllib.request.urlopen(self.base + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    return float(sample.value)
+        return None
 
     def events(self, tenant: str = "acme", **params: Any) -> list[dict[str, Any]]:
         query = "&".join(f"{k}={v}" for k, v in params.items())
