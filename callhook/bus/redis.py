@@ -19,7 +19,8 @@ is gone, and nothing says it was missed. A stream keeps its entries, so a node t
 away for a moment reads on from its last entry id; the per-tenant `seq` check and the log
 cover what the stream no longer has.
 
-What the entries hold: callhook/bus/streams.py.
+What the entries hold: callhook/bus/streams.py; the per-tenant ordering and the log
+reads that fill gaps: callhook/bus/ordered.py.
 """
 
 from __future__ import annotations
@@ -38,25 +39,24 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from callhook.bus import Subscriber
+from callhook.bus.ordered import InOrder
 from callhook.bus.streams import (
     DIRECTORY,
     Entry,
     add_entries,
     decode,
     encode,
-    from_log,
     partition_stream,
     stream_of,
     taken_entry,
 )
-from callhook.cluster.partitions import PARTITIONS, partition_of
+from callhook.cluster.partitions import PARTITIONS
 from callhook.events import Event
 from callhook.store import EventLog
 
 log = logging.getLogger("callhook.bus")
 
 MAX_UNSENT = 100_000  # events kept for Redis while it is away; older ones: the log
-PAGE = 500  # events per log read when filling a gap
 NODE_KEY = "callhook:node:"  # + node id: a heartbeat, expiring unless renewed
 HEARTBEAT = 1.0  # seconds between heartbeats
 NODE_TTL = 5  # seconds a node is listed after its last heartbeat
@@ -72,21 +72,14 @@ class RedisBus:
     ) -> None:
         self.url = url
         self.node = node
-        self._log = events
-        self._tenants = tenants
         self._redis: Redis | None = None
-        self._subscribers: list[Subscriber] = []
-        self._cursor: dict[str, int] = {}  # tenant -> last seq handed to subscribers
-        self._filling: dict[str, list[Event]] = {}  # tenant -> arrivals during a fill
-        self._fill_again: set[str] = set()  # filling, and to read the log once more after
+        self._order = InOrder(events, tenants, self._spawn)
         self._unsent: deque[Entry] = deque()
         self._dropped = 0  # unsent entries given up (too many while Redis was away)
         self._wake = asyncio.Event()
-        self._reads = asyncio.Semaphore(4)
         self._tasks: set[asyncio.Task[None]] = set()
         self.connected = False
         self.received = 0  # events of other nodes read from the streams
-        self.filled = 0  # events read from the log to fill gaps
         self._me = node.encode()  # the `n` field of this node's own entries
         self.skipped = 0  # entries on the streams that were not events of a node
         self._skipped_logged = -1e9  # monotonic time of the last warning about them
@@ -104,11 +97,11 @@ class RedisBus:
 
     # Bus -------------------------------------------------------------------------------
     def subscribe(self, fn: Subscriber) -> None:
-        self._subscribers.append(fn)
+        self._order.subscribers.append(fn)
 
     def publish(self, events: list[Event]) -> None:
         """Commit hook (commit order): local subscribers now, other nodes via Redis."""
-        self._accept(events)
+        self._order.accept(events)
         for ev in events:
             self._unsent.append((stream_of(ev.tenant), encode(ev, self.node)))
         while len(self._unsent) > MAX_UNSENT:  # others fill this from the log
@@ -120,8 +113,7 @@ class RedisBus:
         self._redis = Redis.from_url(
             self.url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
         )
-        for tenant in list(self._tenants()):
-            self._cursor[tenant] = await self._log.last_seq(tenant)
+        await self._order.start()
         self._spawn(self._read_streams())
         self._spawn(self._send())
         self._spawn(self._heartbeat())
@@ -134,9 +126,14 @@ class RedisBus:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._subscribers.clear()
+        self._order.subscribers.clear()
         if self._redis is not None:
             await self._redis.aclose()
+
+    @property
+    def filled(self) -> int:
+        """Events read from the log to fill gaps."""
+        return self._order.filled
 
     @property
     def unsent(self) -> int:
@@ -159,7 +156,7 @@ class RedisBus:
         self._unread = frozenset(partition_stream(p) for p in partitions | self._giving_up)
         if given_up:
             self._spawn(self._give_up(given_up))
-        self._read_log_of(taken)
+        self._order.read_log_of(taken)
         # The other nodes read the log of a partition taken too: they wait on its stream
         # for events the previous owner may have committed and never sent.
         for p in sorted(taken):
@@ -191,24 +188,7 @@ class RedisBus:
         self._unread = frozenset(
             partition_stream(p) for p in self._owned | self._giving_up
         )  # fmt: skip
-        self._read_log_of(back)
-
-    def _read_log_of(self, partitions: frozenset[int]) -> None:
-        """The tenants of `partitions` read the log after what was delivered here."""
-        if not partitions:
-            return
-        for tenant in self._tenants():
-            if partition_of(tenant) in partitions:
-                self._read_log_after_now(tenant)
-
-    def _read_log_after_now(self, tenant: str) -> None:
-        """`tenant` reads the log after what was delivered here, in a read that begins
-        after this call (a fill already under way reads once more)."""
-        if tenant in self._filling:
-            self._fill_again.add(tenant)
-            return
-        self._filling[tenant] = []
-        self._spawn(self._fill(tenant))
+        self._order.read_log_of(back)
 
     def directory_changed(self) -> None:
         """This node changed tenants, extensions, keys ...: tell the others (after what
@@ -290,87 +270,6 @@ class RedisBus:
                 out[name] = entry.decode() if isinstance(entry, bytes) else str(entry)
         return out
 
-    # ordering: each tenant's seq handed over once, in order ------------------------------
-    def _accept(self, events: Iterable[Event]) -> None:
-        ready: list[Event] = []
-        for ev in events:
-            tenant = ev.tenant
-            waiting = self._filling.get(tenant)
-            if waiting is not None:
-                waiting.append(ev)
-                continue
-            last = self._cursor.get(tenant, 0)
-            if ev.seq <= last:
-                continue  # delivered already (our own, or a re-sent entry)
-            if ev.seq == last + 1:
-                self._cursor[tenant] = ev.seq
-                ready.append(ev)
-                continue
-            self._filling[tenant] = [ev]  # a gap: the log has what is missing
-            self._spawn(self._fill(tenant))
-        if ready:
-            self._deliver(ready)
-
-    def _deliver(self, events: list[Event]) -> None:
-        for fn in self._subscribers:
-            try:
-                fn(events)
-            except Exception:  # one broken consumer must not stop the others
-                log.exception("bus subscriber failed")
-
-    async def _fill(self, tenant: str) -> None:
-        """Hand over what the log has after this tenant's cursor, then what arrived
-        meanwhile; read the log again while what arrived still starts past a gap, or
-        when asked to during the read (`_read_log_after_now`)."""
-        while True:
-            self._fill_again.discard(tenant)
-            before = {id(ev) for ev in self._filling.get(tenant, [])}  # arrived before the read
-            read = await self._read_log(tenant)
-            waiting = sorted(self._filling.get(tenant, []), key=lambda e: e.seq)
-            ready: list[Event] = []
-            rest: list[Event] = []
-            for i, ev in enumerate(waiting):
-                last = self._cursor.get(tenant, 0)
-                if ev.seq <= last:
-                    continue
-                if ev.seq != last + 1 and (read or id(ev) not in before):
-                    rest = waiting[i:]  # maybe committed after the read began: read again
-                    break
-                self._cursor[tenant] = ev.seq  # next, or not in the log (pruned): go on
-                ready.append(ev)
-            if ready:
-                self._deliver(ready)
-            if not rest and tenant not in self._fill_again:
-                self._filling.pop(tenant, None)
-                return
-            self._filling[tenant] = rest
-
-    async def _read_log(self, tenant: str) -> int:
-        """Deliver the log after the cursor, to its end; how many events that was."""
-        while True:
-            count = 0
-            try:
-                async with self._reads:
-                    while True:
-                        last = self._cursor.get(tenant, 0)
-                        page = await self._log.read_stored(tenant, last, None, PAGE)
-                        events = [from_log(tenant, s) for s in page]
-                        if events:
-                            self._cursor[tenant] = events[-1].seq
-                            self.filled += len(events)
-                            count += len(events)
-                            self._deliver(events)
-                        if len(page) < PAGE:
-                            return count
-            except Exception as exc:  # the database is away: try again, keep the order
-                log.warning("filling a bus gap from the log failed: %s", exc)
-                await asyncio.sleep(RETRY)
-
-    def _sweep(self) -> None:
-        """After Redis was away: every tenant reads the log after its cursor."""
-        for tenant in {*self._tenants(), *self._cursor}:
-            self._read_log_after_now(tenant)
-
     # Redis -----------------------------------------------------------------------------
     async def _read_streams(self) -> None:
         assert self._redis is not None
@@ -386,7 +285,7 @@ class RedisBus:
                     for p in range(PARTITIONS):  # kept across a blip: read on from there
                         ids.setdefault(partition_stream(p), start)
                     ids.setdefault(DIRECTORY, start)
-                    self._sweep()  # whatever was committed meanwhile, from the log
+                    self._order.sweep()  # whatever was committed meanwhile, from the log
                     if not first:
                         self._reload()  # notices sent while we were away are lost
                     first = False
@@ -420,7 +319,7 @@ class RedisBus:
                 if events:
                     self.received += len(events)
                     self.last_entry_at = time.time()
-                    self._accept(events)
+                    self._order.accept(events)
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
@@ -464,7 +363,7 @@ class RedisBus:
         except ValueError as exc:
             self._unreadable(stream, entry_id, exc)
             return
-        self._read_log_of(frozenset({p}))
+        self._order.read_log_of(frozenset({p}))
 
     def _unreadable(self, stream: str, entry_id: str, exc: Exception) -> None:
         """An entry that is not a committed event of a node (another program writing to the
