@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from callhook.events import Event
 
 Subscriber = Callable[[list[Event]], None]
+
+log = logging.getLogger("callhook.bus")
+
+
+def hand_over(subscribers: Iterable[Subscriber], events: list[Event]) -> None:
+    """`events` to each subscriber; one that raises is logged, the others still get them."""
+    for fn in subscribers:
+        try:
+            fn(events)
+        except Exception:  # one broken consumer must not stop the others
+            log.exception("bus subscriber failed")
 
 
 class Bus(Protocol):

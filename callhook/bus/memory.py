@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from callhook.bus import Subscriber
+from callhook.bus import Subscriber, hand_over
 from callhook.events import Event
-
-log = logging.getLogger("callhook.bus")
 
 
 class MemoryBus:
@@ -18,11 +15,7 @@ class MemoryBus:
         self._subscribers: list[Subscriber] = []
 
     def publish(self, events: list[Event]) -> None:
-        for fn in self._subscribers:
-            try:
-                fn(events)
-            except Exception:  # one broken consumer must not stop the others
-                log.exception("bus subscriber failed")
+        hand_over(self._subscribers, events)
 
     def subscribe(self, fn: Subscriber) -> None:
         self._subscribers.append(fn)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from callhook.bus import Subscriber
+from callhook.bus import Subscriber, hand_over
 from callhook.bus.streams import from_log
 from callhook.cluster.partitions import partition_of
 from callhook.events import Event
@@ -92,11 +92,7 @@ class InOrder:
             self._deliver(ready)
 
     def _deliver(self, events: list[Event]) -> None:
-        for fn in self.subscribers:
-            try:
-                fn(events)
-            except Exception:  # one broken consumer must not stop the others
-                log.exception("bus subscriber failed")
+        hand_over(self.subscribers, events)
 
     async def _fill(self, tenant: str) -> None:
         """Hand over what the log has after this tenant's cursor, then what arrived
